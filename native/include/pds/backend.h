@@ -1,0 +1,65 @@
+// The device seam: everything above this interface (binding, JS engine, KV layer) is device-agnostic.
+// One implementation per device: cpu/cpu-backend.cc, cuda/cuda-backend.cu (loaded with dlopen from
+// build/pdserve_cuda.so through the C factory `pds_create_cuda_backend`).
+//
+// KV cache layout (one allocation, owned by the backend):
+//   [layers, 2 (K,V), num_blocks, block_size, kv_heads, head_dim]   in kvDtype
+// KV transfer buffer layout (host memory; what the KV layer stores as a chunk):
+//   [layers, 2 (K,V), num_tokens, kv_heads, head_dim]               in kvDtype
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pds/types.h"
+
+namespace pds {
+
+struct BackendOptions {
+  std::string device = "cpu";  // "cpu" | "cuda" | "cuda:N"
+  int deviceIndex = 0;
+  int threads = 0;             // CPU worker threads; 0 = all available cores
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;            // "cpu" | "cuda:0" ...
+  virtual const ModelSpec& spec() const = 0;
+
+  // --- weights (Hugging Face names, e.g. "model.layers.3.self_attn.q_proj.weight") ---
+  // Copies host data of srcDtype into device memory, converting to spec().weightDtype.
+  // Throws std::runtime_error naming the tensor on an unknown name or a shape mismatch.
+  virtual void setWeight(const std::string& name, const void* host, DType srcDtype,
+                         const std::vector<int64_t>& shape) = 0;
+  // Fills every weight with seeded random values (norm weights near 1), deterministic per seed.
+  virtual void initDummyWeights(uint64_t seed) = 0;
+  // Throws naming the first missing weight; ties lm_head to embed_tokens when spec says so.
+  virtual void finalizeWeights() = 0;
+  virtual size_t weightBytes() const = 0;
+
+  // --- paged KV cache ---
+  virtual void allocKvCache(int numBlocks, int blockSize, DType kvDtype) = 0;
+  virtual size_t kvBytesPerToken() const = 0;       // all layers, K and V
+  virtual size_t freeMemoryBytes() const = 0;       // device memory free now (host RAM on CPU)
+
+  // --- compute ---
+  // Runs the model on the batch; writes float32 logits [numLogits, vocab] to host memory `logitsOut`.
+  virtual void forward(const BatchDesc& batch, float* logitsOut) = 0;
+
+  // --- KV transfer (host buffer layout above; tokens are the first numTokens slots of blockIds) ---
+  virtual void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) = 0;
+  virtual void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) = 0;
+};
+
+std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, const BackendOptions& opts);
+// Loads build/pdserve_cuda.so (path given) and creates the CUDA backend; throws a clear error
+// when the library, the driver or a GPU is missing.
+std::unique_ptr<Backend> createCudaBackend(const std::string& libPath, const ModelSpec& spec,
+                                           const BackendOptions& opts);
+
+}  // namespace pds
+
+// C factory exported by pdserve_cuda.so. Returns nullptr and fills err (NUL-terminated) on failure.
+extern "C" pds::Backend* pds_create_cuda_backend(const pds::ModelSpec* spec, const pds::BackendOptions* opts,
+                                                char* err, size_t errLen);

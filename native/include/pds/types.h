@@ -1,0 +1,58 @@
+// Shared plain types of the native core. No Node-API here: kernels and backends never see JS.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pds {
+
+enum class DType : int { F32 = 0, F16 = 1, BF16 = 2 };
+
+inline size_t dtypeSize(DType t) { return t == DType::F32 ? 4 : 2; }
+DType parseDType(const std::string& s);  // "f32"|"float32"|"f16"|"float16"|"bf16"|"bfloat16"; throws
+const char* dtypeName(DType t);
+
+enum class RopeType : int { Default = 0, Llama3 = 1 };
+
+// Architecture-level description of a decoder-only transformer (Llama / Mistral / Qwen2 / Qwen3).
+struct ModelSpec {
+  int numLayers = 0;
+  int hiddenSize = 0;
+  int intermediateSize = 0;
+  int numHeads = 0;
+  int numKvHeads = 0;
+  int headDim = 0;          // explicit (Qwen3) or hiddenSize / numHeads
+  int vocabSize = 0;
+  float rmsNormEps = 1e-6f;
+  float ropeTheta = 10000.f;
+  RopeType ropeType = RopeType::Default;
+  float ropeFactor = 1.f, ropeLowFreqFactor = 1.f, ropeHighFreqFactor = 4.f;
+  int ropeOriginalMaxPos = 8192;
+  bool tieWordEmbeddings = false;
+  bool qkvBias = false;     // Qwen2
+  bool qkNorm = false;      // Qwen3: RMSNorm over head_dim on q and k, before RoPE
+  DType weightDtype = DType::F32;  // dtype weights are kept in on the device
+};
+
+// One forward pass over a batch of sequences, each contributing >= 1 new tokens (prefill chunk or decode).
+// T = total new tokens, S = sequences, R = rows whose logits are wanted.
+// Sequence s owns rows [queryStartLoc[s], queryStartLoc[s+1]); its new tokens occupy positions
+// contextLens[s]-n .. contextLens[s]-1 (n = its row count); attention is causal over all
+// contextLens[s] cached+new tokens. The new K/V of row t is written to slot slotMapping[t]
+// (= block_id * block_size + offset) before attention reads the cache.
+struct BatchDesc {
+  int numTokens = 0;               // T
+  int numSeqs = 0;                 // S
+  const int32_t* tokenIds = nullptr;      // [T]
+  const int32_t* positions = nullptr;     // [T]
+  const int32_t* slotMapping = nullptr;   // [T]
+  const int32_t* queryStartLoc = nullptr; // [S+1]
+  const int32_t* contextLens = nullptr;   // [S]
+  const int32_t* blockTables = nullptr;   // [S, maxBlocksPerSeq]
+  int maxBlocksPerSeq = 0;
+  int numLogits = 0;                      // R
+  const int32_t* logitsIndices = nullptr; // [R] row indices into [0, T)
+};
+
+}  // namespace pds

@@ -1,0 +1,7 @@
+// `pdserve bench <serve|compare|engine|kv>`: each subcommand lives in its own file.
+import type { Command } from 'commander';
+
+export function registerBench(program: Command): void {
+  const bench = program.command('bench').description('benchmarks: serve, compare, engine, kv');
+  void bench;
+}

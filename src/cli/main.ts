@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// pdserve: one binary, one file per command (src/cli/<command>.ts).
+import { Command } from 'commander';
+import { registerServe } from './serve.js';
+import { registerUp } from './up.js';
+import { registerProxy } from './proxy.js';
+import { registerKvServer } from './kv-server.js';
+import { registerBench } from './bench.js';
+
+const program = new Command();
+program.name('pdserve').description('LLM serving with disaggregated prefill and decode').version('0.1.0');
+registerServe(program);
+registerUp(program);
+registerProxy(program);
+registerKvServer(program);
+registerBench(program);
+program.showHelpAfterError();
+await program.parseAsync(process.argv);

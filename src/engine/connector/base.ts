@@ -1,0 +1,73 @@
+// The engine <-> KV layer seam, shaped like vLLM's KV connector v1 (anchors §5).
+// The engine calls only these methods; what the KV layer does behind them (stores, tiers, transports)
+// is its own business. Registry of implementations: ./registry.ts.
+//
+// Life of a request through a connector:
+//  scheduler side (event-loop thread, no awaiting):
+//   1. getNumNewMatchedTokens(req, numComputed) before a WAITING request is first scheduled.
+//      Returns how many prompt tokens past numComputed can be loaded from outside; null = "ask again
+//      later" (an async lookup is in flight; no side effects besides starting that lookup).
+//   2. updateStateAfterAlloc(req, blockIds, numExternal) once blocks for the external tokens exist.
+//   3. buildConnectorMeta(out) once per step: what the worker side must load/save this step.
+//   4. requestFinished(req, blockIds) when the request ends; delayFree=true keeps its blocks until the
+//      worker side reports it in getFinished().doneSending.
+//  worker side (around each forward):
+//   startLoadKv(meta) -> loads (async) into the blocks named by meta; waitForLayerLoad(layer);
+//   saveKvLayer(layer) ; waitForSave() after the forward; getFinished() polled every step.
+import type { KvTransferParams } from './types.js';
+
+export type KvRole = 'kv_producer' | 'kv_consumer' | 'kv_both';
+
+/** What the connector sees of a request (read-only view of the engine's sequence). */
+export interface ConnectorRequest {
+  readonly requestId: string;
+  readonly promptTokenIds: readonly number[];
+  /** Tokens whose KV exists in the engine's blocks (prefix cache + loaded + computed). */
+  readonly numComputedTokens: number;
+  /** Block ids of the request, in order (block i holds tokens [i*blockSize, (i+1)*blockSize)). */
+  readonly blockIds: readonly number[];
+  readonly kvTransferParams?: KvTransferParams;
+}
+
+/** Per-step plan handed from the scheduler side to the worker side. */
+export interface ConnectorMetadata {
+  /** Loads to start: tokens [start, end) of the request go into its blocks. */
+  loads: Array<{ requestId: string; tokenIds: readonly number[]; start: number; end: number; blockIds: readonly number[] }>;
+  /** Saves after this step's forward: tokens [start, end) of the request are now computed in its blocks. */
+  saves: Array<{ requestId: string; tokenIds: readonly number[]; start: number; end: number; blockIds: readonly number[]; isFinalChunk: boolean }>;
+}
+
+/** The engine's KV cache as the worker side sees it (implemented over NativeModel). */
+export interface KvCacheAccess {
+  readonly blockSize: number;
+  readonly bytesPerToken: number; // all layers, K and V, in the KV dtype
+  /** Layout of dst: [layers, 2, numTokens, kv_heads, head_dim]; tokens are the first numTokens slots of blockIds. */
+  gather(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void>;
+  scatter(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void>;
+}
+
+export interface MatchResult {
+  count: number | null;
+  isAsync: boolean; // true: the load runs in the background; the request waits in WAITING_FOR_REMOTE_KVS
+}
+
+export interface KvConnector {
+  readonly role: KvRole;
+  // ---- scheduler side ----
+  getNumNewMatchedTokens(req: ConnectorRequest, numComputedTokens: number): MatchResult;
+  updateStateAfterAlloc(req: ConnectorRequest, blockIds: readonly number[], numExternalTokens: number): void;
+  buildConnectorMeta(step: { scheduled: Array<{ req: ConnectorRequest; numNewTokens: number; isPrefillDone: boolean }> }): ConnectorMetadata;
+  requestFinished(req: ConnectorRequest, blockIds: readonly number[]): { delayFree: boolean; kvTransferParams?: KvTransferParams };
+  // ---- worker side ----
+  registerKvCache(kv: KvCacheAccess): void;
+  startLoadKv(meta: ConnectorMetadata): void;
+  waitForLayerLoad(layer: number): Promise<void>;
+  saveKvLayer(layer: number): void;
+  waitForSave(): Promise<void>;
+  /** Requests whose async save (doneSending) or async load (doneRecving) completed since the last call. */
+  getFinished(): { doneSending: Set<string>; doneRecving: Set<string> };
+  /** Blocks whose load failed: the engine recomputes their tokens. */
+  getBlockIdsWithLoadErrors(): Set<number>;
+  /** Called when a request is aborted/finished and nothing more will be asked about it. */
+  shutdown(): Promise<void>;
+}

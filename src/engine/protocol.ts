@@ -1,0 +1,103 @@
+// Typed messages between the HTTP edge (src/server) and the engine (src/engine). No JSON past this line.
+import type { Tokenizer } from '../tokenizer/types.js';
+
+export interface SamplingParams {
+  temperature: number; // 0 = greedy
+  topP: number; // 1 = off
+  topK: number; // 0 or -1 = off
+  minP: number; // 0 = off
+  seed: number | null; // per-request reproducible sampling
+  repetitionPenalty: number; // 1 = off (HF/vLLM semantics: divides positive logits, multiplies negative)
+  presencePenalty: number; // 0 = off (OpenAI semantics, over generated tokens)
+  frequencyPenalty: number; // 0 = off
+  maxTokens: number; // already clamped to maxModelLen - promptLen by the server
+  minTokens: number;
+  stop: string[]; // stop strings (not included in output unless includeStopStrInOutput)
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  includeStopStrInOutput: boolean;
+  logprobs: number | null; // null = off; k >= 0 = return chosen token logprob + top k
+  skipSpecialTokens: boolean;
+}
+
+export const defaultSamplingParams: SamplingParams = {
+  temperature: 1,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  seed: null,
+  repetitionPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  maxTokens: 16,
+  minTokens: 0,
+  stop: [],
+  stopTokenIds: [],
+  ignoreEos: false,
+  includeStopStrInOutput: false,
+  logprobs: null,
+  skipSpecialTokens: true,
+};
+
+export interface GenerateRequest {
+  requestId: string;
+  promptTokenIds: number[];
+  sampling: SamplingParams;
+  /** NIXL-style point-to-point parameters, passed through to the KV connector (may be undefined). */
+  kvTransferParams?: Record<string, unknown>;
+}
+
+export interface TokenLogprob {
+  tokenId: number;
+  logprob: number;
+  top: Array<{ tokenId: number; logprob: number }>; // length = requested top_logprobs
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** One increment of a request's output (deltas since the previous increment). */
+export interface RequestOutput {
+  requestId: string;
+  newTokenIds: number[];
+  newText: string; // detokenized delta; never ends inside a UTF-8 sequence; stop strings removed
+  newLogprobs?: TokenLogprob[]; // aligned with newTokenIds, when sampling.logprobs != null
+  finished: boolean;
+  finishReason?: FinishReason;
+  stopReason?: number | string | null; // the stop token id or stop string that ended it
+  promptTokenIds: number[];
+  numCachedTokens: number; // prompt tokens whose KV was reused (prefix cache) or loaded (connector)
+  kvTransferParams?: Record<string, unknown>; // set on the final output of a producer when relevant
+}
+
+export interface EngineStats {
+  numRequestsRunning: number;
+  numRequestsWaiting: number;
+  kvCacheUsage: number; // 0..1
+  numBlocksTotal: number;
+  numBlocksFree: number;
+  prefixCacheQueries: number; // tokens queried, cumulative
+  prefixCacheHits: number; // tokens hit, cumulative
+  numPreemptions: number; // cumulative
+}
+
+export interface ModelInfo {
+  name: string; // served model name
+  root: string; // dir or card name it came from
+  maxModelLen: number;
+  vocabSize: number;
+  dummyWeights: boolean; // random weights (--load-format dummy or the demo model)
+  description: string;
+}
+
+/** What the HTTP server needs from an engine. Implemented by src/engine/async-llm.ts. */
+export interface EngineClient {
+  readonly model: ModelInfo;
+  readonly tokenizer: Tokenizer;
+  /** Yields increments until one has finished=true. Aborting the signal aborts the request and frees its blocks. */
+  generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<RequestOutput>;
+  stats(): EngineStats;
+  /** Throws if the block manager's accounting is broken (free + used != total, refcounts). */
+  checkIntegrity(): void;
+  isHealthy(): boolean;
+  shutdown(): Promise<void>;
+}

@@ -1,0 +1,101 @@
+// The TypeScript view of the native core (build/pdserve.node). JS holds handles; tensors stay native.
+// Everything here is a contract implemented in native/binding/*.cc.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type DType = 'f32' | 'f16' | 'bf16';
+
+/** Mirrors pds::ModelSpec (native/include/pds/types.h). */
+export interface NativeModelSpec {
+  numLayers: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeType: 'default' | 'llama3';
+  ropeFactor?: number;
+  ropeLowFreqFactor?: number;
+  ropeHighFreqFactor?: number;
+  ropeOriginalMaxPos?: number;
+  tieWordEmbeddings: boolean;
+  qkvBias: boolean;
+  qkNorm: boolean;
+  weightDtype: DType;
+}
+
+export interface BackendOptions {
+  device: string; // 'cpu' | 'cuda' | 'cuda:N'
+  threads?: number; // CPU threads, 0/undefined = all cores
+  cudaLibPath?: string; // build/pdserve_cuda.so, filled in by the wrapper for cuda devices
+}
+
+/** One forward pass; see pds::BatchDesc for the meaning of each array. */
+export interface ForwardBatch {
+  tokenIds: Int32Array; // [T]
+  positions: Int32Array; // [T]
+  slotMapping: Int32Array; // [T]
+  queryStartLoc: Int32Array; // [S+1]
+  contextLens: Int32Array; // [S]
+  blockTables: Int32Array; // [S * maxBlocksPerSeq]
+  maxBlocksPerSeq: number;
+  logitsIndices: Int32Array; // [R]
+}
+
+export interface NativeModel {
+  readonly deviceName: string;
+  /** Reads nbytes at `offset` of `path` straight into device memory (no JS heap), converting dtype. */
+  loadTensor(name: string, path: string, offset: number, nbytes: number, dtype: DType, shape: number[]): void;
+  initDummyWeights(seed: number): void;
+  finalizeWeights(): void;
+  weightBytes(): number;
+  allocKvCache(numBlocks: number, blockSize: number, kvDtype: DType): void;
+  kvBytesPerToken(): number;
+  freeMemoryBytes(): number;
+  /** Runs on a native worker thread; resolves with float32 logits [R, vocab]. One at a time per model. */
+  forward(batch: ForwardBatch): Promise<Float32Array>;
+  /** [layers, 2, numTokens, kv_heads, head_dim] in the KV dtype, written at dst[0..]. Async, off the event loop. */
+  kvGather(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void>;
+  kvScatter(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void>;
+  /** Frees device memory now (the model is unusable afterwards). */
+  dispose(): void;
+}
+
+export interface NativeBinding {
+  createModel(spec: NativeModelSpec, opts: BackendOptions): NativeModel;
+  /** mmap(MAP_SHARED) of a file (created and sized when create=true); the ArrayBuffer aliases the mapping. */
+  mapShared(path: string, size: number, create: boolean): ArrayBuffer;
+  /** Measured limits, for benchmark ratios. */
+  measureMemcpy(bytes: number, iters: number): number; // GB/s, single thread, bytes copied per second
+  measureReadBandwidth(bytes: number, iters: number, threads: number): number; // GB/s of read traffic
+  measureMatmulPeak(threads: number): number; // GFLOP/s of the best f32 matmul kernel on cache-resident data
+  /** Kernel entry points for tests (CPU; and cuda when built): float32 in/out. */
+  ops: Record<string, (...args: unknown[]) => unknown>;
+  cpuFeatures(): string[];
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+let cached: NativeBinding | undefined;
+
+/** Path of a file under build/ of the package root (dist/src/native -> ../../../build). */
+export function buildPath(file: string): string {
+  for (const up of ['../../../build', '../../build']) {
+    const p = join(here, up, file);
+    if (existsSync(p)) return p;
+  }
+  return join(here, '../../../build', file);
+}
+
+export function loadNative(): NativeBinding {
+  if (cached) return cached;
+  const p = buildPath('pdserve.node');
+  if (!existsSync(p)) throw new Error(`native core not built (${p} missing): run npm install`);
+  const require = createRequire(import.meta.url);
+  cached = require(p) as NativeBinding;
+  return cached;
+}

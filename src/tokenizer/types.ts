@@ -1,0 +1,33 @@
+// The tokenizer contract the engine, server and bench use. Implementation: ./hf-tokenizer.ts.
+export interface ChatMessage {
+  role: string;
+  content: string | Array<{ type: string; text?: string }> | null;
+  name?: string;
+  [k: string]: unknown;
+}
+
+export interface ChatTemplateOptions {
+  addGenerationPrompt?: boolean; // default true
+  tools?: unknown[];
+  chatTemplateKwargs?: Record<string, unknown>; // vLLM's chat_template_kwargs, e.g. {enable_thinking:false}
+}
+
+export interface Tokenizer {
+  readonly vocabSize: number; // including added tokens
+  readonly bosTokenId: number | null;
+  readonly eosTokenIds: number[]; // from tokenizer_config + generation_config
+  readonly hasChatTemplate: boolean;
+  /** add_special_tokens defaults to true (adds BOS where the tokenizer's post-processor does). */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
+  /** Throws NoChatTemplateError when the model has none. */
+  applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): string;
+  idToToken(id: number): string | undefined;
+  isSpecial(id: number): boolean;
+}
+
+export class NoChatTemplateError extends Error {
+  constructor() {
+    super('this model has no chat template (tokenizer_config.json has no chat_template); use /v1/completions');
+  }
+}

@@ -1,0 +1,56 @@
+// Where the reference fixtures live (PDSERVE_FIXTURES, default ../shared/fixtures beside the repo).
+// Tests that need them call fixturesOrSkip(t): absent fixtures skip the test with one visible line.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository root (works from test/helpers and from dist/test/helpers). */
+export const repoRoot = existsSync(join(here, '../../package.json')) ? resolve(here, '../..') : resolve(here, '../../..');
+
+export function fixturesDir(): string | null {
+  const dir = resolve(process.env.PDSERVE_FIXTURES || join(repoRoot, '..', 'shared', 'fixtures'));
+  return existsSync(join(dir, 'models')) ? dir : null;
+}
+
+let warned = false;
+/** Returns the fixtures dir, or marks the test skipped (printing one line per process) and returns null. */
+export function fixturesOrSkip(t: { skip: (msg?: string) => void }): string | null {
+  const dir = fixturesDir();
+  if (!dir) {
+    if (!warned) {
+      warned = true;
+      console.log('# fixtures not found (set PDSERVE_FIXTURES): skipping fixture-based tests');
+    }
+    t.skip('fixtures not found');
+  }
+  return dir;
+}
+
+export const fixtureModels = ['stories260K', 'llama3-tiny', 'qwen2-tiny', 'qwen3-tiny'] as const;
+
+export interface ReferenceCase {
+  prompt: number[];
+  greedy: number[];
+  greedy_margins: number[];
+  last_logits_top16: { ids: number[]; values: number[] };
+  prompt_text?: string;
+  greedy_text?: string;
+}
+export interface ModelReference {
+  cases: ReferenceCase[];
+  tokenizer_cases?: Array<{ text: string; ids: number[]; decoded: string }>;
+}
+
+export function readReference(fixtures: string, model: string): ModelReference {
+  return JSON.parse(readFileSync(join(fixtures, 'models', model, 'reference.json'), 'utf8'));
+}
+
+/** Number of leading greedy steps that must match: up to (excluding) the first margin < 1e-3. */
+export function comparableSteps(c: ReferenceCase, minMargin = 1e-3): number {
+  const i = c.greedy_margins.findIndex((m) => m < minMargin);
+  return i < 0 ? c.greedy.length : i;
+}
+
+/** Path of the compiled CLI entry (dist/src/cli/main.js). */
+export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
