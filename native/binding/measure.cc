@@ -1,0 +1,6 @@
+// Placeholder registration; filled in by the native core work.
+#include "register.h"
+
+namespace pds::binding {
+void registerMeasure(Napi::Env, Napi::Object) {}
+}  // namespace pds::binding
