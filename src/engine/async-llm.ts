@@ -1,0 +1,149 @@
+// The engine as the HTTP server sees it (EngineClient): requests in, output increments out.
+// Runs the step loop on the event loop; each forward runs on a native worker thread, so HTTP I/O
+// proceeds while the model computes.
+import type { EngineClient, EngineStats, GenerateRequest, ModelInfo, RequestOutput } from './protocol.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import type { LLMEngine, StepOutput } from './llm-engine.js';
+import type { KvConnector } from './connector/base.js';
+import { RequestOutputState, type Detokenizer } from './output-processor.js';
+import { AsyncQueue } from '../util/async-queue.js';
+import { PdsError } from '../util/errors.js';
+import { getLogger } from '../util/logger.js';
+
+const log = getLogger('async_llm');
+
+interface Live {
+  queue: AsyncQueue<RequestOutput>;
+  state: RequestOutputState;
+  onAbort?: () => void;
+  signal?: AbortSignal;
+}
+
+export class AsyncLLM implements EngineClient {
+  private readonly live = new Map<string, Live>();
+  private looping = false;
+  private healthy = true;
+  private closed = false;
+
+  constructor(
+    private readonly engine: LLMEngine,
+    readonly tokenizer: Tokenizer,
+    readonly model: ModelInfo,
+    private readonly makeDetokenizer: (skipSpecialTokens: boolean) => Detokenizer,
+    private readonly connector: KvConnector | null = null,
+    private readonly onFree?: () => void,
+  ) {}
+
+  generate(req: GenerateRequest, signal?: AbortSignal): AsyncIterable<RequestOutput> {
+    if (this.closed) throw new PdsError('PDS_ERR_UNAVAILABLE', 'engine is shutting down');
+    if (!this.healthy) throw new PdsError('PDS_ERR_UNAVAILABLE', 'engine is unhealthy after a failed step');
+    if (signal?.aborted) throw new PdsError('PDS_ERR_BAD_REQUEST', 'request aborted before it started');
+    this.engine.addRequest(req);
+    const live: Live = {
+      queue: new AsyncQueue<RequestOutput>(),
+      state: new RequestOutputState(req.requestId, req.promptTokenIds, req.sampling, this.makeDetokenizer(req.sampling.skipSpecialTokens)),
+      signal,
+    };
+    if (signal) {
+      live.onAbort = () => this.abort(req.requestId);
+      signal.addEventListener('abort', live.onAbort, { once: true });
+    }
+    this.live.set(req.requestId, live);
+    this.kick();
+    return live.queue;
+  }
+
+  abort(requestId: string): void {
+    if (!this.live.has(requestId)) return;
+    this.engine.finishRequest(requestId, 'abort');
+    this.deliver(this.engine.takeOutputs());
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.looping || this.closed) return;
+    this.looping = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.engine.hasWork() && !this.closed) {
+        const outs = await this.engine.step();
+        this.deliver(outs);
+        // let HTTP I/O run between steps; idle-wait a little when only remote work is pending
+        if (outs.length === 0 && this.engine.scheduler.running.length === 0) await new Promise((r) => setTimeout(r, 1));
+        else await new Promise((r) => setImmediate(r));
+      }
+    } catch (e) {
+      this.healthy = false;
+      const msg = e instanceof Error ? e.message : String(e);
+      log.error(`engine step failed: ${msg}`);
+      const err = new PdsError('PDS_ERR_INTERNAL', `engine step failed: ${msg}`);
+      for (const [id, l] of this.live) {
+        l.queue.fail(err);
+        this.detach(id, l);
+      }
+    } finally {
+      this.looping = false;
+      this.onFree?.();
+    }
+  }
+
+  private deliver(outs: StepOutput[]): void {
+    for (const { seq, finished } of outs) {
+      const l = this.live.get(seq.requestId);
+      if (!l) continue;
+      const newTokenIds = seq.pendingTokenIds.splice(0);
+      const newLogprobs = seq.pendingLogprobs.splice(0);
+      const out = l.state.next({
+        newTokenIds,
+        finished,
+        base: {
+          finished,
+          finishReason: finished ? (seq.finishReason ?? 'stop') : undefined,
+          stopReason: seq.stopReason,
+          numCachedTokens: seq.numCachedTokens,
+          newLogprobs: seq.sampling.logprobs !== null ? newLogprobs : undefined,
+        },
+      });
+      if (l.state.stoppedBy !== null && !finished) {
+        // a stop string ended it: stop the engine side too (its final output is dropped)
+        this.detach(seq.requestId, l);
+        this.engine.finishRequest(seq.requestId, 'stop', l.state.stoppedBy);
+        this.engine.takeOutputs();
+        l.queue.push(out);
+        l.queue.end();
+        continue;
+      }
+      l.queue.push(out);
+      if (out.finished) {
+        this.detach(seq.requestId, l);
+        l.queue.end();
+      }
+    }
+  }
+
+  private detach(id: string, l: Live): void {
+    this.live.delete(id);
+    if (l.signal && l.onAbort) l.signal.removeEventListener('abort', l.onAbort);
+  }
+
+  stats(): EngineStats {
+    return this.engine.stats();
+  }
+
+  checkIntegrity(): void {
+    this.engine.checkIntegrity();
+  }
+
+  isHealthy(): boolean {
+    return this.healthy && !this.closed;
+  }
+
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    for (const id of [...this.live.keys()]) this.abort(id);
+    await this.connector?.shutdown();
+  }
+}

@@ -1,0 +1,205 @@
+// LLMEngine.step() = schedule -> run model -> postprocess. Everything else is bookkeeping around it.
+import type { EngineConfig } from './config.js';
+import type { EngineStats, GenerateRequest, FinishReason } from './protocol.js';
+import type { KvConnector } from './connector/base.js';
+import { BlockManager } from './block-manager.js';
+import { Scheduler, connectorView } from './scheduler.js';
+import { ModelRunner, type ForwardModel } from './model-runner.js';
+import { Sequence } from './sequence.js';
+import { sampleRow } from './sampler.js';
+import { Rng } from './rng.js';
+import { PdsError } from '../util/errors.js';
+
+export interface LLMEngineArgs {
+  config: EngineConfig;
+  model: ForwardModel;
+  numBlocks: number;
+  vocabSize: number;
+  maxModelLen: number;
+  eosTokenIds: number[];
+  numLayers: number;
+  connector: KvConnector | null;
+}
+
+/** A sequence with news: new tokens (seq.pendingTokenIds) and/or it finished. */
+export interface StepOutput {
+  seq: Sequence;
+  finished: boolean;
+}
+
+export class LLMEngine {
+  readonly blockManager: BlockManager;
+  readonly scheduler: Scheduler;
+  private readonly runner: ModelRunner;
+  private readonly rng: Rng;
+  private readonly byId = new Map<string, Sequence>();
+  /** finished sequences whose final output waits for the connector (saves in flight) */
+  private readonly finalPending = new Set<string>();
+  private readonly outbox: StepOutput[] = [];
+
+  constructor(private readonly args: LLMEngineArgs) {
+    const c = args.config;
+    this.blockManager = new BlockManager(args.numBlocks, c.blockSize, c.enablePrefixCaching);
+    this.scheduler = new Scheduler({ maxNumBatchedTokens: c.maxNumBatchedTokens, maxNumSeqs: c.maxNumSeqs }, this.blockManager, args.connector);
+    this.runner = new ModelRunner(args.model, c.blockSize, args.vocabSize);
+    this.rng = new Rng(c.seed);
+  }
+
+  addRequest(req: GenerateRequest): Sequence {
+    if (this.byId.has(req.requestId)) throw new PdsError('PDS_ERR_BAD_REQUEST', `request id ${req.requestId} is already in use`);
+    const maxBlocksNeeded = this.blockManager.blocksFor(Math.min(this.args.maxModelLen, req.promptTokenIds.length + req.sampling.maxTokens));
+    if (maxBlocksNeeded > this.blockManager.numBlocks)
+      throw new PdsError('PDS_ERR_CONTEXT_LENGTH', `request needs ${maxBlocksNeeded} KV blocks but the cache has ${this.blockManager.numBlocks}`);
+    const seq = new Sequence(req.requestId, req.promptTokenIds, req.sampling, req.kvTransferParams);
+    if (req.sampling.seed !== null) seq.rng = new Rng(req.sampling.seed);
+    this.byId.set(req.requestId, seq);
+    this.scheduler.add(seq);
+    return seq;
+  }
+
+  /** Ends a request from outside (client abort, or a stop string found by the output processor). */
+  finishRequest(requestId: string, reason: FinishReason, stopReason: string | number | null = null): void {
+    const seq = this.byId.get(requestId);
+    if (!seq || seq.status === 'finished') return;
+    seq.finishReason = reason;
+    seq.stopReason = stopReason;
+    if (seq.status === 'waiting_for_remote_kv') {
+      // its blocks are being written by a load: free them only when the load reports done
+      seq.aborted = true;
+      return;
+    }
+    this.end(seq, false);
+  }
+
+  hasWork(): boolean {
+    return this.scheduler.hasWork() || this.scheduler.held.size > 0;
+  }
+
+  async step(): Promise<StepOutput[]> {
+    const connector = this.args.connector;
+    if (connector) this.pollConnector(connector);
+    const out = this.scheduler.schedule();
+    if (connector) {
+      const meta = connector.buildConnectorMeta({
+        scheduled: out.scheduled.map(({ seq, numNewTokens }) => ({
+          req: connectorView(seq),
+          numNewTokens,
+          isPrefillDone: seq.numComputedTokens + numNewTokens >= seq.numPromptTokens,
+        })),
+      });
+      connector.startLoadKv(meta);
+    }
+    if (out.scheduled.length) {
+      const { logits, sampled } = await this.runner.run(out.scheduled);
+      if (connector) {
+        for (let l = 0; l < this.args.numLayers; l++) connector.saveKvLayer(l);
+        await connector.waitForSave();
+      }
+      this.postprocess(out.scheduled, logits, sampled);
+    }
+    return this.takeOutputs();
+  }
+
+  /** Outputs produced since the last call (also by finishRequest between steps). */
+  takeOutputs(): StepOutput[] {
+    return this.outbox.splice(0);
+  }
+
+  private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, logits: Float32Array, sampled: Sequence[]): void {
+    const bm = this.blockManager;
+    for (const { seq, numNewTokens } of scheduled) {
+      seq.numComputedTokens += numNewTokens;
+      bm.commitFullBlocks(seq.blockTable, seq.blockHashes, seq.tokenIds, seq.numComputedTokens);
+    }
+    const V = this.runner.vocabSize;
+    sampled.forEach((seq, r) => {
+      if (seq.status === 'finished') return;
+      const row = logits.subarray(r * V, (r + 1) * V);
+      const { tokenId, logprob } = sampleRow(row, {
+        sampling: seq.sampling,
+        promptTokenIds: seq.promptTokenIds,
+        outputCounts: seq.outputCounts,
+        numOutputTokens: seq.numOutputTokens,
+        eosTokenIds: this.args.eosTokenIds,
+        rng: seq.rng ?? this.rng,
+      });
+      if (seq.numOutputTokens === 0) seq.firstTokenTime = performance.now();
+      seq.appendToken(tokenId, logprob);
+      const stop = this.checkStop(seq, tokenId);
+      if (stop) {
+        seq.finishReason = stop.reason;
+        seq.stopReason = stop.stopReason;
+        this.end(seq, true);
+      } else this.outbox.push({ seq, finished: false });
+    });
+  }
+
+  private checkStop(seq: Sequence, tokenId: number): { reason: FinishReason; stopReason: number | null } | null {
+    const sp = seq.sampling;
+    if (seq.numOutputTokens >= sp.minTokens) {
+      if (!sp.ignoreEos && this.args.eosTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: null };
+      if (sp.stopTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: tokenId };
+    }
+    if (seq.numOutputTokens >= sp.maxTokens) return { reason: 'length', stopReason: null };
+    if (seq.numTokens >= this.args.maxModelLen) return { reason: 'length', stopReason: null };
+    return null;
+  }
+
+  /** Finishes a sequence: asks the connector whether to hold its blocks, emits the final output. */
+  private end(seq: Sequence, _fromStep: boolean): void {
+    let delayFree = false;
+    const connector = this.args.connector;
+    if (connector && seq.blockTable.length) delayFree = connector.requestFinished(connectorView(seq), seq.blockTable).delayFree;
+    this.scheduler.finish(seq, delayFree);
+    if (delayFree) this.finalPending.add(seq.requestId);
+    else this.emitFinal(seq);
+  }
+
+  private emitFinal(seq: Sequence): void {
+    this.byId.delete(seq.requestId);
+    this.outbox.push({ seq, finished: true });
+  }
+
+  private pollConnector(connector: KvConnector): void {
+    const { doneSending, doneRecving } = connector.getFinished();
+    if (doneRecving.size) {
+      const bad = connector.getBlockIdsWithLoadErrors();
+      for (const id of doneRecving) {
+        const seq = this.byId.get(id);
+        if (!seq || seq.status !== 'waiting_for_remote_kv') continue;
+        if (seq.aborted) {
+          this.end(seq, false);
+          continue;
+        }
+        let failedFrom: number | null = null;
+        if (bad.size) {
+          const i = seq.blockTable.findIndex((b) => bad.has(b));
+          if (i >= 0) failedFrom = i * this.blockManager.blockSize;
+        }
+        this.scheduler.onLoadDone(seq, failedFrom);
+      }
+    }
+    for (const id of doneSending) {
+      const seq = this.scheduler.release(id);
+      if (seq && this.finalPending.delete(id)) this.emitFinal(seq);
+    }
+  }
+
+  stats(): EngineStats {
+    const bm = this.blockManager;
+    return {
+      numRequestsRunning: this.scheduler.running.length,
+      numRequestsWaiting: this.scheduler.waiting.length,
+      kvCacheUsage: bm.usage,
+      numBlocksTotal: bm.numBlocks,
+      numBlocksFree: bm.numFreeBlocks,
+      prefixCacheQueries: bm.prefixQueries,
+      prefixCacheHits: bm.prefixHits,
+      numPreemptions: this.scheduler.numPreemptions,
+    };
+  }
+
+  checkIntegrity(): void {
+    this.blockManager.checkIntegrity(this.scheduler.liveTables());
+  }
+}

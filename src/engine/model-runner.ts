@@ -1,0 +1,70 @@
+// Turns a scheduler step into one native forward: token ids, positions, slot mappings, block tables.
+// The only place where block tables become memory addresses (slot = block_id * block_size + offset).
+import type { ForwardBatch } from '../native/binding.js';
+import type { ScheduledSeq } from './scheduler.js';
+import type { Sequence } from './sequence.js';
+
+/** The part of NativeModel the runner needs (a fake in scheduler tests). */
+export interface ForwardModel {
+  forward(batch: ForwardBatch): Promise<Float32Array>;
+}
+
+export interface RunResult {
+  logits: Float32Array; // [rows, vocab]
+  /** sequences that get a sampled token this step, in logits row order */
+  sampled: Sequence[];
+}
+
+export class ModelRunner {
+  constructor(
+    private readonly model: ForwardModel,
+    private readonly blockSize: number,
+    readonly vocabSize: number,
+  ) {}
+
+  buildBatch(scheduled: readonly ScheduledSeq[]): { batch: ForwardBatch; sampled: Sequence[] } {
+    const T = scheduled.reduce((a, s) => a + s.numNewTokens, 0);
+    const S = scheduled.length;
+    const tokenIds = new Int32Array(T);
+    const positions = new Int32Array(T);
+    const slotMapping = new Int32Array(T);
+    const queryStartLoc = new Int32Array(S + 1);
+    const contextLens = new Int32Array(S);
+    let maxBlocks = 1;
+    for (const { seq } of scheduled) maxBlocks = Math.max(maxBlocks, seq.blockTable.length);
+    const blockTables = new Int32Array(S * maxBlocks);
+    const logitRows: number[] = [];
+    const sampled: Sequence[] = [];
+    let t = 0;
+    scheduled.forEach(({ seq, numNewTokens }, s) => {
+      queryStartLoc[s] = t;
+      const start = seq.numComputedTokens;
+      const end = start + numNewTokens;
+      const table = seq.blockTable;
+      for (let p = start; p < end; p++, t++) {
+        tokenIds[t] = seq.tokenIds[p]!;
+        positions[t] = p;
+        slotMapping[t] = table[Math.floor(p / this.blockSize)]! * this.blockSize + (p % this.blockSize);
+      }
+      contextLens[s] = end;
+      blockTables.set(table, s * maxBlocks);
+      if (end === seq.numTokens) {
+        logitRows.push(t - 1);
+        sampled.push(seq);
+      }
+    });
+    queryStartLoc[S] = t;
+    return {
+      batch: { tokenIds, positions, slotMapping, queryStartLoc, contextLens, blockTables, maxBlocksPerSeq: maxBlocks, logitsIndices: Int32Array.from(logitRows) },
+      sampled,
+    };
+  }
+
+  async run(scheduled: readonly ScheduledSeq[]): Promise<RunResult> {
+    const { batch, sampled } = this.buildBatch(scheduled);
+    const logits = await this.model.forward(batch);
+    if (logits.length !== sampled.length * this.vocabSize)
+      throw new Error(`model returned ${logits.length} logits, expected ${sampled.length} x ${this.vocabSize}`);
+    return { logits, sampled };
+  }
+}

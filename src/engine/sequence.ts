@@ -1,0 +1,73 @@
+// A request's state inside the engine. The block table is the only link to KV memory (integers).
+import type { SamplingParams, TokenLogprob, FinishReason } from './protocol.js';
+import type { KvTransferParams } from './connector/types.js';
+import type { Rng } from './rng.js';
+
+export type SeqStatus = 'waiting' | 'waiting_for_remote_kv' | 'running' | 'finished';
+
+export class Sequence {
+  readonly requestId: string;
+  readonly promptTokenIds: number[];
+  readonly sampling: SamplingParams;
+  readonly arrivalTime: number;
+  readonly kvTransferParams?: KvTransferParams;
+  /** prompt followed by generated tokens */
+  readonly tokenIds: number[];
+  status: SeqStatus = 'waiting';
+  /** tokens whose KV is in this sequence's blocks */
+  numComputedTokens = 0;
+  /** prompt tokens whose KV came from the prefix cache or the connector (usage.cached_tokens) */
+  numCachedTokens = 0;
+  /** tokens loaded by the connector (subset of numCachedTokens) */
+  numExternalTokens = 0;
+  blockTable: number[] = [];
+  /** block hashes of the full blocks registered so far (prefix caching) */
+  blockHashes: string[] = [];
+  finishReason: FinishReason | null = null;
+  stopReason: number | string | null = null;
+  /** set while the connector lookup for this request is not answered yet */
+  connectorAsked = false;
+  numPreemptions = 0;
+  /** per-request generator when sampling.seed is set */
+  rng: Rng | null = null;
+  /** aborted while its KV was loading: blocks are freed once the load ends */
+  aborted = false;
+  firstTokenTime = 0;
+  // output bookkeeping since the last emitted increment
+  pendingTokenIds: number[] = [];
+  pendingLogprobs: TokenLogprob[] = [];
+  /** counts of generated tokens (penalties) */
+  readonly outputCounts = new Map<number, number>();
+
+  constructor(requestId: string, promptTokenIds: number[], sampling: SamplingParams, kvTransferParams?: KvTransferParams) {
+    this.requestId = requestId;
+    this.promptTokenIds = promptTokenIds;
+    this.tokenIds = promptTokenIds.slice();
+    this.sampling = sampling;
+    this.arrivalTime = performance.now();
+    this.kvTransferParams = kvTransferParams;
+  }
+
+  get numTokens(): number {
+    return this.tokenIds.length;
+  }
+  get numPromptTokens(): number {
+    return this.promptTokenIds.length;
+  }
+  get numOutputTokens(): number {
+    return this.tokenIds.length - this.promptTokenIds.length;
+  }
+  get lastTokenId(): number {
+    return this.tokenIds[this.tokenIds.length - 1]!;
+  }
+  get isPrefillDone(): boolean {
+    return this.numComputedTokens >= this.numPromptTokens;
+  }
+
+  appendToken(id: number, logprob?: TokenLogprob): void {
+    this.tokenIds.push(id);
+    this.pendingTokenIds.push(id);
+    if (logprob) this.pendingLogprobs.push(logprob);
+    this.outputCounts.set(id, (this.outputCounts.get(id) ?? 0) + 1);
+  }
+}

@@ -1,0 +1,39 @@
+// A deterministic stand-in for the native model, for scheduler/engine tests: the "KV cache" is a
+// slot -> (token, position) map, and each logits row depends on every cached token of its sequence,
+// so a wrong block table, slot mapping or context length changes the output.
+import type { ForwardBatch } from '../../native/binding.js';
+import type { ForwardModel } from '../model-runner.js';
+
+export class FakeModel implements ForwardModel {
+  private readonly slots = new Map<number, number>(); // slot -> token*1e6+pos
+  forwards = 0;
+  delayMs = 0;
+
+  constructor(
+    readonly vocabSize: number,
+    readonly blockSize: number,
+  ) {}
+
+  async forward(b: ForwardBatch): Promise<Float32Array> {
+    this.forwards++;
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    for (let t = 0; t < b.tokenIds.length; t++) this.slots.set(b.slotMapping[t]!, b.tokenIds[t]! * 1e6 + b.positions[t]!);
+    const V = this.vocabSize;
+    const out = new Float32Array(b.logitsIndices.length * V);
+    b.logitsIndices.forEach((row, r) => {
+      let s = 0;
+      while (!(b.queryStartLoc[s + 1]! > row)) s++;
+      const pos = b.positions[row]!;
+      let h = 17;
+      for (let p = 0; p <= pos; p++) {
+        const block = b.blockTables[s * b.maxBlocksPerSeq + Math.floor(p / this.blockSize)]!;
+        const v = this.slots.get(block * this.blockSize + (p % this.blockSize));
+        if (v === undefined || v % 1e6 !== p) throw new Error(`fake model: missing KV for position ${p}`);
+        h = (Math.imul(h, 31) + Math.floor(v / 1e6) + 1) >>> 0;
+      }
+      for (let i = 0; i < V; i++) out[r * V + i] = Math.sin(h * 0.001 + i * 0.37) * 3;
+      out[r * V + (h % V)] = 10; // a clear argmax
+    });
+    return out;
+  }
+}
