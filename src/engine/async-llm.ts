@@ -29,7 +29,7 @@ export class AsyncLLM implements EngineClient {
     private readonly engine: LLMEngine,
     readonly tokenizer: Tokenizer,
     readonly model: ModelInfo,
-    private readonly makeDetokenizer: (skipSpecialTokens: boolean) => Detokenizer,
+    private readonly makeDetokenizer: (skipSpecialTokens: boolean, promptTokenIds: readonly number[]) => Detokenizer,
     private readonly connector: KvConnector | null = null,
     private readonly onFree?: () => void,
   ) {}
@@ -41,7 +41,7 @@ export class AsyncLLM implements EngineClient {
     this.engine.addRequest(req);
     const live: Live = {
       queue: new AsyncQueue<RequestOutput>(),
-      state: new RequestOutputState(req.requestId, req.promptTokenIds, req.sampling, this.makeDetokenizer(req.sampling.skipSpecialTokens)),
+      state: new RequestOutputState(req.requestId, req.promptTokenIds, req.sampling, this.makeDetokenizer(req.sampling.skipSpecialTokens, req.promptTokenIds)),
       signal,
     };
     if (signal) {
