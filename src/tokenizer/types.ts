@@ -1,4 +1,5 @@
-// The tokenizer contract the engine, server and bench use. Implementation: ./hf-tokenizer.ts.
+// The tokenizer contract the engine, server and bench use. Implementation: ./hf-tokenizer.ts, built by
+// ./load.ts loadTokenizer / loadTokenizerFromDir. Streaming text: ./incremental-detokenizer.ts, ./stop-strings.ts.
 export interface ChatMessage {
   role: string;
   content: string | Array<{ type: string; text?: string }> | null;
@@ -19,7 +20,11 @@ export interface Tokenizer {
   readonly hasChatTemplate: boolean;
   /** add_special_tokens defaults to true (adds BOS where the tokenizer's post-processor does). */
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
-  decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
+  /**
+   * Ids outside the vocabulary decode to nothing. cleanUpTokenizationSpaces defaults to tokenizer_config's
+   * clean_up_tokenization_spaces (HF decode); IncrementalDetokenizer passes false, like vLLM's streaming.
+   */
+  decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean; cleanUpTokenizationSpaces?: boolean }): string;
   /** Throws NoChatTemplateError when the model has none. */
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): string;
   idToToken(id: number): string | undefined;
