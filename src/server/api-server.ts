@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { EngineClient } from '../engine/protocol.js';
 import { getLogger } from '../util/logger.js';
-import { openAiErrorBody } from '../util/errors.js';
+import { PdsError, openAiErrorBody } from '../util/errors.js';
 import { handleChat } from './chat.js';
 import { handleCompletion } from './completions.js';
 import { ClientGone } from './engine-run.js';
@@ -47,7 +47,8 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
   };
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit ?? 64 * 1024 * 1024, forceCloseConnections: true });
 
-  // Clients that omit Content-Type still get their body read as JSON.
+  // Bodies with no or another content type (curl -d, text/plain) are read as JSON too.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body);
     if (!text.trim()) return done(null, undefined);
@@ -60,7 +61,9 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof ClientGone) return reply.code(499).send();
     const { status, body } = toHttpError(err);
-    if (status >= 500) log.error(`${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`);
+    if (err instanceof PdsError) {
+      if (status >= 500) log.warn(`${req.method} ${req.url}: ${err.code}: ${err.message}`);
+    } else if (status >= 500) log.error(`${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {

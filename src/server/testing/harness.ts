@@ -42,7 +42,8 @@ export async function postSse(base: string, path: string, body: unknown, headers
     body: JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, events: parseSse(text), raw: text };
+  const isSse = (res.headers.get('content-type') ?? '').startsWith('text/event-stream');
+  return { status: res.status, headers: res.headers, events: isSse ? parseSse(text) : [], raw: text };
 }
 
 export function parseSse(text: string): any[] { // eslint-disable-line @typescript-eslint/no-explicit-any
