@@ -66,6 +66,11 @@ export class ServerMetrics {
     this.itl = hist('vllm:inter_token_latency_seconds', 'Histogram of inter-token latency in seconds.', ITL_BUCKETS);
     this.tpot = hist('vllm:time_per_output_token_seconds', 'Histogram of time per output token in seconds.', ITL_BUCKETS);
     this.e2e = hist('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', E2E_BUCKETS);
+    // Export zeros from the start, as vLLM does, so rates work from the first scrape.
+    this.promptTokens.inc(this.labels, 0);
+    this.generationTokens.inc(this.labels, 0);
+    for (const reason of ['stop', 'length', 'abort']) this.requestSuccess.inc({ ...this.labels, finished_reason: reason }, 0);
+    for (const h of [this.ttft, this.itl, this.tpot, this.e2e]) h.zero(this.labels);
   }
 
   /** Call when the request is handed to the engine. */
