@@ -1,0 +1,117 @@
+// POST /v1/chat/completions: messages rendered with the model's chat template, one engine request.
+// Stream: a role delta {role:"assistant",content:""} first, content deltas, the last delta carrying
+// finish_reason, a usage chunk when stream_options.include_usage, then [DONE].
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { GenerateRequest } from '../engine/protocol.js';
+import { collect } from './engine-run.js';
+import { runBatch } from './engine-batch.js';
+import { badRequest } from './http-errors.js';
+import { chatLogprobs } from './logprobs.js';
+import { encodeChatPrompt } from './prompts.js';
+import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
+import { chatRequestSchema, type ChatRequest } from './request-schemas.js';
+import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
+import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
+import { SseWriter, streamError } from './sse.js';
+import { usageOf } from './usage.js';
+
+export async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const body = parseBody(chatRequestSchema, request.body);
+  checkModel(ctx, body.model);
+  if (body.echo) throw badRequest('echo is not supported for chat completions', 'echo');
+  if (body.top_logprobs != null && !body.logprobs) {
+    throw badRequest('when using `top_logprobs`, `logprobs` must be set to true.', 'top_logprobs');
+  }
+  if (body.top_logprobs != null && body.top_logprobs < 0) throw badRequest('`top_logprobs` must be a positive value.', 'top_logprobs');
+  const logprobs = body.logprobs ? body.top_logprobs ?? 0 : null;
+  const base = buildSampling(body, logprobs, ctx.maxLogprobs);
+  const tok = ctx.engine.tokenizer;
+  const prompt = encodeChatPrompt(body.messages, tok, {
+    addGenerationPrompt: body.add_generation_prompt ?? true,
+    addSpecialTokens: body.add_special_tokens ?? false,
+    ...(body.chat_template_kwargs ? { chatTemplateKwargs: body.chat_template_kwargs } : {}),
+  });
+  const maxParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, null,
+    prompt.tokenIds.length, ctx.maxModelLen, maxParam, 'messages');
+  const sampling = withMaxTokens(base, maxTokens);
+
+  const headerId = clientRequestId(request);
+  const baseId = headerId ?? randomId();
+  const req: GenerateRequest = {
+    requestId: ctx.ids.acquire(headerId ?? `chatcmpl-${baseId}`),
+    promptTokenIds: prompt.tokenIds,
+    sampling,
+    ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
+  };
+  if (headerId) reply.header('x-request-id', headerId);
+  const signal = disconnectSignal(reply);
+  if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply, headerId);
+
+  const [c] = await runBatch(ctx, [req], signal, (outputs) => collect(outputs));
+  return {
+    id: `chatcmpl-${baseId}`,
+    object: 'chat.completion',
+    created: nowSeconds(),
+    model: servedName(ctx),
+    choices: [{
+      index: 0,
+      message: { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
+      logprobs: logprobs !== null ? chatLogprobs(tok, c!.logprobs) : null,
+      finish_reason: c!.finishReason,
+      stop_reason: c!.stopReason,
+      ...(body.return_token_ids ? { token_ids: c!.tokenIds } : {}),
+    }],
+    usage: usageOf([c!]),
+    ...(body.return_token_ids ? { prompt_token_ids: c!.promptTokenIds } : {}),
+    prompt_logprobs: null,
+    kv_transfer_params: c!.kvTransferParams,
+  };
+}
+
+async function streamChat(
+  ctx: ServerContext, body: ChatRequest, req: GenerateRequest, baseId: string, signal: AbortSignal,
+  reply: FastifyReply, headerId: string | null,
+): Promise<void> {
+  const tok = ctx.engine.tokenizer;
+  const head = { id: `chatcmpl-${baseId}`, object: 'chat.completion.chunk', created: nowSeconds(), model: servedName(ctx) };
+  let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
+  const totals = { promptTokenIds: { length: 0 }, tokenIds: { length: 0 }, numCachedTokens: 0 };
+  try {
+    await runBatch(ctx, [req], signal, async (outputs) => {
+      for await (const out of outputs) {
+        if (!sse) {
+          sse = new SseWriter(reply, headerId ? { 'x-request-id': headerId } : {});
+          await sse.send({
+            ...head,
+            choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+            ...(body.return_token_ids ? { prompt_token_ids: out.promptTokenIds } : {}),
+          });
+        }
+        totals.promptTokenIds.length = out.promptTokenIds.length;
+        totals.tokenIds.length += out.newTokenIds.length;
+        totals.numCachedTokens = out.numCachedTokens;
+        const lps = req.sampling.logprobs !== null ? out.newLogprobs ?? [] : null;
+        if (!out.newText && !out.finished && !body.return_token_ids && !lps?.length) continue;
+        await sse.send({
+          ...head,
+          choices: [{
+            index: 0,
+            delta: out.newText || !out.finished ? { content: out.newText } : {},
+            logprobs: lps ? chatLogprobs(tok, lps) : null,
+            finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
+            ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
+            ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),
+          }],
+        });
+      }
+    });
+  } catch (e) {
+    if (!sse) throw e;
+    await streamError(sse, e);
+    return;
+  }
+  const w: SseWriter = sse ?? new SseWriter(reply, headerId ? { 'x-request-id': headerId } : {});
+  if (body.stream_options?.include_usage) await w.send({ ...head, choices: [], usage: usageOf([totals]) });
+  await w.done();
+}

@@ -1,0 +1,111 @@
+// POST /v1/completions: one engine request per prompt (a list yields one choice per prompt, index =
+// position); non-streaming JSON or SSE chunks {choices:[{index,text,logprobs,finish_reason,stop_reason}]},
+// then a usage chunk when stream_options.include_usage, then [DONE].
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { GenerateRequest, RequestOutput } from '../engine/protocol.js';
+import { collect } from './engine-run.js';
+import { runBatch } from './engine-batch.js';
+import { badRequest } from './http-errors.js';
+import { completionLogprobs, logprobsTextLength } from './logprobs.js';
+import { encodeCompletionPrompts, type EncodedPrompt } from './prompts.js';
+import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
+import { completionRequestSchema, type CompletionRequest } from './request-schemas.js';
+import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
+import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
+import { SseWriter, streamError } from './sse.js';
+import { usageOf } from './usage.js';
+
+const DEFAULT_MAX_TOKENS = 16;
+
+export async function handleCompletion(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const body = parseBody(completionRequestSchema, request.body);
+  checkModel(ctx, body.model);
+  if (body.suffix) throw badRequest('suffix is not supported', 'suffix');
+  if (body.echo && body.logprobs != null) throw badRequest('echo together with logprobs is not supported', 'echo');
+  const tok = ctx.engine.tokenizer;
+  const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs);
+  const prompts = encodeCompletionPrompts(body.prompt, tok, body.add_special_tokens ?? true);
+  const samplings = prompts.map((p) => withMaxTokens(base,
+    resolveMaxTokens(body.max_tokens ?? null, DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
+
+  const headerId = clientRequestId(request);
+  const baseId = headerId ?? randomId();
+  const list = prompts.length > 1 || (Array.isArray(body.prompt) && body.prompt.length > 0 && typeof body.prompt[0] !== 'number');
+  const reqs: GenerateRequest[] = prompts.map((p, i) => ({
+    requestId: ctx.ids.acquire(headerId ? (list ? `${headerId}-${i}` : headerId) : `cmpl-${baseId}-${i}`),
+    promptTokenIds: p.tokenIds,
+    sampling: samplings[i]!,
+    ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
+  }));
+  if (headerId) reply.header('x-request-id', headerId);
+  const head = { id: `cmpl-${baseId}`, object: 'text_completion', created: nowSeconds(), model: servedName(ctx) };
+  const signal = disconnectSignal(reply);
+  if (body.stream) return streamCompletion(ctx, body, prompts, reqs, head, signal, reply, headerId);
+
+  const results = await runBatch(ctx, reqs, signal, (outputs) => collect(outputs));
+  return {
+    ...head,
+    choices: results.map((c, i) => ({
+      index: i,
+      text: (body.echo ? echoText(ctx, prompts[i]!) : '') + c.text,
+      logprobs: body.logprobs != null ? completionLogprobs(tok, c.logprobs, 0) : null,
+      finish_reason: c.finishReason,
+      stop_reason: c.stopReason,
+      ...(body.return_token_ids ? { prompt_token_ids: c.promptTokenIds, token_ids: c.tokenIds } : {}),
+    })),
+    usage: usageOf(results),
+    kv_transfer_params: results.find((c) => c.kvTransferParams)?.kvTransferParams ?? null,
+  };
+}
+
+function echoText(ctx: ServerContext, p: EncodedPrompt): string {
+  return p.text ?? ctx.engine.tokenizer.decode(p.tokenIds, { skipSpecialTokens: false });
+}
+
+async function streamCompletion(
+  ctx: ServerContext, body: CompletionRequest, prompts: EncodedPrompt[], reqs: GenerateRequest[],
+  head: Record<string, unknown>, signal: AbortSignal, reply: FastifyReply, headerId: string | null,
+): Promise<void> {
+  const tok = ctx.engine.tokenizer;
+  let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
+  const open = () => (sse ??= new SseWriter(reply, headerId ? { 'x-request-id': headerId } : {}));
+  const totals = prompts.map(() => ({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 }));
+  try {
+    await runBatch(ctx, reqs, signal, async (outputs: AsyncIterable<RequestOutput>, i) => {
+      let first = true;
+      let offset = 0;
+      for await (const out of outputs) {
+        const t = totals[i]!;
+        t.promptTokens = out.promptTokenIds.length;
+        t.completionTokens += out.newTokenIds.length;
+        t.cachedTokens = out.numCachedTokens;
+        const lps = body.logprobs != null ? out.newLogprobs ?? [] : null;
+        const text = (first && body.echo ? echoText(ctx, prompts[i]!) : '') + out.newText;
+        if (!text && !out.finished && !body.return_token_ids && !lps?.length) continue;
+        await open().send({
+          ...head,
+          choices: [{
+            index: i,
+            text,
+            logprobs: lps ? completionLogprobs(tok, lps, offset) : null,
+            finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
+            stop_reason: out.finished ? out.stopReason ?? null : null,
+            ...(body.return_token_ids ? { token_ids: out.newTokenIds, ...(first ? { prompt_token_ids: out.promptTokenIds } : {}) } : {}),
+          }],
+        });
+        if (lps) offset += logprobsTextLength(tok, lps);
+        first = false;
+      }
+    });
+  } catch (e) {
+    if (!sse) throw e; // nothing sent yet: the error handler answers with its status
+    await streamError(sse, e);
+    return;
+  }
+  const w = open();
+  if (body.stream_options?.include_usage) {
+    const usage = usageOf(totals.map((t) => ({ promptTokenIds: { length: t.promptTokens }, tokenIds: { length: t.completionTokens }, numCachedTokens: t.cachedTokens })));
+    await w.send({ ...head, choices: [], usage });
+  }
+  await w.done();
+}

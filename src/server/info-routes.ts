@@ -1,0 +1,94 @@
+// GET /v1/models, /health, /version, /metrics; POST /tokenize, /detokenize (vLLM's shapes).
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { openAiErrorBody } from '../util/errors.js';
+import { logprobsTokenText } from './logprobs.js';
+import { checkTokenIds, encodeChatPrompt } from './prompts.js';
+import { detokenizeRequestSchema, tokenizeChatSchema, tokenizePromptSchema } from './request-schemas.js';
+import { checkModel, nowSeconds, parseBody, type ServerContext } from './server-context.js';
+
+/** The version in the nearest package.json above this file ('unknown' if none). */
+export function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p)) {
+      try {
+        const v = JSON.parse(readFileSync(p, 'utf8')).version;
+        if (typeof v === 'string') return v;
+      } catch { /* keep looking */ }
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+export function registerInfoRoutes(app: FastifyInstance, ctx: ServerContext, version: string): void {
+  const created = nowSeconds();
+  const m = ctx.engine.model;
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: ctx.modelNames.map((id) => ({
+      id,
+      object: 'model',
+      created,
+      owned_by: 'pdserve',
+      root: m.root,
+      parent: null,
+      max_model_len: ctx.maxModelLen,
+      description: m.dummyWeights ? `[random dummy weights: output is meaningless] ${m.description}` : m.description,
+      dummy_weights: m.dummyWeights,
+      permission: [],
+    })),
+  }));
+
+  app.get('/health', async (_req, reply) => {
+    if (ctx.engine.isHealthy()) return reply.code(200).send();
+    return reply.code(503).send(openAiErrorBody(503, 'engine is not healthy'));
+  });
+
+  app.get('/version', async () => ({ version }));
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', ctx.metrics.contentType);
+    return ctx.metrics.metrics();
+  });
+
+  app.post('/tokenize', async (req) => {
+    const tok = ctx.engine.tokenizer;
+    const raw = req.body as Record<string, unknown> | undefined;
+    let tokens: number[];
+    let strs: boolean;
+    if (raw && typeof raw === 'object' && 'messages' in raw) {
+      const body = parseBody(tokenizeChatSchema, raw);
+      checkModel(ctx, body.model);
+      tokens = encodeChatPrompt(body.messages, tok, {
+        addGenerationPrompt: body.add_generation_prompt ?? true,
+        addSpecialTokens: body.add_special_tokens ?? false,
+        ...(body.chat_template_kwargs ? { chatTemplateKwargs: body.chat_template_kwargs } : {}),
+      }).tokenIds;
+      strs = body.return_token_strs ?? false;
+    } else {
+      const body = parseBody(tokenizePromptSchema, raw);
+      checkModel(ctx, body.model);
+      tokens = tok.encode(body.prompt, { addSpecialTokens: body.add_special_tokens ?? true });
+      strs = body.return_token_strs ?? false;
+    }
+    return {
+      count: tokens.length,
+      max_model_len: ctx.maxModelLen,
+      tokens,
+      ...(strs ? { token_strs: tokens.map((t) => logprobsTokenText(tok, t)) } : {}),
+    };
+  });
+
+  app.post('/detokenize', async (req) => {
+    const body = parseBody(detokenizeRequestSchema, req.body);
+    checkModel(ctx, body.model);
+    const tok = ctx.engine.tokenizer;
+    if (body.tokens.length) checkTokenIds(body.tokens, tok.vocabSize, 'tokens');
+    return { prompt: tok.decode(body.tokens, { skipSpecialTokens: false }) };
+  });
+}
