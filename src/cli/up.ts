@@ -1,11 +1,101 @@
+// `pdserve up [MODEL] --prefill N --decode M --port 9000 [-- engine flags]`: the whole PD deployment
+// on one host (src/up). `--prefill 0` is the colocated baseline behind the same proxy.
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { basename, resolve, join } from 'node:path';
+import { runUp } from '../up/launcher.js';
+import type { UpOptions } from '../up/plan.js';
+
+const int = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a non-negative integer, got ${v}`);
+  return Number(v);
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a number >= 0, got ${v}`);
+  return n;
+};
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+/** Splits argv at the first "--": the part after it goes to every engine. */
+export function splitEngineArgs(argv: string[]): { own: string[]; engine: string[] } {
+  const i = argv.indexOf('--');
+  return i < 0 ? { own: argv, engine: [] } : { own: argv.slice(0, i), engine: argv.slice(i + 1) };
+}
+
+export function timestampDir(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+interface UpFlags {
+  prefill: number;
+  decode: number;
+  host: string;
+  port: number;
+  device?: string;
+  prefillDevices?: string[];
+  decodeDevices?: string[];
+  kvPoolSize: string;
+  kvPoolFile?: string;
+  chunkSize: number;
+  loadFormat?: string;
+  runDir?: string;
+  healthTimeout: number;
+  gracePeriod: number;
+}
 
 export function registerUp(program: Command): void {
   program
     .command('up')
-    .description('(being built)')
-    .action(() => {
-      console.error('pdserve up: not built yet');
-      process.exit(2);
+    .description('start a kv-server, N prefillers, M decoders and the proxy; Ctrl+C stops all')
+    .argument('[model]', 'model for every engine (default: the engine default)')
+    .argument('[engine-flags...]', 'after "--": flags passed to every engine')
+    .option('--prefill <n>', 'prefill instances (0 = colocated baseline: decoders only)', int('--prefill'), 1)
+    .option('--decode <n>', 'decode instances', int('--decode'), 1)
+    .option('--host <host>', 'address the proxy listens on', '0.0.0.0')
+    .option('--port <port>', 'proxy port', int('--port'), 9000)
+    .option('--device <device>', 'device for every engine: cpu | cuda | cuda:N')
+    .option('--prefill-devices <ids>', 'CUDA device ids for the prefillers, round robin (e.g. 0,1)', list)
+    .option('--decode-devices <ids>', 'CUDA device ids for the decoders, round robin (e.g. 2,3)', list)
+    .option('--kv-pool-size <size>', 'kv-server pool size (e.g. 1G, 512M)', '1G')
+    .option('--kv-pool-file <path>', 'kv-server pool file (default: under /dev/shm); removed on exit')
+    .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), 256)
+    .option('--load-format <format>', 'passed to every engine as --load-format')
+    .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
+    .option('--health-timeout <s>', 'seconds each phase may take to answer /health', num('--health-timeout'), 300)
+    .option('--grace-period <s>', 'seconds between SIGTERM and SIGKILL on shutdown', num('--grace-period'), 10)
+    .action(async (_model: string | undefined, _rest: string[], flags: UpFlags) => {
+      const { own, engine } = splitEngineArgs(process.argv.slice(2));
+      // commander also sees the words after "--" as operands: the model counts only before "--"
+      const model = _model !== undefined && own.includes(_model) ? _model : null;
+      const runDir = resolve(flags.runDir ?? join('runs', timestampDir()));
+      const shm = existsSync('/dev/shm') ? '/dev/shm' : runDir;
+      const opts: UpOptions = {
+        model,
+        prefill: flags.prefill,
+        decode: flags.decode,
+        host: flags.host,
+        port: flags.port,
+        device: flags.device ?? null,
+        prefillDevices: flags.prefillDevices ?? [],
+        decodeDevices: flags.decodeDevices ?? [],
+        kvPoolSize: flags.kvPoolSize,
+        kvPoolFile: resolve(flags.kvPoolFile ?? join(shm, `pdserve-${basename(runDir)}-${process.pid}.pool`)),
+        chunkSize: flags.chunkSize,
+        loadFormat: flags.loadFormat ?? null,
+        runDir,
+        engineArgs: engine,
+        healthTimeoutMs: flags.healthTimeout * 1000,
+        graceMs: flags.gracePeriod * 1000,
+      };
+      let code: number;
+      try {
+        code = await runUp(opts, { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') });
+      } catch (e) {
+        process.stderr.write(`pdserve up: ${(e as Error).message}\n`);
+        code = 2;
+      }
+      process.exit(code);
     });
 }

@@ -1,0 +1,146 @@
+// The proxy's HTTP server: routes, background health checks, periodic stats print.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { openAiErrorBody } from '../util/errors.js';
+import { getLogger } from '../util/logger.js';
+import { normalizeProxyConfig, type ProxyConfig } from './config.js';
+import { handleGenerate, sendJson } from './generate.js';
+import { ProxyMetrics } from './metrics.js';
+import type { ProxyState } from './state.js';
+import { StatsWindow } from './stats-window.js';
+import { UpstreamSet } from './upstream-set.js';
+import { errorText } from './upstream.js';
+
+const log = getLogger('proxy');
+
+export interface RunningProxy {
+  url: string; // "http://127.0.0.1:PORT"
+  port: number;
+  state: ProxyState;
+  app: FastifyInstance;
+  /** Runs one round of health checks now (tests; the loop runs them every healthIntervalMs). */
+  checkHealth(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startProxy(input: ProxyConfig, statsSink: (text: string) => void = (t) => process.stdout.write(t + '\n')): Promise<RunningProxy> {
+  const config = normalizeProxyConfig(input);
+  const upOpts = { connectTimeoutMs: config.connectTimeoutMs };
+  const st: ProxyState = {
+    config,
+    prefillers: new UpstreamSet('prefill', config.prefillers, upOpts),
+    decoders: new UpstreamSet('decode', config.decoders, upOpts),
+    metrics: new ProxyMetrics(),
+    stats: new StatsWindow(),
+    inflight: 0,
+    aborters: new Set(),
+  };
+  const app = Fastify({ logger: false, bodyLimit: config.bodyLimitBytes, forceCloseConnections: true });
+  // Engines accept JSON whatever the content-type says (curl -d sends form-urlencoded): take bytes.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    void reply.code(status).send(openAiErrorBody(status, err.message));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(openAiErrorBody(404, `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  for (const path of ['/v1/completions', '/v1/chat/completions']) {
+    app.post(path, async (req, reply) => {
+      reply.hijack();
+      await handleGenerate(st, path, req.raw, req.body, reply.raw);
+    });
+  }
+
+  app.get('/v1/models', async (_req, reply) => {
+    reply.hijack();
+    const ordered = [...st.decoders.all.filter((u) => u.healthy), ...st.decoders.all.filter((u) => !u.healthy)];
+    for (const up of ordered) {
+      try {
+        const res = await up.pool.request({ path: '/v1/models', method: 'GET', headersTimeout: config.decodeTimeoutMs });
+        const body = Buffer.from(await res.body.arrayBuffer());
+        reply.raw.writeHead(res.statusCode, { 'content-type': String(res.headers['content-type'] ?? 'application/json'), 'content-length': body.length });
+        reply.raw.end(body);
+        return;
+      } catch (e) {
+        log.warn(`GET /v1/models on ${up.origin} failed: ${errorText(e)}`);
+      }
+    }
+    sendJson(reply.raw, 503, openAiErrorBody(503, 'no decode instance is reachable'));
+  });
+
+  const instances = (set: UpstreamSet) =>
+    set.all.map((u) => ({ url: u.origin, healthy: u.healthy, inflight: u.inflight, last_error: u.lastError }));
+  app.get('/health', async (_req, reply) => {
+    const ok = st.decoders.healthyCount() > 0;
+    return reply.code(ok ? 200 : 503).send({
+      status: ok ? 'ok' : 'unhealthy',
+      prefill_instances: instances(st.prefillers),
+      decode_instances: instances(st.decoders),
+    });
+  });
+  app.get('/healthcheck', async () => ({
+    status: st.decoders.healthyCount() > 0 ? 'ok' : 'unhealthy',
+    prefill_instances: st.prefillers.size,
+    decode_instances: st.decoders.size,
+    healthy_prefill_instances: st.prefillers.healthyCount(),
+    healthy_decode_instances: st.decoders.healthyCount(),
+  }));
+  app.get('/metrics', async (_req, reply) => {
+    for (const set of [st.prefillers, st.decoders]) {
+      for (const u of set.all) st.metrics.upstreamHealthy.set({ role: set.role, upstream: u.origin }, u.healthy ? 1 : 0);
+    }
+    const text = await st.metrics.registry.metrics();
+    return reply.header('content-type', st.metrics.registry.contentType).send(text);
+  });
+
+  let checking: Promise<void> | null = null;
+  const checkHealth = () => {
+    if (!checking) {
+      const timeout = Math.max(500, Math.min(config.healthIntervalMs || 2000, 5000));
+      checking = Promise.all([st.prefillers.checkAll(timeout), st.decoders.checkAll(timeout)])
+        .then(() => undefined)
+        .finally(() => {
+          checking = null;
+        });
+    }
+    return checking;
+  };
+  const timers: NodeJS.Timeout[] = [];
+  if (config.healthIntervalMs > 0) {
+    void checkHealth();
+    timers.push(setInterval(() => void checkHealth(), config.healthIntervalMs).unref());
+  }
+  if (config.statsIntervalMs > 0) {
+    timers.push(
+      setInterval(() => {
+        const text = st.stats.drain();
+        if (text) statsSink(text);
+      }, config.statsIntervalMs).unref(),
+    );
+  }
+
+  await app.listen({ host: config.host, port: config.port });
+  const port = (app.server.address() as AddressInfo).port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+  log.info(
+    `proxy on ${url}: ${st.prefillers.size} prefill instance(s) [${config.prefillers.join(', ')}], ` +
+      `${st.decoders.size} decode instance(s) [${config.decoders.join(', ')}]`,
+  );
+
+  let closed: Promise<void> | null = null;
+  const close = () => {
+    closed ??= (async () => {
+      for (const t of timers) clearInterval(t);
+      for (const a of st.aborters) a.abort(new Error('proxy shutting down'));
+      await app.close();
+      await checking?.catch(() => undefined);
+      await Promise.all([st.prefillers.closeAll(), st.decoders.closeAll()]);
+    })();
+    return closed;
+  };
+  return { url, port, state: st, app, checkHealth, close };
+}

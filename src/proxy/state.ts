@@ -1,0 +1,15 @@
+// Everything one running proxy shares between its routes.
+import type { ProxyConfig } from './config.js';
+import type { ProxyMetrics } from './metrics.js';
+import type { StatsWindow } from './stats-window.js';
+import type { UpstreamSet } from './upstream-set.js';
+
+export interface ProxyState {
+  config: ProxyConfig;
+  prefillers: UpstreamSet; // size 0 = no prefill leg
+  decoders: UpstreamSet;
+  metrics: ProxyMetrics;
+  stats: StatsWindow;
+  inflight: number;
+  aborters: Set<AbortController>; // one per in-flight generation request; aborted on shutdown
+}

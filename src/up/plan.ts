@@ -1,0 +1,96 @@
+// What `pdserve up` starts: a pure function from the options to child specs (no I/O).
+import { join } from 'node:path';
+
+export type ChildKind = 'kv-server' | 'prefiller' | 'decoder' | 'proxy';
+
+export interface UpOptions {
+  model: string | null; // null = the engine's default model
+  prefill: number; // 0 = colocated baseline (no kv-server, no prefill leg)
+  decode: number; // >= 1
+  host: string; // where the proxy listens
+  port: number; // proxy port
+  device: string | null; // --device for every engine, unless per-role lists are given
+  prefillDevices: string[]; // CUDA indices; prefiller i gets cuda:<list[i % len]>
+  decodeDevices: string[];
+  kvPoolSize: string; // "1G"
+  kvPoolFile: string; // passed to the kv-server as PDSERVE_KV_POOL_FILE; removed on shutdown
+  chunkSize: number;
+  loadFormat: string | null;
+  runDir: string;
+  engineArgs: string[]; // appended to every engine's command line
+  healthTimeoutMs: number;
+  graceMs: number; // SIGTERM -> SIGKILL
+}
+
+export interface ChildSpec {
+  name: string; // "kv-server", "prefiller-0", "decoder-1", "proxy"
+  kind: ChildKind;
+  port: number;
+  args: string[]; // after the CLI entry (`serve ...`, `kv-server ...`, `proxy ...`)
+  env: Record<string, string>;
+  logFile: string;
+  /** how readiness is checked: an HTTP GET /health, or a TCP connect */
+  ready: 'http' | 'tcp';
+}
+
+export interface Ports {
+  kv: number | null;
+  prefill: number[];
+  decode: number[];
+}
+
+export interface Plan {
+  kvServer: ChildSpec | null;
+  engines: ChildSpec[];
+  proxy: ChildSpec;
+  files: Record<string, string>; // path -> contents, written before anything starts
+}
+
+export function deviceFor(o: UpOptions, kind: 'prefiller' | 'decoder', i: number): string | null {
+  const list = kind === 'prefiller' ? o.prefillDevices : o.decodeDevices;
+  if (list.length) return `cuda:${list[i % list.length]}`;
+  return o.device;
+}
+
+export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefiller' | 'decoder', remoteUrl: string) => string): Plan {
+  const files: Record<string, string> = {};
+  const disagg = o.prefill > 0;
+  let kvServer: ChildSpec | null = null;
+  if (disagg) {
+    const kvPort = ports.kv!;
+    kvServer = {
+      name: 'kv-server',
+      kind: 'kv-server',
+      port: kvPort,
+      args: ['kv-server', '--host', '127.0.0.1', '--port', String(kvPort), '--pool-size', o.kvPoolSize],
+      env: { PDSERVE_KV_POOL_FILE: o.kvPoolFile },
+      logFile: join(o.runDir, 'kv-server.log'),
+      ready: 'tcp',
+    };
+    const remoteUrl = `pdkv://127.0.0.1:${kvPort}`;
+    files[join(o.runDir, 'prefiller.yaml')] = kvYamlFor('prefiller', remoteUrl);
+    files[join(o.runDir, 'decoder.yaml')] = kvYamlFor('decoder', remoteUrl);
+  }
+  const engine = (kind: 'prefiller' | 'decoder', i: number, port: number): ChildSpec => {
+    const args = ['serve', ...(o.model ? [o.model] : []), '--host', '127.0.0.1', '--port', String(port)];
+    if (disagg) {
+      const role = kind === 'prefiller' ? 'kv_producer' : 'kv_consumer';
+      args.push('--kv-transfer-config', JSON.stringify({ kv_connector: 'PdConnector', kv_role: role }));
+      args.push('--kv-config', join(o.runDir, `${kind}.yaml`));
+    }
+    const dev = deviceFor(o, kind, i);
+    if (dev) args.push('--device', dev);
+    if (o.loadFormat) args.push('--load-format', o.loadFormat);
+    args.push(...o.engineArgs);
+    return { name: `${kind}-${i}`, kind, port, args, env: {}, logFile: join(o.runDir, `${kind}-${i}.log`), ready: 'http' };
+  };
+  const engines = [
+    ...ports.prefill.map((p, i) => engine('prefiller', i, p)),
+    ...ports.decode.map((p, i) => engine('decoder', i, p)),
+  ];
+  const proxyArgs = ['proxy', '--host', o.host, '--port', String(o.port)];
+  for (const p of ports.prefill) proxyArgs.push('--prefiller', `http://127.0.0.1:${p}`);
+  for (const p of ports.decode) proxyArgs.push('--decoder', `http://127.0.0.1:${p}`);
+  const proxy: ChildSpec = { name: 'proxy', kind: 'proxy', port: o.port, args: proxyArgs, env: {}, logFile: join(o.runDir, 'proxy.log'), ready: 'http' };
+  return { kvServer, engines, proxy, files };
+}

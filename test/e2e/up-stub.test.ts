@@ -1,0 +1,163 @@
+// `pdserve up` with stub engines and kv-server (PDSERVE_UP_ENGINE_CMD) and the real proxy.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const stubChild = fileURLToPath(new URL('../helpers/stub-child.js', import.meta.url));
+const READY = 'All servers are up. You can send request now...';
+
+interface Up {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<number | null>;
+}
+
+function startUp(args: string[], env: Record<string, string> = {}): Up {
+  const proc = spawn(process.execPath, [cli, 'up', ...args], {
+    env: { ...process.env, PDSERVE_UP_ENGINE_CMD: JSON.stringify([process.execPath, stubChild]), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (b) => (out += b));
+  proc.stderr!.on('data', (b) => (err += b));
+  const exit = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
+  return { proc, out: () => out, err: () => err, exit };
+}
+
+async function until(cond: () => boolean, what: () => string, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting: ${what()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const pids = (out: string) => [...out.matchAll(/started (\S+) \(pid (\d+)\)/g)].map((m) => ({ name: m[1]!, pid: Number(m[2]) }));
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('up 1P2D: configs, flags, ready line, routing through the proxy; SIGTERM stops all and removes the pool file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
+  const argsDir = join(dir, 'args');
+  const pool = join(dir, 'kv.pool');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(argsDir);
+  const up = startUp(
+    ['tiny-model', '--prefill', '1', '--decode', '2', '--port', '0', '--host', '127.0.0.1', '--run-dir', join(dir, 'run'),
+      '--kv-pool-file', pool, '--kv-pool-size', '64M', '--decode-devices', '2,3', '--grace-period', '0.5', '--', '--max-model-len', '512'],
+    { STUB_ARGS_DIR: argsDir, STUB_IGNORE_TERM_MATCH: 'kv_producer' },
+  );
+  try {
+    await until(() => up.out().includes(READY), () => up.out() + up.err());
+    assert.match(up.out(), new RegExp(`run directory ${join(dir, 'run')}`));
+    const url = /proxy: (http:\/\/[\d.]+:\d+)/.exec(up.out())![1]!;
+    const kids = pids(up.out());
+    assert.deepEqual(kids.map((k) => k.name).sort(), ['decoder-0', 'decoder-1', 'kv-server', 'prefiller-0', 'proxy']);
+    assert.ok(existsSync(pool));
+
+    const files = readdirSync(argsDir);
+    const argsOf = (prefix: string) => files.filter((f) => f.startsWith(prefix)).map((f) => JSON.parse(readFileSync(join(argsDir, f), 'utf8')) as string[]);
+    const [kvArgs] = argsOf('kv-server');
+    assert.deepEqual(kvArgs!.slice(0, 1), ['kv-server']);
+    assert.equal(kvArgs![kvArgs!.indexOf('--pool-size') + 1], '64M');
+    const kvPort = kvArgs![kvArgs!.indexOf('--port') + 1];
+    const [pArgs] = argsOf('kv_producer');
+    assert.deepEqual(pArgs!.slice(0, 2), ['serve', 'tiny-model']);
+    assert.deepEqual(JSON.parse(pArgs![pArgs!.indexOf('--kv-transfer-config') + 1]!), { kv_connector: 'PdConnector', kv_role: 'kv_producer' });
+    assert.deepEqual(pArgs!.slice(-2), ['--max-model-len', '512'], 'flags after -- reach every engine');
+    const pyaml = readFileSync(pArgs![pArgs!.indexOf('--kv-config') + 1]!, 'utf8');
+    assert.match(pyaml, new RegExp(`remote_url: pdkv://127.0.0.1:${kvPort}`));
+    assert.match(pyaml, /chunk_size: 256/);
+    assert.match(pyaml, /local_cpu: false/);
+    const dArgs = argsOf('kv_consumer');
+    assert.equal(dArgs.length, 2);
+    assert.deepEqual(dArgs.map((a) => a[a.indexOf('--device') + 1]).sort(), ['cuda:2', 'cuda:3']);
+    assert.match(readFileSync(dArgs[0]![dArgs[0]!.indexOf('--kv-config') + 1]!, 'utf8'), /local_cpu: true/);
+
+    const texts = new Set<string>();
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) });
+      assert.equal(res.status, 200);
+      texts.add(((await res.json()) as any).choices[0].text);
+    }
+    assert.equal(texts.size, 2, 'both decoders served');
+    for (const t of texts) assert.match(t, /^kv_consumer:\d+$/);
+
+    up.proc.kill('SIGTERM');
+    assert.equal(await up.exit, 0);
+    for (const k of kids) assert.equal(alive(k.pid), false, `${k.name} is gone`);
+    assert.equal(existsSync(pool), false, 'pool file removed');
+    assert.ok(readFileSync(join(dir, 'run', 'prefiller-0.log'), 'utf8').includes('ignoring SIGTERM'), 'the stubborn one needed SIGKILL');
+  } finally {
+    up.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up: a child that fails at startup is named with its log tail; the others are stopped; exit non-zero', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
+  const pool = join(dir, 'kv.pool');
+  const up = startUp(['--prefill', '1', '--decode', '1', '--port', '0', '--run-dir', dir, '--kv-pool-file', pool, '--grace-period', '1'], {
+    STUB_FAIL_MATCH: 'kv_consumer',
+  });
+  try {
+    const code = await Promise.race([up.exit, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 20_000))]);
+    assert.notEqual(code, 'hang');
+    assert.notEqual(code, 0);
+    assert.doesNotMatch(up.out(), new RegExp(READY.replace(/\./g, '\\.')));
+    assert.match(up.err(), /decoder-0 exited during startup \(exit code 3\)/);
+    assert.match(up.err(), /fatal: failing on purpose/);
+    assert.match(up.err(), /line 40/);
+    assert.doesNotMatch(up.err(), /line 5\n/, 'only the tail');
+    for (const k of pids(up.out())) assert.equal(alive(k.pid), false, `${k.name} is gone`);
+    assert.equal(existsSync(pool), false);
+  } finally {
+    up.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up --prefill 0: colocated decoders behind the proxy; a decoder dying later stops everything', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
+  const argsDir = join(dir, 'args');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(argsDir);
+  const up = startUp(['--prefill', '0', '--decode', '2', '--port', '0', '--run-dir', join(dir, 'run'), '--grace-period', '1'], { STUB_ARGS_DIR: argsDir });
+  try {
+    await until(() => up.out().includes(READY), () => up.out() + up.err());
+    const kids = pids(up.out());
+    assert.deepEqual(kids.map((k) => k.name).sort(), ['decoder-0', 'decoder-1', 'proxy']);
+    for (const f of readdirSync(argsDir)) {
+      const a = JSON.parse(readFileSync(join(argsDir, f), 'utf8')) as string[];
+      assert.equal(a.includes('--kv-transfer-config'), false);
+      assert.equal(a.includes('--kv-config'), false);
+    }
+    const url = /proxy: (http:\/\/[\d.]+:\d+)/.exec(up.out())![1]!;
+    const texts = [];
+    for (let i = 0; i < 2; i++) texts.push(((await (await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' })).json()) as any).choices[0].text);
+    assert.equal(new Set(texts).size, 2);
+    for (const t of texts) assert.match(t, /^colocated:\d+$/);
+
+    process.kill(kids.find((k) => k.name === 'decoder-1')!.pid, 'SIGKILL');
+    const code = await up.exit;
+    assert.equal(code, 1);
+    assert.match(up.err(), /decoder-1 exited \(killed by SIGKILL\)/);
+    for (const k of kids) assert.equal(alive(k.pid), false, `${k.name} is gone`);
+  } finally {
+    up.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

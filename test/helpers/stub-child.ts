@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// Stand-in for `pdserve serve` / `pdserve kv-server` in `up` tests (PDSERVE_UP_ENGINE_CMD).
+// serve: HTTP on --port with /health and /v1/completions answering "<role>:<port>".
+// kv-server: TCP listener on --port; creates $PDSERVE_KV_POOL_FILE and leaves it (up must remove it).
+// Env: STUB_FAIL_MATCH (substring of argv) -> print 40 lines and exit 3;
+//      STUB_IGNORE_TERM_MATCH -> ignore SIGTERM; STUB_ARGS_DIR -> write argv to <dir>/<name>.json.
+import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const argv = process.argv.slice(2);
+const joined = argv.join(' ');
+const cmd = argv[0];
+const flag = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const port = Number(flag('--port'));
+const ktc = flag('--kv-transfer-config');
+const role = cmd === 'kv-server' ? 'kv-server' : ktc ? (JSON.parse(ktc).kv_role as string) : 'colocated';
+const name = `${role}-${port}`;
+console.log(`stub ${name} starting: ${joined}`);
+if (process.env.STUB_ARGS_DIR) writeFileSync(join(process.env.STUB_ARGS_DIR, `${name}.json`), JSON.stringify(argv));
+if (process.env.STUB_FAIL_MATCH && joined.includes(process.env.STUB_FAIL_MATCH)) {
+  for (let i = 1; i <= 40; i++) console.error(`stub ${name} line ${i}`);
+  console.error(`stub ${name}: fatal: failing on purpose`);
+  process.exit(3);
+}
+if (process.env.STUB_IGNORE_TERM_MATCH && joined.includes(process.env.STUB_IGNORE_TERM_MATCH)) {
+  process.on('SIGTERM', () => console.log(`stub ${name}: ignoring SIGTERM`));
+}
+if (cmd === 'kv-server') {
+  if (process.env.PDSERVE_KV_POOL_FILE) writeFileSync(process.env.PDSERVE_KV_POOL_FILE, Buffer.alloc(4096));
+  createTcpServer((s) => s.end()).listen(port, '127.0.0.1');
+} else {
+  createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      if (req.url === '/health') return void res.writeHead(200).end();
+      const text = JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text: `${role}:${port}`, finish_reason: 'length' }] });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(text);
+    });
+  }).listen(port, '127.0.0.1', () => console.log(`stub ${name} listening`));
+}
