@@ -1,7 +1,10 @@
 // `pdserve bench <serve|compare|engine|kv>`: each subcommand lives in its own file.
 import type { Command } from 'commander';
+import { registerBenchServe } from './bench-serve.js';
+import { registerBenchStubServer } from './bench-stub-server.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks: serve, compare, engine, kv');
-  void bench;
+  registerBenchServe(bench);
+  registerBenchStubServer(bench);
 }
