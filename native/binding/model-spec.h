@@ -48,6 +48,8 @@ inline ModelSpec specFromJs(const Napi::Env& env, const Napi::Value& v) {
   s.qkvBias = b("qkvBias");
   s.qkNorm = b("qkNorm");
   s.weightDtype = dtypeArg(env, o.Get("weightDtype"), "spec.weightDtype");
+  Napi::Value rfd = o.Get("ropeFreqDtype");
+  if (!rfd.IsUndefined() && !rfd.IsNull()) s.ropeFreqDtype = dtypeArg(env, rfd, "spec.ropeFreqDtype");
   if (s.numHeads % s.numKvHeads) throw Napi::RangeError::New(env, "spec.numHeads must be a multiple of spec.numKvHeads");
   if (s.headDim % 2) throw Napi::RangeError::New(env, "spec.headDim must be even");
   return s;

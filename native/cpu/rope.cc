@@ -2,9 +2,12 @@
 #include <cmath>
 #include <vector>
 
+#include "dtype.h"
 #include "kernels.h"
 
 namespace pds::cpu {
+
+void llama3Scale(const ModelSpec& spec, float* invFreq);
 
 void ropeInvFreq(const ModelSpec& spec, float* invFreq) {
   const int half = spec.headDim / 2;
@@ -13,8 +16,18 @@ void ropeInvFreq(const ModelSpec& spec, float* invFreq) {
     float expo = static_cast<float>(2 * i) / static_cast<float>(spec.headDim);
     invFreq[i] = 1.0f / std::pow(spec.ropeTheta, expo);
   }
-  if (spec.ropeType != RopeType::Llama3) return;
-  // HF _compute_llama3_parameters.
+  if (spec.ropeType == RopeType::Llama3) llama3Scale(spec, invFreq);
+  // Round through the dtype HF keeps the buffer in (after scaling, as the buffer is cast after init).
+  if (spec.ropeFreqDtype != DType::F32) {
+    std::vector<uint16_t> tmp(half);
+    fromF32(invFreq, spec.ropeFreqDtype, tmp.data(), half);
+    toF32(tmp.data(), spec.ropeFreqDtype, invFreq, half);
+  }
+}
+
+// HF _compute_llama3_parameters.
+void llama3Scale(const ModelSpec& spec, float* invFreq) {
+  const int half = spec.headDim / 2;
   const double factor = spec.ropeFactor, lowF = spec.ropeLowFreqFactor, highF = spec.ropeHighFreqFactor;
   const double oldCtx = spec.ropeOriginalMaxPos;
   const double lowWavelen = oldCtx / lowF, highWavelen = oldCtx / highF;

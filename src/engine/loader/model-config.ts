@@ -103,6 +103,7 @@ export function parseModelConfig(cfg: Record<string, unknown>, opts: { weightDty
     qkvBias: a === 'Qwen2ForCausalLM' || cfg.attention_bias === true,
     qkNorm: a === 'Qwen3ForCausalLM',
     weightDtype: opts.weightDtype ?? dtype,
+    ropeFreqDtype: dtype,
   };
   if (ropeType === 'llama3') {
     spec.ropeFactor = num(rope, 'factor');
