@@ -1,6 +1,352 @@
-// Placeholder registration; filled in by the native core work.
+// createModel(spec, opts) -> NativeModel (src/native/binding.ts). A thin wrapper over pds::Backend:
+// argument checks, async workers for forward / KV transfer, no math. The backend is shared with in-flight
+// workers, so dispose() during a forward frees memory only when that forward finishes.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "args.h"
+#include "model-spec.h"
+#include "pds/backend.h"
 #include "register.h"
 
 namespace pds::binding {
-void registerModel(Napi::Env, Napi::Object) {}
+namespace {
+
+struct Shared {
+  std::unique_ptr<Backend> be;
+  std::mutex mu;  // one forward / KV transfer at a time
+  std::atomic<bool> disposed{false};
+};
+
+// Runs fn on a libuv worker thread; resolves with make(env) or rejects with the matching JS error class.
+class Job : public Napi::AsyncWorker {
+ public:
+  using Fn = std::function<void()>;
+  using Make = std::function<Napi::Value(Napi::Env)>;
+  Job(Napi::Env env, std::shared_ptr<Shared> sh, Fn fn, Make make)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), sh_(std::move(sh)), fn_(std::move(fn)),
+        make_(std::move(make)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  std::vector<Napi::ObjectReference> keep;  // typed arrays the job reads or writes
+
+  void Execute() override {
+    std::lock_guard<std::mutex> lk(sh_->mu);
+    try {
+      if (!sh_->be || sh_->disposed) throw std::runtime_error("model disposed");
+      fn_();
+    } catch (const std::out_of_range& e) {
+      kind_ = 1;
+      SetError(e.what());
+    } catch (const std::invalid_argument& e) {
+      kind_ = 2;
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(make_ ? make_(Env()) : Env().Undefined()); }
+  void OnError(const Napi::Error& e) override {
+    Napi::Env env = Env();
+    std::string msg = e.Message();
+    Napi::Error err = kind_ == 1 ? Napi::RangeError::New(env, msg)
+                      : kind_ == 2 ? Napi::TypeError::New(env, msg)
+                                   : Napi::Error::New(env, msg);
+    deferred_.Reject(err.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Shared> sh_;
+  Fn fn_;
+  Make make_;
+  int kind_ = 0;
+};
+
+Napi::Value rejected(Napi::Env env, const Napi::Error& e) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Reject(e.Value());
+  return d.Promise();
+}
+
+class Model : public Napi::ObjectWrap<Model> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {InstanceAccessor<&Model::DeviceName>("deviceName"),
+                        InstanceMethod<&Model::LoadTensor>("loadTensor"),
+                        InstanceMethod<&Model::InitDummy>("initDummyWeights"),
+                        InstanceMethod<&Model::Finalize>("finalizeWeights"),
+                        InstanceMethod<&Model::WeightBytes>("weightBytes"),
+                        InstanceMethod<&Model::AllocKv>("allocKvCache"),
+                        InstanceMethod<&Model::KvBytesPerToken>("kvBytesPerToken"),
+                        InstanceMethod<&Model::FreeMemory>("freeMemoryBytes"),
+                        InstanceMethod<&Model::Forward>("forward"),
+                        InstanceMethod<&Model::KvGather>("kvGather"),
+                        InstanceMethod<&Model::KvScatter>("kvScatter"),
+                        InstanceMethod<&Model::Dispose>("dispose")});
+  }
+  explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {}
+  void attach(std::unique_ptr<Backend> be) {
+    sh_ = std::make_shared<Shared>();
+    sh_->be = std::move(be);
+    spec_ = sh_->be->spec();
+    device_ = sh_->be->name();
+  }
+
+ private:
+  Backend& be(const Napi::Env& env) {
+    if (!sh_ || !sh_->be) throw Napi::Error::New(env, "model disposed");
+    return *sh_->be;
+  }
+  // Synchronous calls take the lock too, so they never race a forward running on a worker.
+  template <class F>
+  auto locked(const Napi::Env& env, F&& f) {
+    Backend& b = be(env);
+    std::lock_guard<std::mutex> lk(sh_->mu);
+    return guarded(env, [&] { return f(b); });
+  }
+
+  Napi::Value DeviceName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_); }
+
+  Napi::Value LoadTensor(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string name = stringArg(env, info[0], "loadTensor: name");
+    std::string path = stringArg(env, info[1], "loadTensor: path");
+    int64_t offset = intArg(env, info[2], "loadTensor: offset", 0, int64_t(1) << 50);
+    int64_t nbytes = intArg(env, info[3], "loadTensor: nbytes", 0, int64_t(1) << 40);
+    DType dt = dtypeArg(env, info[4], "loadTensor: dtype");
+    if (!info[5].IsArray()) throw Napi::TypeError::New(env, "loadTensor: shape must be an array of integers");
+    Napi::Array sa = info[5].As<Napi::Array>();
+    std::vector<int64_t> shape;
+    int64_t elems = 1;
+    for (uint32_t i = 0; i < sa.Length(); i++) {
+      shape.push_back(intArg(env, sa.Get(i), "loadTensor: shape[" + std::to_string(i) + "]", 0, int64_t(1) << 40));
+      elems *= shape.back();
+    }
+    if (elems * static_cast<int64_t>(dtypeSize(dt)) != nbytes)
+      throw Napi::RangeError::New(env, "loadTensor: " + name + ": nbytes " + std::to_string(nbytes) +
+                                           " does not match shape x dtype size (" +
+                                           std::to_string(elems * dtypeSize(dt)) + ")");
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Napi::Error::New(env, "loadTensor: open " + path + ": " + std::strerror(errno));
+    std::unique_ptr<char[]> buf(new (std::nothrow) char[nbytes > 0 ? nbytes : 1]);
+    if (!buf) {
+      ::close(fd);
+      throw Napi::Error::New(env, "loadTensor: out of memory for " + name);
+    }
+    int64_t done = 0;
+    while (done < nbytes) {
+      ssize_t r = ::pread(fd, buf.get() + done, static_cast<size_t>(nbytes - done), static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        int e = errno;
+        ::close(fd);
+        throw Napi::Error::New(env, "loadTensor: " + name + ": read of " + path + " at " + std::to_string(offset + done) +
+                                        (r == 0 ? " hit end of file" : std::string(": ") + std::strerror(e)));
+      }
+      done += r;
+    }
+    ::close(fd);
+    locked(env, [&](Backend& b) {
+      b.setWeight(name, buf.get(), dt, shape);
+      return 0;
+    });
+    return env.Undefined();
+  }
+
+  Napi::Value InitDummy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t seed = static_cast<uint64_t>(intArg(env, info[0], "initDummyWeights: seed", 0, int64_t(1) << 53));
+    locked(env, [&](Backend& b) {
+      b.initDummyWeights(seed);
+      return 0;
+    });
+    return env.Undefined();
+  }
+  Napi::Value Finalize(const Napi::CallbackInfo& info) {
+    locked(info.Env(), [&](Backend& b) {
+      b.finalizeWeights();
+      return 0;
+    });
+    return info.Env().Undefined();
+  }
+  Napi::Value WeightBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(locked(info.Env(), [](Backend& b) { return b.weightBytes(); })));
+  }
+  Napi::Value AllocKv(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int nb = static_cast<int>(intArg(env, info[0], "allocKvCache: numBlocks", 1, INT32_MAX));
+    int bs = static_cast<int>(intArg(env, info[1], "allocKvCache: blockSize", 1, 1 << 16));
+    DType dt = dtypeArg(env, info[2], "allocKvCache: kvDtype");
+    locked(env, [&](Backend& b) {
+      b.allocKvCache(nb, bs, dt);
+      blockSize_ = bs;
+      return 0;
+    });
+    return env.Undefined();
+  }
+  Napi::Value KvBytesPerToken(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(locked(info.Env(), [](Backend& b) { return b.kvBytesPerToken(); })));
+  }
+  Napi::Value FreeMemory(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(locked(info.Env(), [](Backend& b) { return b.freeMemoryBytes(); })));
+  }
+
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      be(env);
+      if (!info[0].IsObject()) throw Napi::TypeError::New(env, "forward: batch must be an object");
+      Napi::Object o = info[0].As<Napi::Object>();
+      auto tok = i32Arg(env, o.Get("tokenIds"), "batch.tokenIds", 1);
+      const size_t T = tok.ElementLength();
+      auto pos = i32Arg(env, o.Get("positions"), "batch.positions", T);
+      auto slot = i32Arg(env, o.Get("slotMapping"), "batch.slotMapping", T);
+      auto qsl = i32Arg(env, o.Get("queryStartLoc"), "batch.queryStartLoc", 2);
+      const size_t S = qsl.ElementLength() - 1;
+      auto ctx = i32Arg(env, o.Get("contextLens"), "batch.contextLens", S);
+      int mb = static_cast<int>(intArg(env, o.Get("maxBlocksPerSeq"), "batch.maxBlocksPerSeq", 1, 1 << 24));
+      auto bt = i32Arg(env, o.Get("blockTables"), "batch.blockTables", S * mb);
+      auto li = i32Arg(env, o.Get("logitsIndices"), "batch.logitsIndices", 0);
+      if (pos.ElementLength() != T || slot.ElementLength() != T)
+        throw Napi::RangeError::New(env, "forward: tokenIds, positions and slotMapping must have the same length");
+      if (ctx.ElementLength() != S) throw Napi::RangeError::New(env, "forward: contextLens must have queryStartLoc.length - 1 entries");
+      struct In {
+        std::vector<int32_t> tok, pos, slot, qsl, ctx, bt, li;
+      };
+      auto in = std::make_shared<In>(In{i32Vec(tok), i32Vec(pos), i32Vec(slot), i32Vec(qsl), i32Vec(ctx), i32Vec(bt), i32Vec(li)});
+      const int vocab = spec_.vocabSize;
+      auto logits = std::make_shared<std::vector<float>>();
+      auto sh = sh_;
+      auto job = new Job(
+          env, sh,
+          [sh, in, logits, mb, vocab] {
+            BatchDesc d;
+            d.numTokens = static_cast<int>(in->tok.size());
+            d.numSeqs = static_cast<int>(in->ctx.size());
+            d.tokenIds = in->tok.data();
+            d.positions = in->pos.data();
+            d.slotMapping = in->slot.data();
+            d.queryStartLoc = in->qsl.data();
+            d.contextLens = in->ctx.data();
+            d.blockTables = in->bt.data();
+            d.maxBlocksPerSeq = mb;
+            d.numLogits = static_cast<int>(in->li.size());
+            d.logitsIndices = in->li.data();
+            logits->resize(static_cast<size_t>(d.numLogits) * vocab);
+            sh->be->forward(d, logits->data());
+          },
+          [logits](Napi::Env env) -> Napi::Value {
+            auto* v = new std::vector<float>(std::move(*logits));
+            if (v->empty()) {
+              delete v;
+              return Napi::Float32Array::New(env, 0);
+            }
+            auto ab = Napi::ArrayBuffer::New(env, v->data(), v->size() * 4,
+                                             [](Napi::Env, void*, std::vector<float>* p) { delete p; }, v);
+            return Napi::Float32Array::New(env, v->size(), ab, 0);
+          });
+      Napi::Promise p = job->promise();
+      job->Queue();
+      return p;
+    } catch (const Napi::Error& e) {
+      return rejected(env, e);
+    }
+  }
+
+  Napi::Value KvTransfer(const Napi::CallbackInfo& info, bool gather) {
+    Napi::Env env = info.Env();
+    const char* fn = gather ? "kvGather" : "kvScatter";
+    try {
+      Backend& b = be(env);
+      auto ids = i32Arg(env, info[0], std::string(fn) + ": blockIds", 0);
+      int64_t ntok = intArg(env, info[1], std::string(fn) + ": numTokens", 0, INT32_MAX);
+      if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+        throw Napi::TypeError::New(env, std::string(fn) + ": buffer must be a Uint8Array");
+      auto buf = info[2].As<Napi::Uint8Array>();
+      if (blockSize_ == 0) throw Napi::Error::New(env, std::string(fn) + ": KV cache not allocated");
+      size_t need = static_cast<size_t>(ntok) * b.kvBytesPerToken();
+      if (buf.ByteLength() < need)
+        throw Napi::RangeError::New(env, std::string(fn) + ": buffer has " + std::to_string(buf.ByteLength()) +
+                                             " bytes, needs " + std::to_string(need));
+      if (static_cast<int64_t>(ids.ElementLength()) * blockSize_ < ntok)
+        throw Napi::RangeError::New(env, std::string(fn) + ": " + std::to_string(ntok) + " tokens need more than " +
+                                             std::to_string(ids.ElementLength()) + " blocks");
+      auto idv = std::make_shared<std::vector<int32_t>>(i32Vec(ids));
+      uint8_t* data = buf.Data();
+      auto sh = sh_;
+      int nt = static_cast<int>(ntok);
+      auto job = new Job(
+          env, sh,
+          [sh, idv, nt, data, gather] {
+            int nb = static_cast<int>(idv->size());
+            if (gather)
+              sh->be->kvGather(idv->data(), nb, nt, data);
+            else
+              sh->be->kvScatter(idv->data(), nb, nt, data);
+          },
+          nullptr);
+      job->keep.push_back(Napi::Persistent(buf.As<Napi::Object>()));
+      Napi::Promise p = job->promise();
+      job->Queue();
+      return p;
+    } catch (const Napi::Error& e) {
+      return rejected(env, e);
+    }
+  }
+  Napi::Value KvGather(const Napi::CallbackInfo& info) { return KvTransfer(info, true); }
+  Napi::Value KvScatter(const Napi::CallbackInfo& info) { return KvTransfer(info, false); }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (sh_) {
+      auto sh = std::move(sh_);
+      sh->disposed = true;
+      // Free now unless a job is running; otherwise the last job to finish frees it (~Shared).
+      std::unique_lock<std::mutex> lk(sh->mu, std::try_to_lock);
+      if (lk.owns_lock()) sh->be.reset();
+    }
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Shared> sh_;
+  ModelSpec spec_;
+  std::string device_;
+  int blockSize_ = 0;
+};
+
+struct AddonData {
+  Napi::FunctionReference modelCtor;
+};
+
+Napi::Value CreateModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelSpec spec = specFromJs(env, info[0]);
+  std::string libPath;
+  BackendOptions opts = optsFromJs(env, info[1], &libPath);
+  std::unique_ptr<Backend> be = guarded(env, [&] {
+    return opts.device == "cpu" ? createCpuBackend(spec, opts) : createCudaBackend(libPath, spec, opts);
+  });
+  Napi::Object obj = env.GetInstanceData<AddonData>()->modelCtor.New({});
+  Model::Unwrap(obj)->attach(std::move(be));
+  return obj;
+}
+
+}  // namespace
+
+void registerModel(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  data->modelCtor = Napi::Persistent(Model::Define(env));
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
+}
+
 }  // namespace pds::binding

@@ -27,6 +27,8 @@ export interface NativeModelSpec {
   qkvBias: boolean;
   qkNorm: boolean;
   weightDtype: DType;
+  /** Dtype HF keeps the rotary inv_freq buffer in (the checkpoint dtype); inv_freq is rounded through it. Default f32. */
+  ropeFreqDtype?: DType;
 }
 
 export interface BackendOptions {

@@ -1,0 +1,177 @@
+// Paged causal attention, width-generic (see simd.h); included by attention.cc (AVX2) and
+// attention.avx512.cc. Work item = (sequence, kv head, a few query tokens x the q heads sharing that kv head):
+// up to QR query rows read each K/V tile once. K tiles of VW keys are converted to f32 and transposed so
+// the scores of all rows come from broadcast-FMAs; softmax is online (running max m, sum l) in f32.
+#pragma once
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "kernels.h"
+#include "simd.h"
+
+namespace {
+
+using pds::DType;
+using pds::cpu::KvLayer;
+
+constexpr int QR = 8;           // query rows per work item
+constexpr int kMaxHeadDim = 256;
+
+template <DType KT>
+static inline void loadRowF32(const void* base, size_t elemOffset, int n, float* dst) {
+  const typename Ld<KT>::E* p = static_cast<const typename Ld<KT>::E*>(base) + elemOffset;
+  int i = 0;
+  for (; i + VW <= n; i += VW) storeu(dst + i, Ld<KT>::load(p + i));
+  for (; i < n; i++) dst[i] = Ld<KT>::one(p + i);
+}
+
+struct Item {
+  int seq, kvHead, tokLo, tCount, headLo, hCount;
+};
+
+// Scores s[r] (one vf lane per key of the tile) for R query rows: s[r] = sum_d q[r][d] * kt[d][:].
+template <int R>
+static inline void scores(const float (*qs)[kMaxHeadDim], const float* kt, int hd, vf* s) {
+  vf a[R], b[R];
+  for (int r = 0; r < R; r++) a[r] = b[r] = vf{};
+  int d = 0;
+  for (; d + 2 <= hd; d += 2) {
+    vf k0 = *reinterpret_cast<const vf*>(kt + static_cast<size_t>(d) * VW);
+    vf k1 = *reinterpret_cast<const vf*>(kt + static_cast<size_t>(d + 1) * VW);
+    for (int r = 0; r < R; r++) {
+      a[r] += qs[r][d] * k0;
+      b[r] += qs[r][d + 1] * k1;
+    }
+  }
+  for (; d < hd; d++) {
+    vf k0 = *reinterpret_cast<const vf*>(kt + static_cast<size_t>(d) * VW);
+    for (int r = 0; r < R; r++) a[r] += qs[r][d] * k0;
+  }
+  for (int r = 0; r < R; r++) s[r] = a[r] + b[r];
+}
+
+template <DType KT>
+static void attnItem(const Item& it, const float* q, int ldq, float* out, int ldo, int numHeads, const KvLayer& kv,
+                     const pds::cpu::AttnBatch& b) {
+  const int hd = kv.headDim, bs = kv.blockSize, kvh = kv.kvHeads;
+  const int rowStart = b.queryStartLoc[it.seq];
+  const int n = b.queryStartLoc[it.seq + 1] - rowStart;
+  const int ctx = b.contextLens[it.seq];
+  const int32_t* table = b.blockTables + static_cast<size_t>(it.seq) * b.maxBlocksPerSeq;
+  const int R = it.tCount * it.hCount;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+  alignas(64) float qs[QR][kMaxHeadDim];
+  alignas(64) float o[QR][kMaxHeadDim];
+  alignas(64) float kt[kMaxHeadDim * VW];
+  alignas(64) float vt[VW][kMaxHeadDim];
+  alignas(64) float krow[kMaxHeadDim];
+  float m[QR], l[QR];
+  int pos[QR];
+  for (int r = 0; r < R; r++) {
+    int ti = r / it.hCount, hi = r % it.hCount;
+    const float* qr = q + static_cast<size_t>(rowStart + it.tokLo + ti) * ldq + static_cast<size_t>(it.headLo + hi) * hd;
+    for (int d = 0; d < hd; d++) qs[r][d] = qr[d] * scale, o[r][d] = 0.f;
+    m[r] = -std::numeric_limits<float>::infinity();
+    l[r] = 0.f;
+    pos[r] = ctx - n + it.tokLo + ti;
+  }
+  const int maxPos = ctx - n + it.tokLo + it.tCount - 1;
+  vf iota;
+  for (int i = 0; i < VW; i++) iota[i] = static_cast<float>(i);
+  const vf ninf = vf{} - std::numeric_limits<float>::infinity();
+
+  for (int j0 = 0; j0 <= maxPos;) {
+    const int blk = j0 / bs, off = j0 % bs;
+    int nk = bs - off;
+    if (nk > VW) nk = VW;
+    if (nk > maxPos + 1 - j0) nk = maxPos + 1 - j0;
+    const int phys = table[blk];
+    if (phys < 0 || phys >= kv.numBlocks)
+      throw std::out_of_range("block table entry " + std::to_string(phys) + " of sequence " + std::to_string(it.seq) +
+                              " is outside the KV cache (" + std::to_string(kv.numBlocks) + " blocks)");
+    for (int t = 0; t < VW; t++) {
+      if (t < nk) {
+        size_t e = ((static_cast<size_t>(phys) * bs + off + t) * kvh + it.kvHead) * hd;
+        loadRowF32<KT>(kv.k, e, hd, krow);
+        for (int d = 0; d < hd; d++) kt[d * VW + t] = krow[d];
+        loadRowF32<KT>(kv.v, e, hd, vt[t]);
+      } else {
+        for (int d = 0; d < hd; d++) kt[d * VW + t] = 0.f;
+      }
+    }
+    vf s[QR];
+    switch (R) {
+      case 1: scores<1>(qs, kt, hd, s); break;
+      case 2: scores<2>(qs, kt, hd, s); break;
+      case 3: scores<3>(qs, kt, hd, s); break;
+      case 4: scores<4>(qs, kt, hd, s); break;
+      case 5: scores<5>(qs, kt, hd, s); break;
+      case 6: scores<6>(qs, kt, hd, s); break;
+      case 7: scores<7>(qs, kt, hd, s); break;
+      default: scores<8>(qs, kt, hd, s); break;
+    }
+    for (int r = 0; r < R; r++) {
+      int cnt = pos[r] - j0 + 1;
+      if (cnt > nk) cnt = nk;
+      if (cnt <= 0) continue;
+      vf sr = iota < static_cast<float>(cnt) ? s[r] : ninf;
+      float mx = m[r];
+      for (int t = 0; t < cnt; t++) mx = sr[t] > mx ? sr[t] : mx;
+      float corr = std::exp(m[r] - mx);
+      vf p = vexp(sr - mx);
+      p = iota < static_cast<float>(cnt) ? p : vf{};
+      l[r] = l[r] * corr + hsum(p);
+      m[r] = mx;
+      float* orow = o[r];
+      if (corr != 1.0f)
+        for (int d = 0; d < hd; d++) orow[d] *= corr;
+      for (int t = 0; t < cnt; t++) {
+        const float pt = p[t];
+        const float* vr = vt[t];
+        for (int d = 0; d < hd; d++) orow[d] += pt * vr[d];
+      }
+    }
+    j0 += nk;
+  }
+  for (int r = 0; r < R; r++) {
+    int ti = r / it.hCount, hi = r % it.hCount;
+    float* dst = out + static_cast<size_t>(rowStart + it.tokLo + ti) * ldo + static_cast<size_t>(it.headLo + hi) * hd;
+    const float inv = l[r] > 0 ? 1.0f / l[r] : 0.f;
+    for (int d = 0; d < hd; d++) dst[d] = o[r][d] * inv;
+  }
+}
+
+static void attentionDispatch(pds::cpu::ThreadPool& pool, const float* q, int ldq, int numHeads, const KvLayer& kv,
+                              const pds::cpu::AttnBatch& b, float* out, int ldo) {
+  if (kv.headDim > kMaxHeadDim) throw std::invalid_argument("head_dim > 256 is not supported by the CPU attention");
+  const int G = numHeads / kv.kvHeads;
+  const int hg = G < QR ? G : QR;
+  const int tb = QR / hg;
+  std::vector<Item> items;
+  for (int s = 0; s < b.numSeqs; s++) {
+    const int n = b.queryStartLoc[s + 1] - b.queryStartLoc[s];
+    const int ctx = b.contextLens[s];
+    if (n <= 0) continue;
+    if (n > ctx) throw std::invalid_argument("sequence " + std::to_string(s) + " has more new tokens than its context");
+    if ((ctx + kv.blockSize - 1) / kv.blockSize > b.maxBlocksPerSeq)
+      throw std::invalid_argument("sequence " + std::to_string(s) + " context exceeds its block table");
+    for (int kh = 0; kh < kv.kvHeads; kh++)
+      for (int h0 = 0; h0 < G; h0 += hg)
+        for (int t0 = 0; t0 < n; t0 += tb)
+          items.push_back(Item{s, kh, t0, n - t0 < tb ? n - t0 : tb, kh * G + h0, G - h0 < hg ? G - h0 : hg});
+  }
+  // Longest items (latest tokens) first for better load balance.
+  pool.parallelFor(static_cast<int64_t>(items.size()), [&](int64_t i) {
+    const Item& it = items[items.size() - 1 - i];
+    switch (kv.dtype) {
+      case DType::F32: return attnItem<DType::F32>(it, q, ldq, out, ldo, numHeads, kv, b);
+      case DType::BF16: return attnItem<DType::BF16>(it, q, ldq, out, ldo, numHeads, kv, b);
+      case DType::F16: return attnItem<DType::F16>(it, q, ldq, out, ldo, numHeads, kv, b);
+    }
+  });
+}
+
+}  // namespace

@@ -1,0 +1,315 @@
+// pds::Backend on the host CPU: weights by Hugging Face name into fused buffers (q|k|v, gate|up),
+// a paged KV cache, and the decoder forward pass over the kernels in kernels.h.
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+#include "host-buffer.h"
+#include "kernels.h"
+#include "pds/backend.h"
+
+namespace pds {
+namespace {
+
+using cpu::HostBuffer;
+
+// One weight tensor slot: where a named HF tensor lands (possibly inside a fused buffer).
+struct Slot {
+  HostBuffer* buf;
+  DType dtype;        // dtype kept in memory
+  size_t elemOffset;  // inside buf
+  std::vector<int64_t> shape;
+  int kind;  // 0 = matrix, 1 = norm weight (init 1), 2 = bias
+};
+
+struct Layer {
+  HostBuffer ln1, ln2, qNorm, kNorm, qkvBias;  // f32
+  HostBuffer wqkv, wo, wgu, wd;                // weight dtype
+};
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const ModelSpec& spec, const BackendOptions& opts) : spec_(spec), pool_(opts.threads) {
+    validateSpec();
+    const ModelSpec& s = spec_;
+    const DType wd = s.weightDtype;
+    const size_t H = s.hiddenSize, I = s.intermediateSize, hd = s.headDim, nH = s.numHeads, kvh = s.numKvHeads;
+    qkvOut_ = static_cast<int>((nH + 2 * kvh) * hd);
+    embed_ = HostBuffer(static_cast<size_t>(s.vocabSize) * H * dtypeSize(wd));
+    addSlot("model.embed_tokens.weight", &embed_, wd, 0, {s.vocabSize, static_cast<int64_t>(H)}, 0);
+    normF_ = HostBuffer(H * 4);
+    addSlot("model.norm.weight", &normF_, DType::F32, 0, {static_cast<int64_t>(H)}, 1);
+    if (!s.tieWordEmbeddings) {
+      lmHead_ = HostBuffer(static_cast<size_t>(s.vocabSize) * H * dtypeSize(wd));
+      addSlot("lm_head.weight", &lmHead_, wd, 0, {s.vocabSize, static_cast<int64_t>(H)}, 0);
+    }
+    layers_.resize(s.numLayers);
+    const int64_t h64 = H, i64 = I;
+    for (int l = 0; l < s.numLayers; l++) {
+      Layer& L = layers_[l];
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      L.ln1 = HostBuffer(H * 4);
+      L.ln2 = HostBuffer(H * 4);
+      addSlot(p + "input_layernorm.weight", &L.ln1, DType::F32, 0, {h64}, 1);
+      addSlot(p + "post_attention_layernorm.weight", &L.ln2, DType::F32, 0, {h64}, 1);
+      L.wqkv = HostBuffer(qkvOut_ * H * dtypeSize(wd));
+      addSlot(p + "self_attn.q_proj.weight", &L.wqkv, wd, 0, {static_cast<int64_t>(nH * hd), h64}, 0);
+      addSlot(p + "self_attn.k_proj.weight", &L.wqkv, wd, nH * hd * H, {static_cast<int64_t>(kvh * hd), h64}, 0);
+      addSlot(p + "self_attn.v_proj.weight", &L.wqkv, wd, (nH + kvh) * hd * H, {static_cast<int64_t>(kvh * hd), h64}, 0);
+      if (s.qkvBias) {
+        L.qkvBias = HostBuffer(qkvOut_ * 4);
+        addSlot(p + "self_attn.q_proj.bias", &L.qkvBias, DType::F32, 0, {static_cast<int64_t>(nH * hd)}, 2);
+        addSlot(p + "self_attn.k_proj.bias", &L.qkvBias, DType::F32, nH * hd, {static_cast<int64_t>(kvh * hd)}, 2);
+        addSlot(p + "self_attn.v_proj.bias", &L.qkvBias, DType::F32, (nH + kvh) * hd, {static_cast<int64_t>(kvh * hd)}, 2);
+      }
+      if (s.qkNorm) {
+        L.qNorm = HostBuffer(hd * 4);
+        L.kNorm = HostBuffer(hd * 4);
+        addSlot(p + "self_attn.q_norm.weight", &L.qNorm, DType::F32, 0, {static_cast<int64_t>(hd)}, 1);
+        addSlot(p + "self_attn.k_norm.weight", &L.kNorm, DType::F32, 0, {static_cast<int64_t>(hd)}, 1);
+      }
+      L.wo = HostBuffer(H * nH * hd * dtypeSize(wd));
+      addSlot(p + "self_attn.o_proj.weight", &L.wo, wd, 0, {h64, static_cast<int64_t>(nH * hd)}, 0);
+      L.wgu = HostBuffer(2 * I * H * dtypeSize(wd));
+      addSlot(p + "mlp.gate_proj.weight", &L.wgu, wd, 0, {i64, h64}, 0);
+      addSlot(p + "mlp.up_proj.weight", &L.wgu, wd, I * H, {i64, h64}, 0);
+      L.wd = HostBuffer(H * I * dtypeSize(wd));
+      addSlot(p + "mlp.down_proj.weight", &L.wd, wd, 0, {h64, i64}, 0);
+    }
+    invFreq_.resize(s.headDim / 2);
+    cpu::ropeInvFreq(s, invFreq_.data());
+  }
+
+  std::string name() const override { return "cpu"; }
+  const ModelSpec& spec() const override { return spec_; }
+
+  void setWeight(const std::string& name, const void* host, DType srcDtype, const std::vector<int64_t>& shape) override {
+    auto it = slots_.find(name);
+    if (it == slots_.end()) throw std::runtime_error("unknown weight '" + name + "' for this model spec");
+    const Slot& sl = it->second;
+    if (shape != sl.shape)
+      throw std::runtime_error("weight '" + name + "' has shape " + shapeStr(shape) + ", expected " + shapeStr(sl.shape));
+    size_t n = 1;
+    for (int64_t d : shape) n *= static_cast<size_t>(d);
+    cpu::convert(host, srcDtype, static_cast<char*>(sl.buf->data()) + sl.elemOffset * dtypeSize(sl.dtype), sl.dtype, n);
+    loaded_.insert(name);
+  }
+
+  void initDummyWeights(uint64_t seed) override {
+    uint64_t stream = 0;
+    for (auto& [name, sl] : slots_) {
+      size_t n = 1;
+      for (int64_t d : sl.shape) n *= static_cast<size_t>(d);
+      char* dst = static_cast<char*>(sl.buf->data()) + sl.elemOffset * dtypeSize(sl.dtype);
+      if (sl.kind == 1) {
+        std::vector<float> ones(n, 1.0f);
+        cpu::fromF32(ones.data(), sl.dtype, dst, n);
+      } else {
+        // uniform [-a, a] with a = 0.02 * sqrt(3): std 0.02, like HF initializer_range
+        cpu::fillRandom(pool_, dst, sl.dtype, n, sl.kind == 2 ? 0.02f : 0.0346f, seed, stream);
+      }
+      stream++;
+      loaded_.insert(name);
+    }
+  }
+
+  void finalizeWeights() override {
+    for (auto& [name, sl] : slots_)
+      if (!loaded_.count(name)) throw std::runtime_error("missing weight '" + name + "'");
+    finalized_ = true;
+  }
+
+  size_t weightBytes() const override {
+    size_t b = embed_.size() + lmHead_.size() + normF_.size();
+    for (const Layer& L : layers_)
+      b += L.ln1.size() + L.ln2.size() + L.qNorm.size() + L.kNorm.size() + L.qkvBias.size() + L.wqkv.size() +
+           L.wo.size() + L.wgu.size() + L.wd.size();
+    return b;
+  }
+
+  void allocKvCache(int numBlocks, int blockSize, DType kvDtype) override {
+    if (numBlocks <= 0 || blockSize <= 0) throw std::invalid_argument("allocKvCache: numBlocks and blockSize must be > 0");
+    const size_t per = static_cast<size_t>(numBlocks) * blockSize * spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype);
+    kv_ = HostBuffer(per * 2 * spec_.numLayers);
+    kvLayers_.assign(spec_.numLayers, cpu::KvLayer{});
+    for (int l = 0; l < spec_.numLayers; l++) {
+      cpu::KvLayer& k = kvLayers_[l];
+      k.k = kv_.as<char>() + (2 * l) * per;
+      k.v = kv_.as<char>() + (2 * l + 1) * per;
+      k.dtype = kvDtype;
+      k.numBlocks = numBlocks;
+      k.blockSize = blockSize;
+      k.kvHeads = spec_.numKvHeads;
+      k.headDim = spec_.headDim;
+    }
+    kvDtype_ = kvDtype;
+  }
+
+  size_t kvBytesPerToken() const override {
+    return static_cast<size_t>(spec_.numLayers) * 2 * spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype_);
+  }
+
+  size_t freeMemoryBytes() const override {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t kb;
+    std::string unit;
+    while (f >> key >> kb >> unit)
+      if (key == "MemAvailable:") return kb * 1024;
+    return 0;
+  }
+
+  void forward(const BatchDesc& b, float* logitsOut) override;
+
+  void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) override {
+    requireKv();
+    cpu::kvGatherAll(pool_, kvLayers_.data(), spec_.numLayers, blockIds, numBlocks, numTokens, hostDst);
+  }
+  void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) override {
+    requireKv();
+    cpu::kvScatterAll(pool_, kvLayers_.data(), spec_.numLayers, blockIds, numBlocks, numTokens, hostSrc);
+  }
+
+ private:
+  void validateSpec() const {
+    const ModelSpec& s = spec_;
+    if (s.numLayers <= 0 || s.hiddenSize <= 0 || s.intermediateSize <= 0 || s.numHeads <= 0 || s.numKvHeads <= 0 ||
+        s.headDim <= 0 || s.vocabSize <= 0)
+      throw std::invalid_argument("model spec: sizes must be > 0");
+    if (s.numHeads % s.numKvHeads) throw std::invalid_argument("model spec: numHeads must be a multiple of numKvHeads");
+    if (s.headDim % 2 || s.headDim > 256) throw std::invalid_argument("model spec: headDim must be even and <= 256");
+  }
+  void addSlot(const std::string& name, HostBuffer* buf, DType dt, size_t off, std::vector<int64_t> shape, int kind) {
+    slots_[name] = Slot{buf, dt, off, std::move(shape), kind};
+  }
+  static std::string shapeStr(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+  }
+  void requireKv() const {
+    if (kvLayers_.empty()) throw std::runtime_error("KV cache not allocated (call allocKvCache first)");
+  }
+  void validateBatch(const BatchDesc& b) const;
+
+  ModelSpec spec_;
+  cpu::ThreadPool pool_;
+  int qkvOut_ = 0;
+  HostBuffer embed_, lmHead_, normF_;
+  std::vector<Layer> layers_;
+  std::map<std::string, Slot> slots_;
+  std::set<std::string> loaded_;
+  bool finalized_ = false;
+  std::vector<float> invFreq_;
+  HostBuffer kv_;
+  std::vector<cpu::KvLayer> kvLayers_;
+  DType kvDtype_ = DType::F32;
+  // forward scratch
+  std::vector<float> x_, h_, qkv_, attn_, gu_, act_, cs_, fin_;
+};
+
+void CpuBackend::validateBatch(const BatchDesc& b) const {
+  if (!finalized_) throw std::runtime_error("forward before finalizeWeights");
+  requireKv();
+  const int T = b.numTokens, S = b.numSeqs;
+  if (T <= 0 || S <= 0) throw std::invalid_argument("forward: empty batch");
+  if (b.queryStartLoc[0] != 0 || b.queryStartLoc[S] != T)
+    throw std::invalid_argument("forward: queryStartLoc must start at 0 and end at numTokens");
+  const cpu::KvLayer& k0 = kvLayers_[0];
+  const int64_t slots = static_cast<int64_t>(k0.numBlocks) * k0.blockSize;
+  for (int s = 0; s < S; s++) {
+    int n = b.queryStartLoc[s + 1] - b.queryStartLoc[s];
+    if (n < 0) throw std::invalid_argument("forward: queryStartLoc must be non-decreasing");
+    if (n > b.contextLens[s])
+      throw std::invalid_argument("forward: sequence " + std::to_string(s) + " has more new tokens than contextLens");
+    int used = (b.contextLens[s] + k0.blockSize - 1) / k0.blockSize;
+    if (used > b.maxBlocksPerSeq)
+      throw std::invalid_argument("forward: sequence " + std::to_string(s) + " context exceeds maxBlocksPerSeq");
+    for (int i = 0; i < used; i++) {
+      int blk = b.blockTables[static_cast<size_t>(s) * b.maxBlocksPerSeq + i];
+      if (blk < 0 || blk >= k0.numBlocks)
+        throw std::out_of_range("forward: block table entry " + std::to_string(blk) + " of sequence " +
+                                std::to_string(s) + " is outside the KV cache");
+    }
+  }
+  for (int t = 0; t < T; t++)
+    if (b.slotMapping[t] >= slots) throw std::out_of_range("forward: slot " + std::to_string(b.slotMapping[t]) + " past the KV cache");
+  for (int r = 0; r < b.numLogits; r++)
+    if (b.logitsIndices[r] < 0 || b.logitsIndices[r] >= T)
+      throw std::out_of_range("forward: logits index " + std::to_string(b.logitsIndices[r]) + " outside [0, numTokens)");
+}
+
+void CpuBackend::forward(const BatchDesc& b, float* logitsOut) {
+  validateBatch(b);
+  const ModelSpec& s = spec_;
+  const int T = b.numTokens, H = s.hiddenSize, I = s.intermediateSize, hd = s.headDim, nH = s.numHeads,
+            kvh = s.numKvHeads, Q = qkvOut_;
+  const size_t t = T;
+  x_.resize(t * H);
+  h_.resize(t * H);
+  qkv_.resize(t * Q);
+  attn_.resize(t * nH * hd);
+  gu_.resize(t * 2 * I);
+  act_.resize(t * I);
+  cs_.resize(t * hd);
+  float *x = x_.data(), *h = h_.data(), *qkv = qkv_.data(), *attn = attn_.data(), *gu = gu_.data(), *act = act_.data();
+  cpu::embedding(b.tokenIds, T, embed_.data(), s.weightDtype, s.vocabSize, H, x);
+  cpu::ropeTable(b.positions, T, invFreq_.data(), hd / 2, cs_.data());
+  const DType wd = s.weightDtype;
+  cpu::AttnBatch ab{b.numSeqs, b.queryStartLoc, b.contextLens, b.blockTables, b.maxBlocksPerSeq};
+  auto rows = [&](auto&& f) { pool_.parallelRange(T, 1, f); };
+
+  for (int l = 0; l < s.numLayers; l++) {
+    const Layer& L = layers_[l];
+    rows([&](int64_t r0, int64_t r1) {
+      cpu::rmsnorm(x + r0 * H, H, L.ln1.as<float>(), h + r0 * H, H, static_cast<int>(r1 - r0), H, s.rmsNormEps);
+    });
+    cpu::matmul(pool_, h, T, H, L.wqkv.data(), wd, Q, qkv, Q, false);
+    rows([&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++) {
+        float* row = qkv + r * Q;
+        if (s.qkvBias)
+          for (int i = 0; i < Q; i++) row[i] += L.qkvBias.as<float>()[i];
+        if (s.qkNorm) {
+          cpu::rmsnorm(row, hd, L.qNorm.as<float>(), row, hd, nH, hd, s.rmsNormEps);
+          cpu::rmsnorm(row + nH * hd, hd, L.kNorm.as<float>(), row + nH * hd, hd, kvh, hd, s.rmsNormEps);
+        }
+        cpu::ropeApply(row, Q, 1, nH + kvh, hd, cs_.data() + r * hd);
+      }
+      cpu::kvWrite(kvLayers_[l], qkv + r0 * Q + nH * hd, Q, qkv + r0 * Q + (nH + kvh) * hd, Q, b.slotMapping + r0,
+                   static_cast<int>(r1 - r0));
+    });
+    cpu::pagedAttention(pool_, qkv, Q, nH, kvLayers_[l], ab, attn, nH * hd);
+    cpu::matmul(pool_, attn, T, nH * hd, L.wo.data(), wd, H, x, H, true);
+    rows([&](int64_t r0, int64_t r1) {
+      cpu::rmsnorm(x + r0 * H, H, L.ln2.as<float>(), h + r0 * H, H, static_cast<int>(r1 - r0), H, s.rmsNormEps);
+    });
+    cpu::matmul(pool_, h, T, H, L.wgu.data(), wd, 2 * I, gu, 2 * I, false);
+    rows([&](int64_t r0, int64_t r1) {
+      cpu::siluMul(gu + r0 * 2 * I, static_cast<int>(r1 - r0), I, act + r0 * I);
+    });
+    cpu::matmul(pool_, act, T, I, L.wd.data(), wd, H, x, H, true);
+  }
+  const int R = b.numLogits;
+  if (R == 0) return;
+  fin_.resize(static_cast<size_t>(R) * H);
+  for (int r = 0; r < R; r++)
+    cpu::rmsnorm(x + static_cast<size_t>(b.logitsIndices[r]) * H, H, normF_.as<float>(), fin_.data() + static_cast<size_t>(r) * H,
+                 H, 1, H, s.rmsNormEps);
+  const void* head = s.tieWordEmbeddings ? embed_.data() : lmHead_.data();
+  cpu::matmul(pool_, fin_.data(), R, H, head, wd, s.vocabSize, logitsOut, s.vocabSize, false);
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, const BackendOptions& opts) {
+  return std::make_unique<CpuBackend>(spec, opts);
+}
+
+}  // namespace pds

@@ -1,0 +1,34 @@
+// matmul(): AVX2 instantiation plus the run-time choice between AVX2 and AVX-512.
+#include <ctime>
+
+#include "matmul-impl.h"
+#include "matmul-isa.h"
+
+namespace pds::cpu {
+
+bool hasAvx512() {
+  static const bool v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return v;
+}
+
+void matmulAvx2(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
+                bool accumulate) {
+  matmulDispatch(pool, x, M, K, W, wdt, N, y, ldy, accumulate);
+}
+double matmulPeakAvx2(ThreadPool& pool) { return microKernelPeak(pool); }
+
+void matmul(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
+            bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (hasAvx512())
+    matmulAvx512(pool, x, M, K, W, wdt, N, y, ldy, accumulate);
+  else
+    matmulAvx2(pool, x, M, K, W, wdt, N, y, ldy, accumulate);
+}
+
+double measureMatmulPeakGflops(ThreadPool& pool) {
+  return hasAvx512() ? matmulPeakAvx512(pool) : matmulPeakAvx2(pool);
+}
+
+}  // namespace pds::cpu

@@ -1,0 +1,21 @@
+// Streams every checkpoint tensor into a NativeModel (native pread, never through the JS heap).
+import type { DType, NativeModel } from '../../native/binding.js';
+import type { TensorInfo } from './safetensors.js';
+
+const loadable: Record<string, DType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+/** Buffers that HF checkpoints sometimes carry but the model recomputes. */
+export function isSkippedTensor(name: string): boolean {
+  return name.endsWith('rotary_emb.inv_freq');
+}
+
+/** Loads all tensors then finalizes (which throws naming the first missing weight). */
+export function loadWeights(model: NativeModel, tensors: TensorInfo[]): void {
+  for (const t of tensors) {
+    if (isSkippedTensor(t.name)) continue;
+    const dt = loadable[t.dtype];
+    if (!dt) throw new Error(`tensor '${t.name}' in ${t.file} has dtype ${t.dtype}; only F32, F16 and BF16 weights are supported`);
+    model.loadTensor(t.name, t.file, t.offset, t.nbytes, dt, t.shape);
+  }
+  model.finalizeWeights();
+}
