@@ -10,6 +10,7 @@ const PROMPT_CONTEXT = 5;
 const MAX_PENDING = 8;
 
 export interface IncrementalDetokenizerOptions {
+  /** Default true, as vLLM's skip_special_tokens. */
   skipSpecialTokens?: boolean;
   /**
    * Last prompt tokens, used only as left context so the first generated token decodes as it would
