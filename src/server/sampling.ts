@@ -24,6 +24,25 @@ export interface SamplingFields {
   n?: number | null;
   skip_special_tokens?: boolean | null;
   include_stop_str_in_output?: boolean | null;
+  logit_bias?: Record<string, number> | null;
+  response_format?: { type: string } | null;
+  prompt_logprobs?: number | null;
+  guided_json?: unknown;
+  guided_regex?: unknown;
+  guided_choice?: unknown;
+  guided_grammar?: unknown;
+}
+
+/** Rejects features the engine does not implement, instead of silently ignoring them. */
+function rejectUnsupported(f: SamplingFields): void {
+  if (f.logit_bias && Object.keys(f.logit_bias).length) throw badRequest('logit_bias is not supported', 'logit_bias');
+  if (f.response_format && f.response_format.type !== 'text') {
+    throw badRequest(`response_format type '${f.response_format.type}' is not supported (structured output is not implemented)`, 'response_format');
+  }
+  if (f.prompt_logprobs != null) throw badRequest('prompt_logprobs is not supported', 'prompt_logprobs');
+  for (const k of ['guided_json', 'guided_regex', 'guided_choice', 'guided_grammar'] as const) {
+    if (f[k] != null) throw badRequest(`${k} is not supported (structured output is not implemented)`, k);
+  }
 }
 
 /** Everything except maxTokens, which depends on each prompt's length (see resolveMaxTokens). */
@@ -49,6 +68,7 @@ export function buildSampling(
     logprobs,
     skipSpecialTokens: f.skip_special_tokens ?? d.skipSpecialTokens,
   };
+  rejectUnsupported(f);
   if (f.stream_options != null && !f.stream) {
     throw badRequest('Stream options can only be defined when `stream=True`.', 'stream_options');
   }
