@@ -86,6 +86,15 @@ describe('/v1/chat/completions', () => {
     await assertNoLeaks(h.engine);
   });
 
+  it('adds running usage to every chunk with continuous_usage_stats', async () => {
+    const s = await postSse(h.base, '/v1/chat/completions', {
+      ...user('hi'), max_tokens: 3, stream: true, stream_options: { include_usage: true, continuous_usage_stats: true },
+    });
+    const content = s.events.slice(1, -2);
+    assert.deepEqual(content.map((e) => e.usage.completion_tokens), [1, 2, 3]);
+    assert.equal(s.events.at(-2).usage.completion_tokens, 3);
+  });
+
   it('streams chat logprobs with each delta', async () => {
     const s = await postSse(h.base, '/v1/chat/completions', { ...user('hi'), max_tokens: 3, stream: true, logprobs: true });
     const withLp = s.events.slice(1, -1).flatMap((e) => e.choices[0].logprobs.content);

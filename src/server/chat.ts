@@ -13,7 +13,7 @@ import { chatRequestSchema, type ChatRequest } from './request-schemas.js';
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
 import { SseWriter, streamError } from './sse.js';
-import { usageOf } from './usage.js';
+import { StreamUsage, usageOf } from './usage.js';
 
 export async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = parseBody(chatRequestSchema, request.body);
@@ -24,12 +24,13 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   }
   if (body.top_logprobs != null && body.top_logprobs < 0) throw badRequest('`top_logprobs` must be a positive value.', 'top_logprobs');
   const logprobs = body.logprobs ? body.top_logprobs ?? 0 : null;
-  const base = buildSampling(body, logprobs, ctx.maxLogprobs);
+  const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs');
   const tok = ctx.engine.tokenizer;
   const prompt = encodeChatPrompt(body.messages, tok, {
     addGenerationPrompt: body.add_generation_prompt ?? true,
     addSpecialTokens: body.add_special_tokens ?? false,
     ...(body.chat_template_kwargs ? { chatTemplateKwargs: body.chat_template_kwargs } : {}),
+    ...(body.tools?.length ? { tools: body.tools } : {}),
   });
   const maxParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, null,
@@ -44,9 +45,9 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     sampling,
     ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
   };
-  if (headerId) reply.header('x-request-id', headerId);
+  reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);
-  if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply, headerId);
+  if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply);
 
   const [c] = await runBatch(ctx, [req], signal, (outputs) => collect(outputs));
   return {
@@ -71,26 +72,25 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
 
 async function streamChat(
   ctx: ServerContext, body: ChatRequest, req: GenerateRequest, baseId: string, signal: AbortSignal,
-  reply: FastifyReply, headerId: string | null,
+  reply: FastifyReply,
 ): Promise<void> {
   const tok = ctx.engine.tokenizer;
   const head = { id: `chatcmpl-${baseId}`, object: 'chat.completion.chunk', created: nowSeconds(), model: servedName(ctx) };
   let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
-  const totals = { promptTokenIds: { length: 0 }, tokenIds: { length: 0 }, numCachedTokens: 0 };
+  const usage = new StreamUsage(1);
+  const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
     await runBatch(ctx, [req], signal, async (outputs) => {
       for await (const out of outputs) {
         if (!sse) {
-          sse = new SseWriter(reply, headerId ? { 'x-request-id': headerId } : {});
+          sse = new SseWriter(reply, { 'x-request-id': baseId });
           await sse.send({
             ...head,
             choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
             ...(body.return_token_ids ? { prompt_token_ids: out.promptTokenIds } : {}),
           });
         }
-        totals.promptTokenIds.length = out.promptTokenIds.length;
-        totals.tokenIds.length += out.newTokenIds.length;
-        totals.numCachedTokens = out.numCachedTokens;
+        usage.add(0, out);
         const lps = req.sampling.logprobs !== null ? out.newLogprobs ?? [] : null;
         if (!out.newText && !out.finished && !body.return_token_ids && !lps?.length) continue;
         await sse.send({
@@ -103,6 +103,7 @@ async function streamChat(
             ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
             ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),
           }],
+          ...(continuous ? { usage: usage.of(0) } : {}),
         });
       }
     });
@@ -111,7 +112,7 @@ async function streamChat(
     await streamError(sse, e);
     return;
   }
-  const w: SseWriter = sse ?? new SseWriter(reply, headerId ? { 'x-request-id': headerId } : {});
-  if (body.stream_options?.include_usage) await w.send({ ...head, choices: [], usage: usageOf([totals]) });
+  const w: SseWriter = sse ?? new SseWriter(reply, { 'x-request-id': baseId });
+  if (body.stream_options?.include_usage) await w.send({ ...head, choices: [], usage: usage.total() });
   await w.done();
 }

@@ -239,3 +239,44 @@ describe('/v1/completions with EOS', () => {
     }
   });
 });
+
+describe('engine failure mid-stream', () => {
+  it('sends an error event then [DONE], frees blocks, and keeps serving', async () => {
+    const h = await startHarness({ failAfter: 3 });
+    try {
+      const s = await postSse(h.base, '/v1/completions', { prompt: 'a', max_tokens: 10, stream: true });
+      assert.equal(s.status, 200);
+      assert.equal(s.events.at(-1), '[DONE]');
+      const err = s.events.at(-2);
+      assert.equal(err.error.code, 500);
+      assert.match(err.error.message, /failed after 3 tokens/);
+      assert.equal(s.events.slice(0, -2).map((e) => e.choices[0].text).join(''), 'The');
+      const c = await postSse(h.base, '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], stream: true });
+      assert.equal(c.events.at(-2).error.code, 500);
+      const nonStream = await postJson(h.base, '/v1/completions', { prompt: 'a', max_tokens: 10 });
+      assertOpenAiError(nonStream, 500, null, 'failed after 3 tokens');
+      await assertNoLeaks(h.engine);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('many concurrent streams', () => {
+  it('all complete with their own text and nothing leaks', async () => {
+    const h = await startHarness({ tokenDelayMs: 1, numBlocks: 256 });
+    try {
+      const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => postSse(h.base, '/v1/completions', {
+        prompt: `p${i}`, max_tokens: 20, stream: true, stream_options: { include_usage: true },
+      })));
+      for (const s of rs) {
+        assert.equal(s.status, 200);
+        assert.equal(s.events.at(-2).usage.completion_tokens, 20);
+        assert.equal(s.events.slice(0, -2).map((e) => e.choices[0].text).join(''), PHRASE.slice(0, 20));
+      }
+      await assertNoLeaks(h.engine);
+    } finally {
+      await h.close();
+    }
+  });
+});

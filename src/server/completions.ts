@@ -13,7 +13,7 @@ import { completionRequestSchema, type CompletionRequest } from './request-schem
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
 import { SseWriter, streamError } from './sse.js';
-import { usageOf } from './usage.js';
+import { StreamUsage, usageOf } from './usage.js';
 
 const DEFAULT_MAX_TOKENS = 16;
 
@@ -37,10 +37,10 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     sampling: samplings[i]!,
     ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
   }));
-  if (headerId) reply.header('x-request-id', headerId);
+  reply.header('x-request-id', baseId);
   const head = { id: `cmpl-${baseId}`, object: 'text_completion', created: nowSeconds(), model: servedName(ctx) };
   const signal = disconnectSignal(reply);
-  if (body.stream) return streamCompletion(ctx, body, prompts, reqs, head, signal, reply, headerId);
+  if (body.stream) return streamCompletion(ctx, body, prompts, reqs, head, signal, reply, baseId);
 
   const results = await runBatch(ctx, reqs, signal, (outputs) => collect(outputs));
   return {
@@ -64,21 +64,19 @@ function echoText(ctx: ServerContext, p: EncodedPrompt): string {
 
 async function streamCompletion(
   ctx: ServerContext, body: CompletionRequest, prompts: EncodedPrompt[], reqs: GenerateRequest[],
-  head: Record<string, unknown>, signal: AbortSignal, reply: FastifyReply, headerId: string | null,
+  head: Record<string, unknown>, signal: AbortSignal, reply: FastifyReply, responseId: string,
 ): Promise<void> {
   const tok = ctx.engine.tokenizer;
   let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
-  const open = () => (sse ??= new SseWriter(reply, headerId ? { 'x-request-id': headerId } : {}));
-  const totals = prompts.map(() => ({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 }));
+  const open = () => (sse ??= new SseWriter(reply, { 'x-request-id': responseId }));
+  const usage = new StreamUsage(prompts.length);
+  const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
     await runBatch(ctx, reqs, signal, async (outputs: AsyncIterable<RequestOutput>, i) => {
       let first = true;
       let offset = 0;
       for await (const out of outputs) {
-        const t = totals[i]!;
-        t.promptTokens = out.promptTokenIds.length;
-        t.completionTokens += out.newTokenIds.length;
-        t.cachedTokens = out.numCachedTokens;
+        usage.add(i, out);
         const lps = body.logprobs != null ? out.newLogprobs ?? [] : null;
         const text = (first && body.echo ? echoText(ctx, prompts[i]!) : '') + out.newText;
         if (!text && !out.finished && !body.return_token_ids && !lps?.length) continue;
@@ -92,6 +90,7 @@ async function streamCompletion(
             stop_reason: out.finished ? out.stopReason ?? null : null,
             ...(body.return_token_ids ? { token_ids: out.newTokenIds, ...(first ? { prompt_token_ids: out.promptTokenIds } : {}) } : {}),
           }],
+          ...(continuous ? { usage: usage.of(i) } : {}),
         });
         if (lps) offset += logprobsTextLength(tok, lps);
         first = false;
@@ -103,9 +102,6 @@ async function streamCompletion(
     return;
   }
   const w = open();
-  if (body.stream_options?.include_usage) {
-    const usage = usageOf(totals.map((t) => ({ promptTokenIds: { length: t.promptTokens }, tokenIds: { length: t.completionTokens }, numCachedTokens: t.cachedTokens })));
-    await w.send({ ...head, choices: [], usage });
-  }
+  if (body.stream_options?.include_usage) await w.send({ ...head, choices: [], usage: usage.total() });
   await w.done();
 }

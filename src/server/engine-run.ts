@@ -33,7 +33,7 @@ export async function* runEngine(
     if (signal.aborted) throw new ClientGone();
     throw e;
   } finally {
-    if (!finished) timer.finish('abort');
+    if (!finished && signal.aborted) timer.finish('abort'); // engine errors are not counted as finished requests
   }
 }
 

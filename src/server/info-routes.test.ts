@@ -41,6 +41,7 @@ describe('info routes', () => {
     const r = await fetch(`${h.base}/health`);
     assert.equal(r.status, 503);
     assert.equal((await r.json()).error.code, 503);
+    assert.equal((await fetch(`${h.base}/ping`)).status, 503);
     h.engine.healthy = true;
   });
 

@@ -1,8 +1,8 @@
-// GET /v1/models, /health, /version, /metrics; POST /tokenize, /detokenize (vLLM's shapes).
+// GET /v1/models, /health (and /ping), /version, /metrics; POST /tokenize, /detokenize (vLLM's shapes).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { openAiErrorBody } from '../util/errors.js';
 import { logprobsTokenText } from './logprobs.js';
 import { checkTokenIds, encodeChatPrompt } from './prompts.js';
@@ -44,10 +44,13 @@ export function registerInfoRoutes(app: FastifyInstance, ctx: ServerContext, ver
     })),
   }));
 
-  app.get('/health', async (_req, reply) => {
+  const health = async (_req: unknown, reply: FastifyReply) => {
     if (ctx.engine.isHealthy()) return reply.code(200).send();
     return reply.code(503).send(openAiErrorBody(503, 'engine is not healthy'));
-  });
+  };
+  app.get('/health', health);
+  app.get('/ping', health); // vLLM's SageMaker-style alias
+  app.post('/ping', health);
 
   app.get('/version', async () => ({ version }));
 

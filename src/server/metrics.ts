@@ -48,6 +48,8 @@ export class ServerMetrics {
     gauge('vllm:num_requests_running', 'Number of requests in model execution batches.', () => engine.stats().numRequestsRunning);
     gauge('vllm:num_requests_waiting', 'Number of requests waiting to be processed.', () => engine.stats().numRequestsWaiting);
     gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', () => engine.stats().kvCacheUsage);
+    // The pre-v1 name, still read by routers such as production-stack's.
+    gauge('vllm:gpu_cache_usage_perc', 'GPU KV-cache usage. 1 means 100 percent usage.', () => engine.stats().kvCacheUsage);
     mirrorCounter(r, 'vllm:prefix_cache_queries_total', 'Prefix cache queries, in terms of number of queried tokens.', m,
       () => engine.stats().prefixCacheQueries);
     mirrorCounter(r, 'vllm:prefix_cache_hits_total', 'Prefix cache hits, in terms of number of cached tokens.', m,

@@ -57,6 +57,7 @@ export interface ChatPromptOptions {
   addGenerationPrompt: boolean;
   addSpecialTokens: boolean; // vLLM's chat default: false (the template carries BOS)
   chatTemplateKwargs?: Record<string, unknown>;
+  tools?: unknown[]; // rendered by templates that support tools; no tool-call parsing happens
 }
 
 export function encodeChatPrompt(messages: WireChatMessage[], tok: Tokenizer, o: ChatPromptOptions): EncodedPrompt {
@@ -66,6 +67,7 @@ export function encodeChatPrompt(messages: WireChatMessage[], tok: Tokenizer, o:
     text = tok.applyChatTemplate(toChatMessages(messages), {
       addGenerationPrompt: o.addGenerationPrompt,
       ...(o.chatTemplateKwargs ? { chatTemplateKwargs: o.chatTemplateKwargs } : {}),
+      ...(o.tools ? { tools: o.tools } : {}),
     });
   } catch (e) {
     if (e instanceof NoChatTemplateError) throw badRequest(e.message, 'messages');

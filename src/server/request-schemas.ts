@@ -29,6 +29,14 @@ const common = {
   include_stop_str_in_output: z.boolean().nullish(),
   kv_transfer_params: z.record(z.string(), z.unknown()).nullish(),
   user: z.string().nullish(),
+  // Accepted on the wire but not implemented: a request that sets them gets a 400 (sampling.ts).
+  logit_bias: z.record(z.string(), z.number()).nullish(),
+  response_format: z.looseObject({ type: z.string() }).nullish(),
+  prompt_logprobs: int().nullish(),
+  guided_json: z.unknown().optional(),
+  guided_regex: z.unknown().optional(),
+  guided_choice: z.unknown().optional(),
+  guided_grammar: z.unknown().optional(),
 };
 
 export const completionRequestSchema = z.object({

@@ -6,6 +6,8 @@ import { badRequest } from './http-errors.js';
 
 /** The sampling fields both endpoints share, already type-checked by zod (null/undefined = default). */
 export interface SamplingFields {
+  stream?: boolean | null;
+  stream_options?: unknown;
   max_tokens?: number | null;
   temperature?: number | null;
   top_p?: number | null;
@@ -22,10 +24,31 @@ export interface SamplingFields {
   n?: number | null;
   skip_special_tokens?: boolean | null;
   include_stop_str_in_output?: boolean | null;
+  logit_bias?: Record<string, number> | null;
+  response_format?: { type: string } | null;
+  prompt_logprobs?: number | null;
+  guided_json?: unknown;
+  guided_regex?: unknown;
+  guided_choice?: unknown;
+  guided_grammar?: unknown;
+}
+
+/** Rejects features the engine does not implement, instead of silently ignoring them. */
+function rejectUnsupported(f: SamplingFields): void {
+  if (f.logit_bias && Object.keys(f.logit_bias).length) throw badRequest('logit_bias is not supported', 'logit_bias');
+  if (f.response_format && f.response_format.type !== 'text') {
+    throw badRequest(`response_format type '${f.response_format.type}' is not supported (structured output is not implemented)`, 'response_format');
+  }
+  if (f.prompt_logprobs != null) throw badRequest('prompt_logprobs is not supported', 'prompt_logprobs');
+  for (const k of ['guided_json', 'guided_regex', 'guided_choice', 'guided_grammar'] as const) {
+    if (f[k] != null) throw badRequest(`${k} is not supported (structured output is not implemented)`, k);
+  }
 }
 
 /** Everything except maxTokens, which depends on each prompt's length (see resolveMaxTokens). */
-export function buildSampling(f: SamplingFields, logprobs: number | null, maxLogprobs: number): SamplingParams {
+export function buildSampling(
+  f: SamplingFields, logprobs: number | null, maxLogprobs: number, logprobsParam: 'logprobs' | 'top_logprobs' = 'logprobs',
+): SamplingParams {
   const d = defaultSamplingParams;
   const s: SamplingParams = {
     temperature: f.temperature ?? d.temperature,
@@ -45,6 +68,10 @@ export function buildSampling(f: SamplingFields, logprobs: number | null, maxLog
     logprobs,
     skipSpecialTokens: f.skip_special_tokens ?? d.skipSpecialTokens,
   };
+  rejectUnsupported(f);
+  if (f.stream_options != null && !f.stream) {
+    throw badRequest('Stream options can only be defined when `stream=True`.', 'stream_options');
+  }
   const n = f.n ?? 1;
   if (n < 1) throw badRequest(`n must be at least 1, got ${n}.`, 'n');
   if (n > 1) throw badRequest('n>1 is not supported', 'n');
@@ -66,9 +93,9 @@ export function buildSampling(f: SamplingFields, logprobs: number | null, maxLog
   if (s.stopTokenIds.some((t) => t < 0)) throw badRequest('stop_token_ids must be non-negative.', 'stop_token_ids');
   if (s.stop.some((x) => x.length === 0)) throw badRequest('stop strings must not be empty.', 'stop');
   if (logprobs !== null) {
-    if (logprobs < 0) throw badRequest(`logprobs must be non-negative, got ${logprobs}.`, 'logprobs');
+    if (logprobs < 0) throw badRequest(`${logprobsParam} must be non-negative, got ${logprobs}.`, logprobsParam);
     if (logprobs > maxLogprobs) {
-      throw badRequest(`Requested sample logprobs of ${logprobs}, which is greater than max allowed: ${maxLogprobs}`, 'logprobs');
+      throw badRequest(`Requested sample logprobs of ${logprobs}, which is greater than max allowed: ${maxLogprobs}`, logprobsParam);
     }
   }
   return s;

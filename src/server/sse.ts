@@ -17,6 +17,7 @@ export class SseWriter {
       'x-accel-buffering': 'no',
       ...headers,
     });
+    this.res.on('error', () => {}); // a write racing a disconnect must not become an uncaught error
     this.res.socket?.setNoDelay(true);
     this.res.flushHeaders();
   }

@@ -22,3 +22,28 @@ export function usageOf(choices: UsageSource[]) {
     prompt_tokens_details: { cached_tokens: cached },
   };
 }
+
+/** Running token counts per choice while a response streams. */
+export class StreamUsage {
+  private readonly choices: UsageSource[];
+
+  constructor(numChoices: number) {
+    this.choices = Array.from({ length: numChoices }, () => ({ promptTokenIds: { length: 0 }, tokenIds: { length: 0 }, numCachedTokens: 0 }));
+  }
+
+  add(index: number, out: { promptTokenIds: { length: number }; newTokenIds: { length: number }; numCachedTokens: number }): void {
+    const c = this.choices[index]!;
+    c.promptTokenIds = { length: out.promptTokenIds.length };
+    c.tokenIds = { length: c.tokenIds.length + out.newTokenIds.length };
+    c.numCachedTokens = out.numCachedTokens;
+  }
+
+  /** Usage of one choice so far (for stream_options.continuous_usage_stats). */
+  of(index: number) {
+    return usageOf([this.choices[index]!]);
+  }
+
+  total() {
+    return usageOf(this.choices);
+  }
+}

@@ -16,6 +16,7 @@ export interface FakeEngineOptions {
   numBlocks?: number; // default 1024
   blockSize?: number; // default 16
   eosAfter?: number; // emit EOS as the n-th generated token (0-based), unless ignoreEos
+  failAfter?: number; // throw PdsError(PDS_ERR_INTERNAL) after yielding this many increments
   maxModelLen?: number; // default 4096
   hasChatTemplate?: boolean; // default true
   dummyWeights?: boolean;
@@ -46,7 +47,7 @@ function completePrefix(tokens: number[]): number {
 export class FakeEngine implements EngineClient {
   readonly model: ModelInfo;
   readonly tokenizer: FakeTokenizer;
-  readonly opts: Required<Omit<FakeEngineOptions, 'eosAfter'>> & { eosAfter?: number };
+  readonly opts: Required<Omit<FakeEngineOptions, 'eosAfter' | 'failAfter'>> & Pick<FakeEngineOptions, 'eosAfter' | 'failAfter'>;
   healthy = true;
   /** Thrown by the next generate() call (once), to test error mapping. */
   nextError: Error | null = null;
@@ -168,6 +169,7 @@ export class FakeEngine implements EngineClient {
         if (this.opts.tokenDelayMs > 0) await sleep(this.opts.tokenDelayMs, undefined, { signal });
         else await new Promise((res) => setImmediate(res));
         if (signal?.aborted) throw abortError();
+        if (this.opts.failAfter === i) throw new PdsError('PDS_ERR_INTERNAL', `fake engine failed after ${i} tokens`);
         let tok = phrase[i % phrase.length]!;
         if (this.opts.eosAfter === i && !s.ignoreEos) tok = FAKE_EOS;
         generated.push(tok);
