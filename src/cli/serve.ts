@@ -1,11 +1,115 @@
+// `pdserve serve [MODEL]`: one engine behind the OpenAI-compatible API (vLLM's flag names).
 import type { Command } from 'commander';
+import { resolveModel } from '../models/resolve.js';
+import { createEngine } from '../engine/create-engine.js';
+import { createApiServer } from '../server/api-server.js';
+import { registerDebugRoutes } from '../server/debug-routes.js';
+import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
+import { connectorFactory } from '../engine/connector/registry.js';
+import type { LoadFormat } from '../models/types.js';
+import { parseSize } from '../util/size.js';
+import { getLogger } from '../util/logger.js';
+import { PdsError } from '../util/errors.js';
+
+const log = getLogger('serve');
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`expected an integer, got "${v}"`);
+  return n;
+};
+const float = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`expected a number, got "${v}"`);
+  return n;
+};
+const dtypeAlias: Record<string, 'auto' | 'f32' | 'f16' | 'bf16'> = {
+  auto: 'auto', f32: 'f32', float32: 'f32', float: 'f32', f16: 'f16', float16: 'f16', half: 'f16', bf16: 'bf16', bfloat16: 'bf16',
+};
+const dtype = (v: string) => {
+  const d = dtypeAlias[v.toLowerCase()];
+  if (!d) throw new Error(`unsupported dtype "${v}" (auto, float32, float16, bfloat16)`);
+  return d;
+};
 
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('(being built)')
-    .action(() => {
-      console.error('pdserve serve: not built yet');
-      process.exit(2);
+    .description('serve a model (local HF dir, built-in card, HF repo id; none = the demo model) over the OpenAI API')
+    .argument('[model]', 'model directory, built-in card name (qwen3-0.6b, ...) or HF repo id')
+    .option('--host <host>', 'interface to listen on', '0.0.0.0')
+    .option('--port <port>', 'port to listen on', int, 8000)
+    .option('--served-model-name <name>', 'model name in the API (default: the model argument)')
+    .option('--load-format <fmt>', 'auto | safetensors | dummy (random weights)', 'auto')
+    .option('--dtype <dtype>', 'weight dtype: auto | float32 | float16 | bfloat16', dtype, 'auto')
+    .option('--device <device>', 'cpu | cuda | cuda:N', 'cpu')
+    .option('--threads <n>', 'CPU threads (0 = all cores)', int, 0)
+    .option('--block-size <n>', 'tokens per KV block', int, 16)
+    .option('--max-num-batched-tokens <n>', 'token budget of one step (chunked prefill)', int, 2048)
+    .option('--max-num-seqs <n>', 'max sequences in a batch', int, 64)
+    .option('--max-model-len <n>', 'max prompt + output tokens (default: the model\'s)', int)
+    .option('--enable-prefix-caching', 'reuse KV of shared prefixes (default on)', true)
+    .option('--no-enable-prefix-caching', 'disable prefix caching')
+    .option('--kv-cache-dtype <dtype>', 'auto (f32 on CPU, model dtype on GPU) | float32 | float16 | bfloat16', dtype, 'auto')
+    .option('--kv-cache-memory <size>', 'KV pool size, e.g. 2G (default: a fraction of free memory)')
+    .option('--gpu-memory-utilization <f>', 'fraction of free GPU memory for the KV pool', float, 0.9)
+    .option('--seed <n>', 'seed for dummy weights and unseeded sampling', int, 0)
+    .option('--kv-transfer-config <json>', 'vLLM-style KV connector config, e.g. {"kv_connector":"PdConnector","kv_role":"kv_producer"}')
+    .option('--kv-config <file>', 'KV layer YAML (LMCache field names); also PDSERVE_KV_CONFIG_FILE')
+    .option('--access-log', 'log one line per HTTP response', false)
+    .action(async (model: string | undefined, o: Record<string, any>) => {
+      try {
+        await serve(model, o);
+      } catch (e) {
+        const msg = e instanceof PdsError || e instanceof Error ? e.message : String(e);
+        log.error(msg);
+        process.exit(1);
+      }
     });
+}
+
+async function serve(model: string | undefined, o: Record<string, any>): Promise<void> {
+  const loadFormat = o.loadFormat as LoadFormat;
+  if (!['auto', 'safetensors', 'dummy'].includes(loadFormat)) throw new PdsError('PDS_ERR_CONFIG', `--load-format must be auto, safetensors or dummy (got ${loadFormat})`);
+  if (o.kvConfig) process.env.PDSERVE_KV_CONFIG_FILE = o.kvConfig;
+  const kvTransferConfig = o.kvTransferConfig ? parseKvTransferConfig(o.kvTransferConfig) : undefined;
+  const resolved = await resolveModel(model, { loadFormat });
+  const created = await createEngine({
+    resolved,
+    servedModelName: o.servedModelName,
+    engine: {
+      device: o.device,
+      threads: o.threads,
+      blockSize: o.blockSize,
+      maxNumBatchedTokens: o.maxNumBatchedTokens,
+      maxNumSeqs: o.maxNumSeqs,
+      maxModelLen: o.maxModelLen,
+      enablePrefixCaching: o.enablePrefixCaching,
+      kvCacheDtype: o.kvCacheDtype,
+      kvCacheMemory: o.kvCacheMemory ? parseSize(o.kvCacheMemory) : undefined,
+      gpuMemoryUtilization: o.gpuMemoryUtilization,
+      seed: o.seed,
+      weightDtype: o.dtype,
+    },
+    kvTransferConfig,
+    connectorFactory,
+  });
+  const server = createApiServer(created.client, { maxModelLen: created.maxModelLen, servedModelName: o.servedModelName ?? resolved.name, accessLog: o.accessLog });
+  registerDebugRoutes(server.app, created.client);
+  const port = await server.listen(o.port, o.host);
+  log.info(`Serving ${created.client.model.name} on http://${o.host}:${port} (device ${created.native.deviceName})`);
+  let stopping = false;
+  const stop = async (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${sig}: shutting down`);
+    const force = setTimeout(() => process.exit(0), 5000);
+    force.unref();
+    await server.close().catch(() => {});
+    await created.client.shutdown().catch(() => {});
+    created.native.dispose();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
 }

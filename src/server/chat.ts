@@ -58,7 +58,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     choices: [{
       index: 0,
       message: { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
-      logprobs: logprobs !== null ? chatLogprobs(tok, c!.logprobs) : null,
+      logprobs: logprobs !== null ? chatLogprobs(tok, c!.logprobs, !!body.return_tokens_as_token_ids) : null,
       finish_reason: c!.finishReason,
       stop_reason: c!.stopReason,
       ...(body.return_token_ids ? { token_ids: c!.tokenIds } : {}),
@@ -98,7 +98,7 @@ async function streamChat(
           choices: [{
             index: 0,
             delta: out.newText || !out.finished ? { content: out.newText } : {},
-            logprobs: lps ? chatLogprobs(tok, lps) : null,
+            logprobs: lps ? chatLogprobs(tok, lps, !!body.return_tokens_as_token_ids) : null,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
             ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),

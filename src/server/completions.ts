@@ -48,12 +48,13 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     choices: results.map((c, i) => ({
       index: i,
       text: (body.echo ? echoText(ctx, prompts[i]!) : '') + c.text,
-      logprobs: body.logprobs != null ? completionLogprobs(tok, c.logprobs, 0) : null,
+      logprobs: body.logprobs != null ? completionLogprobs(tok, c.logprobs, 0, !!body.return_tokens_as_token_ids) : null,
       finish_reason: c.finishReason,
       stop_reason: c.stopReason,
       ...(body.return_token_ids ? { prompt_token_ids: c.promptTokenIds, token_ids: c.tokenIds } : {}),
     })),
     usage: usageOf(results),
+    ...(body.return_token_ids && results.length === 1 ? { prompt_token_ids: results[0]!.promptTokenIds } : {}),
     kv_transfer_params: results.find((c) => c.kvTransferParams)?.kvTransferParams ?? null,
   };
 }
@@ -85,14 +86,14 @@ async function streamCompletion(
           choices: [{
             index: i,
             text,
-            logprobs: lps ? completionLogprobs(tok, lps, offset) : null,
+            logprobs: lps ? completionLogprobs(tok, lps, offset, !!body.return_tokens_as_token_ids) : null,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             stop_reason: out.finished ? out.stopReason ?? null : null,
             ...(body.return_token_ids ? { token_ids: out.newTokenIds, ...(first ? { prompt_token_ids: out.promptTokenIds } : {}) } : {}),
           }],
           ...(continuous ? { usage: usage.of(i) } : {}),
         });
-        if (lps) offset += logprobsTextLength(tok, lps);
+        if (lps) offset += logprobsTextLength(tok, lps, !!body.return_tokens_as_token_ids);
         first = false;
       }
     });

@@ -14,20 +14,21 @@ export interface CompletionLogprobs {
   text_offset: number[];
 }
 
-export function logprobsTokenText(tok: Tokenizer, id: number): string {
-  return tok.decode([id], { skipSpecialTokens: false });
+/** A token's text: the id decoded alone, or `token_id:<id>` with vLLM's return_tokens_as_token_ids. */
+export function logprobsTokenText(tok: Tokenizer, id: number, asIds = false): string {
+  return asIds ? `token_id:${id}` : tok.decode([id], { skipSpecialTokens: false });
 }
 
 /** Builds completion-style logprobs; `offset` is the text offset of the first token (cumulative in streams). */
-export function completionLogprobs(tok: Tokenizer, lps: TokenLogprob[], offset: number): CompletionLogprobs {
+export function completionLogprobs(tok: Tokenizer, lps: TokenLogprob[], offset: number, asIds = false): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let at = offset;
   for (const lp of lps) {
-    const t = logprobsTokenText(tok, lp.tokenId);
+    const t = logprobsTokenText(tok, lp.tokenId, asIds);
     out.tokens.push(t);
     out.token_logprobs.push(clamp(lp.logprob));
     const top: Record<string, number> = {};
-    for (const e of lp.top) top[logprobsTokenText(tok, e.tokenId)] = clamp(e.logprob);
+    for (const e of lp.top) top[logprobsTokenText(tok, e.tokenId, asIds)] = clamp(e.logprob);
     if (!(t in top)) top[t] = clamp(lp.logprob);
     out.top_logprobs.push(top);
     out.text_offset.push(at);
@@ -37,8 +38,8 @@ export function completionLogprobs(tok: Tokenizer, lps: TokenLogprob[], offset: 
 }
 
 /** Text length the tokens of `lps` span, to continue text_offset in the next chunk. */
-export function logprobsTextLength(tok: Tokenizer, lps: TokenLogprob[]): number {
-  return lps.reduce((n, lp) => n + logprobsTokenText(tok, lp.tokenId).length, 0);
+export function logprobsTextLength(tok: Tokenizer, lps: TokenLogprob[], asIds = false): number {
+  return lps.reduce((n, lp) => n + logprobsTokenText(tok, lp.tokenId, asIds).length, 0);
 }
 
 export interface ChatLogprobEntry {
@@ -48,9 +49,9 @@ export interface ChatLogprobEntry {
   top_logprobs: Array<{ token: string; logprob: number; bytes: number[] }>;
 }
 
-export function chatLogprobs(tok: Tokenizer, lps: TokenLogprob[]): { content: ChatLogprobEntry[] } {
+export function chatLogprobs(tok: Tokenizer, lps: TokenLogprob[], asIds = false): { content: ChatLogprobEntry[] } {
   const entry = (id: number, logprob: number) => {
-    const token = logprobsTokenText(tok, id);
+    const token = logprobsTokenText(tok, id, asIds);
     return { token, logprob: clamp(logprob), bytes: [...Buffer.from(token, 'utf8')] };
   };
   return {

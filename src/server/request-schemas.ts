@@ -25,6 +25,7 @@ const common = {
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() }).nullish(),
   return_token_ids: z.boolean().nullish(),
+  return_tokens_as_token_ids: z.boolean().nullish(),
   skip_special_tokens: z.boolean().nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
   kv_transfer_params: z.record(z.string(), z.unknown()).nullish(),

@@ -1,0 +1,121 @@
+// From a resolved model to a running EngineClient: tokenizer, native model (weights), KV cache
+// sized from memory, connector, LLMEngine and its async front end.
+import type { ResolvedModel } from '../models/types.js';
+import type { DType, NativeModel } from '../native/binding.js';
+import type { KvConnector } from './connector/base.js';
+import type { KvTransferConfig } from './connector/types.js';
+import { loadTokenizer } from '../tokenizer/load.js';
+import { IncrementalDetokenizer } from '../tokenizer/incremental-detokenizer.js';
+import { loadModel } from './loader/load-model.js';
+import type { ModelConfig } from './loader/model-config.js';
+import { parseEngineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
+import { LLMEngine } from './llm-engine.js';
+import { AsyncLLM } from './async-llm.js';
+import { PdsError } from '../util/errors.js';
+import { formatGiB } from '../util/size.js';
+import { getLogger } from '../util/logger.js';
+
+const log = getLogger('engine');
+
+/** Builds the connector for --kv-transfer-config (the KV layer registers implementations by name). */
+export type ConnectorFactory = (cfg: KvTransferConfig, ctx: { modelName: string; modelConfig: ModelConfig; kvDtype: DType; blockSize: number }) => Promise<KvConnector>;
+
+export interface CreateEngineOptions {
+  resolved: ResolvedModel;
+  servedModelName?: string;
+  engine: EngineConfigInput;
+  kvTransferConfig?: KvTransferConfig;
+  connectorFactory?: ConnectorFactory;
+}
+
+export interface CreatedEngine {
+  client: AsyncLLM;
+  engine: LLMEngine;
+  native: NativeModel;
+  config: EngineConfig;
+  modelConfig: ModelConfig;
+  maxModelLen: number;
+  connector: KvConnector | null;
+}
+
+const dtypeBytes: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
+
+export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngine> {
+  const config = parseEngineConfig(o.engine);
+  const r = o.resolved;
+  const t0 = performance.now();
+  const tokenizer = await loadTokenizer({ tokenizerJsonPath: r.tokenizerJsonPath, tokenizerConfigPath: r.tokenizerConfigPath, generationConfig: r.generationConfig });
+  const weightDtype = config.weightDtype === 'auto' ? undefined : config.weightDtype;
+  let loaded;
+  try {
+    loaded = await loadModel({ dir: r.dir, config: r.config, weights: r.weights, device: config.device, threads: config.threads, weightDtype, dummySeed: config.seed });
+  } catch (e) {
+    if (e instanceof PdsError) throw e;
+    throw new PdsError('PDS_ERR_MODEL_LOAD', `cannot load model ${r.name}: ${(e as Error).message}`);
+  }
+  const { model: native, config: modelConfig } = loaded;
+  const spec = modelConfig.spec;
+  const name = o.servedModelName ?? r.name;
+  log.info(`Loaded ${name} (${modelConfig.arch}, ${spec.numLayers} layers, ${spec.weightDtype} weights, ${formatGiB(native.weightBytes())}) on ${native.deviceName} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+  if (r.weights === 'dummy') log.warn(`${name} has RANDOM weights (${r.isDemo ? 'built-in demo model' : '--load-format dummy'}): its text is meaningless; use it to test plumbing and speed`);
+
+  const maxModelLen = Math.min(config.maxModelLen ?? modelConfig.maxPositionEmbeddings, modelConfig.maxPositionEmbeddings);
+  if (config.maxModelLen && config.maxModelLen > modelConfig.maxPositionEmbeddings)
+    log.warn(`--max-model-len ${config.maxModelLen} exceeds the model's max_position_embeddings ${modelConfig.maxPositionEmbeddings}; using ${maxModelLen}`);
+
+  // KV cache: auto = f32 on CPU, the model dtype on GPU
+  const kvDtype: DType = config.kvCacheDtype !== 'auto' ? config.kvCacheDtype : config.device === 'cpu' ? 'f32' : spec.weightDtype;
+  const bytesPerToken = spec.numLayers * 2 * spec.numKvHeads * spec.headDim * dtypeBytes[kvDtype];
+  const bytesPerBlock = bytesPerToken * config.blockSize;
+  let budget: number;
+  if (config.kvCacheMemory) budget = config.kvCacheMemory;
+  else if (config.device === 'cpu') budget = Math.min(4 * 2 ** 30, config.cpuKvFraction * native.freeMemoryBytes());
+  else budget = config.gpuMemoryUtilization * native.freeMemoryBytes();
+  const useful = config.maxNumSeqs * Math.ceil(maxModelLen / config.blockSize) + 1; // more blocks than this can never be used at once... except as prefix cache
+  let numBlocks = Math.floor(budget / bytesPerBlock);
+  if (!config.kvCacheMemory) numBlocks = Math.min(numBlocks, Math.max(useful, 1024));
+  const minBlocks = Math.ceil(maxModelLen / config.blockSize);
+  if (numBlocks < minBlocks)
+    throw new PdsError('PDS_ERR_CONFIG', `KV cache of ${formatGiB(budget)} holds ${numBlocks} blocks of ${config.blockSize} tokens, fewer than one max-length sequence needs (${minBlocks}); raise --kv-cache-memory or lower --max-model-len`);
+  native.allocKvCache(numBlocks, config.blockSize, kvDtype);
+  log.info(`KV cache: ${numBlocks} blocks x ${config.blockSize} tokens (${numBlocks * config.blockSize} tokens, ${kvDtype}, ${formatGiB(numBlocks * bytesPerBlock)}); max model len ${maxModelLen}`);
+
+  let connector: KvConnector | null = null;
+  if (o.kvTransferConfig) {
+    if (!o.connectorFactory) throw new PdsError('PDS_ERR_CONFIG', 'a --kv-transfer-config was given but no connector is available');
+    connector = await o.connectorFactory(o.kvTransferConfig, { modelName: name, modelConfig, kvDtype, blockSize: config.blockSize });
+    connector.registerKvCache({
+      blockSize: config.blockSize,
+      bytesPerToken,
+      gather: (ids, n, dst) => native.kvGather(ids, n, dst),
+      scatter: (ids, n, src) => native.kvScatter(ids, n, src),
+    });
+    log.info(`KV connector ${o.kvTransferConfig.kv_connector} as ${o.kvTransferConfig.kv_role}`);
+  }
+
+  const engine = new LLMEngine({
+    config,
+    model: native,
+    numBlocks,
+    vocabSize: spec.vocabSize,
+    maxModelLen,
+    eosTokenIds: tokenizer.eosTokenIds.length ? tokenizer.eosTokenIds : modelConfig.eosTokenIds,
+    numLayers: spec.numLayers,
+    connector,
+  });
+  const client = new AsyncLLM(
+    engine,
+    tokenizer,
+    {
+      name,
+      root: r.dir,
+      maxModelLen,
+      vocabSize: spec.vocabSize,
+      dummyWeights: r.weights === 'dummy',
+      description: r.weights === 'dummy' ? `${name} with RANDOM weights (${r.isDemo ? 'demo model' : 'load-format dummy'})` : `${name} (${modelConfig.arch})`,
+    },
+    (skipSpecialTokens, promptIds) => new IncrementalDetokenizer(tokenizer, { skipSpecialTokens, promptIds }),
+    connector,
+  );
+  return { client, engine, native, config, modelConfig, maxModelLen, connector };
+}
