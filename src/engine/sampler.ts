@@ -105,44 +105,50 @@ function applyPenalties(row: Float32Array, ctx: SampleContext): void {
   }
 }
 
+/**
+ * Temperature sampling with optional top-k, top-p and min-p, in O(V) passes over the row
+ * (top-p sorts a copy of the row natively to find its logit threshold).
+ */
 function sampleStochastic(row: Float32Array, sp: SamplingParams, rng: Rng): number {
-  // candidates: top-k if set, else every token within a wide window of the max (exp(-30) is negligible)
+  const V = row.length;
   const invT = 1 / sp.temperature;
-  let cand: Array<[number, number]>;
-  if (sp.topK > 0) cand = topK(row, Math.min(sp.topK, row.length));
-  else {
-    let m = -Infinity;
-    for (let i = 0; i < row.length; i++) if (row[i]! > m) m = row[i]!;
-    const floor = m - 30 * sp.temperature;
-    cand = [];
-    for (let i = 0; i < row.length; i++) if (row[i]! >= floor) cand.push([i, row[i]!]);
-    cand.sort((a, b) => b[1] - a[1]);
+  let m = -Infinity;
+  for (let i = 0; i < V; i++) if (row[i]! > m) m = row[i]!;
+  if (!Number.isFinite(m)) return argmax(row);
+  // threshold logit: tokens below it are out
+  let thr = -Infinity;
+  if (sp.topK > 0 && sp.topK < V) {
+    const top = topK(row, sp.topK);
+    thr = top[top.length - 1]![1];
   }
-  if (cand.length === 0 || !Number.isFinite(cand[0]![1])) return argmax(row);
-  const m = cand[0]![1];
-  const probs = cand.map(([, v]) => Math.exp((v - m) * invT));
-  let total = probs.reduce((a, b) => a + b, 0);
-  let keep = probs.length;
-  if (sp.minP > 0) {
-    const thr = sp.minP * (probs[0]! / total);
-    while (keep > 1 && probs[keep - 1]! / total < thr) keep--;
-  }
+  // exp((v - m) / T) relative to the max token; min-p keeps tokens with p >= minP * pmax
+  if (sp.minP > 0) thr = Math.max(thr, m + Math.log(sp.minP) * sp.temperature);
+  let total = 0;
+  for (let i = 0; i < V; i++) if (row[i]! >= thr) total += Math.exp((row[i]! - m) * invT);
   if (sp.topP < 1) {
+    const sorted = row.slice().sort().reverse(); // descending, native
     let acc = 0;
-    for (let i = 0; i < keep; i++) {
-      acc += probs[i]! / total;
-      if (acc >= sp.topP) {
-        keep = i + 1;
+    const target = sp.topP * total;
+    for (let i = 0; i < V; i++) {
+      const v = sorted[i]!;
+      if (v < thr) break;
+      acc += Math.exp((v - m) * invT);
+      if (acc >= target) {
+        thr = v;
         break;
       }
     }
+    total = 0;
+    for (let i = 0; i < V; i++) if (row[i]! >= thr) total += Math.exp((row[i]! - m) * invT);
   }
-  total = 0;
-  for (let i = 0; i < keep; i++) total += probs[i]!;
   let r = rng.next() * total;
-  for (let i = 0; i < keep; i++) {
-    r -= probs[i]!;
-    if (r < 0) return cand[i]![0];
+  let last = -1;
+  for (let i = 0; i < V; i++) {
+    const v = row[i]!;
+    if (v < thr) continue;
+    last = i;
+    r -= Math.exp((v - m) * invT);
+    if (r < 0) return i;
   }
-  return cand[keep - 1]![0];
+  return last >= 0 ? last : argmax(row);
 }
