@@ -1,5 +1,6 @@
-// A minimal single-sequence driver over NativeModel with a contiguous block table (block i = i), for tests
-// and benchmarks: prefill in chunks, then greedy decode. The real engine schedules batches itself.
+// A minimal single-sequence driver over NativeModel with a contiguous block table (blocks firstBlock,
+// firstBlock+1, ...), for tests and benchmarks: prefill in chunks, then decode. The real engine schedules
+// batches itself.
 import type { NativeModel } from './binding.js';
 
 export class ContiguousRunner {
@@ -9,6 +10,7 @@ export class ContiguousRunner {
     private readonly vocab: number,
     private readonly blockSize: number,
     private readonly maxBlocks: number,
+    private readonly firstBlock = 0,
   ) {}
 
   /** Appends tokens (one forward) and returns the logits of the last one. */
@@ -21,10 +23,10 @@ export class ContiguousRunner {
     const logits = await this.model.forward({
       tokenIds: Int32Array.from(tokens),
       positions,
-      slotMapping: positions.slice(),
+      slotMapping: positions.map((p) => p + this.firstBlock * this.blockSize),
       queryStartLoc: Int32Array.from([0, n]),
       contextLens: Int32Array.from([this.len]),
-      blockTables: Int32Array.from({ length: this.maxBlocks }, (_, i) => i),
+      blockTables: Int32Array.from({ length: this.maxBlocks }, (_, i) => i + this.firstBlock),
       maxBlocksPerSeq: this.maxBlocks,
       logitsIndices: Int32Array.from([n - 1]),
     });
