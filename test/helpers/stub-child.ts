@@ -38,6 +38,9 @@ if (cmd === 'kv-server') {
     req.resume();
     req.on('end', () => {
       if (req.url === '/health') return void res.writeHead(200).end();
+      if (req.url === '/v1/models') {
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id: 'stub-model', object: 'model' }] }));
+      }
       const text = JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text: `${role}:${port}`, finish_reason: 'length' }] });
       res.writeHead(200, { 'content-type': 'application/json' }).end(text);
     });
