@@ -65,7 +65,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
     if (st.prefillers.size > 0) {
-      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed)), ctx, st.config.prefillTimeoutMs);
+      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed)), ctx, st.config.prefillTimeoutMs, st.config.healthIntervalMs > 0);
       switch (p.kind) {
         case 'ok':
           mode = 'disagg';

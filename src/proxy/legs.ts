@@ -30,12 +30,13 @@ const isTimeout = (e: unknown) => timeoutCodes.has((e as { code?: string })?.cod
 /**
  * Prefill on one prefiller after another: unreachable ones are skipped (and marked down), a 5xx or a
  * socket error is retried on the next prefiller once, then the caller falls back to decode-only.
- * `timeoutMs` bounds each attempt (headers + body).
+ * `timeoutMs` bounds each attempt (headers + body). With `skipUnhealthy` (the health loop runs and
+ * will bring them back), prefillers marked down are not tried at all: the fallback is immediate.
  */
-export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number): Promise<PrefillOutcome> {
+export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number, skipUnhealthy: boolean): Promise<PrefillOutcome> {
   let failures = 0;
   let sawFailure = false;
-  for (const up of set.candidates()) {
+  for (const up of set.candidates(!skipUnhealthy)) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     const leg = new AbortController();
     const onClientAbort = () => leg.abort(new Error('client disconnected'));
@@ -52,6 +53,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       const res = await up.pool.request({ path: ctx.path, method: 'POST', headers: ctx.headers, body, signal: leg.signal });
       const buf = Buffer.from(await res.body.arrayBuffer());
       const ms = performance.now() - t0;
+      up.markUp(); // it answered
       if (res.statusCode >= 200 && res.statusCode < 300) {
         count('ok');
         return { kind: 'ok', upstream: up, ms, kvTransferParams: kvParamsOf(buf) };
@@ -127,6 +129,7 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
         bodyTimeout: timeoutMs,
       });
       count(res.statusCode < 400 ? 'ok' : res.statusCode < 500 ? '4xx' : '5xx');
+      up.markUp(); // it answered
       return { kind: 'ok', upstream: up, res };
     } catch (e) {
       if (ctx.clientSignal.aborted) {

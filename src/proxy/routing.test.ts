@@ -127,3 +127,25 @@ test('leg timeouts answer 504 JSON and close the engine socket', async () => {
     await closeAll([slow, d]);
   }
 });
+
+test('with health checks on, a prefiller marked down is not tried: immediate decode-only fallback', async () => {
+  const p = await ok('P');
+  const d = await ok('D');
+  const proxy = await testProxy([p.url], [d.url], { healthIntervalMs: 60_000 });
+  try {
+    p.healthy = false;
+    await proxy.checkHealth();
+    assert.equal(proxy.state.prefillers.all[0]!.healthy, false);
+    const r = await postJson(`${proxy.url}/v1/completions`, { prompt: 'q' });
+    assert.equal(r.status, 200);
+    assert.equal(p.requests.length, 0);
+    assert.match(await proxy.state.metrics.registry.metrics(), /pdserve_proxy_fallbacks_total{reason="unreachable"} 1/);
+    p.healthy = true;
+    await proxy.checkHealth();
+    await postJson(`${proxy.url}/v1/completions`, { prompt: 'q' });
+    assert.equal(p.requests.length, 1, 'back in rotation after a passing check');
+  } finally {
+    await proxy.close();
+    await closeAll([p, d]);
+  }
+});
