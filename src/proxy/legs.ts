@@ -50,7 +50,16 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'prefill', upstream: up.origin, outcome });
     up.inflight++;
     try {
-      const res = await up.pool.request({ path: ctx.path, method: 'POST', headers: ctx.headers, body, signal: leg.signal });
+      // undici's own 300 s defaults must not cut in before our total timer
+      const res = await up.pool.request({
+        path: ctx.path,
+        method: 'POST',
+        headers: ctx.headers,
+        body,
+        signal: leg.signal,
+        headersTimeout: timeoutMs + 1000,
+        bodyTimeout: timeoutMs + 1000,
+      });
       const buf = Buffer.from(await res.body.arrayBuffer());
       const ms = performance.now() - t0;
       up.markUp(); // it answered

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStub, sendJson, completion, deadUrl, sleep, type Stub } from '../../test/helpers/stub-upstream.js';
+import { startStub, sendJson, completion, deadUrl, sleep, timeoutAfter, type Stub } from '../../test/helpers/stub-upstream.js';
 import { testProxy, postJson } from '../../test/helpers/proxy-harness.js';
 
 const ok = (who: string) => startStub((r, res) => sendJson(res, 200, completion(who)));
@@ -120,7 +120,7 @@ test('leg timeouts answer 504 JSON and close the engine socket', async () => {
     const r2 = await postJson(`${proxy2.url}/v1/completions`, { prompt: 'q' });
     assert.equal(r2.status, 504);
     assert.match(r2.json.error.message, /decode/);
-    assert.equal(await Promise.race([slow.requests[1]!.closedEarly, sleep(3000).then(() => 'timeout')]), true);
+    assert.equal(await Promise.race([slow.requests[1]!.closedEarly, timeoutAfter(3000)]), true);
   } finally {
     await proxy.close();
     await proxy2.close();

@@ -114,7 +114,7 @@ test('up: a child that fails at startup is named with its log tail; the others a
     STUB_FAIL_MATCH: 'kv_consumer',
   });
   try {
-    const code = await Promise.race([up.exit, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 20_000))]);
+    const code = await Promise.race([up.exit, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 20_000).unref())]);
     assert.notEqual(code, 'hang');
     assert.notEqual(code, 0);
     assert.doesNotMatch(up.out(), new RegExp(READY.replace(/\./g, '\\.')));
