@@ -43,6 +43,7 @@ interface UpFlags {
   runDir?: string;
   healthTimeout: number;
   gracePeriod: number;
+  proxyFlags?: string;
 }
 
 export function registerUp(program: Command): void {
@@ -63,6 +64,7 @@ export function registerUp(program: Command): void {
     .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), 256)
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
+    .option('--proxy-flags <flags>', 'extra `pdserve proxy` flags, space-separated (e.g. "--local-prefill-below 256")')
     .option('--health-timeout <s>', 'seconds all servers together may take to start and answer /health', num('--health-timeout'), 300)
     .option('--grace-period <s>', 'seconds between SIGTERM and SIGKILL on shutdown', num('--grace-period'), 10)
     .action(async (_model: string | undefined, _rest: string[], flags: UpFlags) => {
@@ -86,6 +88,7 @@ export function registerUp(program: Command): void {
         loadFormat: flags.loadFormat ?? null,
         runDir,
         engineArgs: engine,
+        proxyArgs: (flags.proxyFlags ?? '').split(/\s+/).filter(Boolean),
         healthTimeoutMs: flags.healthTimeout * 1000,
         graceMs: flags.gracePeriod * 1000,
       };

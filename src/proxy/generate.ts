@@ -7,6 +7,7 @@ import { getLogger } from '../util/logger.js';
 import { runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
 import { relayResponse } from './relay.js';
+import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
 
@@ -64,8 +65,14 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
 
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
-    if (st.prefillers.size > 0) {
-      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed)), ctx, st.config.prefillTimeoutMs, st.config.healthIntervalMs > 0);
+    const short = st.prefillers.size > 0 && isShortPrompt(parsed, st.config.localPrefillBelow);
+    if (short) st.metrics.fallbacks.inc({ reason: 'short_prompt' });
+    if (st.prefillers.size > 0 && !short) {
+      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed)), ctx, {
+        timeoutMs: st.config.prefillTimeoutMs,
+        skipUnhealthy: st.config.healthIntervalMs > 0,
+        maxInflight: st.config.prefillMaxInflight,
+      });
       switch (p.kind) {
         case 'ok':
           mode = 'disagg';
@@ -80,7 +87,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
           return;
         case 'fallback':
           st.metrics.fallbacks.inc({ reason: p.reason });
-          log.warn(`no prefiller could take request ${requestId} (${p.reason}); the decoder prefills it locally`);
+          if (p.reason !== 'busy') log.warn(`no prefiller could take request ${requestId} (${p.reason}); the decoder prefills it locally`);
           break;
         case 'timeout':
           return fail('timeout', 504, `prefill on ${p.upstream.origin} took longer than ${st.config.prefillTimeoutMs / 1000} s`, requestId);

@@ -20,23 +20,31 @@ export interface LegContext {
 export type PrefillOutcome =
   | { kind: 'ok'; upstream: Upstream; ms: number; kvTransferParams: unknown }
   | { kind: 'reject'; upstream: Upstream; status: number; contentType: string; body: Buffer } // 4xx: relay as is
-  | { kind: 'fallback'; reason: 'unreachable' | 'prefill_5xx' }
+  | { kind: 'fallback'; reason: 'unreachable' | 'prefill_5xx' | 'busy' }
   | { kind: 'timeout'; upstream: Upstream }
   | { kind: 'aborted' };
 
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const isTimeout = (e: unknown) => timeoutCodes.has((e as { code?: string })?.code ?? '');
 
+export interface PrefillPolicy {
+  timeoutMs: number; // bounds each attempt (headers + body)
+  skipUnhealthy: boolean; // true while the health loop runs (it brings them back): no attempt on those marked down
+  maxInflight: number; // per prefiller; 0 = unlimited. All full -> fallback 'busy'
+}
+
 /**
  * Prefill on one prefiller after another: unreachable ones are skipped (and marked down), a 5xx or a
  * socket error is retried on the next prefiller once, then the caller falls back to decode-only.
- * `timeoutMs` bounds each attempt (headers + body). With `skipUnhealthy` (the health loop runs and
- * will bring them back), prefillers marked down are not tried at all: the fallback is immediate.
  */
-export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number, skipUnhealthy: boolean): Promise<PrefillOutcome> {
+export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, policy: PrefillPolicy): Promise<PrefillOutcome> {
+  const { timeoutMs } = policy;
   let failures = 0;
   let sawFailure = false;
-  for (const up of set.candidates(!skipUnhealthy)) {
+  const all = set.candidates(!policy.skipUnhealthy);
+  const candidates = policy.maxInflight > 0 ? all.filter((u) => u.inflight < policy.maxInflight) : all;
+  if (all.length && !candidates.length) return { kind: 'fallback', reason: 'busy' };
+  for (const up of candidates) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     const leg = new AbortController();
     const onClientAbort = () => leg.abort(new Error('client disconnected'));

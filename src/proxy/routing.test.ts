@@ -149,3 +149,35 @@ test('with health checks on, a prefiller marked down is not tried: immediate dec
     await closeAll([p, d]);
   }
 });
+
+test('conditional disaggregation: short prompts and full prefillers go straight to the decoder', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const p = await startStub(async (r, res) => {
+    if (String(r.body.prompt).startsWith('hold')) await gate;
+    sendJson(res, 200, completion('P'));
+  });
+  const d = await ok('D');
+  const proxy = await testProxy([p.url], [d.url], { localPrefillBelow: 16, prefillMaxInflight: 1 });
+  try {
+    assert.equal((await postJson(`${proxy.url}/v1/completions`, { prompt: [1, 2, 3] })).status, 200);
+    assert.equal(p.requests.length, 0, 'short prompt: no prefill leg');
+    const long = Array.from({ length: 20 }, (_, i) => i);
+    const held = postJson(`${proxy.url}/v1/completions`, { prompt: 'hold'.repeat(20) });
+    while (p.requests.length === 0) await sleep(5);
+    // the only prefiller is full: the next request is prefilled by the decoder
+    assert.equal((await postJson(`${proxy.url}/v1/completions`, { prompt: long })).status, 200);
+    assert.equal(p.requests.length, 1);
+    release();
+    assert.equal((await held).status, 200);
+    assert.equal((await postJson(`${proxy.url}/v1/completions`, { prompt: long })).status, 200);
+    assert.equal(p.requests.length, 2, 'free again');
+    const m = await proxy.state.metrics.registry.metrics();
+    assert.match(m, /pdserve_proxy_fallbacks_total{reason="short_prompt"} 1/);
+    assert.match(m, /pdserve_proxy_fallbacks_total{reason="busy"} 1/);
+  } finally {
+    release();
+    await proxy.close();
+    await closeAll([p, d]);
+  }
+});

@@ -12,7 +12,7 @@ import { splitEngineArgs } from '../cli/up.js';
 
 const base: UpOptions = {
   model: 'm', prefill: 2, decode: 1, host: '0.0.0.0', port: 9000, device: 'cpu', prefillDevices: [], decodeDevices: [],
-  kvPoolSize: '1G', kvPoolFile: '/dev/shm/x.pool', chunkSize: 128, loadFormat: 'dummy', runDir: '/r', engineArgs: ['--x', '1'],
+  kvPoolSize: '1G', kvPoolFile: '/dev/shm/x.pool', chunkSize: 128, loadFormat: 'dummy', runDir: '/r', engineArgs: ['--x', '1'], proxyArgs: ['--max-inflight', '8'],
   healthTimeoutMs: 1000, graceMs: 1000,
 };
 const yamlFor = (role: 'prefiller' | 'decoder', url: string) => kvYaml({ role, remoteUrl: url, chunkSize: 128 });
@@ -33,6 +33,7 @@ test('plan: kv-server, engines with roles and KV config, proxy with every upstre
   assert.deepEqual(plan.proxy.args, [
     'proxy', '--host', '0.0.0.0', '--port', '9000',
     '--prefiller', 'http://127.0.0.1:5001', '--prefiller', 'http://127.0.0.1:5002', '--decoder', 'http://127.0.0.1:5003',
+    '--max-inflight', '8',
   ]);
   const y = YAML.parse(plan.files['/r/decoder.yaml']!);
   assert.deepEqual(y, {
@@ -43,7 +44,7 @@ test('plan: kv-server, engines with roles and KV config, proxy with every upstre
 });
 
 test('plan: --prefill 0 is colocated (no kv-server, no KV flags); model omitted when null', () => {
-  const plan = makePlan({ ...base, prefill: 0, decode: 2, model: null, loadFormat: null, engineArgs: [] }, { kv: null, prefill: [], decode: [1, 2] }, yamlFor);
+  const plan = makePlan({ ...base, prefill: 0, decode: 2, model: null, loadFormat: null, engineArgs: [], proxyArgs: [] }, { kv: null, prefill: [], decode: [1, 2] }, yamlFor);
   assert.equal(plan.kvServer, null);
   assert.deepEqual(plan.files, {});
   assert.deepEqual(plan.engines[1]!.args, ['serve', '--host', '127.0.0.1', '--port', '2', '--device', 'cpu']);
