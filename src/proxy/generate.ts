@@ -1,5 +1,13 @@
-// POST /v1/completions and /v1/chat/completions: prefill leg (when prefillers exist), then the decode
-// leg relayed to the client. Writes the raw response itself (the route is hijacked).
+// POST /v1/completions and /v1/chat/completions. Writes the raw response itself (route hijacked).
+// 1. Body must be a JSON object (else 400); beyond --max-inflight: 429. One X-Request-Id (the
+//    client's, or a new UUID) for both legs and the response.
+// 2. Prefill leg (only when prefillers exist and the prompt is not below --local-prefill-below):
+//    prefillBody() to a prefiller, round robin. 2xx: keep its kv_transfer_params. 4xx: relayed to the
+//    client as is, no decode. Unreachable / 5xx / all busy: the decoder prefills locally (fallback).
+//    Timeout: 504.
+// 3. Decode leg: the original bytes (or the body plus the prefiller's kv_transfer_params) to a
+//    decoder, round robin; its status and body relayed chunk by chunk. None reachable: 503.
+// A client disconnect at any point aborts the leg in flight (its engine sees the socket close).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { openAiErrorBody } from '../util/errors.js';
