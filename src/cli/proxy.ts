@@ -27,6 +27,8 @@ interface ProxyFlags {
   healthInterval: number;
   statsInterval: number;
   maxInflight: number;
+  prefillMaxInflight: number;
+  localPrefillBelow: number;
 }
 
 /** Flags -> ProxyConfig. No upstream flag at all = vLLM's defaults (localhost:8100 / localhost:8200). */
@@ -51,6 +53,8 @@ export function proxyConfigFromFlags(f: ProxyFlags): ProxyConfig {
     healthIntervalMs: f.healthInterval * 1000,
     statsIntervalMs: f.statsInterval * 1000,
     maxInflight: f.maxInflight,
+    prefillMaxInflight: f.prefillMaxInflight,
+    localPrefillBelow: f.localPrefillBelow,
   };
 }
 
@@ -73,6 +77,8 @@ export function registerProxy(program: Command): void {
     .option('--health-interval <s>', 'seconds between health checks of the engines (0 = off)', num('--health-interval'), d.healthIntervalMs / 1000)
     .option('--stats-interval <s>', 'seconds between stats prints (0 = off)', num('--stats-interval'), d.statsIntervalMs / 1000)
     .option('--max-inflight <n>', 'requests in flight beyond which clients get 429 (0 = unlimited)', num('--max-inflight'), d.maxInflight)
+    .option('--prefill-max-inflight <n>', 'prefill legs per prefiller; when all are full the decoder prefills locally (0 = unlimited)', num('--prefill-max-inflight'), d.prefillMaxInflight)
+    .option('--local-prefill-below <n>', 'prompts smaller than this (token ids, or characters/4) skip the prefill leg (0 = off)', num('--local-prefill-below'), d.localPrefillBelow)
     .action(async (flags: ProxyFlags) => {
       let proxy;
       try {

@@ -43,6 +43,7 @@ interface UpFlags {
   runDir?: string;
   healthTimeout: number;
   gracePeriod: number;
+  proxyFlags?: string;
 }
 
 export function registerUp(program: Command): void {
@@ -55,7 +56,7 @@ export function registerUp(program: Command): void {
     .option('--decode <n>', 'decode instances', int('--decode'), 1)
     .option('--host <host>', 'address the proxy listens on', '0.0.0.0')
     .option('--port <port>', 'proxy port', int('--port'), 9000)
-    .option('--device <device>', 'device for every engine: cpu | cuda | cuda:N')
+    .option('--device <device>', 'device for every engine: cpu | cuda | cuda:N (spread over GPUs with --prefill-devices/--decode-devices)')
     .option('--prefill-devices <ids>', 'CUDA device ids for the prefillers, round robin (e.g. 0,1)', list)
     .option('--decode-devices <ids>', 'CUDA device ids for the decoders, round robin (e.g. 2,3)', list)
     .option('--kv-pool-size <size>', 'kv-server pool size (e.g. 1G, 512M)', '1G')
@@ -63,7 +64,8 @@ export function registerUp(program: Command): void {
     .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), 256)
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
-    .option('--health-timeout <s>', 'seconds each phase may take to answer /health', num('--health-timeout'), 300)
+    .option('--proxy-flags <flags>', 'extra `pdserve proxy` flags, space-separated (e.g. "--local-prefill-below 256")')
+    .option('--health-timeout <s>', 'seconds all servers together may take to start and answer /health', num('--health-timeout'), 300)
     .option('--grace-period <s>', 'seconds between SIGTERM and SIGKILL on shutdown', num('--grace-period'), 10)
     .action(async (_model: string | undefined, _rest: string[], flags: UpFlags) => {
       const { own, engine } = splitEngineArgs(process.argv.slice(2));
@@ -86,6 +88,7 @@ export function registerUp(program: Command): void {
         loadFormat: flags.loadFormat ?? null,
         runDir,
         engineArgs: engine,
+        proxyArgs: (flags.proxyFlags ?? '').split(/\s+/).filter(Boolean),
         healthTimeoutMs: flags.healthTimeout * 1000,
         graceMs: flags.gracePeriod * 1000,
       };

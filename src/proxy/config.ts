@@ -12,6 +12,8 @@ export interface ProxyConfig {
   healthIntervalMs: number; // background GET /health per upstream; 0 = off
   statsIntervalMs: number; // periodic stats print; 0 = off
   maxInflight: number; // 0 = unlimited; beyond it: 429
+  prefillMaxInflight: number; // per prefiller; 0 = unlimited; all full -> the decoder prefills locally
+  localPrefillBelow: number; // prompt size (conditional.ts) below which the decoder prefills locally; 0 = off
   bodyLimitBytes: number;
 }
 
@@ -24,6 +26,8 @@ export const defaultProxyConfig: Omit<ProxyConfig, 'prefillers' | 'decoders'> = 
   healthIntervalMs: 3_000,
   statsIntervalMs: 10_000,
   maxInflight: 0,
+  prefillMaxInflight: 0,
+  localPrefillBelow: 0,
   bodyLimitBytes: 64 * 1024 * 1024,
 };
 
@@ -90,5 +94,7 @@ export function normalizeProxyConfig(c: ProxyConfig): ProxyConfig {
     healthIntervalMs: nonNeg(c.healthIntervalMs, 'health interval'),
     statsIntervalMs: nonNeg(c.statsIntervalMs, 'stats interval'),
     maxInflight: Math.floor(nonNeg(c.maxInflight, 'max inflight')),
+    prefillMaxInflight: Math.floor(nonNeg(c.prefillMaxInflight, 'prefill max inflight')),
+    localPrefillBelow: nonNeg(c.localPrefillBelow, 'local prefill threshold'),
   };
 }

@@ -1,5 +1,13 @@
-// POST /v1/completions and /v1/chat/completions: prefill leg (when prefillers exist), then the decode
-// leg relayed to the client. Writes the raw response itself (the route is hijacked).
+// POST /v1/completions and /v1/chat/completions. Writes the raw response itself (route hijacked).
+// 1. Body must be a JSON object (else 400); beyond --max-inflight: 429. One X-Request-Id (the
+//    client's, or a new UUID) for both legs and the response.
+// 2. Prefill leg (only when prefillers exist and the prompt is not below --local-prefill-below):
+//    prefillBody() to a prefiller, round robin. 2xx: keep its kv_transfer_params. 4xx: relayed to the
+//    client as is, no decode. Unreachable / 5xx / all busy: the decoder prefills locally (fallback).
+//    Timeout: 504.
+// 3. Decode leg: the original bytes (or the body plus the prefiller's kv_transfer_params) to a
+//    decoder, round robin; its status and body relayed chunk by chunk. None reachable: 503.
+// A client disconnect at any point aborts the leg in flight (its engine sees the socket close).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { openAiErrorBody } from '../util/errors.js';
@@ -7,6 +15,7 @@ import { getLogger } from '../util/logger.js';
 import { runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
 import { relayResponse } from './relay.js';
+import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
 
@@ -64,8 +73,14 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
 
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
-    if (st.prefillers.size > 0) {
-      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed)), ctx, st.config.prefillTimeoutMs);
+    const short = st.prefillers.size > 0 && isShortPrompt(parsed, st.config.localPrefillBelow);
+    if (short) st.metrics.fallbacks.inc({ reason: 'short_prompt' });
+    if (st.prefillers.size > 0 && !short) {
+      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed)), ctx, {
+        timeoutMs: st.config.prefillTimeoutMs,
+        skipUnhealthy: st.config.healthIntervalMs > 0,
+        maxInflight: st.config.prefillMaxInflight,
+      });
       switch (p.kind) {
         case 'ok':
           mode = 'disagg';
@@ -80,7 +95,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
           return;
         case 'fallback':
           st.metrics.fallbacks.inc({ reason: p.reason });
-          log.warn(`no prefiller could take request ${requestId} (${p.reason}); the decoder prefills it locally`);
+          if (p.reason !== 'busy') log.warn(`no prefiller could take request ${requestId} (${p.reason}); the decoder prefills it locally`);
           break;
         case 'timeout':
           return fail('timeout', 504, `prefill on ${p.upstream.origin} took longer than ${st.config.prefillTimeoutMs / 1000} s`, requestId);

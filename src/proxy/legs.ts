@@ -20,22 +20,31 @@ export interface LegContext {
 export type PrefillOutcome =
   | { kind: 'ok'; upstream: Upstream; ms: number; kvTransferParams: unknown }
   | { kind: 'reject'; upstream: Upstream; status: number; contentType: string; body: Buffer } // 4xx: relay as is
-  | { kind: 'fallback'; reason: 'unreachable' | 'prefill_5xx' }
+  | { kind: 'fallback'; reason: 'unreachable' | 'prefill_5xx' | 'busy' }
   | { kind: 'timeout'; upstream: Upstream }
   | { kind: 'aborted' };
 
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 const isTimeout = (e: unknown) => timeoutCodes.has((e as { code?: string })?.code ?? '');
 
+export interface PrefillPolicy {
+  timeoutMs: number; // bounds each attempt (headers + body)
+  skipUnhealthy: boolean; // true while the health loop runs (it brings them back): no attempt on those marked down
+  maxInflight: number; // per prefiller; 0 = unlimited. All full -> fallback 'busy'
+}
+
 /**
  * Prefill on one prefiller after another: unreachable ones are skipped (and marked down), a 5xx or a
  * socket error is retried on the next prefiller once, then the caller falls back to decode-only.
- * `timeoutMs` bounds each attempt (headers + body).
  */
-export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number): Promise<PrefillOutcome> {
+export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, policy: PrefillPolicy): Promise<PrefillOutcome> {
+  const { timeoutMs } = policy;
   let failures = 0;
   let sawFailure = false;
-  for (const up of set.candidates()) {
+  const all = set.candidates(!policy.skipUnhealthy);
+  const candidates = policy.maxInflight > 0 ? all.filter((u) => u.inflight < policy.maxInflight) : all;
+  if (all.length && !candidates.length) return { kind: 'fallback', reason: 'busy' };
+  for (const up of candidates) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     const leg = new AbortController();
     const onClientAbort = () => leg.abort(new Error('client disconnected'));
@@ -49,9 +58,19 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'prefill', upstream: up.origin, outcome });
     up.inflight++;
     try {
-      const res = await up.pool.request({ path: ctx.path, method: 'POST', headers: ctx.headers, body, signal: leg.signal });
+      // undici's own 300 s defaults must not cut in before our total timer
+      const res = await up.pool.request({
+        path: ctx.path,
+        method: 'POST',
+        headers: ctx.headers,
+        body,
+        signal: leg.signal,
+        headersTimeout: timeoutMs + 1000,
+        bodyTimeout: timeoutMs + 1000,
+      });
       const buf = Buffer.from(await res.body.arrayBuffer());
       const ms = performance.now() - t0;
+      up.markUp(); // it answered
       if (res.statusCode >= 200 && res.statusCode < 300) {
         count('ok');
         return { kind: 'ok', upstream: up, ms, kvTransferParams: kvParamsOf(buf) };
@@ -127,6 +146,7 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
         bodyTimeout: timeoutMs,
       });
       count(res.statusCode < 400 ? 'ok' : res.statusCode < 500 ? '4xx' : '5xx');
+      up.markUp(); // it answered
       return { kind: 'ok', upstream: up, res };
     } catch (e) {
       if (ctx.clientSignal.aborted) {

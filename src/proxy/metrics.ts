@@ -59,7 +59,7 @@ export class ProxyMetrics {
     this.errors = new Counter({ name: 'pdserve_proxy_errors_total', help: 'Failed requests by kind', labelNames: ['kind'], registers });
     this.fallbacks = new Counter({
       name: 'pdserve_proxy_fallbacks_total',
-      help: 'Requests sent to a decoder alone because no prefiller could take them',
+      help: 'Requests the decoder prefilled itself; reason = unreachable | prefill_5xx | busy | short_prompt',
       labelNames: ['reason'],
       registers,
     });

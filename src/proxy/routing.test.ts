@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStub, sendJson, completion, deadUrl, sleep, type Stub } from '../../test/helpers/stub-upstream.js';
+import { startStub, sendJson, completion, deadUrl, sleep, timeoutAfter, type Stub } from '../../test/helpers/stub-upstream.js';
 import { testProxy, postJson } from '../../test/helpers/proxy-harness.js';
 
 const ok = (who: string) => startStub((r, res) => sendJson(res, 200, completion(who)));
@@ -120,10 +120,64 @@ test('leg timeouts answer 504 JSON and close the engine socket', async () => {
     const r2 = await postJson(`${proxy2.url}/v1/completions`, { prompt: 'q' });
     assert.equal(r2.status, 504);
     assert.match(r2.json.error.message, /decode/);
-    assert.equal(await Promise.race([slow.requests[1]!.closedEarly, sleep(3000).then(() => 'timeout')]), true);
+    assert.equal(await Promise.race([slow.requests[1]!.closedEarly, timeoutAfter(3000)]), true);
   } finally {
     await proxy.close();
     await proxy2.close();
     await closeAll([slow, d]);
+  }
+});
+
+test('with health checks on, a prefiller marked down is not tried: immediate decode-only fallback', async () => {
+  const p = await ok('P');
+  const d = await ok('D');
+  const proxy = await testProxy([p.url], [d.url], { healthIntervalMs: 60_000 });
+  try {
+    p.healthy = false;
+    await proxy.checkHealth();
+    assert.equal(proxy.state.prefillers.all[0]!.healthy, false);
+    const r = await postJson(`${proxy.url}/v1/completions`, { prompt: 'q' });
+    assert.equal(r.status, 200);
+    assert.equal(p.requests.length, 0);
+    assert.match(await proxy.state.metrics.registry.metrics(), /pdserve_proxy_fallbacks_total{reason="unreachable"} 1/);
+    p.healthy = true;
+    await proxy.checkHealth();
+    await postJson(`${proxy.url}/v1/completions`, { prompt: 'q' });
+    assert.equal(p.requests.length, 1, 'back in rotation after a passing check');
+  } finally {
+    await proxy.close();
+    await closeAll([p, d]);
+  }
+});
+
+test('conditional disaggregation: short prompts and full prefillers go straight to the decoder', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const p = await startStub(async (r, res) => {
+    if (String(r.body.prompt).startsWith('hold')) await gate;
+    sendJson(res, 200, completion('P'));
+  });
+  const d = await ok('D');
+  const proxy = await testProxy([p.url], [d.url], { localPrefillBelow: 16, prefillMaxInflight: 1 });
+  try {
+    assert.equal((await postJson(`${proxy.url}/v1/completions`, { prompt: [1, 2, 3] })).status, 200);
+    assert.equal(p.requests.length, 0, 'short prompt: no prefill leg');
+    const long = Array.from({ length: 20 }, (_, i) => i);
+    const held = postJson(`${proxy.url}/v1/completions`, { prompt: 'hold'.repeat(20) });
+    while (p.requests.length === 0) await sleep(5);
+    // the only prefiller is full: the next request is prefilled by the decoder
+    assert.equal((await postJson(`${proxy.url}/v1/completions`, { prompt: long })).status, 200);
+    assert.equal(p.requests.length, 1);
+    release();
+    assert.equal((await held).status, 200);
+    assert.equal((await postJson(`${proxy.url}/v1/completions`, { prompt: long })).status, 200);
+    assert.equal(p.requests.length, 2, 'free again');
+    const m = await proxy.state.metrics.registry.metrics();
+    assert.match(m, /pdserve_proxy_fallbacks_total{reason="short_prompt"} 1/);
+    assert.match(m, /pdserve_proxy_fallbacks_total{reason="busy"} 1/);
+  } finally {
+    release();
+    await proxy.close();
+    await closeAll([p, d]);
   }
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { startStub, sendJson, completion, sleep } from '../../test/helpers/stub-upstream.js';
+import { startStub, sendJson, completion, sleep, timeoutAfter } from '../../test/helpers/stub-upstream.js';
 import { testProxy } from '../../test/helpers/proxy-harness.js';
 
 const sse = (text: string) => `data: ${JSON.stringify({ choices: [{ index: 0, text }] })}\n\n`;
@@ -29,7 +29,7 @@ test('SSE chunks reach the client as the decoder sends them, not buffered', asyn
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /text\/event-stream/);
     const it = res.body[Symbol.asyncIterator]();
-    const first = await Promise.race([it.next(), sleep(3000).then(() => 'timeout' as const)]);
+    const first = await Promise.race([it.next(), timeoutAfter(3000)]);
     assert.notEqual(first, 'timeout', 'chunk 1 must arrive before the decoder sends chunk 2');
     assert.equal(sentSecond, false);
     assert.equal(Buffer.from((first as IteratorResult<Buffer>).value).toString(), sse('one'));
@@ -55,7 +55,7 @@ test('client disconnect during prefill closes the prefill socket and skips decod
     while (p.requests.length === 0) await sleep(5);
     ac.abort();
     assert.equal(await pending, 'aborted');
-    assert.equal(await Promise.race([p.requests[0]!.closedEarly, sleep(3000).then(() => 'timeout')]), true);
+    assert.equal(await Promise.race([p.requests[0]!.closedEarly, timeoutAfter(3000)]), true);
     await sleep(50);
     assert.equal(d.requests.length, 0);
   } finally {
@@ -79,7 +79,7 @@ test('client disconnect mid-stream closes the decode socket', async () => {
     await reader.read();
     ac.abort();
     assert.equal(await p.requests[0]!.closedEarly, false, 'prefill finished normally');
-    assert.equal(await Promise.race([d.requests[0]!.closedEarly, sleep(3000).then(() => 'timeout')]), true);
+    assert.equal(await Promise.race([d.requests[0]!.closedEarly, timeoutAfter(3000)]), true);
     // the proxy accounts for it
     for (let i = 0; i < 100 && proxy.state.inflight > 0; i++) await sleep(10);
     assert.equal(proxy.state.inflight, 0);

@@ -4,6 +4,7 @@ import { normalizeOrigin, pairHostsPorts, normalizeProxyConfig, defaultProxyConf
 import { percentile, summarize } from './stats-window.js';
 import { prefillBody, decodeBody } from './prefill-body.js';
 import { proxyConfigFromFlags } from '../cli/proxy.js';
+import { promptSize, isShortPrompt } from './conditional.js';
 
 test('origins and vLLM host/port lists', () => {
   assert.equal(normalizeOrigin('localhost:8100'), 'http://localhost:8100');
@@ -24,6 +25,7 @@ test('CLI flags: vLLM defaults only when no upstream flag; decoders alone = no p
   const base = {
     host: '0.0.0.0', port: 9000, prefiller: [], decoder: [], prefillerHost: [], prefillerPort: [], decoderHost: [], decoderPort: [],
     prefillTimeout: 300, decodeTimeout: 600, connectTimeout: 5, healthInterval: 3, statsInterval: 10, maxInflight: 0,
+    prefillMaxInflight: 0, localPrefillBelow: 0,
   };
   const c0 = proxyConfigFromFlags(base);
   assert.deepEqual([c0.prefillers, c0.decoders], [['http://localhost:8100'], ['http://localhost:8200']]);
@@ -52,4 +54,16 @@ test('prefill and decode bodies; the input is not mutated', () => {
   assert.equal(decodeBody(body, undefined), body);
   assert.equal(decodeBody(body, [1]), body);
   assert.deepEqual(decodeBody(body, { r: 2 }).kv_transfer_params, { r: 2 });
+});
+
+test('prompt size estimate for conditional disaggregation', () => {
+  assert.equal(promptSize({ prompt: 'abcdefgh' }), 2);
+  assert.equal(promptSize({ prompt: [1, 2, 3] }), 3);
+  assert.equal(promptSize({ prompt: [[1, 2], [3]] }), 3);
+  assert.equal(promptSize({ prompt: ['abcd', 'abcdefgh'] }), 3);
+  assert.equal(promptSize({ messages: [{ role: 'user', content: 'abcd' }, { role: 'user', content: [{ type: 'text', text: 'abcdefgh' }] }] }), 3);
+  assert.equal(promptSize({}), 0);
+  assert.equal(isShortPrompt({ prompt: 'abcd' }, 0), false);
+  assert.equal(isShortPrompt({ prompt: 'abcd' }, 2), true);
+  assert.equal(isShortPrompt({ prompt: 'abcdefgh' }, 2), false);
 });

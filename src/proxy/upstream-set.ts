@@ -24,16 +24,16 @@ export class UpstreamSet {
 
   /**
    * Candidates for one request, each at most once: the healthy ones starting at the round-robin
-   * cursor, then (as a last resort, in case health state is stale) the unhealthy ones.
+   * cursor, then, with withUnhealthy (a last resort in case health state is stale), the unhealthy ones.
    * Advances the cursor by one per call.
    */
-  candidates(): Upstream[] {
+  candidates(withUnhealthy = true): Upstream[] {
     const n = this.all.length;
     if (!n) return [];
     const start = this.next++ % n;
     if (this.next >= n * 1_000_000) this.next %= n;
     const ordered = Array.from({ length: n }, (_, i) => this.all[(start + i) % n]!);
-    return [...ordered.filter((u) => u.healthy), ...ordered.filter((u) => !u.healthy)];
+    return [...ordered.filter((u) => u.healthy), ...(withUnhealthy ? ordered.filter((u) => !u.healthy) : [])];
   }
 
   /** Probe every upstream once; logs state changes. */

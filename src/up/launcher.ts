@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Child, describeExit, tailFile } from './child.js';
 import { kvYaml } from './kv-yaml.js';
 import { makePlan, type ChildKind, type ChildSpec, type UpOptions } from './plan.js';
-import { freePort, freePorts } from './ports.js';
+import { assertPortFree, freePort, freePorts } from './ports.js';
 
 export const READY_LINE = 'All servers are up. You can send request now...';
 
@@ -36,6 +36,8 @@ export function commandFor(kind: ChildKind, env: NodeJS.ProcessEnv = process.env
 export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): Promise<number> {
   if (!Number.isInteger(o.decode) || o.decode < 1) throw new Error('--decode must be at least 1');
   if (!Number.isInteger(o.prefill) || o.prefill < 0) throw new Error('--prefill must be 0 or more');
+  // fail now, not after the engines spent minutes loading
+  if (o.port) await assertPortFree(o.host, o.port);
   mkdirSync(o.runDir, { recursive: true });
   const n = (o.prefill > 0 ? 1 : 0) + o.prefill + o.decode;
   const ports = await freePorts(n);

@@ -18,6 +18,7 @@ export interface UpOptions {
   loadFormat: string | null;
   runDir: string;
   engineArgs: string[]; // appended to every engine's command line
+  proxyArgs: string[]; // appended to the proxy's command line
   healthTimeoutMs: number;
   graceMs: number; // SIGTERM -> SIGKILL
 }
@@ -91,6 +92,7 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
   const proxyArgs = ['proxy', '--host', o.host, '--port', String(o.port)];
   for (const p of ports.prefill) proxyArgs.push('--prefiller', `http://127.0.0.1:${p}`);
   for (const p of ports.decode) proxyArgs.push('--decoder', `http://127.0.0.1:${p}`);
+  proxyArgs.push(...o.proxyArgs);
   const proxy: ChildSpec = { name: 'proxy', kind: 'proxy', port: o.port, args: proxyArgs, env: {}, logFile: join(o.runDir, 'proxy.log'), ready: 'http' };
   return { kvServer, engines, proxy, files };
 }

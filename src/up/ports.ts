@@ -32,3 +32,18 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   }
   return ports;
 }
+
+/** Throws a clear error when host:port cannot be bound (e.g. another proxy already runs there). */
+export async function assertPortFree(host: string, port: number): Promise<void> {
+  const s = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, host, resolve);
+    });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new Error(`cannot listen on ${host}:${port} (${code ?? (e as Error).message}); choose another --port`);
+  }
+  await new Promise<void>((r) => s.close(() => r()));
+}

@@ -114,7 +114,7 @@ test('up: a child that fails at startup is named with its log tail; the others a
     STUB_FAIL_MATCH: 'kv_consumer',
   });
   try {
-    const code = await Promise.race([up.exit, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 20_000))]);
+    const code = await Promise.race([up.exit, new Promise<'hang'>((r) => setTimeout(() => r('hang'), 20_000).unref())]);
     assert.notEqual(code, 'hang');
     assert.notEqual(code, 0);
     assert.doesNotMatch(up.out(), new RegExp(READY.replace(/\./g, '\\.')));
@@ -158,6 +158,32 @@ test('up --prefill 0: colocated decoders behind the proxy; a decoder dying later
     for (const k of kids) assert.equal(alive(k.pid), false, `${k.name} is gone`);
   } finally {
     up.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up: a child that never becomes ready hits --health-timeout; a busy --port fails before anything starts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
+  const up = startUp(['--prefill', '0', '--decode', '1', '--port', '0', '--run-dir', dir, '--health-timeout', '1', '--grace-period', '1'], {
+    STUB_NO_LISTEN_MATCH: 'serve',
+  });
+  const { createServer } = await import('node:net');
+  const busy = createServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  try {
+    assert.equal(await up.exit, 1);
+    assert.match(up.err(), /decoder-0 did not become ready in time/);
+    assert.match(up.err(), /loading forever/);
+    for (const k of pids(up.out())) assert.equal(alive(k.pid), false, `${k.name} is gone`);
+
+    const port = (busy.address() as { port: number }).port;
+    const up2 = startUp(['--prefill', '0', '--decode', '1', '--host', '127.0.0.1', '--port', String(port), '--run-dir', dir]);
+    assert.equal(await up2.exit, 2);
+    assert.match(up2.err(), new RegExp(`cannot listen on 127.0.0.1:${port} \\(EADDRINUSE\\)`));
+    assert.doesNotMatch(up2.out(), /started/);
+  } finally {
+    up.proc.kill('SIGKILL');
+    busy.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -3,7 +3,7 @@
 // serve: HTTP on --port with /health and /v1/completions answering "<role>:<port>".
 // kv-server: TCP listener on --port; creates $PDSERVE_KV_POOL_FILE and leaves it (up must remove it).
 // Env: STUB_FAIL_MATCH (substring of argv) -> print 40 lines and exit 3;
-//      STUB_IGNORE_TERM_MATCH -> ignore SIGTERM; STUB_ARGS_DIR -> write argv to <dir>/<name>.json.
+//      STUB_IGNORE_TERM_MATCH -> ignore SIGTERM; STUB_NO_LISTEN_MATCH -> never listen; STUB_ARGS_DIR -> write argv to <dir>/<name>.json.
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
@@ -30,7 +30,10 @@ if (process.env.STUB_FAIL_MATCH && joined.includes(process.env.STUB_FAIL_MATCH))
 if (process.env.STUB_IGNORE_TERM_MATCH && joined.includes(process.env.STUB_IGNORE_TERM_MATCH)) {
   process.on('SIGTERM', () => console.log(`stub ${name}: ignoring SIGTERM`));
 }
-if (cmd === 'kv-server') {
+if (process.env.STUB_NO_LISTEN_MATCH && joined.includes(process.env.STUB_NO_LISTEN_MATCH)) {
+  console.log(`stub ${name}: loading forever`);
+  setInterval(() => undefined, 1000);
+} else if (cmd === 'kv-server') {
   if (process.env.PDSERVE_KV_POOL_FILE) writeFileSync(process.env.PDSERVE_KV_POOL_FILE, Buffer.alloc(4096));
   createTcpServer((s) => s.end()).listen(port, '127.0.0.1');
 } else {
@@ -38,6 +41,9 @@ if (cmd === 'kv-server') {
     req.resume();
     req.on('end', () => {
       if (req.url === '/health') return void res.writeHead(200).end();
+      if (req.url === '/v1/models') {
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id: 'stub-model', object: 'model' }] }));
+      }
       const text = JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text: `${role}:${port}`, finish_reason: 'length' }] });
       res.writeHead(200, { 'content-type': 'application/json' }).end(text);
     });

@@ -79,3 +79,6 @@ export function completion(who: string, extra: Record<string, unknown> = {}) {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves 'timeout' after ms without keeping the process alive (for Promise.race guards). */
+export const timeoutAfter = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref());
