@@ -1,6 +1,7 @@
 // One streamed OpenAI request -> RequestRecord. Hot path: performance.now() and SseSplitter.push per
-// network chunk; everything else happens after the stream ends. Never throws: failures become
-// records with success=false and an error text.
+// network chunk. The events are interpreted (JSON) later by finalizeRecord: the runner defers that to
+// the end of the run so parsing never delays other streams' timestamps. Never throws: failures
+// become records with success=false and an error text.
 import type { Dispatcher } from 'undici';
 import { SseSplitter, interpretEvents } from './sse-events.js';
 import type { RequestRecord } from './types.js';
@@ -14,11 +15,17 @@ export interface RequestSpec {
   promptLen: number;
   requestId: string;
   signal?: AbortSignal;
-  /** Keep raw events and their arrival times on the record (benchmarks of the client itself). */
-  keepEvents?: boolean;
 }
 
-export type TracedRecord = RequestRecord & { events?: string[]; eventTimes?: number[] };
+/** Raw stream awaiting finalizeRecord: SSE events, their arrival times (ms) and the send time (ms). */
+export interface PendingStream {
+  events: string[];
+  times: number[];
+  st: number;
+  chars: number;
+}
+
+export type TracedRecord = RequestRecord & { events?: string[]; eventTimes?: number[]; pending?: PendingStream };
 
 const apiKey = process.env.OPENAI_API_KEY;
 const sixHoursMs = 6 * 3600 * 1000; // vLLM's client timeout
@@ -61,10 +68,21 @@ export async function streamRequest(dispatcher: Dispatcher, spec: RequestSpec): 
     rec.error = spec.signal?.aborted ? 'aborted: benchmark interrupted' : describe(e);
     return rec;
   }
-  const s = interpretEvents(split.events, split.times, spec.chat);
-  if (spec.keepEvents) {
-    rec.events = split.events;
-    rec.eventTimes = split.times;
+  let chars = 0;
+  for (const e of split.events) chars += e.length;
+  rec.pending = { events: split.events, times: split.times, st, chars };
+  return rec;
+}
+
+/** Interpret a record's pending stream (content chunks, usage, errors) into its metrics fields. */
+export function finalizeRecord(rec: TracedRecord, chat: boolean, keepEvents = false): TracedRecord {
+  const p = rec.pending;
+  if (!p) return rec;
+  delete rec.pending;
+  const s = interpretEvents(p.events, p.times, chat);
+  if (keepEvents) {
+    rec.events = p.events;
+    rec.eventTimes = p.times;
   }
   rec.generatedText = s.text;
   rec.outputTokens = s.completionTokens;
@@ -79,8 +97,8 @@ export async function streamRequest(dispatcher: Dispatcher, spec: RequestSpec): 
     return rec;
   }
   rec.success = true;
-  rec.ttft = (ts[0]! - st) / 1000;
+  rec.ttft = (ts[0]! - p.st) / 1000;
   for (let i = 1; i < ts.length; i++) rec.itl.push((ts[i]! - ts[i - 1]!) / 1000);
-  rec.latency = (ts[ts.length - 1]! - st) / 1000;
+  rec.latency = (ts[ts.length - 1]! - p.st) / 1000;
   return rec;
 }

@@ -1,9 +1,10 @@
 // The benchmark loop (vLLM's benchmark()): optional warmups, then requests released at their seeded
 // arrival offsets, at most maxConcurrency in flight, until all finish or `stop` aborts (Ctrl+C):
 // then nothing more is sent and in-flight requests are aborted (recorded as failed).
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import { streamRequest, type TracedRecord } from './request.js';
+import { finalizeRecord, streamRequest, type TracedRecord } from './request.js';
 import type { SampleRequest } from './types.js';
 
 export interface RunInput {
@@ -23,6 +24,7 @@ export interface RunInput {
   requestIdPrefix: string;
   /** Aborting it stops the run (partial results are still returned). */
   stop?: AbortSignal;
+  /** Called as each request ends (its record is finalised only after the run). */
   onDone?: (r: TracedRecord) => void;
   keepEvents?: boolean;
 }
@@ -48,8 +50,10 @@ export function requestBody(s: SampleRequest, inp: Pick<RunInput, 'chat' | 'mode
   return JSON.stringify(body);
 }
 
+/** Counting semaphore with a FIFO of waiters (head index: no O(n) shift with thousands queued). */
 class Semaphore {
   private waiters: Array<() => void> = [];
+  private head = 0;
   constructor(private free: number) {}
   async acquire(): Promise<void> {
     if (this.free > 0) {
@@ -59,26 +63,43 @@ class Semaphore {
     await new Promise<void>((r) => this.waiters.push(r));
   }
   release(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.free++;
+    if (this.head < this.waiters.length) {
+      const w = this.waiters[this.head]!;
+      this.waiters[this.head++] = undefined as never;
+      if (this.head > 1024 && this.head * 2 > this.waiters.length) {
+        this.waiters = this.waiters.slice(this.head);
+        this.head = 0;
+      }
+      w();
+    } else {
+      this.free++;
+    }
   }
 }
+
+/** Raw SSE text held for deferred parsing before records are finalised eagerly instead (chars). */
+const deferLimitChars = 256 * 1024 * 1024;
 
 export async function runBenchmark(inp: RunInput): Promise<RunOutput> {
   const sem = inp.maxConcurrency ? new Semaphore(inp.maxConcurrency) : null;
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // every in-flight request listens to it
   const onStop = () => abort.abort();
   inp.stop?.addEventListener('abort', onStop, { once: true });
+  let heldChars = 0;
   const send = async (s: SampleRequest, id: string, arrivalMs: number): Promise<TracedRecord | null> => {
     if (sem) await sem.acquire();
     try {
       if (abort.signal.aborted) return null; // stopped while queued: never sent
       const r = await streamRequest(inp.dispatcher, {
         origin: inp.origin, path: inp.path, body: requestBody(s, inp), chat: inp.chat, promptLen: s.promptLen,
-        requestId: id, signal: abort.signal, keepEvents: inp.keepEvents,
+        requestId: id, signal: abort.signal,
       });
       r.clientQueueTime = r.startTime - arrivalMs / 1000;
+      if (r.pending) {
+        heldChars += r.pending.chars;
+        if (heldChars > deferLimitChars) finalizeRecord(r, inp.chat, inp.keepEvents);
+      }
       return r;
     } finally {
       sem?.release();
@@ -89,6 +110,7 @@ export async function runBenchmark(inp: RunInput): Promise<RunOutput> {
     if (inp.numWarmups > 0 && inp.samples.length) {
       const w = inp.samples[0]!;
       await Promise.all(Array.from({ length: inp.numWarmups }, (_, i) => send(w, `${inp.requestIdPrefix}warmup-${i}`, performance.now())));
+      heldChars = 0; // warmup records are dropped
     }
     const t0 = performance.now();
     const tasks: Array<Promise<TracedRecord | null>> = [];
@@ -107,7 +129,9 @@ export async function runBenchmark(inp: RunInput): Promise<RunOutput> {
     }
     const done = await Promise.all(tasks);
     const durationS = (performance.now() - t0) / 1000;
-    return { records: done.filter((r): r is TracedRecord => r !== null), durationS, t0: t0 / 1000, interrupted: abort.signal.aborted };
+    const records = done.filter((r): r is TracedRecord => r !== null);
+    for (const r of records) finalizeRecord(r, inp.chat, inp.keepEvents);
+    return { records, durationS, t0: t0 / 1000, interrupted: abort.signal.aborted };
   } finally {
     inp.stop?.removeEventListener('abort', onStop);
   }

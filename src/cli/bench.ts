@@ -1,10 +1,12 @@
 // `pdserve bench <serve|compare|engine|kv>`: each subcommand lives in its own file.
 import type { Command } from 'commander';
 import { registerBenchServe } from './bench-serve.js';
+import { registerBenchCompare } from './bench-compare.js';
 import { registerBenchStubServer } from './bench-stub-server.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks: serve, compare, engine, kv');
   registerBenchServe(bench);
+  registerBenchCompare(bench);
   registerBenchStubServer(bench);
 }
