@@ -95,7 +95,7 @@ function hasNvcc() {
 }
 
 async function buildCuda() {
-  const srcs = walk(join(root, 'native', 'cuda'), (p) => p.endsWith('.cu') || p.endsWith('.cc'));
+  const srcs = walk(join(root, 'native', 'cuda'), (p) => (p.endsWith('.cu') || p.endsWith('.cc')) && !p.includes(`${'/'}tests${'/'}`));
   if (!srcs.length) return;
   if (process.env.PDSERVE_SKIP_CUDA === '1') { console.log('CUDA build skipped (PDSERVE_SKIP_CUDA=1)'); return; }
   if (!hasNvcc()) { console.log('nvcc not found: CPU-only build (the CUDA backend is not built)'); return; }

@@ -1,0 +1,283 @@
+// CudaBackend: construction, weights (fused QKV and gate/up matrices), KV cache allocation, the factory.
+#include "cuda-backend.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "common.cuh"
+#include "kernels.h"
+
+namespace pds::cuda {
+namespace {
+
+void validateSpec(const ModelSpec& s) {
+  auto bad = [](const std::string& m) { throw std::runtime_error("CUDA backend: invalid model spec: " + m); };
+  if (s.numLayers <= 0 || s.hiddenSize <= 0 || s.intermediateSize <= 0 || s.numHeads <= 0 || s.numKvHeads <= 0 ||
+      s.headDim <= 0 || s.vocabSize <= 0)
+    bad("all sizes must be positive");
+  if (s.numHeads % s.numKvHeads) bad("numHeads must be a multiple of numKvHeads");
+  if (s.headDim % 8 || s.headDim > 256 || ((s.headDim / 8) & (s.headDim / 8 - 1)))
+    bad("headDim must be 8 times a power of two, at most 256 (got " + std::to_string(s.headDim) + ")");
+  const int vec = 16 / (int)dtypeSize(s.weightDtype);
+  if (s.hiddenSize % vec || s.intermediateSize % vec)
+    bad("hiddenSize and intermediateSize must be multiples of " + std::to_string(vec));
+  if ((int)s.weightDtype < 0 || (int)s.weightDtype > 2) bad("unsupported weight dtype");
+}
+
+// RoPE inverse frequencies [D/2], with llama3 scaling when asked (as transformers computes them).
+std::vector<float> ropeInvFreq(const ModelSpec& s) {
+  const int half = s.headDim / 2;
+  std::vector<float> f(half);
+  for (int i = 0; i < half; ++i) {
+    const float exponent = (float)(2 * i) / (float)s.headDim;
+    double inv = 1.0 / std::pow((double)s.ropeTheta, (double)exponent);
+    if (s.ropeType == RopeType::Llama3) {
+      const double oldLen = s.ropeOriginalMaxPos, lowW = oldLen / s.ropeLowFreqFactor,
+                   highW = oldLen / s.ropeHighFreqFactor, wl = 2 * M_PI / inv;
+      if (wl > lowW) inv = inv / s.ropeFactor;
+      else if (!(wl < highW)) {
+        const double smooth = (oldLen / wl - s.ropeLowFreqFactor) / (s.ropeHighFreqFactor - s.ropeLowFreqFactor);
+        inv = (1 - smooth) * inv / s.ropeFactor + smooth * inv;
+      }
+    }
+    f[i] = (float)inv;
+  }
+  return f;
+}
+
+int envInt(const char* name, int def) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : def;
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(const ModelSpec& spec, const BackendOptions& opts) : spec_(spec) {
+  validateSpec(spec_);
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("CUDA backend: no usable CUDA device (driver missing or too old?): ") +
+                             cudaGetErrorString(e));
+  }
+  if (count == 0) throw std::runtime_error("CUDA backend: no CUDA device found");
+  device_ = opts.deviceIndex;
+  if (device_ == 0 && opts.device.rfind("cuda:", 0) == 0) device_ = std::atoi(opts.device.c_str() + 5);
+  if (device_ < 0 || device_ >= count)
+    throw std::runtime_error("CUDA backend: device index " + std::to_string(device_) + " out of range (" +
+                             std::to_string(count) + " device(s))");
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  name_ = "cuda:" + std::to_string(device_);
+  elem_ = dtypeSize(spec_.weightDtype);
+  useGraphs_ = envInt("PDS_CUDA_GRAPHS", 1) != 0;
+  gemvMaxRows_ = std::min(envInt("PDS_CUDA_GEMV_ROWS", 4), kGemvMaxRows);
+  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
+  check(cudaStreamCreateWithFlags(&xferStream_, cudaStreamNonBlocking), "create stream");
+  for (auto& ev : bounceDone_) check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "create event");
+  blasWs_.alloc(32u << 20, "cuBLAS workspace");
+  blas_ = std::make_unique<Cublas>(stream_, blasWs_.get(), blasWs_.bytes());
+
+  const int H = spec_.hiddenSize, I = spec_.intermediateSize, D = spec_.headDim, nH = spec_.numHeads,
+            nKV = spec_.numKvHeads;
+  qkvRows_ = (nH + 2 * nKV) * D;
+  embed_ = allocWeight((size_t)spec_.vocabSize * H, "embed_tokens");
+  addSlot("model.embed_tokens.weight", embed_, {spec_.vocabSize, H}, 3);
+  finalNorm_ = allocWeight(H, "norm");
+  addSlot("model.norm.weight", finalNorm_, {H}, 1);
+  if (!spec_.tieWordEmbeddings) {
+    lmHead_ = allocWeight((size_t)spec_.vocabSize * H, "lm_head");
+    addSlot("lm_head.weight", lmHead_, {spec_.vocabSize, H}, 0);
+  }
+  layers_.resize(spec_.numLayers);
+  for (int l = 0; l < spec_.numLayers; ++l) {
+    Layer& L = layers_[l];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    L.inNorm = allocWeight(H, "input_layernorm");
+    addSlot(p + "input_layernorm.weight", L.inNorm, {H}, 1);
+    L.postNorm = allocWeight(H, "post_attention_layernorm");
+    addSlot(p + "post_attention_layernorm.weight", L.postNorm, {H}, 1);
+    L.qkv = allocWeight((size_t)qkvRows_ * H, "qkv_proj");
+    char* qkv = (char*)L.qkv;
+    addSlot(p + "self_attn.q_proj.weight", qkv, {nH * D, H}, 0);
+    addSlot(p + "self_attn.k_proj.weight", qkv + (size_t)nH * D * H * elem_, {nKV * D, H}, 0);
+    addSlot(p + "self_attn.v_proj.weight", qkv + (size_t)(nH + nKV) * D * H * elem_, {nKV * D, H}, 0);
+    L.qkvBias = nullptr;
+    if (spec_.qkvBias) {
+      L.qkvBias = allocWeight(qkvRows_, "qkv bias");
+      char* b = (char*)L.qkvBias;
+      addSlot(p + "self_attn.q_proj.bias", b, {nH * D}, 2);
+      addSlot(p + "self_attn.k_proj.bias", b + (size_t)nH * D * elem_, {nKV * D}, 2);
+      addSlot(p + "self_attn.v_proj.bias", b + (size_t)(nH + nKV) * D * elem_, {nKV * D}, 2);
+    }
+    L.qNorm = L.kNorm = nullptr;
+    if (spec_.qkNorm) {
+      L.qNorm = allocWeight(D, "q_norm");
+      addSlot(p + "self_attn.q_norm.weight", L.qNorm, {D}, 1);
+      L.kNorm = allocWeight(D, "k_norm");
+      addSlot(p + "self_attn.k_norm.weight", L.kNorm, {D}, 1);
+    }
+    L.o = allocWeight((size_t)H * nH * D, "o_proj");
+    addSlot(p + "self_attn.o_proj.weight", L.o, {H, nH * D}, 0);
+    L.gateUp = allocWeight((size_t)2 * I * H, "gate_up_proj");
+    addSlot(p + "mlp.gate_proj.weight", L.gateUp, {I, H}, 0);
+    addSlot(p + "mlp.up_proj.weight", (char*)L.gateUp + (size_t)I * H * elem_, {I, H}, 0);
+    L.down = allocWeight((size_t)H * I, "down_proj");
+    addSlot(p + "mlp.down_proj.weight", L.down, {H, I}, 0);
+  }
+  const std::vector<float> inv = ropeInvFreq(spec_);
+  invFreq_.alloc(inv.size() * sizeof(float), "rope frequencies");
+  check(cudaMemcpy(invFreq_.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice), "upload rope table");
+  errFlag_.alloc(sizeof(int), "error flag");
+}
+
+CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (xferStream_) cudaStreamSynchronize(xferStream_);
+  clearGraphs();
+  blas_.reset();
+  for (auto& ev : bounceDone_) if (ev) cudaEventDestroy(ev);
+  if (stream_) cudaStreamDestroy(stream_);
+  if (xferStream_) cudaStreamDestroy(xferStream_);
+}
+
+void* CudaBackend::allocWeight(size_t numel, const char* what) {
+  weightMem_.emplace_back();
+  weightMem_.back().alloc(numel * elem_, what);
+  weightBytes_ += numel * elem_;
+  return weightMem_.back().get();
+}
+
+void CudaBackend::addSlot(const std::string& name, void* dst, std::vector<int64_t> shape, int role) {
+  Slot s;
+  s.dst = dst;
+  s.numel = 1;
+  for (int64_t d : shape) s.numel *= (size_t)d;
+  s.shape = std::move(shape);
+  s.role = role;
+  slots_[name] = std::move(s);
+}
+
+static std::string shapeStr(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+void CudaBackend::setWeight(const std::string& name, const void* host, DType srcDtype,
+                            const std::vector<int64_t>& shape) {
+  std::lock_guard<std::mutex> lk(computeMu_);
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  auto it = slots_.find(name);
+  if (it == slots_.end()) {
+    if (name == "lm_head.weight" && spec_.tieWordEmbeddings) return;  // tied: the embedding serves
+    throw std::runtime_error("CUDA backend: unknown weight " + name);
+  }
+  Slot& s = it->second;
+  if (shape != s.shape)
+    throw std::runtime_error("CUDA backend: weight " + name + " has shape " + shapeStr(shape) + ", expected " +
+                             shapeStr(s.shape));
+  if ((int)srcDtype < 0 || (int)srcDtype > 2) throw std::runtime_error("CUDA backend: weight " + name + ": unsupported dtype");
+  if (!host) throw std::runtime_error("CUDA backend: weight " + name + ": null data");
+  const size_t srcElem = dtypeSize(srcDtype);
+  if (srcDtype == spec_.weightDtype) {
+    check(cudaMemcpy(s.dst, host, s.numel * elem_, cudaMemcpyHostToDevice), ("upload weight " + name).c_str());
+  } else {
+    const size_t chunk = (size_t)16 << 20;  // elements per staged conversion
+    DeviceBuffer stage;
+    stage.alloc(std::min(chunk, s.numel) * srcElem, "weight conversion staging");
+    for (size_t off = 0; off < s.numel; off += chunk) {
+      const size_t n = std::min(chunk, s.numel - off);
+      check(cudaMemcpy(stage.get(), (const char*)host + off * srcElem, n * srcElem, cudaMemcpyHostToDevice),
+            ("upload weight " + name).c_str());
+      launchConvert(spec_.weightDtype, (char*)s.dst + off * elem_, srcDtype, stage.get(), n, stream_);
+      check(cudaStreamSynchronize(stream_), ("convert weight " + name).c_str());
+    }
+  }
+  s.set = true;
+  finalized_ = false;
+}
+
+void CudaBackend::initDummyWeights(uint64_t seed) {
+  std::lock_guard<std::mutex> lk(computeMu_);
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  uint64_t i = 0;
+  for (auto& [name, s] : slots_) {
+    float scale = 0.02f, offset = 0.f;
+    if (s.role == 0) scale = 1.f / std::sqrt((float)s.shape[1]);
+    else if (s.role == 1) { scale = 0.05f; offset = 1.f; }
+    else if (s.role == 3) scale = 1.f;
+    launchFillRandom(spec_.weightDtype, s.dst, s.numel, seed * 0x100000001b3ull + (++i), scale, offset, stream_);
+    s.set = true;
+  }
+  check(cudaStreamSynchronize(stream_), "dummy weights");
+  finalized_ = false;
+}
+
+void CudaBackend::finalizeWeights() {
+  std::lock_guard<std::mutex> lk(computeMu_);
+  for (auto& [name, s] : slots_)
+    if (!s.set) throw std::runtime_error("CUDA backend: missing weight " + name);
+  if (spec_.tieWordEmbeddings) lmHead_ = embed_;
+  finalized_ = true;
+}
+
+size_t CudaBackend::kvBytesPerToken() const {
+  return (size_t)spec_.numLayers * 2 * spec_.numKvHeads * spec_.headDim * elem_;
+}
+
+size_t CudaBackend::freeMemoryBytes() const {
+  cudaSetDevice(device_);
+  size_t freeB = 0, total = 0;
+  check(cudaMemGetInfo(&freeB, &total), "cudaMemGetInfo");
+  return freeB;
+}
+
+void CudaBackend::allocKvCache(int numBlocks, int blockSize, DType kvDtype) {
+  std::lock_guard<std::mutex> lk(computeMu_);
+  std::lock_guard<std::mutex> lk2(xferMu_);
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  if (numBlocks <= 0 || blockSize <= 0) throw std::runtime_error("CUDA backend: KV cache needs numBlocks > 0 and blockSize > 0");
+  if (kvDtype != spec_.weightDtype)
+    throw std::runtime_error(std::string("CUDA backend: KV cache dtype ") + dtypeStr(kvDtype) +
+                             " unsupported: it must equal the weight dtype (" + dtypeStr(spec_.weightDtype) + ")");
+  const size_t bytes = (size_t)numBlocks * blockSize * kvBytesPerToken();
+  clearGraphs();
+  kv_.reset();
+  size_t freeB = 0, total = 0;
+  check(cudaMemGetInfo(&freeB, &total), "cudaMemGetInfo");
+  const size_t reserve = (size_t)256 << 20;  // activations, workspaces
+  if (bytes + reserve > freeB)
+    throw std::runtime_error("CUDA backend: KV cache of " + gib(bytes) + " (" + std::to_string(numBlocks) + " blocks of " +
+                             std::to_string(blockSize) + ") does not fit: " + gib(freeB) + " free, " + gib(reserve) +
+                             " kept for activations");
+  kv_.alloc(bytes, "KV cache");
+  check(cudaMemset(kv_.get(), 0, bytes), "clear KV cache");
+  numBlocks_ = numBlocks;
+  blockSize_ = blockSize;
+  kvDtype_ = kvDtype;
+}
+
+void CudaBackend::requireReady(const char* what) const {
+  if (!finalized_) throw std::runtime_error(std::string("CUDA backend: ") + what + " before finalizeWeights()");
+  if (!kv_.get()) throw std::runtime_error(std::string("CUDA backend: ") + what + " before allocKvCache()");
+}
+
+}  // namespace pds::cuda
+
+extern "C" __attribute__((visibility("default"))) pds::Backend* pds_create_cuda_backend(
+    const pds::ModelSpec* spec, const pds::BackendOptions* opts, char* err, size_t errLen) {
+  try {
+    if (!spec || !opts) throw std::runtime_error("CUDA backend: null spec or options");
+    return new pds::cuda::CudaBackend(*spec, *opts);
+  } catch (const std::exception& e) {
+    if (err && errLen) {
+      std::strncpy(err, e.what(), errLen - 1);
+      err[errLen - 1] = 0;
+    }
+    return nullptr;
+  }
+}

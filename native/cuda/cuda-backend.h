@@ -1,0 +1,107 @@
+// The CUDA implementation of pds::Backend (one model on one GPU). Split over files by concern:
+//   cuda-backend.cu   construction, weights, KV allocation, the C factory
+//   cuda-forward.cu   forward(): input upload, the layer loop, decode CUDA graphs, logits download
+//   cuda-kv-copy.cu   kvGather / kvScatter
+// Thread safety: forward and weight calls hold computeMu_; KV transfers hold xferMu_ and use their own
+// stream, so a transfer can run while another thread runs forward (on disjoint blocks).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cublas-loader.h"
+#include "device-buffer.h"
+#include "pds/backend.h"
+
+namespace pds::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const ModelSpec& spec, const BackendOptions& opts);
+  ~CudaBackend() override;
+
+  std::string name() const override { return name_; }
+  const ModelSpec& spec() const override { return spec_; }
+  void setWeight(const std::string& name, const void* host, DType srcDtype, const std::vector<int64_t>& shape) override;
+  void initDummyWeights(uint64_t seed) override;
+  void finalizeWeights() override;
+  size_t weightBytes() const override { return weightBytes_; }
+  void allocKvCache(int numBlocks, int blockSize, DType kvDtype) override;
+  size_t kvBytesPerToken() const override;
+  size_t freeMemoryBytes() const override;
+  void forward(const BatchDesc& batch, float* logitsOut) override;
+  void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) override;
+  void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) override;
+
+  // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
+  void setUseGraphs(bool on) { useGraphs_ = on; }
+  void setGemvMaxRows(int rows) { gemvMaxRows_ = rows; }
+
+ private:
+  struct Slot {                    // one HF tensor's place in device memory
+    void* dst = nullptr;
+    std::vector<int64_t> shape;
+    size_t numel = 0;
+    int role = 0;                  // 0 matrix, 1 norm weight, 2 bias, 3 embedding
+    bool set = false;
+  };
+  struct Layer { void *inNorm, *postNorm, *qkv, *qkvBias, *o, *qNorm, *kNorm, *gateUp, *down; };
+  struct Graph { cudaGraphExec_t exec = nullptr; uint64_t lastUse = 0; int seen = 0; };
+  struct Plan;                     // host-side layout of one forward's int inputs (cuda-forward.cu)
+
+  void* allocWeight(size_t numel, const char* what);
+  void addSlot(const std::string& name, void* dst, std::vector<int64_t> shape, int role);
+  void linear(const void* x, const void* w, void* y, int M, int N, int K, bool outF32);
+  void runModel(const Plan& p);    // everything between input upload and logits download
+  void attention(const Plan& p, int layer, const void* kc, const void* vc);
+  void clearGraphs();
+  cudaGraphExec_t capture(const Plan& p);
+  void copyKv(bool gather, const int32_t* blockIds, int numBlocks, int numTokens, void* host);
+  void requireReady(const char* what) const;
+
+  ModelSpec spec_;
+  int device_ = 0;
+  std::string name_;
+  size_t elem_ = 4;
+  int qkvRows_ = 0;
+  cudaStream_t stream_ = nullptr, xferStream_ = nullptr;
+  DeviceBuffer blasWs_;
+  std::unique_ptr<Cublas> blas_;
+
+  std::vector<DeviceBuffer> weightMem_;
+  std::map<std::string, Slot> slots_;
+  std::vector<Layer> layers_;
+  void *embed_ = nullptr, *finalNorm_ = nullptr, *lmHead_ = nullptr;
+  size_t weightBytes_ = 0;
+  bool finalized_ = false;
+  DeviceBuffer invFreq_;
+
+  DeviceBuffer kv_;
+  int numBlocks_ = 0, blockSize_ = 0;
+  DType kvDtype_ = DType::F32;
+
+  // forward state
+  std::mutex computeMu_;
+  PinnedBuffer hostInts_;
+  DeviceBuffer devInts_, errFlag_;
+  DeviceBuffer x_, xn_, qkv_, attn_, ao_, gu_, act_, xnR_, logits_;
+  DeviceBuffer wsO_, wsML_;
+  size_t capTokens_ = 0, capLogits_ = 0;
+  bool useGraphs_ = true;
+  int gemvMaxRows_ = 4;
+  int splitSize_ = 256;
+  std::map<std::vector<int64_t>, Graph> graphs_;
+  uint64_t graphClock_ = 0;
+
+  // transfer state
+  std::mutex xferMu_;
+  PinnedBuffer xferIds_, bounce_[2];
+  DeviceBuffer xferDevIds_, xferStage_;
+  cudaEvent_t bounceDone_[2] = {nullptr, nullptr};
+};
+
+}  // namespace pds::cuda

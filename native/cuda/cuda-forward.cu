@@ -1,0 +1,252 @@
+// CudaBackend::forward: validates the batch on the host, uploads its int arrays in one copy, runs the
+// model (as a replayed CUDA graph for pure decode batches seen before), and downloads f32 logits.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "common.cuh"
+#include "cuda-backend.h"
+#include "kernels.h"
+
+namespace pds::cuda {
+
+// Offsets are in int32 elements into devInts_ (and the pinned hostInts_ it is copied from).
+struct CudaBackend::Plan {
+  int T = 0, S = 0, R = 0, btStride = 0, numTiles = 0, maxSplits = 0;
+  bool decode = false, prefillKernel = false;
+  size_t ids = 0, pos = 0, slots = 0, qsl = 0, ctx = 0, bt = 0, logitIdx = 0, tokSeq = 0, tokCtx = 0, tiles = 0,
+         total = 0;
+  const int32_t* dev = nullptr;
+  const int32_t* at(size_t off) const { return dev + off; }
+};
+
+namespace {
+
+[[noreturn]] void badBatch(const std::string& m) { throw std::runtime_error("CUDA backend: forward: " + m); }
+
+int nextPow2(int x) { int p = 1; while (p < x) p <<= 1; return p; }
+
+constexpr int kMaxGraphTokens = 512;
+constexpr size_t kMaxGraphs = 48;
+constexpr size_t kAttnWorkspaceBytes = (size_t)64 << 20;
+
+}  // namespace
+
+void CudaBackend::clearGraphs() {
+  for (auto& [k, g] : graphs_) if (g.exec) cudaGraphExecDestroy(g.exec);
+  graphs_.clear();
+}
+
+void CudaBackend::linear(const void* x, const void* w, void* y, int M, int N, int K, bool outF32) {
+  if (M <= gemvMaxRows_) launchGemv(spec_.weightDtype, x, w, y, M, N, K, outF32, stream_);
+  else blas_->gemm(spec_.weightDtype, x, w, y, M, N, K, outF32);
+}
+
+void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void* vc) {
+  (void)layer;
+  const int nH = spec_.numHeads, D = spec_.headDim;
+  const float scale = 1.f / std::sqrt((float)D);
+  if (p.prefillKernel) {
+    PrefillAttnArgs a{qkv_.get(), qkvRows_, kc, vc, p.at(p.bt), p.btStride, p.at(p.tiles), p.numTiles,
+                      p.at(p.qsl), p.at(p.ctx), nH, spec_.numKvHeads, D, blockSize_, scale, attn_.get()};
+    launchPrefillAttention(spec_.weightDtype, a, stream_);
+    return;
+  }
+  const size_t perToken = (size_t)nH * p.maxSplits * D * sizeof(float);
+  const int chunk = (int)std::max<size_t>(1, wsO_.bytes() / perToken);
+  for (int t0 = 0; t0 < p.T; t0 += chunk) {
+    PagedAttnArgs a;
+    a.q = (const char*)qkv_.get() + (size_t)t0 * qkvRows_ * elem_;
+    a.qStride = qkvRows_;
+    a.kCache = kc; a.vCache = vc;
+    a.blockTables = p.at(p.bt); a.btStride = p.btStride;
+    a.tokenSeq = p.at(p.tokSeq) + t0; a.tokenCtx = p.at(p.tokCtx) + t0;
+    a.T = std::min(chunk, p.T - t0);
+    a.nH = nH; a.nKV = spec_.numKvHeads; a.D = D; a.blockSize = blockSize_;
+    a.scale = scale; a.maxSplits = p.maxSplits; a.splitSize = splitSize_;
+    a.wsO = wsO_.as<float>(); a.wsML = wsML_.as<float>();
+    a.out = (char*)attn_.get() + (size_t)t0 * nH * D * elem_;
+    launchPagedAttention(spec_.weightDtype, a, stream_);
+  }
+}
+
+void CudaBackend::runModel(const Plan& p) {
+  const DType dt = spec_.weightDtype;
+  const int H = spec_.hiddenSize, I = spec_.intermediateSize, nH = spec_.numHeads, nKV = spec_.numKvHeads,
+            D = spec_.headDim, T = p.T;
+  const float eps = spec_.rmsNormEps;
+  const size_t plane = (size_t)numBlocks_ * blockSize_ * nKV * D * elem_;
+  check(cudaMemsetAsync(errFlag_.get(), 0, sizeof(int), stream_), "clear error flag");
+  launchEmbedding(dt, p.at(p.ids), T, embed_, spec_.vocabSize, H, x_.get(), errFlag_.as<int>(), stream_);
+  for (int l = 0; l < spec_.numLayers; ++l) {
+    const Layer& L = layers_[l];
+    launchRmsNorm(dt, x_.get(), l ? ao_.get() : nullptr, L.inNorm, xn_.get(), nullptr, T, H, eps, stream_);
+    linear(xn_.get(), L.qkv, qkv_.get(), T, qkvRows_, H, false);
+    char* kc = (char*)kv_.get() + (size_t)(2 * l) * plane;
+    char* vc = kc + plane;
+    launchQkvPrep(dt, qkv_.get(), T, nH, nKV, D, L.qkvBias, L.qNorm, L.kNorm, eps, invFreq_.as<float>(),
+                  p.at(p.pos), p.at(p.slots), kc, vc, stream_);
+    attention(p, l, kc, vc);
+    linear(attn_.get(), L.o, ao_.get(), T, H, nH * D, false);
+    launchRmsNorm(dt, x_.get(), ao_.get(), L.postNorm, xn_.get(), nullptr, T, H, eps, stream_);
+    linear(xn_.get(), L.gateUp, gu_.get(), T, 2 * I, H, false);
+    launchSiluMul(dt, gu_.get(), act_.get(), T, I, stream_);
+    linear(act_.get(), L.down, ao_.get(), T, H, I, false);
+  }
+  if (p.R > 0) {
+    launchRmsNorm(dt, x_.get(), ao_.get(), finalNorm_, xnR_.get(), p.at(p.logitIdx), p.R, H, eps, stream_);
+    linear(xnR_.get(), lmHead_, logits_.get(), p.R, spec_.vocabSize, H, true);
+  }
+}
+
+void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
+  std::lock_guard<std::mutex> lk(computeMu_);
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  requireReady("forward");
+  const int T = b.numTokens, S = b.numSeqs, R = b.numLogits, bs = blockSize_;
+  if (T <= 0 || S <= 0 || S > T) badBatch("need numTokens >= numSeqs >= 1 (got " + std::to_string(T) + ", " + std::to_string(S) + ")");
+  if (!b.tokenIds || !b.positions || !b.slotMapping || !b.queryStartLoc || !b.contextLens || !b.blockTables)
+    badBatch("missing input array");
+  if (R < 0 || R > T || (R > 0 && (!b.logitsIndices || !logitsOut))) badBatch("bad logits request");
+  if (b.maxBlocksPerSeq <= 0) badBatch("maxBlocksPerSeq must be positive");
+  if (b.queryStartLoc[0] != 0 || b.queryStartLoc[S] != T) badBatch("queryStartLoc must run from 0 to numTokens");
+  bool decode = true;
+  int maxCtx = 0;
+  for (int s = 0; s < S; ++s) {
+    const int n = b.queryStartLoc[s + 1] - b.queryStartLoc[s], ctx = b.contextLens[s];
+    if (n < 1) badBatch("sequence " + std::to_string(s) + " has no new tokens");
+    if (ctx < n || ctx > b.maxBlocksPerSeq * bs)
+      badBatch("sequence " + std::to_string(s) + ": context length " + std::to_string(ctx) + " out of range");
+    decode = decode && n == 1;
+    maxCtx = std::max(maxCtx, ctx);
+    const int32_t* row = b.blockTables + (size_t)s * b.maxBlocksPerSeq;
+    for (int j = 0; j < (ctx + bs - 1) / bs; ++j)
+      if (row[j] < 0 || row[j] >= numBlocks_)
+        badBatch("sequence " + std::to_string(s) + ": block id " + std::to_string(row[j]) + " out of range");
+  }
+  for (int t = 0; t < T; ++t) {
+    if (b.tokenIds[t] < 0 || b.tokenIds[t] >= spec_.vocabSize)
+      badBatch("token id " + std::to_string(b.tokenIds[t]) + " out of range [0, " + std::to_string(spec_.vocabSize) + ")");
+    if (b.slotMapping[t] < -1 || b.slotMapping[t] >= numBlocks_ * bs) badBatch("slot out of range");
+    if (b.positions[t] < 0) badBatch("negative position");
+  }
+  for (int r = 0; r < R; ++r)
+    if (b.logitsIndices[r] < 0 || b.logitsIndices[r] >= T) badBatch("logits index out of range");
+
+  Plan p;
+  p.T = T; p.S = S; p.R = R; p.decode = decode;
+  const bool graph = useGraphs_ && decode && T <= kMaxGraphTokens;
+  p.btStride = graph ? std::max(16, nextPow2(b.maxBlocksPerSeq)) : b.maxBlocksPerSeq;
+  const int ctxCap = graph ? p.btStride * bs : maxCtx;
+  p.maxSplits = (ctxCap + splitSize_ - 1) / splitSize_;
+  p.prefillKernel = !decode && prefillAttentionSupported(spec_.weightDtype, spec_.headDim);
+  if (p.prefillKernel)
+    for (int s = 0; s < S; ++s) p.numTiles += (b.queryStartLoc[s + 1] - b.queryStartLoc[s] + kPrefillTileRows - 1) / kPrefillTileRows;
+  size_t off = 0;
+  auto take = [&](size_t n) { const size_t o = off; off += (n + 3) & ~size_t(3); return o; };  // 16-byte aligned
+  p.ids = take(T); p.pos = take(T); p.slots = take(T); p.qsl = take(S + 1); p.ctx = take(S);
+  p.bt = take((size_t)S * p.btStride); p.logitIdx = take(R); p.tokSeq = take(T); p.tokCtx = take(T);
+  p.tiles = take(2 * (size_t)p.numTiles);
+  p.total = off;
+  const size_t flagOff = take(1);
+
+  hostInts_.ensure((off) * sizeof(int32_t), "forward inputs");
+  int32_t* h = hostInts_.as<int32_t>();
+  std::copy(b.tokenIds, b.tokenIds + T, h + p.ids);
+  std::copy(b.positions, b.positions + T, h + p.pos);
+  std::copy(b.slotMapping, b.slotMapping + T, h + p.slots);
+  std::copy(b.queryStartLoc, b.queryStartLoc + S + 1, h + p.qsl);
+  std::copy(b.contextLens, b.contextLens + S, h + p.ctx);
+  for (int s = 0; s < S; ++s) {
+    int32_t* dst = h + p.bt + (size_t)s * p.btStride;
+    const int32_t* src = b.blockTables + (size_t)s * b.maxBlocksPerSeq;
+    const int n = std::min(b.maxBlocksPerSeq, p.btStride);
+    std::copy(src, src + n, dst);
+    std::fill(dst + n, dst + p.btStride, 0);
+  }
+  if (R) std::copy(b.logitsIndices, b.logitsIndices + R, h + p.logitIdx);
+  int tile = 0;
+  for (int s = 0; s < S; ++s) {
+    const int q0 = b.queryStartLoc[s], n = b.queryStartLoc[s + 1] - q0, ctx = b.contextLens[s];
+    for (int i = 0; i < n; ++i) { h[p.tokSeq + q0 + i] = s; h[p.tokCtx + q0 + i] = ctx - n + i + 1; }
+    if (p.prefillKernel)
+      for (int r = 0; r < n; r += kPrefillTileRows) { h[p.tiles + 2 * tile] = s; h[p.tiles + 2 * tile + 1] = r; ++tile; }
+  }
+
+  // Device buffers: growth moves them, which invalidates captured graphs.
+  bool moved = devInts_.ensure(p.total * sizeof(int32_t) + 4096, "forward inputs");
+  if (T > (int)capTokens_) {
+    const size_t cap = std::max<size_t>(16, ((size_t)T + 63) / 64 * 64);
+    const int H = spec_.hiddenSize, I = spec_.intermediateSize;
+    x_.alloc(cap * H * elem_, "activations"); xn_.alloc(cap * H * elem_, "activations");
+    qkv_.alloc(cap * qkvRows_ * elem_, "activations");
+    attn_.alloc(cap * spec_.numHeads * spec_.headDim * elem_, "activations");
+    ao_.alloc(cap * H * elem_, "activations"); gu_.alloc(cap * 2 * I * elem_, "activations");
+    act_.alloc(cap * I * elem_, "activations");
+    capTokens_ = cap;
+    moved = true;
+  }
+  if (R > (int)capLogits_) {
+    const size_t cap = std::max<size_t>(8, ((size_t)R + 7) / 8 * 8);
+    xnR_.alloc(cap * spec_.hiddenSize * elem_, "logit rows");
+    logits_.alloc(cap * spec_.vocabSize * sizeof(float), "logits");
+    capLogits_ = cap;
+    moved = true;
+  }
+  if (!wsO_.get()) {
+    wsO_.alloc(kAttnWorkspaceBytes, "attention workspace");
+    wsML_.alloc(kAttnWorkspaceBytes * 2 / spec_.headDim + 4096, "attention workspace");
+  }
+  if ((size_t)spec_.numHeads * p.maxSplits * spec_.headDim * sizeof(float) > wsO_.bytes())
+    badBatch("context too long for the attention workspace");
+  if (moved) clearGraphs();
+  p.dev = devInts_.as<int32_t>();
+
+  check(cudaMemcpyAsync(devInts_.get(), h, p.total * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "upload inputs");
+  bool ran = false;
+  if (graph) {
+    const std::vector<int64_t> key = {T, R, p.btStride, p.maxSplits, gemvMaxRows_};
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      if (graphs_.size() >= kMaxGraphs) {
+        auto lru = graphs_.begin();
+        for (auto j = graphs_.begin(); j != graphs_.end(); ++j) if (j->second.lastUse < lru->second.lastUse) lru = j;
+        if (lru->second.exec) cudaGraphExecDestroy(lru->second.exec);
+        graphs_.erase(lru);
+      }
+      it = graphs_.emplace(key, Graph{}).first;
+    }
+    Graph& g = it->second;
+    g.lastUse = ++graphClock_;
+    // A shape's first batch runs eagerly (it also sets kernel attributes); the second one is captured.
+    if (!g.exec && ++g.seen >= 2) g.exec = capture(p);
+    if (g.exec) { check(cudaGraphLaunch(g.exec, stream_), "graph launch"); ran = true; }
+  }
+  if (!ran) runModel(p);
+  if (R) check(cudaMemcpyAsync(logitsOut, logits_.get(), (size_t)R * spec_.vocabSize * sizeof(float),
+                               cudaMemcpyDeviceToHost, stream_), "download logits");
+  check(cudaMemcpyAsync(h + flagOff, errFlag_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_), "download flag");
+  check(cudaStreamSynchronize(stream_), "forward");
+  if (h[flagOff]) badBatch("token id out of range (device check)");
+}
+
+cudaGraphExec_t CudaBackend::capture(const Plan& p) {
+  cudaGraph_t graph = nullptr;
+  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "begin graph capture");
+  try {
+    runModel(p);
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
+  check(cudaStreamEndCapture(stream_, &graph), "end graph capture");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check(e, "graph instantiate");
+  return exec;
+}
+
+}  // namespace pds::cuda

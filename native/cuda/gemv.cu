@@ -1,0 +1,79 @@
+// Small-batch GEMV for decode (memory-bound: each weight row is read once for all R <= 8 input rows).
+// One warp per output feature n; 16-byte weight loads, 4 in flight per lane; x rows read through L1.
+#include "common.cuh"
+#include "kernels.h"
+
+namespace pds::cuda {
+
+constexpr int kGemvWarps = 8;
+
+template <typename T, int R, bool OutF32>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const T* W, void* y, int N, int K) {
+  constexpr int V = Vec<T>::N;
+  const int n = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (n >= N) return;
+  const T* w = W + (size_t)n * K;
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.f;
+  constexpr int U = 4;
+  int k = lane * V;
+  for (; k + (U - 1) * 32 * V < K; k += U * 32 * V) {
+    Vec<T> wv[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) wv[u].raw = __ldcs(reinterpret_cast<const uint4*>(w + k + u * 32 * V));
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        Vec<T> xv; xv.load(x + (size_t)r * K + k + u * 32 * V);
+#pragma unroll
+        for (int i = 0; i < V; ++i) acc[r] += wv[u].get(i) * xv.get(i);
+      }
+    }
+  }
+  for (; k < K; k += 32 * V) {
+    Vec<T> wv; wv.raw = __ldcs(reinterpret_cast<const uint4*>(w + k));
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      Vec<T> xv; xv.load(x + (size_t)r * K + k);
+#pragma unroll
+      for (int i = 0; i < V; ++i) acc[r] += wv.get(i) * xv.get(i);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const float s = warpSum(acc[r]);
+    if (lane == 0) {
+      if (OutF32) ((float*)y)[(size_t)r * N + n] = s;
+      else ((T*)y)[(size_t)r * N + n] = fromF<T>(s);
+    }
+  }
+}
+
+template <typename T, bool OutF32>
+static void gemvRows(const void* x, const void* W, void* y, int R, int N, int K, cudaStream_t s) {
+  const int blocks = (N + kGemvWarps - 1) / kGemvWarps;
+  const T* xx = (const T*)x; const T* ww = (const T*)W;
+  switch (R) {
+#define PDS_GEMV_CASE(r) case r: gemvKernel<T, r, OutF32><<<blocks, kGemvWarps * 32, 0, s>>>(xx, ww, y, N, K); break;
+    PDS_GEMV_CASE(1) PDS_GEMV_CASE(2) PDS_GEMV_CASE(3) PDS_GEMV_CASE(4)
+    PDS_GEMV_CASE(5) PDS_GEMV_CASE(6) PDS_GEMV_CASE(7) PDS_GEMV_CASE(8)
+#undef PDS_GEMV_CASE
+    default: throw std::runtime_error("CUDA backend: gemv: too many rows");
+  }
+}
+
+void launchGemv(DType t, const void* x, const void* W, void* y, int T, int N, int K, bool outF32, cudaStream_t s) {
+  if (T <= 0 || N <= 0) return;
+  if (K % (16 / (int)dtypeSize(t))) throw std::runtime_error("CUDA backend: gemv: K not a multiple of the vector width");
+  dispatchDType(t, [&](auto tag) {
+    using E = decltype(tag);
+    if (outF32) gemvRows<E, true>(x, W, y, T, N, K, s);
+    else gemvRows<E, false>(x, W, y, T, N, K, s);
+  });
+  checkLaunch("gemv");
+}
+
+}  // namespace pds::cuda

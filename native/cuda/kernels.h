@@ -1,0 +1,96 @@
+// Launchers of the CUDA backend's kernels (one kernel per .cu file). Type-erased: element type given as
+// DType, buffers as device pointers. All launches go on `stream` and are asynchronous; each launcher
+// throws std::runtime_error on a launch error or an unsupported shape/dtype.
+// Row-major shapes throughout; "T" = tokens, "H" = hidden, "D" = head_dim.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pds/types.h"
+
+namespace pds::cuda {
+
+// out[t, :] = table[ids[t], :] for t < T. An id outside [0, vocab) writes zeros and sets *errFlag = 1.
+void launchEmbedding(DType t, const int32_t* ids, int T, const void* table, int vocab, int hidden, void* out,
+                     int* errFlag, cudaStream_t s);
+
+// For r < rows, with src = rowIdx ? rowIdx[r] : r:
+//   v = x[src] (+ addend[src], rounded to T; then x[src] = v)   out[r] = v * rsqrt(mean(v^2) + eps) * w
+// hidden must be a multiple of 16 / sizeof(T).
+void launchRmsNorm(DType t, void* x, const void* addend, const void* w, void* out, const int32_t* rowIdx, int rows,
+                   int hidden, float eps, cudaStream_t s);
+
+// Fused per-token attention input prep on qkv [T, (nH + 2 nKV) * D] (q heads, then k heads, then v heads):
+//   + bias (if given, [(nH+2nKV)*D]); q/k RMSNorm over D with qNormW/kNormW [D] (if given);
+//   RoPE on q and k: NeoX pairs (i, i + D/2), angle = positions[t] * invFreq[i] (invFreq [D/2] f32);
+//   q written back in place; k, v written to kCache/vCache [slots, nKV, D] at slot slots[t] (skipped if < 0).
+void launchQkvPrep(DType t, void* qkv, int T, int nH, int nKV, int D, const void* bias, const void* qNormW,
+                   const void* kNormW, float eps, const float* invFreq, const int32_t* positions,
+                   const int32_t* slots, void* kCache, void* vCache, cudaStream_t s);
+
+// out[t, i] = silu(gu[t, i]) * gu[t, I + i]   (gu [T, 2I], out [T, I]); I multiple of 16 / sizeof(T).
+void launchSiluMul(DType t, const void* gu, void* out, int T, int I, cudaStream_t s);
+
+// Per-token paged attention (decode, and any prefill as a fallback). Token t (query rows q + t*qStride,
+// nH heads of D) attends causally to the first tokenCtx[t] cached tokens of sequence tokenSeq[t], whose
+// blocks are blockTables[tokenSeq[t] * btStride + j]. Cache planes [blocks*blockSize, nKV, D].
+// The context is cut in splits of splitSize tokens (a multiple of 32); grid covers maxSplits splits, so
+// maxSplits * splitSize must be >= every tokenCtx. Workspace: wsO [T, nH, maxSplits, D] f32,
+// wsML [T, nH, maxSplits, 2] f32. Output out [T, nH * D]. Launches the split kernel, then the combine.
+struct PagedAttnArgs {
+  const void* q; int qStride;
+  const void* kCache; const void* vCache;
+  const int32_t* blockTables; int btStride;
+  const int32_t* tokenSeq; const int32_t* tokenCtx;
+  int T, nH, nKV, D, blockSize;
+  float scale;
+  int maxSplits, splitSize;
+  float* wsO; float* wsML;
+  void* out;
+};
+void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s);
+// Second pass of launchPagedAttention: merges the splits of each (token, head) into out.
+void launchAttentionCombine(DType t, const PagedAttnArgs& a, cudaStream_t s);
+
+// Tiled causal prefill attention on tensor cores (f16/bf16, D in {64, 128}). Work items tiles[2*i] = sequence,
+// tiles[2*i+1] = first query row within that sequence's new rows (a multiple of 64). Sequence s's new rows
+// are [queryStartLoc[s], queryStartLoc[s+1]) and sit at the end of its contextLens[s] cached tokens.
+struct PrefillAttnArgs {
+  const void* q; int qStride;
+  const void* kCache; const void* vCache;
+  const int32_t* blockTables; int btStride;
+  const int32_t* tiles; int numTiles;
+  const int32_t* queryStartLoc; const int32_t* contextLens;
+  int nH, nKV, D, blockSize;
+  float scale;
+  void* out;
+};
+constexpr int kPrefillTileRows = 64;
+bool prefillAttentionSupported(DType t, int D);
+void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s);
+
+// out[r] = index of the largest of logits[r, 0..V) (lowest index on ties).
+void launchArgmax(const float* logits, int rows, int V, int32_t* out, cudaStream_t s);
+
+// Small-batch matrix-vector product for decode: y[t, n] = sum_k x[t, k] * W[n, k], t < T <= kGemvMaxRows.
+// y is T-typed, or f32 when outF32. K must be a multiple of 16 / sizeof(T).
+constexpr int kGemvMaxRows = 8;
+void launchGemv(DType t, const void* x, const void* W, void* y, int T, int N, int K, bool outF32, cudaStream_t s);
+
+// KV transfer between cache planes and a contiguous staging buffer. A plane is one (layer, K|V) slab:
+// cache plane p at cache + p * cachePlaneBytes ([blocks*blockSize rows of rowBytes]), staging plane p at
+// staging + p * numTokens * rowBytes. Token i lives in block blockIds[i / blockSize], row i % blockSize.
+// rowBytes must be a multiple of 16.
+void launchKvPack(const void* cache, size_t cachePlaneBytes, void* staging, int planes, const int32_t* blockIds,
+                  int numTokens, int blockSize, size_t rowBytes, cudaStream_t s);
+void launchKvUnpack(void* cache, size_t cachePlaneBytes, const void* staging, int planes, const int32_t* blockIds,
+                    int numTokens, int blockSize, size_t rowBytes, cudaStream_t s);
+
+// out[i] = (dst) in[i] for i < n, converting between any two dtypes.
+void launchConvert(DType dst, void* out, DType src, const void* in, size_t n, cudaStream_t s);
+// out[i] = offset + scale * u(seed, i), u uniform in [-1, 1), deterministic per (seed, i).
+void launchFillRandom(DType t, void* out, size_t n, uint64_t seed, float scale, float offset, cudaStream_t s);
+
+}  // namespace pds::cuda

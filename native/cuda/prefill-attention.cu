@@ -1,0 +1,181 @@
+// Causal prefill attention on tensor cores (WMMA 16x16x16, f16/bf16 in, f32 accumulate), flash-style:
+// a block owns 64 query rows of one head (16 per warp) and streams the sequence's keys and values from the
+// paged cache in tiles of 64, keeping the running max m, sum l and output O per row (online softmax).
+// Tiles past the block's last query position are skipped (causal). Shared memory, D = 128: ~113 KB.
+#include <mma.h>
+
+#include "common.cuh"
+#include "kernels.h"
+
+namespace pds::cuda {
+using namespace nvcuda;
+
+constexpr int BM = kPrefillTileRows, BN = 64, kPrefillThreads = 128;
+
+template <int D> struct PrefillLayout {
+  static constexpr int LDQ = D + 8, LDS = BN + 4, LDP = BN + 8, LDO = D + 4;
+  static constexpr size_t align(size_t x) { return (x + 127) & ~size_t(127); }
+  static constexpr size_t q = 0;
+  static constexpr size_t k = align(q + BM * LDQ * 2);
+  static constexpr size_t v = align(k + BN * LDQ * 2);
+  static constexpr size_t s = align(v + BN * LDQ * 2);
+  static constexpr size_t p = align(s + BM * LDS * 4);
+  static constexpr size_t o = align(p + BM * LDP * 2);
+  static constexpr size_t m = align(o + BM * LDO * 4);
+  static constexpr size_t l = m + BM * 4;
+  static constexpr size_t bytes = l + BM * 4;
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kPrefillThreads) prefillAttentionKernel(PrefillAttnArgs a) {
+  using L = PrefillLayout<D>;
+  extern __shared__ __align__(128) unsigned char sm[];
+  T* Qs = (T*)(sm + L::q); T* Ks = (T*)(sm + L::k); T* Vs = (T*)(sm + L::v);
+  float* Ss = (float*)(sm + L::s); T* Ps = (T*)(sm + L::p); float* Os = (float*)(sm + L::o);
+  float* mS = (float*)(sm + L::m); float* lS = (float*)(sm + L::l);
+
+  const int tile = blockIdx.x, h = blockIdx.y;
+  const int seq = a.tiles[2 * tile], q0 = a.tiles[2 * tile + 1];
+  const int qsl = a.queryStartLoc[seq], n = a.queryStartLoc[seq + 1] - qsl;
+  const int ctx = a.contextLens[seq], base = ctx - n;
+  const int rowsValid = min(BM, n - q0);
+  const int kvh = h / (a.nH / a.nKV);
+  const int32_t* bt = a.blockTables + (size_t)seq * a.btStride;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  constexpr int VPR = D / 8;  // 16-byte vectors per row
+
+  for (int idx = tid; idx < BM * VPR; idx += kPrefillThreads) {
+    const int r = idx / VPR, c = (idx % VPR) * 8;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < rowsValid) v = *reinterpret_cast<const uint4*>((const T*)a.q + (size_t)(qsl + q0 + r) * a.qStride + (size_t)h * D + c);
+    *reinterpret_cast<uint4*>(Qs + r * L::LDQ + c) = v;
+  }
+  for (int idx = tid; idx < BM * L::LDO; idx += kPrefillThreads) Os[idx] = 0.f;
+  for (int idx = tid; idx < BM; idx += kPrefillThreads) { mS[idx] = -INFINITY; lS[idx] = 0.f; }
+
+  const int kvEnd = min(ctx, base + q0 + rowsValid);
+  const T* kc = (const T*)a.kCache;
+  const T* vc = (const T*)a.vCache;
+  for (int kt = 0; kt < kvEnd; kt += BN) {
+    __syncthreads();
+    for (int idx = tid; idx < BN * VPR; idx += kPrefillThreads) {
+      const int r = idx / VPR, c = (idx % VPR) * 8;
+      const int j = kt + r;
+      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+      if (j < kvEnd) {
+        const size_t slot = (size_t)bt[j / a.blockSize] * a.blockSize + j % a.blockSize;
+        const size_t off = (slot * a.nKV + kvh) * D + c;
+        kv = *reinterpret_cast<const uint4*>(kc + off);
+        vv = *reinterpret_cast<const uint4*>(vc + off);
+      }
+      *reinterpret_cast<uint4*>(Ks + r * L::LDQ + c) = kv;
+      *reinterpret_cast<uint4*>(Vs + r * L::LDQ + c) = vv;
+    }
+    __syncthreads();
+
+    // S = Q K^T for this warp's 16 rows
+#pragma unroll
+    for (int nt = 0; nt < BN / 16; ++nt) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.f);
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
+        wmma::load_matrix_sync(fa, Qs + warp * 16 * L::LDQ + kk * 16, L::LDQ);
+        wmma::load_matrix_sync(fb, Ks + nt * 16 * L::LDQ + kk * 16, L::LDQ);
+        wmma::mma_sync(acc, fa, fb, acc);
+      }
+      wmma::store_matrix_sync(Ss + warp * 16 * L::LDS + nt * 16, acc, L::LDS, wmma::mem_row_major);
+    }
+    __syncwarp();
+
+    // online softmax over the warp's rows; rescale O
+    for (int r = 0; r < 16; ++r) {
+      const int row = warp * 16 + r;
+      const int pos = base + q0 + row;
+      float sv[BN / 32];
+      float mx = -INFINITY;
+#pragma unroll
+      for (int c2 = 0; c2 < BN / 32; ++c2) {
+        const int c = lane + 32 * c2, j = kt + c;
+        float x = Ss[row * L::LDS + c] * a.scale;
+        if (row >= rowsValid || j > pos || j >= kvEnd) x = -INFINITY;
+        sv[c2] = x;
+        mx = fmaxf(mx, x);
+      }
+      mx = warpMax(mx);
+      const float mOld = mS[row];
+      const float mNew = fmaxf(mOld, mx);
+      float alpha = 1.f, rs = 0.f;
+      if (mNew != -INFINITY) alpha = __expf(mOld - mNew);
+#pragma unroll
+      for (int c2 = 0; c2 < BN / 32; ++c2) {
+        const float p = mNew == -INFINITY ? 0.f : __expf(sv[c2] - mNew);
+        const T pt = fromF<T>(p);
+        rs += toF(pt);
+        Ps[row * L::LDP + lane + 32 * c2] = pt;
+      }
+      rs = warpSum(rs);
+      for (int d = lane; d < D; d += 32) Os[row * L::LDO + d] *= alpha;
+      __syncwarp();
+      if (lane == 0) { lS[row] = lS[row] * alpha + rs; mS[row] = mNew; }
+    }
+    __syncwarp();
+
+    // O += P V
+#pragma unroll
+    for (int dt = 0; dt < D / 16; ++dt) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::load_matrix_sync(acc, Os + warp * 16 * L::LDO + dt * 16, L::LDO, wmma::mem_row_major);
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
+        wmma::load_matrix_sync(fa, Ps + warp * 16 * L::LDP + kk * 16, L::LDP);
+        wmma::load_matrix_sync(fb, Vs + kk * 16 * L::LDQ + dt * 16, L::LDQ);
+        wmma::mma_sync(acc, fa, fb, acc);
+      }
+      wmma::store_matrix_sync(Os + warp * 16 * L::LDO + dt * 16, acc, L::LDO, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+  __syncwarp();
+  for (int r = 0; r < 16; ++r) {
+    const int row = warp * 16 + r;
+    if (row >= rowsValid) break;
+    const float inv = 1.f / lS[row];
+    T* out = (T*)a.out + (size_t)(qsl + q0 + row) * a.nH * D + (size_t)h * D;
+    for (int d = lane; d < D; d += 32) out[d] = fromF<T>(Os[row * L::LDO + d] * inv);
+  }
+}
+
+bool prefillAttentionSupported(DType t, int D) { return t != DType::F32 && (D == 64 || D == 128); }
+
+template <typename T, int D>
+static void launchPrefillTyped(const PrefillAttnArgs& a, cudaStream_t s) {
+  static unsigned devicesSet = 0;
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  if (!(devicesSet & (1u << dev))) {
+    check(cudaFuncSetAttribute(prefillAttentionKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)PrefillLayout<D>::bytes),
+          "prefill attention: shared memory limit");
+    devicesSet |= 1u << dev;
+  }
+  dim3 grid(a.numTiles, a.nH);
+  prefillAttentionKernel<T, D><<<grid, kPrefillThreads, PrefillLayout<D>::bytes, s>>>(a);
+}
+
+void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
+  if (a.numTiles <= 0) return;
+  if (!prefillAttentionSupported(t, a.D)) throw std::runtime_error("CUDA backend: prefill attention: unsupported dtype/head_dim");
+  if (t == DType::F16) {
+    if (a.D == 64) launchPrefillTyped<__half, 64>(a, s); else launchPrefillTyped<__half, 128>(a, s);
+  } else {
+    if (a.D == 64) launchPrefillTyped<__nv_bfloat16, 64>(a, s); else launchPrefillTyped<__nv_bfloat16, 128>(a, s);
+  }
+  checkLaunch("prefill_attention");
+}
+
+}  // namespace pds::cuda
