@@ -57,6 +57,7 @@ export class CpuTier implements KvTier {
     let released = false;
     return {
       bytes: e.payload,
+      valid: () => true,
       release: () => {
         if (released) return;
         released = true;

@@ -24,6 +24,8 @@ export interface Reservation {
 
 export interface ChunkHandle {
   readonly bytes: Uint8Array;
+  /** false if the pin was lost while held (a remote pool's connection dropped): the bytes may have changed. */
+  valid(): boolean;
   /** Ends the read: drops the pin taken by get(). Idempotent. */
   release(): void;
 }

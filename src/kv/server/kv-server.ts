@@ -1,0 +1,326 @@
+// `pdserve kv-server`: a shared-memory KV pool (one file in /dev/shm) plus a metadata server over TCP
+// (protocol.ts). Same-host clients map the pool file and copy KV straight in/out of its pages; other
+// hosts move bytes with PUT/GET. Bookkeeping: ChunkIndex (commit, pins, LRU, deferred free) over an
+// ExtentAllocator of the pool; per connection: its uncommitted allocations and its pins, released when
+// it closes. A bad frame costs only the connection that sent it.
+import { createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { existsSync, unlinkSync } from 'node:fs';
+import { loadNative } from '../../native/binding.js';
+import { getLogger } from '../../util/logger.js';
+import { ChunkIndex, type IndexEntry } from '../chunk-index.js';
+import { ExtentAllocator } from './extent-allocator.js';
+import {
+  DEFAULT_MAX_PAYLOAD, FrameReader, KEY_BYTES, Op, PAGE_SIZE, POOL_MAGIC, Status, type Frame,
+  decodeKeyList, encodeHeader, isReadError, u64,
+} from './protocol.js';
+
+const log = getLogger('kv-server');
+/** mapShared hands the pool to JS as one ArrayBuffer; V8 caps those at 4 GiB. */
+export const MAX_POOL_BYTES = 4 * 2 ** 30;
+
+export interface KvServerOptions {
+  host: string;
+  port: number; // 0 = any free port
+  poolSize: number; // bytes, including the header page
+  poolFile: string;
+  maxPayload?: number;
+  /** A closed connection's uncommitted allocations are freed after this long (ms), so a late write by a
+   *  client that lost its connection mid-gather never lands in a page given to someone else. */
+  allocQuarantineMs?: number;
+  /** Touch every page at start so first writes do not page-fault. */
+  prefault?: boolean;
+  quiet?: boolean;
+}
+
+class Conn {
+  readonly allocs = new Map<string, IndexEntry<number>>();
+  readonly pins = new Map<string, IndexEntry<number>[]>();
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+    readonly reader: FrameReader,
+  ) {}
+}
+
+export class KvServer {
+  private readonly index: ChunkIndex<number>;
+  private readonly alloc: ExtentAllocator;
+  private readonly conns = new Set<Conn>();
+  private readonly nonce = randomBytes(16);
+  private readonly quarantine = new Set<NodeJS.Timeout>();
+  private nextConnId = 1;
+  private stopped = false;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly pool: Uint8Array,
+    readonly opts: Required<KvServerOptions>,
+  ) {
+    this.alloc = new ExtentAllocator(PAGE_SIZE, opts.poolSize - PAGE_SIZE, PAGE_SIZE);
+    this.index = new ChunkIndex<number>(
+      (size) => this.alloc.alloc(size),
+      (off, size) => this.alloc.release(off, size),
+    );
+  }
+
+  static async start(o: KvServerOptions): Promise<KvServer> {
+    const opts: Required<KvServerOptions> = { maxPayload: DEFAULT_MAX_PAYLOAD, allocQuarantineMs: 2000, prefault: false, quiet: false, ...o };
+    opts.poolSize = Math.floor(opts.poolSize / PAGE_SIZE) * PAGE_SIZE;
+    if (opts.poolSize < 2 * PAGE_SIZE) throw new RangeError(`pool size must be at least ${2 * PAGE_SIZE} bytes`);
+    if (opts.poolSize > MAX_POOL_BYTES) throw new RangeError(`pool size above 4G is not supported (one mapping per pool)`);
+    const server = createServer({ noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // A fresh inode every start: clients still mapping a previous pool never alias this one.
+    let pool: Uint8Array;
+    try {
+      if (existsSync(opts.poolFile)) unlinkSync(opts.poolFile);
+      pool = new Uint8Array(loadNative().mapShared(opts.poolFile, opts.poolSize, true));
+    } catch (e) {
+      server.close();
+      throw e;
+    }
+    const s = new KvServer(server, pool, opts);
+    s.writePoolHeader();
+    if (opts.prefault) for (let off = PAGE_SIZE; off < opts.poolSize; off += 2 ** 26) pool.fill(0, off, Math.min(opts.poolSize, off + 2 ** 26));
+    server.on('connection', (sock) => s.accept(sock));
+    if (!opts.quiet)
+      log.info(
+        `pdserve kv-server listening on ${opts.host}:${s.port}, pool size ${(opts.poolSize / 2 ** 30).toFixed(2)} GiB ` +
+          `(${opts.poolSize} bytes), pool file ${opts.poolFile}, page size ${PAGE_SIZE}, max frame payload ${opts.maxPayload} bytes`,
+      );
+    return s;
+  }
+
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : this.opts.port;
+  }
+
+  private writePoolHeader(): void {
+    const h = Buffer.from(this.pool.buffer, this.pool.byteOffset, PAGE_SIZE);
+    h.fill(0);
+    h.write(POOL_MAGIC, 0, 'ascii');
+    this.nonce.copy(h, 8);
+    h.writeBigUInt64LE(BigInt(this.opts.poolSize), 24);
+  }
+
+  private accept(socket: Socket): void {
+    if (this.stopped) return void socket.destroy();
+    socket.setNoDelay(true);
+    const conn = new Conn(this.nextConnId++, socket, new FrameReader(this.opts.maxPayload));
+    this.conns.add(conn);
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of conn.reader.push(chunk)) {
+        if (isReadError(f)) {
+          const status = f.kind === 'too_large' ? Status.TOO_LARGE : Status.BAD_REQUEST;
+          const msg = f.kind === 'too_large' ? `frame payload ${f.length} > max ${this.opts.maxPayload}` : `${f.kind.replace('_', ' ')}`;
+          log.warn(`connection ${conn.id}: ${msg}; closing it`);
+          this.reply(conn, f.op, f.reqId, status, Buffer.from(msg));
+          socket.end();
+          setTimeout(() => socket.destroy(), 1000).unref();
+          return;
+        }
+        this.handle(conn, f);
+      }
+    });
+    socket.on('error', () => {}); // 'close' follows and cleans up
+    socket.on('close', () => this.release(conn));
+  }
+
+  /** A closed connection's uncommitted allocations and pins go back. */
+  private release(conn: Conn): void {
+    if (!this.conns.delete(conn)) return;
+    const allocs = [...conn.allocs.values()];
+    conn.allocs.clear();
+    if (allocs.length) {
+      const t = setTimeout(() => {
+        this.quarantine.delete(t);
+        for (const e of allocs) this.index.abort(e);
+      }, this.opts.allocQuarantineMs);
+      this.quarantine.add(t);
+    }
+    for (const list of conn.pins.values()) for (const e of list) this.index.unpin(e);
+    conn.pins.clear();
+  }
+
+  private reply(conn: Conn, op: number, reqId: number, status: Status, ...parts: Uint8Array[]): void {
+    const len = parts.reduce((a, p) => a + p.byteLength, 0);
+    if (conn.socket.destroyed || !conn.socket.writable) return;
+    conn.socket.write(encodeHeader(op, status, reqId, len));
+    for (const p of parts) conn.socket.write(p);
+  }
+
+  private holdPin(conn: Conn, e: IndexEntry<number>): void {
+    this.index.pin(e);
+    const list = conn.pins.get(e.key);
+    if (list) list.push(e);
+    else conn.pins.set(e.key, [e]);
+  }
+
+  private dropPin(conn: Conn, key: string): boolean {
+    const list = conn.pins.get(key);
+    const e = list?.pop();
+    if (!e) return false;
+    if (list!.length === 0) conn.pins.delete(key);
+    this.index.unpin(e);
+    return true;
+  }
+
+  private handle(conn: Conn, f: Frame): void {
+    const p = f.payload;
+    const ok = (...parts: Uint8Array[]) => this.reply(conn, f.op, f.reqId, Status.OK, ...parts);
+    const fail = (s: Status, msg: string) => this.reply(conn, f.op, f.reqId, s, Buffer.from(msg));
+    const keyAt = (off: number) => p.toString('hex', off, off + KEY_BYTES);
+    try {
+      switch (f.op) {
+        case Op.HELLO: {
+          const path = Buffer.from(this.opts.poolFile, 'utf8');
+          const b = Buffer.allocUnsafe(8 + 4 + 4 + 16 + 2);
+          b.writeBigUInt64LE(BigInt(this.opts.poolSize), 0);
+          b.writeUInt32LE(PAGE_SIZE, 8);
+          b.writeUInt32LE(this.opts.maxPayload, 12);
+          this.nonce.copy(b, 16);
+          b.writeUInt16LE(path.length, 32);
+          return ok(b, path);
+        }
+        case Op.ALLOC: {
+          if (p.length !== KEY_BYTES + 8) return fail(Status.BAD_REQUEST, 'ALLOC wants key + u64 size');
+          const size = Number(p.readBigUInt64LE(KEY_BYTES));
+          if (size <= 0 || size > this.alloc.size) return fail(Status.TOO_LARGE, `size ${size} does not fit the pool`);
+          const r = this.index.reserve(keyAt(0), size);
+          if (r.status === 'exists') return fail(Status.EXISTS, 'chunk exists or is being written');
+          if (r.status === 'full') return fail(Status.FULL, 'pool full: everything left is pinned or being written');
+          conn.allocs.set(r.entry.key, r.entry);
+          return ok(u64(r.entry.payload));
+        }
+        case Op.COMMIT:
+        case Op.ABORT: {
+          if (p.length !== KEY_BYTES) return fail(Status.BAD_REQUEST, 'want a key');
+          const e = conn.allocs.get(keyAt(0));
+          if (!e) return fail(Status.NOT_FOUND, 'no uncommitted allocation of this key on this connection');
+          conn.allocs.delete(e.key);
+          if (f.op === Op.ABORT) {
+            this.index.abort(e);
+            return ok();
+          }
+          return this.index.commit(e) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
+        }
+        case Op.LOOKUP: {
+          const l = decodeKeyList(p, true);
+          if (!l) return fail(Status.BAD_REQUEST, 'LOOKUP wants u8 flags, u32 n, n keys');
+          const { count } = this.index.lookupPrefix(l.keys, false);
+          if (l.flags & 1) for (let i = 0; i < count; i++) this.holdPin(conn, this.index.get(l.keys[i]!)!);
+          const b = Buffer.allocUnsafe(4);
+          b.writeUInt32LE(count);
+          return ok(b);
+        }
+        case Op.GET_LOC: {
+          if (p.length !== KEY_BYTES) return fail(Status.BAD_REQUEST, 'want a key');
+          const e = this.index.get(keyAt(0));
+          if (!e) return fail(Status.NOT_FOUND, 'no such chunk');
+          this.holdPin(conn, e);
+          return ok(u64(e.payload), u64(e.size));
+        }
+        case Op.PIN:
+        case Op.UNPIN: {
+          const l = decodeKeyList(p, false);
+          if (!l) return fail(Status.BAD_REQUEST, 'want u32 n, n keys');
+          let n = 0;
+          for (const k of l.keys) {
+            if (f.op === Op.UNPIN) n += this.dropPin(conn, k) ? 1 : 0;
+            else {
+              const e = this.index.get(k);
+              if (e) {
+                this.holdPin(conn, e);
+                n++;
+              }
+            }
+          }
+          const b = Buffer.allocUnsafe(4);
+          b.writeUInt32LE(n);
+          return ok(b);
+        }
+        case Op.DELETE: {
+          if (p.length !== KEY_BYTES) return fail(Status.BAD_REQUEST, 'want a key');
+          return this.index.delete(keyAt(0)) ? ok() : fail(Status.NOT_FOUND, 'no such chunk');
+        }
+        case Op.STATS:
+          return ok(Buffer.from(JSON.stringify(this.stats())));
+        case Op.PUT: {
+          if (p.length <= KEY_BYTES) return fail(Status.BAD_REQUEST, 'PUT wants key + bytes');
+          const key = keyAt(0);
+          const size = p.length - KEY_BYTES;
+          let e = conn.allocs.get(key);
+          if (e && e.size !== size) return fail(Status.BAD_REQUEST, `PUT of ${size} bytes into an allocation of ${e.size}`);
+          if (!e) {
+            const r = this.index.reserve(key, size);
+            if (r.status === 'exists') return fail(Status.EXISTS, 'chunk exists or is being written');
+            if (r.status === 'full') return fail(Status.FULL, 'pool full: everything left is pinned or being written');
+            e = r.entry;
+          }
+          conn.allocs.delete(key);
+          this.pool.set(p.subarray(KEY_BYTES), e.payload);
+          return this.index.commit(e) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
+        }
+        case Op.GET: {
+          if (p.length !== KEY_BYTES) return fail(Status.BAD_REQUEST, 'want a key');
+          const e = this.index.get(keyAt(0));
+          if (!e) return fail(Status.NOT_FOUND, 'no such chunk');
+          if (conn.socket.destroyed) return;
+          this.index.pin(e); // until the socket has taken the bytes
+          conn.socket.write(encodeHeader(f.op, Status.OK, f.reqId, e.size));
+          conn.socket.write(this.pool.subarray(e.payload, e.payload + e.size), () => this.index.unpin(e));
+          return;
+        }
+        default:
+          return fail(Status.BAD_REQUEST, `unknown opcode ${f.op}`);
+      }
+    } catch (err) {
+      log.error(`connection ${conn.id}: op ${f.op}: ${(err as Error).message}`);
+      return fail(Status.INTERNAL, (err as Error).message);
+    }
+  }
+
+  stats() {
+    const s = this.index.stats();
+    return {
+      poolSize: this.opts.poolSize,
+      capacityBytes: this.alloc.size,
+      allocatedBytes: this.alloc.usedBytes,
+      usedBytes: s.usedBytes,
+      chunks: s.chunks,
+      writing: s.writing,
+      pinnedChunks: s.pinnedChunks,
+      deadPinned: s.deadPinned,
+      evictions: s.evictions,
+      freeExtents: this.alloc.freeExtents,
+      connections: this.conns.size,
+    };
+  }
+
+  /** Index and allocator agree (and each is self-consistent). */
+  checkIntegrity(): void {
+    this.index.checkIntegrity();
+    this.alloc.checkIntegrity();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const c of this.conns) c.socket.destroy();
+    for (const t of this.quarantine) clearTimeout(t);
+    await new Promise<void>((r) => this.server.close(() => r()));
+    try {
+      unlinkSync(this.opts.poolFile);
+    } catch {
+      /* already gone */
+    }
+  }
+}

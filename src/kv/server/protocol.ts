@@ -1,0 +1,176 @@
+// The kv-server wire protocol (version 1): length-prefixed binary frames over TCP, little-endian.
+//
+// Frame = header (16 bytes) + payload (length bytes)
+//   off 0  u32 magic    0x564b4450 (the bytes "PDKV")
+//   off 4  u8  version  1
+//   off 5  u8  opcode   (Op below; a reply carries its request's opcode)
+//   off 6  u16 status   requests: 0; replies: Status below (non-OK replies may carry a UTF-8 message)
+//   off 8  u32 request id, chosen by the client, echoed in the reply (replies may come out of order)
+//   off 12 u32 payload length, at most the server's max frame payload (HELLO tells it); larger -> the
+//          server answers TOO_LARGE and closes the connection. Bad magic/version -> BAD_REQUEST + close.
+// Keys are the 32 raw bytes of a chunk hash (chunk-hash.ts). u64 values are < 2^53.
+//
+// Op       request payload                       OK reply payload
+// HELLO    -                                     u64 poolSize, u32 pageSize, u32 maxPayload, 16B nonce,
+//                                                u16 n + n bytes UTF-8 pool file path
+// ALLOC    key, u64 size                         u64 offset (in the pool file); EXISTS, FULL, TOO_LARGE
+// COMMIT   key                                   - (makes this connection's allocation visible); NOT_FOUND
+// ABORT    key                                   - (drops this connection's uncommitted allocation); NOT_FOUND
+// LOOKUP   u8 flags (1 = pin hits), u32 n, keys  u32 number of leading keys committed
+// GET_LOC  key                                   u64 offset, u64 size; pins the chunk (UNPIN when read)
+// PIN      u32 n, keys                           u32 number pinned (absent keys are skipped)
+// UNPIN    u32 n, keys                           u32 number unpinned (only this connection's pins)
+// DELETE   key                                   -; NOT_FOUND
+// STATS    -                                     UTF-8 JSON object (see KvServer.stats)
+// PUT      key, bytes                            - ; writes into this connection's allocation of key if it
+//                                                has one of that size, else allocates; then commits.
+//                                                EXISTS, FULL, TOO_LARGE
+// GET      key                                   the chunk's bytes; NOT_FOUND
+// Pins and uncommitted allocations belong to the connection: closing it releases them all.
+// Pool file: page 0 is a header ("PDKVPOOL", 16-byte nonce = HELLO's nonce, u64 pool size) that a
+// client checks after mapping, so a same-named file on another host is never mistaken for this pool.
+
+export const MAGIC = 0x564b4450;
+export const VERSION = 1;
+export const HEADER_BYTES = 16;
+export const KEY_BYTES = 32;
+export const PAGE_SIZE = 4096;
+export const POOL_MAGIC = 'PDKVPOOL';
+export const DEFAULT_MAX_PAYLOAD = 256 * 2 ** 20;
+
+export enum Op {
+  HELLO = 1,
+  ALLOC = 2,
+  COMMIT = 3,
+  ABORT = 4,
+  LOOKUP = 5,
+  GET_LOC = 6,
+  PIN = 7,
+  UNPIN = 8,
+  DELETE = 9,
+  STATS = 10,
+  PUT = 11,
+  GET = 12,
+}
+
+export enum Status {
+  OK = 0,
+  NOT_FOUND = 1,
+  EXISTS = 2,
+  FULL = 3,
+  BAD_REQUEST = 4,
+  TOO_LARGE = 5,
+  INTERNAL = 6,
+}
+
+export interface Frame {
+  op: number;
+  status: number;
+  reqId: number;
+  payload: Buffer;
+}
+
+export function encodeHeader(op: number, status: number, reqId: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_BYTES);
+  h.writeUInt32LE(MAGIC, 0);
+  h.writeUInt8(VERSION, 4);
+  h.writeUInt8(op, 5);
+  h.writeUInt16LE(status, 6);
+  h.writeUInt32LE(reqId >>> 0, 8);
+  h.writeUInt32LE(length, 12);
+  return h;
+}
+
+export type ReadError = { kind: 'bad_magic' | 'bad_version' | 'too_large'; reqId: number; op: number; length: number };
+
+/**
+ * Incremental frame parser: push() socket chunks, get back whole frames. Each payload is copied once,
+ * into a buffer of its exact length. After a ReadError the stream is unusable (the caller closes it).
+ */
+export class FrameReader {
+  private head = Buffer.alloc(HEADER_BYTES);
+  private headFill = 0;
+  private cur: { op: number; status: number; reqId: number; payload: Buffer; fill: number } | null = null;
+  private failed = false;
+
+  constructor(private readonly maxPayload: number) {}
+
+  /** Frames completed by this chunk; a ReadError ends the list (and the stream). */
+  push(chunk: Buffer): Array<Frame | ReadError> {
+    const out: Array<Frame | ReadError> = [];
+    if (this.failed) return out;
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (!this.cur) {
+        const n = Math.min(HEADER_BYTES - this.headFill, chunk.length - pos);
+        chunk.copy(this.head, this.headFill, pos, pos + n);
+        this.headFill += n;
+        pos += n;
+        if (this.headFill < HEADER_BYTES) break;
+        this.headFill = 0;
+        const h = this.head;
+        const reqId = h.readUInt32LE(8);
+        const op = h.readUInt8(5);
+        const length = h.readUInt32LE(12);
+        const bad = h.readUInt32LE(0) !== MAGIC ? 'bad_magic' : h.readUInt8(4) !== VERSION ? 'bad_version' : length > this.maxPayload ? 'too_large' : null;
+        if (bad) {
+          this.failed = true;
+          out.push({ kind: bad, reqId, op, length });
+          return out;
+        }
+        this.cur = { op, status: h.readUInt16LE(6), reqId, payload: Buffer.allocUnsafe(length), fill: 0 };
+      }
+      const c = this.cur;
+      const n = Math.min(c.payload.length - c.fill, chunk.length - pos);
+      chunk.copy(c.payload, c.fill, pos, pos + n);
+      c.fill += n;
+      pos += n;
+      if (c.fill === c.payload.length) {
+        out.push({ op: c.op, status: c.status, reqId: c.reqId, payload: c.payload });
+        this.cur = null;
+      }
+    }
+    return out;
+  }
+
+  /** Bytes of a frame received so far but not complete (a truncated frame at close). */
+  get pendingBytes(): number {
+    return this.headFill + (this.cur ? HEADER_BYTES + this.cur.fill : 0);
+  }
+}
+
+export function isReadError(f: Frame | ReadError): f is ReadError {
+  return 'kind' in f;
+}
+
+export function keyToBytes(hex: string): Buffer {
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new RangeError(`bad chunk key "${hex}" (want 64 lowercase hex chars)`);
+  return Buffer.from(hex, 'hex');
+}
+
+/** `u32 n, keys` (PIN, UNPIN, and LOOKUP after its flags byte). */
+export function encodeKeyList(keys: readonly string[], flags?: number): Buffer {
+  const pre = flags === undefined ? 0 : 1;
+  const b = Buffer.allocUnsafe(pre + 4 + keys.length * KEY_BYTES);
+  if (pre) b.writeUInt8(flags!, 0);
+  b.writeUInt32LE(keys.length, pre);
+  keys.forEach((k, i) => keyToBytes(k).copy(b, pre + 4 + i * KEY_BYTES));
+  return b;
+}
+
+/** Inverse of encodeKeyList; null when the payload is malformed. */
+export function decodeKeyList(p: Buffer, withFlags: boolean): { flags: number; keys: string[] } | null {
+  const pre = withFlags ? 1 : 0;
+  if (p.length < pre + 4) return null;
+  const n = p.readUInt32LE(pre);
+  if (p.length !== pre + 4 + n * KEY_BYTES) return null;
+  const keys: string[] = [];
+  for (let i = 0; i < n; i++) keys.push(p.toString('hex', pre + 4 + i * KEY_BYTES, pre + 4 + (i + 1) * KEY_BYTES));
+  return { flags: withFlags ? p.readUInt8(0) : 0, keys };
+}
+
+export function u64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+}
