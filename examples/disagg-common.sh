@@ -13,7 +13,7 @@ DEVICE="${DEVICE:-cpu}"
 LOG_DIR="${LOG_DIR:-$PWD/logs}"
 ENGINE_ARGS="${ENGINE_ARGS:-}"
 KV_PORT=65432 # must match remote_url in the yaml files
-export PDSERVE_KV_POOL_FILE="${PDSERVE_KV_POOL_FILE:-/dev/shm/pdserve-example-$$.pool}"
+KV_POOL_FILE="${KV_POOL_FILE:-/dev/shm/pdserve-example-$$.pool}"
 PIDS=()
 mkdir -p "$LOG_DIR"
 
@@ -30,7 +30,7 @@ cleanup() {
     sleep 0.2
   done
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -f "$PDSERVE_KV_POOL_FILE"
+  rm -f "$KV_POOL_FILE"
   exit "$code"
 }
 trap 'cleanup 0' INT TERM
@@ -43,7 +43,7 @@ device_for() {
 
 start_kv_server() {
   echo "Starting kv-server on port $KV_PORT (log: $LOG_DIR/kv-server.log)"
-  $PDSERVE kv-server --port "$KV_PORT" --pool-size "${KV_POOL_SIZE:-1G}" >"$LOG_DIR/kv-server.log" 2>&1 &
+  $PDSERVE kv-server --port "$KV_PORT" --pool-size "${KV_POOL_SIZE:-1G}" --pool-file "$KV_POOL_FILE" >"$LOG_DIR/kv-server.log" 2>&1 &
   PIDS+=($!)
 }
 

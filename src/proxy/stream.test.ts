@@ -108,3 +108,25 @@ test('a decoder that breaks off mid-stream cuts the client stream (no silent tru
     await d.close();
   }
 });
+
+test('client disconnect while the decoder computes a non-streaming answer closes the decode socket', async () => {
+  const d = await startStub(() => undefined); // never answers
+  const proxy = await testProxy([], [d.url]);
+  try {
+    const ac = new AbortController();
+    const pending = fetch(`${proxy.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'x' }), signal: ac.signal }).catch(() => 'aborted');
+    while (d.requests.length === 0) await sleep(5);
+    ac.abort();
+    assert.equal(await pending, 'aborted');
+    assert.equal(await Promise.race([d.requests[0]!.closedEarly, timeoutAfter(3000)]), true);
+    for (let i = 0; i < 100 && proxy.state.inflight > 0; i++) await sleep(10);
+    assert.equal(proxy.state.inflight, 0);
+    // and GET /v1/models with every decoder gone is a 503 JSON error
+    await d.close();
+    const m = await fetch(`${proxy.url}/v1/models`);
+    assert.equal(m.status, 503);
+    assert.equal(((await m.json()) as any).error.code, 503);
+  } finally {
+    await proxy.close();
+  }
+});

@@ -66,6 +66,11 @@ export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = 
     wake();
   };
   for (const s of signals) process.on(s, onSignal);
+  // last resort if `up` itself dies (uncaught error, process.exit): no orphaned engines
+  const onExit = () => {
+    for (const c of children) if (!c.exit && c.pid) try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+  };
+  process.on('exit', onExit);
 
   const start = (spec: ChildSpec): Child => {
     if (stopping) throw new Error('shutting down');
@@ -130,6 +135,7 @@ export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = 
     await tier(['kv-server']);
     if (plan.kvServer) rmSync(o.kvPoolFile, { force: true });
     for (const s of signals) process.off(s, onSignal);
+    process.off('exit', onExit);
     io.out(`pdserve up: all servers stopped (logs in ${o.runDir})`);
   }
 }

@@ -19,8 +19,7 @@ const yamlFor = (role: 'prefiller' | 'decoder', url: string) => kvYaml({ role, r
 
 test('plan: kv-server, engines with roles and KV config, proxy with every upstream', () => {
   const plan = makePlan(base, { kv: 5000, prefill: [5001, 5002], decode: [5003] }, yamlFor);
-  assert.deepEqual(plan.kvServer!.args, ['kv-server', '--host', '127.0.0.1', '--port', '5000', '--pool-size', '1G']);
-  assert.equal(plan.kvServer!.env.PDSERVE_KV_POOL_FILE, '/dev/shm/x.pool');
+  assert.deepEqual(plan.kvServer!.args, ['kv-server', '--host', '127.0.0.1', '--port', '5000', '--pool-size', '1G', '--pool-file', '/dev/shm/x.pool']);
   assert.equal(plan.kvServer!.ready, 'tcp');
   const [p0, , d0] = plan.engines;
   assert.deepEqual(p0!.args, [

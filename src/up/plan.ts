@@ -13,7 +13,7 @@ export interface UpOptions {
   prefillDevices: string[]; // CUDA indices; prefiller i gets cuda:<list[i % len]>
   decodeDevices: string[];
   kvPoolSize: string; // "1G"
-  kvPoolFile: string; // passed to the kv-server as PDSERVE_KV_POOL_FILE; removed on shutdown
+  kvPoolFile: string; // the kv-server's --pool-file; removed on shutdown
   chunkSize: number;
   loadFormat: string | null;
   runDir: string;
@@ -63,8 +63,8 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
       name: 'kv-server',
       kind: 'kv-server',
       port: kvPort,
-      args: ['kv-server', '--host', '127.0.0.1', '--port', String(kvPort), '--pool-size', o.kvPoolSize],
-      env: { PDSERVE_KV_POOL_FILE: o.kvPoolFile },
+      args: ['kv-server', '--host', '127.0.0.1', '--port', String(kvPort), '--pool-size', o.kvPoolSize, '--pool-file', o.kvPoolFile],
+      env: {},
       logFile: join(o.runDir, 'kv-server.log'),
       ready: 'tcp',
     };

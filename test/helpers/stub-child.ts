@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Stand-in for `pdserve serve` / `pdserve kv-server` in `up` tests (PDSERVE_UP_ENGINE_CMD).
 // serve: HTTP on --port with /health and /v1/completions answering "<role>:<port>".
-// kv-server: TCP listener on --port; creates $PDSERVE_KV_POOL_FILE and leaves it (up must remove it).
+// kv-server: TCP listener on --port; creates --pool-file and leaves it (up must remove it).
 // Env: STUB_FAIL_MATCH (substring of argv) -> print 40 lines and exit 3;
 //      STUB_IGNORE_TERM_MATCH -> ignore SIGTERM; STUB_NO_LISTEN_MATCH -> never listen; STUB_ARGS_DIR -> write argv to <dir>/<name>.json.
 import { createServer } from 'node:http';
@@ -34,7 +34,8 @@ if (process.env.STUB_NO_LISTEN_MATCH && joined.includes(process.env.STUB_NO_LIST
   console.log(`stub ${name}: loading forever`);
   setInterval(() => undefined, 1000);
 } else if (cmd === 'kv-server') {
-  if (process.env.PDSERVE_KV_POOL_FILE) writeFileSync(process.env.PDSERVE_KV_POOL_FILE, Buffer.alloc(4096));
+  const poolFile = flag('--pool-file');
+  if (poolFile) writeFileSync(poolFile, Buffer.alloc(4096));
   createTcpServer((s) => s.end()).listen(port, '127.0.0.1');
 } else {
   createServer((req, res) => {
