@@ -32,7 +32,8 @@ function seriesFor(run: ReportRun, color: string) {
     ttft: s(cdfPoints(ok.map((r) => r.ttft * 1000))),
     tpot: s(cdfPoints(tpots)),
     itl: s(cdfPoints(ok.flatMap((r) => r.itl.map((g) => g * 1000)))),
-    throughput: s(tps.map((v, i) => [i, v] as [number, number]), true),
+    // bucket i covers [i, i+1): a final point closes the last step
+    throughput: s(tps.length ? [...tps.map((v, i) => [i, v] as [number, number]), [tps.length, tps[tps.length - 1]!]] : [], true),
     inflight: s(thinSteps([[0, 0], ...inflightSteps(ok, t0)]), true),
   };
 }

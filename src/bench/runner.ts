@@ -85,6 +85,7 @@ export async function runBenchmark(inp: RunInput): Promise<RunOutput> {
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // every in-flight request listens to it
   const onStop = () => abort.abort();
+  if (inp.stop?.aborted) abort.abort();
   inp.stop?.addEventListener('abort', onStop, { once: true });
   let heldChars = 0;
   const send = async (s: SampleRequest, id: string, arrivalMs: number): Promise<TracedRecord | null> => {

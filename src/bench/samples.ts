@@ -3,7 +3,7 @@ import type { Tokenizer } from '../tokenizer/types.js';
 import type { TargetConfig, WorkloadConfig } from './config.js';
 import { sampleCustom, sampleShareGpt } from './datasets/file-datasets.js';
 import { samplePrefixRepetition } from './datasets/prefix-repetition.js';
-import { sampleRandom } from './datasets/random.js';
+import { sampleRandomParallel } from './datasets/random-parallel.js';
 import type { SampleRequest } from './types.js';
 
 export interface Samples {
@@ -12,10 +12,11 @@ export interface Samples {
   mismatch: number;
 }
 
-export function getSamples(tok: Tokenizer, w: WorkloadConfig, t: Pick<TargetConfig, 'backend'>): Samples {
+/** `tokenizerArg` lets worker threads load the same tokenizer (random dataset). */
+export async function getSamples(tok: Tokenizer, tokenizerArg: string, w: WorkloadConfig, t: Pick<TargetConfig, 'backend'>): Promise<Samples> {
   switch (w.datasetName) {
     case 'random':
-      return sampleRandom(tok, {
+      return sampleRandomParallel(tok, tokenizerArg, {
         numRequests: w.numPrompts, inputLen: w.randomInputLen, outputLen: w.randomOutputLen,
         rangeRatio: w.randomRangeRatio, prefixLen: w.randomPrefixLen, seed: w.seed,
       });

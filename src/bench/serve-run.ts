@@ -47,7 +47,8 @@ export async function resolveTarget(t: TargetConfig, print: Print): Promise<Mode
 export async function prepareWorkload(w: WorkloadConfig, t: TargetConfig, modelId: string, print: Print): Promise<Workload> {
   const tokenizerId = t.tokenizer ?? modelId;
   const tokenizer = await loadBenchTokenizer(tokenizerId);
-  const { requests, mismatch } = getSamples(tokenizer, w, t);
+  print(`Sampling ${w.numPrompts} prompts (${w.datasetName} dataset)...`);
+  const { requests, mismatch } = await getSamples(tokenizer, tokenizerId, w, t);
   if (mismatch) print(`WARNING: across all generated prompts there were ${Math.abs(mismatch)} ${mismatch > 0 ? 'more' : 'fewer'} tokens than expected after decoding and re-encoding`);
   const arrivals = arrivalOffsets(requests.length, w.requestRate, w.burstiness, new Rng(w.seed));
   return { tokenizer, tokenizerId, samples: requests, arrivals };

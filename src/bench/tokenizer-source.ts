@@ -6,9 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { Template } from '@huggingface/jinja';
 import { TokenizerLoader } from '@lenml/tokenizers';
 import { PdsError } from '../util/errors.js';
-import type { ChatMessage, ChatTemplateOptions, Tokenizer } from '../tokenizer/types.js';
+import { NoChatTemplateError, type ChatMessage, type ChatTemplateOptions, type Tokenizer } from '../tokenizer/types.js';
 
 const require = createRequire(import.meta.url);
 
@@ -33,7 +34,7 @@ export async function loadBenchTokenizer(arg: string): Promise<Tokenizer> {
   }
   const tokenizerJSON = JSON.parse(readFileSync(files.json, 'utf8'));
   const tokenizerConfig = files.config ? JSON.parse(readFileSync(files.config, 'utf8')) : {};
-  return new LenmlTokenizer(TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig }), tokenizerJSON);
+  return new LenmlTokenizer(TokenizerLoader.fromPreTrained({ tokenizerJSON, tokenizerConfig }), tokenizerJSON, tokenizerConfig);
 }
 
 type Lenml = ReturnType<typeof TokenizerLoader.fromPreTrained>;
@@ -45,15 +46,20 @@ class LenmlTokenizer implements Tokenizer {
   readonly eosTokenIds: number[];
   readonly hasChatTemplate: boolean;
   private readonly special: Set<number>;
+  private template: Template | null = null;
 
-  constructor(private readonly t: Lenml, json: { added_tokens?: Array<{ id: number; special?: boolean }> }) {
+  constructor(
+    private readonly t: Lenml,
+    json: { added_tokens?: Array<{ id: number; special?: boolean }> },
+    private readonly config: Record<string, unknown>,
+  ) {
     const added = json.added_tokens ?? [];
     let maxId = this.t.model.vocab.length - 1;
     for (const a of added) maxId = Math.max(maxId, a.id);
     this.vocabSize = maxId + 1;
     this.bosTokenId = this.t.bos_token_id ?? null;
     this.eosTokenIds = this.t.eos_token_id === undefined ? [] : [this.t.eos_token_id];
-    this.hasChatTemplate = !!this.t.chat_template;
+    this.hasChatTemplate = typeof config.chat_template === 'string';
     this.special = new Set([...this.t.all_special_ids, ...added.filter((a) => a.special).map((a) => a.id)]);
   }
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[] {
@@ -63,9 +69,17 @@ class LenmlTokenizer implements Tokenizer {
     return this.t.decode(Array.from(ids), { skip_special_tokens: opts?.skipSpecialTokens ?? false });
   }
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions): string {
-    return this.t.apply_chat_template(messages as never, {
-      tokenize: false, add_generation_prompt: opts?.addGenerationPrompt ?? true, ...(opts?.chatTemplateKwargs ?? {}),
-    }) as string;
+    if (!this.hasChatTemplate) throw new NoChatTemplateError();
+    this.template ??= new Template(this.config.chat_template as string);
+    const tok = (k: string) => {
+      const v = this.config[k] as string | { content?: string } | undefined;
+      return typeof v === 'string' ? v : v?.content ?? '';
+    };
+    return this.template.render({
+      messages, add_generation_prompt: opts?.addGenerationPrompt ?? true, tools: opts?.tools,
+      bos_token: tok('bos_token'), eos_token: tok('eos_token'), pad_token: tok('pad_token'), unk_token: tok('unk_token'),
+      ...(opts?.chatTemplateKwargs ?? {}),
+    });
   }
   idToToken(id: number): string | undefined {
     return this.t.model.convert_ids_to_tokens([id])[0];

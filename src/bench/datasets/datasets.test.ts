@@ -5,7 +5,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBenchTokenizer } from '../tokenizer-source.js';
+import { fixturesOrSkip } from '../../../test/helpers/fixtures.js';
 import { sampleRandom } from './random.js';
+import { sampleRandomParallel } from './random-parallel.js';
 import { samplePrefixRepetition } from './prefix-repetition.js';
 import { sampleCustom, sampleShareGpt } from './file-datasets.js';
 
@@ -19,7 +21,7 @@ test('random: lengths in range, prompt_len = re-encoded length, shared prefix, s
   assert.notDeepEqual(sampleRandom(tok, { ...o, seed: 6 }).requests, a.requests);
   // input_len excludes the BOS the tokenizer adds: [floor(64*.5), ceil(64*1.5)] + prefix 8
   for (const r of a.requests) {
-    assert.equal(tok.encode(r.prompt, { addSpecialTokens: false }).length, r.promptLen + 0 * a.mismatch);
+    assert.equal(tok.encode(r.prompt, { addSpecialTokens: false }).length, r.promptLen);
     assert.ok(r.promptLen >= 8 + 32 - 2 && r.promptLen <= 8 + 96 + 2, String(r.promptLen));
     assert.ok(r.expectedOutputLen >= 8 && r.expectedOutputLen <= 24);
   }
@@ -27,6 +29,15 @@ test('random: lengths in range, prompt_len = re-encoded length, shared prefix, s
   assert.equal(new Set(prefixes).size, 1, 'all prompts start with the same prefix tokens');
   const fixed = sampleRandom(tok, { ...o, rangeRatio: 0, prefixLen: 0 });
   for (const r of fixed.requests) assert.equal(r.expectedOutputLen, 16);
+});
+
+test('random on worker threads builds exactly the same prompts', async (t) => {
+  const fx = fixturesOrSkip(t);
+  if (!fx) return;
+  const dir = join(fx, 'models', 'stories260K'); // small vocabulary: loads in milliseconds per thread
+  const tok = await loadBenchTokenizer(dir);
+  const o = { numRequests: 40, inputLen: 48, outputLen: 8, rangeRatio: 0.25, prefixLen: 4, seed: 9 };
+  assert.deepEqual(await sampleRandomParallel(tok, dir, o, 0), sampleRandom(tok, o));
 });
 
 test('prefix_repetition: num_prefixes groups of exact-length prompts, shuffled deterministically', async () => {
