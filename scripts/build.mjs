@@ -64,7 +64,7 @@ async function runPool(tasks) {
 function isaFlags(src) {
   if (process.arch !== 'x64') return [];
   if (src.includes('.avx512.')) return ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx2', '-mfma', '-mf16c',
-    '-Wno-maybe-uninitialized' /* GCC 12 false positives in avx512fintrin.h */];
+    '-Wno-maybe-uninitialized', '-Wno-uninitialized' /* GCC 12 false positives in avx512fintrin.h */];
   return ['-mavx2', '-mfma', '-mf16c'];
 }
 

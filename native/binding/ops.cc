@@ -8,6 +8,7 @@
 //   embedding(ids, table, vocab, H)                       -> Float32Array [T, H]
 //   attention({q, kCache, vCache, kvDtype, numHeads, numKvHeads, headDim, blockSize, numBlocks,
 //              queryStartLoc, contextLens, blockTables, maxBlocksPerSeq}) -> Float32Array [T, numHeads*headDim]
+#include <chrono>
 #include <vector>
 
 #include "../cpu/dtype.h"
@@ -150,6 +151,23 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   return newF32(env, out.data(), out.size());
 }
 
+// matmulBench(M, K, N, dtype, iters) -> seconds per call (random data, weights resident in memory).
+Napi::Value MatmulBench(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int M = dim(env, info[0], "matmulBench: M"), K = dim(env, info[1], "matmulBench: K"), N = dim(env, info[2], "matmulBench: N");
+  DType dt = dtypeArg(env, info[3], "matmulBench: dtype");
+  int iters = static_cast<int>(intArg(env, info[4], "matmulBench: iters", 1, 100000));
+  std::vector<char> w(static_cast<size_t>(N) * K * dtypeSize(dt));
+  std::vector<float> x(static_cast<size_t>(M) * K), y(static_cast<size_t>(M) * N);
+  cpu::fillRandom(defaultPool(), w.data(), dt, static_cast<size_t>(N) * K, 0.05f, 1, 0);
+  cpu::fillRandom(defaultPool(), x.data(), DType::F32, x.size(), 1.f, 2, 0);
+  cpu::matmul(defaultPool(), x.data(), M, K, w.data(), dt, N, y.data(), N, false);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; i++) cpu::matmul(defaultPool(), x.data(), M, K, w.data(), dt, N, y.data(), N, false);
+  double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(env, sec / iters);
+}
+
 }  // namespace
 
 void registerOps(Napi::Env env, Napi::Object exports) {
@@ -160,6 +178,7 @@ void registerOps(Napi::Env env, Napi::Object exports) {
   ops.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
   ops.Set("castRound", Napi::Function::New(env, CastRound, "castRound"));
   ops.Set("embedding", Napi::Function::New(env, Embedding, "embedding"));
+  ops.Set("matmulBench", Napi::Function::New(env, MatmulBench, "matmulBench"));
   ops.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("ops", ops);
 }

@@ -211,7 +211,7 @@ class CpuBackend final : public Backend {
   std::vector<cpu::KvLayer> kvLayers_;
   DType kvDtype_ = DType::F32;
   // forward scratch
-  std::vector<float> x_, h_, qkv_, attn_, gu_, act_, cs_, fin_;
+  cpu::AlignedVec<float> x_, h_, qkv_, attn_, gu_, act_, cs_, fin_;
 };
 
 void CpuBackend::validateBatch(const BatchDesc& b) const {

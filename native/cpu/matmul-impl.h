@@ -1,12 +1,16 @@
-// Matmul kernels y[M,N] (+)= x[M,K] · W[N,K]^T, width-generic (see simd.h). Included once per ISA by
-// matmul.cc (AVX2) and matmul.avx512.cc, which each export one entry point (matmul-isa.h).
-//  - M <= 8 (decode): GEMV tiles of NO output rows x M input rows; each W row is streamed once per call
-//    for the whole batch, with NO*M independent accumulators.
-//  - M > 8 (prefill): W is packed per panel of NR = 2*VW output columns into f32 [K][NR] (converted once),
-//    then an MR x NR register-tiled outer-product micro-kernel sweeps all M rows over it.
+// Matmul y[M,N] (+)= x[M,K] · W[N,K]^T, width-generic (see simd.h). Included once per ISA by matmul.cc
+// (AVX2) and matmul.avx512.cc, which each export one entry point (matmul-isa.h).
+//
+// One register-tiled dot-product kernel serves decode and prefill: a tile is RB rows of x times NO rows
+// of W, vectorized along K with RB*NO accumulators (W converted to f32 in registers, never packed).
+//  - M <= RBMAX (decode): every W row is streamed from memory exactly once per call for the whole batch.
+//  - larger M: blocked so an RB-row group of x (KC columns) stays in L1 while a panel of NP W rows
+//    (KC columns) stays in L2; K is split into KC chunks that accumulate into y.
+// Threads split N (W rows) into contiguous ranges, so each streams its own part of W.
 #pragma once
 #include <vector>
 
+#include "host-buffer.h"
 #include "simd.h"
 #include "thread-pool.h"
 
@@ -14,170 +18,96 @@ namespace {
 
 using pds::DType;
 
-// --- GEMV (M <= 8) ---
+#if defined(__AVX512F__)
+constexpr int RBMAX = 8;
+template <int RB>
+constexpr int noFor() { return RB == 1 ? 8 : RB == 2 ? 6 : RB <= 4 ? 4 : 3; }
+#else
+constexpr int RBMAX = 4;
+template <int RB>
+constexpr int noFor() { return RB <= 2 ? 4 : RB == 3 ? 3 : 2; }
+#endif
+constexpr int KC = 1024;  // K chunk
+constexpr int NP = 96;    // W rows per L2 panel
+
+// y[r*ldy + o] (+)= sum_{k < kLen} x[r*ldx + k] * w[o*ldw + k]   for r < RB, o < NO
 template <DType WT, int NO, int RB>
-static inline void gemvTile(const float* x, int K, const typename Ld<WT>::E* w, float* y, int ldy, bool accum) {
+static inline void dotTile(const float* x, int ldx, const typename Ld<WT>::E* w, int ldw, int kLen, float* y, int ldy,
+                           bool accum) {
   vf a[NO][RB];
   for (int o = 0; o < NO; o++)
     for (int r = 0; r < RB; r++) a[o][r] = vf{};
   int k = 0;
-  for (; k + VW <= K; k += VW) {
+  for (; k + VW <= kLen; k += VW) {
     vf wv[NO];
-    for (int o = 0; o < NO; o++) wv[o] = Ld<WT>::load(w + static_cast<size_t>(o) * K + k);
+    for (int o = 0; o < NO; o++) wv[o] = Ld<WT>::load(w + static_cast<size_t>(o) * ldw + k);
     for (int r = 0; r < RB; r++) {
-      vf xv = loadu(x + static_cast<size_t>(r) * K + k);
+      vf xv = loadu(x + static_cast<size_t>(r) * ldx + k);
+      asm("" : "+v"(xv));  // keep x in a register: one load per row, not one per FMA
       for (int o = 0; o < NO; o++) a[o][r] += wv[o] * xv;
     }
   }
   for (int o = 0; o < NO; o++)
     for (int r = 0; r < RB; r++) {
       float s = hsum(a[o][r]);
-      for (int kk = k; kk < K; kk++) s += Ld<WT>::one(w + static_cast<size_t>(o) * K + kk) * x[static_cast<size_t>(r) * K + kk];
+      for (int kk = k; kk < kLen; kk++)
+        s += Ld<WT>::one(w + static_cast<size_t>(o) * ldw + kk) * x[static_cast<size_t>(r) * ldx + kk];
       float* d = y + static_cast<size_t>(r) * ldy + o;
       *d = accum ? *d + s : s;
     }
 }
 
+// W rows [n0, n1) against RB rows of x, over the K chunk [kb, kb + kLen).
 template <DType WT, int RB>
-static void gemvRange(const float* x, int K, const typename Ld<WT>::E* W, float* y, int ldy, bool accum, int64_t b,
-                      int64_t e) {
-#if defined(__AVX512F__)
-  constexpr int NO = RB == 1 ? 8 : RB == 2 ? 6 : RB <= 4 ? 4 : RB == 5 ? 3 : 2;
-#else
-  constexpr int NO = RB == 1 ? 4 : RB == 2 ? 3 : RB <= 4 ? 2 : 1;
-#endif
-  int64_t o = b;
-  for (; o + NO <= e; o += NO) gemvTile<WT, NO, RB>(x, K, W + o * K, y + o, ldy, accum);
-  for (; o < e; o++) gemvTile<WT, 1, RB>(x, K, W + o * K, y + o, ldy, accum);
+static void rowRange(const float* x, int K, const typename Ld<WT>::E* W, float* y, int ldy, int64_t n0, int64_t n1,
+                     int kb, int kLen, bool accum) {
+  constexpr int NO = noFor<RB>();
+  int64_t o = n0;
+  for (; o + NO <= n1; o += NO)
+    dotTile<WT, NO, RB>(x + kb, K, W + o * K + kb, K, kLen, y + o, ldy, accum);
+  for (; o < n1; o++) dotTile<WT, 1, RB>(x + kb, K, W + o * K + kb, K, kLen, y + o, ldy, accum);
 }
 
 template <DType WT>
-static void gemv(pds::cpu::ThreadPool& pool, const float* x, int M, int K, const void* Wv, int N, float* y, int ldy,
-                 bool accum) {
-  auto W = static_cast<const typename Ld<WT>::E*>(Wv);
-  pool.parallelRange(N, 16, [&](int64_t b, int64_t e) {
-    switch (M) {
-      case 1: return gemvRange<WT, 1>(x, K, W, y, ldy, accum, b, e);
-      case 2: return gemvRange<WT, 2>(x, K, W, y, ldy, accum, b, e);
-      case 3: return gemvRange<WT, 3>(x, K, W, y, ldy, accum, b, e);
-      case 4: return gemvRange<WT, 4>(x, K, W, y, ldy, accum, b, e);
-      case 5: return gemvRange<WT, 5>(x, K, W, y, ldy, accum, b, e);
-      case 6: return gemvRange<WT, 6>(x, K, W, y, ldy, accum, b, e);
-      case 7: return gemvRange<WT, 7>(x, K, W, y, ldy, accum, b, e);
-      default: return gemvRange<WT, 8>(x, K, W, y, ldy, accum, b, e);
-    }
-  });
-}
-
-// --- packed GEMM (M > 8) ---
-constexpr int NR = 2 * VW;
+static void rowRangeAny(int rb, const float* x, int K, const typename Ld<WT>::E* W, float* y, int ldy, int64_t n0,
+                        int64_t n1, int kb, int kLen, bool accum) {
+  switch (rb) {
+    case 1: return rowRange<WT, 1>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 2: return rowRange<WT, 2>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 3: return rowRange<WT, 3>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 4: return rowRange<WT, 4>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
 #if defined(__AVX512F__)
-constexpr int MR = 8;
-#else
-constexpr int MR = 6;
-#endif
-
-// c[MR_, NR] (+)= a[MR_, K] · pack[K, NR]; only the first nValid columns are written.
-template <int MR_>
-static inline void microKernel(const float* a, int lda, const float* pack, int K, float* c, int ldc, int nValid,
-                               bool accum) {
-  vf acc[MR_][2];
-  for (int r = 0; r < MR_; r++) acc[r][0] = acc[r][1] = vf{};
-  for (int k = 0; k < K; k++) {
-    vf b0 = *reinterpret_cast<const vf*>(pack + static_cast<size_t>(k) * NR);
-    vf b1 = *reinterpret_cast<const vf*>(pack + static_cast<size_t>(k) * NR + VW);
-    for (int r = 0; r < MR_; r++) {
-      float av = a[static_cast<size_t>(r) * lda + k];
-      acc[r][0] += av * b0;
-      acc[r][1] += av * b1;
-    }
-  }
-  for (int r = 0; r < MR_; r++) {
-    float* cr = c + static_cast<size_t>(r) * ldc;
-    if (nValid == NR) {
-      if (accum) {
-        storeu(cr, loadu(cr) + acc[r][0]);
-        storeu(cr + VW, loadu(cr + VW) + acc[r][1]);
-      } else {
-        storeu(cr, acc[r][0]);
-        storeu(cr + VW, acc[r][1]);
-      }
-    } else {
-      float tmp[NR];
-      storeu(tmp, acc[r][0]);
-      storeu(tmp + VW, acc[r][1]);
-      for (int n = 0; n < nValid; n++) cr[n] = accum ? cr[n] + tmp[n] : tmp[n];
-    }
-  }
-}
-
-static inline void microKernelTail(int m, const float* a, int lda, const float* pack, int K, float* c, int ldc,
-                                   int nValid, bool accum) {
-  switch (m) {
-    case 1: return microKernel<1>(a, lda, pack, K, c, ldc, nValid, accum);
-    case 2: return microKernel<2>(a, lda, pack, K, c, ldc, nValid, accum);
-    case 3: return microKernel<3>(a, lda, pack, K, c, ldc, nValid, accum);
-    case 4: return microKernel<4>(a, lda, pack, K, c, ldc, nValid, accum);
-    case 5: return microKernel<5>(a, lda, pack, K, c, ldc, nValid, accum);
-#if defined(__AVX512F__)
-    case 6: return microKernel<6>(a, lda, pack, K, c, ldc, nValid, accum);
-    case 7: return microKernel<7>(a, lda, pack, K, c, ldc, nValid, accum);
+    case 5: return rowRange<WT, 5>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 6: return rowRange<WT, 6>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 7: return rowRange<WT, 7>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 8: return rowRange<WT, 8>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
 #endif
     default: return;
   }
 }
 
-// pack[k*NR + j] = W[n0 + j, k] as f32 (zero for j >= nValid).
 template <DType WT>
-static void packPanel(const typename Ld<WT>::E* W, int K, int n0, int nValid, float* pack) {
-  for (int j = 0; j < NR; j++) {
-    if (j >= nValid) {
-      for (int k = 0; k < K; k++) pack[static_cast<size_t>(k) * NR + j] = 0.f;
-      continue;
-    }
-    const typename Ld<WT>::E* wr = W + static_cast<size_t>(n0 + j) * K;
-    int k = 0;
-    for (; k + VW <= K; k += VW) {
-      vf v = Ld<WT>::load(wr + k);
-      for (int i = 0; i < VW; i++) pack[static_cast<size_t>(k + i) * NR + j] = v[i];
-    }
-    for (; k < K; k++) pack[static_cast<size_t>(k) * NR + j] = Ld<WT>::one(wr + k);
-  }
-}
-
-template <DType WT>
-static void gemm(pds::cpu::ThreadPool& pool, const float* x, int M, int K, const void* Wv, int N, float* y, int ldy,
-                 bool accum) {
+static void matmulT(pds::cpu::ThreadPool& pool, const float* x, int M, int K, const void* Wv, int N, float* y, int ldy,
+                    bool accum) {
   auto W = static_cast<const typename Ld<WT>::E*>(Wv);
-  const int64_t panels = (N + NR - 1) / NR;
-  pool.parallelRange(panels, 1, [&](int64_t pb, int64_t pe) {
-    thread_local std::vector<float, std::allocator<float>> packBuf;
-    size_t need = static_cast<size_t>(K) * NR + 16;
-    if (packBuf.size() < need) packBuf.resize(need);
-    // 64-byte aligned start inside the buffer.
-    float* pack = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(packBuf.data()) + 63) & ~uintptr_t(63));
-    for (int64_t p = pb; p < pe; p++) {
-      int n0 = static_cast<int>(p * NR);
-      int nValid = N - n0 < NR ? N - n0 : NR;
-      packPanel<WT>(W, K, n0, nValid, pack);
-      int m = 0;
-      for (; m + MR <= M; m += MR)
-        microKernel<MR>(x + static_cast<size_t>(m) * K, K, pack, K, y + static_cast<size_t>(m) * ldy + n0, ldy, nValid,
-                        accum);
-      if (m < M)
-        microKernelTail(M - m, x + static_cast<size_t>(m) * K, K, pack, K, y + static_cast<size_t>(m) * ldy + n0, ldy,
-                        nValid, accum);
+  pool.parallelRange(N, 16, [&](int64_t b, int64_t e) {
+    if (M <= RBMAX) {  // decode: stream W once, whole K per tile
+      rowRangeAny<WT>(M, x, K, W, y, ldy, b, e, 0, K, accum);
+      return;
+    }
+    for (int kb = 0; kb < K; kb += KC) {
+      const int kLen = K - kb < KC ? K - kb : KC;
+      const bool acc = accum || kb > 0;
+      for (int64_t p = b; p < e; p += NP) {
+        const int64_t pe = p + NP < e ? p + NP : e;
+        for (int m = 0; m < M; m += RBMAX) {
+          const int rb = M - m < RBMAX ? M - m : RBMAX;
+          rowRangeAny<WT>(rb, x + static_cast<size_t>(m) * K, K, W, y + static_cast<size_t>(m) * ldy, ldy, p, pe, kb,
+                          kLen, acc);
+        }
+      }
     }
   });
-}
-
-template <DType WT>
-static void matmulT(pds::cpu::ThreadPool& pool, const float* x, int M, int K, const void* W, int N, float* y, int ldy,
-                    bool accum) {
-  if (M <= 8)
-    gemv<WT>(pool, x, M, K, W, N, y, ldy, accum);
-  else
-    gemm<WT>(pool, x, M, K, W, N, y, ldy, accum);
 }
 
 static void matmulDispatch(pds::cpu::ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N,
@@ -189,24 +119,23 @@ static void matmulDispatch(pds::cpu::ThreadPool& pool, const float* x, int M, in
   }
 }
 
-// GFLOP/s of microKernel<MR> over cache-resident operands on every pool thread.
+// GFLOP/s of the full-size tile (RBMAX x noFor<RBMAX>, f32 weights) on L1-resident operands, all pool threads.
 static double microKernelPeak(pds::cpu::ThreadPool& pool) {
-  constexpr int K = 256;
+  constexpr int K = 512, NO = noFor<RBMAX>();
   std::vector<double> gflops(pool.size(), 0.0);
   pool.run([&](int tid, int) {
-    alignas(64) static thread_local float pack[K * NR];
-    alignas(64) static thread_local float a[MR * K];
-    alignas(64) static thread_local float c[MR * NR];
-    for (int i = 0; i < K * NR; i++) pack[i] = 0.001f * (i % 97);
-    for (int i = 0; i < MR * K; i++) a[i] = 0.001f * (i % 89);
-    for (int i = 0; i < 200; i++) microKernel<MR>(a, K, pack, K, c, NR, NR, false);  // warm
+    pds::cpu::AlignedVec<float> w(NO * K), x(RBMAX * K), y(RBMAX * NO);
+    for (int i = 0; i < NO * K; i++) w[i] = 0.001f * (i % 97);
+    for (int i = 0; i < RBMAX * K; i++) x[i] = 0.001f * (i % 89);
+    for (int i = 0; i < 200; i++) dotTile<DType::F32, NO, RBMAX>(x.data(), K, w.data(), K, K, y.data(), NO, false);
     const int iters = 20000;
+    // Thread CPU time: the kernel's own throughput, not the share of a busy machine it got.
     struct timespec s, e;
-    clock_gettime(CLOCK_MONOTONIC, &s);
-    for (int i = 0; i < iters; i++) microKernel<MR>(a, K, pack, K, c, NR, NR, i > 0);
-    clock_gettime(CLOCK_MONOTONIC, &e);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s);
+    for (int i = 0; i < iters; i++) dotTile<DType::F32, NO, RBMAX>(x.data(), K, w.data(), K, K, y.data(), NO, i > 0);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &e);
     double sec = (e.tv_sec - s.tv_sec) + (e.tv_nsec - s.tv_nsec) * 1e-9;
-    gflops[tid] = 2.0 * MR * NR * K * iters / sec / 1e9;
+    gflops[tid] = 2.0 * RBMAX * NO * K * iters / sec / 1e9;
   });
   double total = 0;
   for (double g : gflops) total += g;

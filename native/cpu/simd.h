@@ -35,7 +35,11 @@ template <>
 struct Ld<pds::DType::BF16> {
   typedef uint16_t E;
   static inline vf load(const E* p) {
-    vu u = __builtin_convertvector(*reinterpret_cast<const vh*>(p), vu) << 16;
+#if defined(__AVX512F__)
+    __m512i u = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16);
+#else
+    __m256i u = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16);
+#endif
     return (vf)(u);
   }
   static inline float one(const E* p) {
@@ -62,9 +66,14 @@ struct Ld<pds::DType::F16> {
 static inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 static inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 static inline float hsum(vf v) {
-  float s = 0;
-  for (int i = 0; i < VW; i++) s += v[i];
-  return s;
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_ps((__m512)v);
+#else
+  __m128 a = _mm_add_ps(_mm256_castps256_ps128((__m256)v), _mm256_extractf128_ps((__m256)v, 1));
+  a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+  a = _mm_add_ss(a, _mm_movehdup_ps(a));
+  return _mm_cvtss_f32(a);
+#endif
 }
 
 // exp(x) for x <= 0-ish inputs (clamped to [-87, 88]); ~1 ulp-level polynomial (Cephes expf).

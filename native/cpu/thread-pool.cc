@@ -3,6 +3,8 @@
 
 #include <immintrin.h>
 
+#include <cstdlib>
+
 namespace pds::cpu {
 
 namespace {
@@ -77,7 +79,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
 }
 
 ThreadPool& defaultPool() {
-  static ThreadPool pool(0);
+  static ThreadPool pool(std::getenv("PDSERVE_OPS_THREADS") ? std::atoi(std::getenv("PDSERVE_OPS_THREADS")) : 0);
   return pool;
 }
 

@@ -68,7 +68,8 @@ class ThreadPool {
   std::mutex errMu_;
 };
 
-// Shared pool for the ops test entry points and measurement probes (created on first use).
+// Shared pool for the ops test entry points and measurement probes (created on first use;
+// PDSERVE_OPS_THREADS sets its size, default all cores).
 ThreadPool& defaultPool();
 
 }  // namespace pds::cpu

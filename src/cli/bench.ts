@@ -3,10 +3,12 @@ import type { Command } from 'commander';
 import { registerBenchServe } from './bench-serve.js';
 import { registerBenchCompare } from './bench-compare.js';
 import { registerBenchStubServer } from './bench-stub-server.js';
+import { registerBenchEngine } from './bench-engine.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks: serve, compare, engine, kv');
   registerBenchServe(bench);
   registerBenchCompare(bench);
   registerBenchStubServer(bench);
+  registerBenchEngine(bench);
 }

@@ -1,0 +1,144 @@
+// `pdserve bench engine`: the native forward pass alone (no server), with the machine's measured limits
+// in the same run so the figures come with ratios:
+//   decode efficiency  = batch-1 tokens/s ÷ (read bandwidth ÷ bytes read per step)
+//   prefill efficiency = prefill GFLOP/s ÷ matmul micro-kernel peak GFLOP/s
+// Decode steps run over `ctx` cached positions per sequence (cache contents do not change the work).
+import { loadNative, type DType, type NativeModel, type NativeModelSpec } from '../native/binding.js';
+import { loadModel } from '../engine/loader/load-model.js';
+
+export interface EngineBenchOptions {
+  dir: string;
+  config?: Record<string, unknown>;
+  weights: 'safetensors' | 'dummy';
+  device?: string;
+  threads?: number;
+  weightDtype?: DType;
+  kvDtype?: DType;
+  promptLen?: number;
+  decodeBatches?: number[];
+  decodeCtx?: number;
+  decodeSteps?: number;
+}
+
+export interface EngineBenchResult {
+  model: { layers: number; hidden: number; vocab: number; weightDtype: DType; weightBytes: number; device: string; threads: number };
+  machine: { readBandwidthGBs: number; memcpyGBs: number; matmulPeakGflops: number; cpuFeatures: string[] };
+  prefill: { tokens: number; seconds: number; tokensPerSec: number; gflops: number; gflopsPerSec: number };
+  decode: Array<{ batch: number; ctx: number; msPerStep: number; tokensPerSec: number }>;
+  ratios: { decodeVsBandwidthFloor: number; prefillVsMatmulPeak: number };
+}
+
+const blockSize = 16;
+
+/** Parameters touched by the per-token matmuls of all layers (q,k,v,o,gate,up,down). */
+export function layerMatmulParams(s: NativeModelSpec): number {
+  const q = s.numHeads * s.headDim, kv = s.numKvHeads * s.headDim;
+  return s.numLayers * (s.hiddenSize * (q + 2 * kv) + q * s.hiddenSize + 3 * s.hiddenSize * s.intermediateSize);
+}
+
+/** FLOPs of a causal prefill of n tokens from an empty cache, logits for the last row only. */
+export function prefillFlops(s: NativeModelSpec, n: number): number {
+  const attn = 4 * s.numLayers * s.numHeads * s.headDim * ((n * (n + 1)) / 2);
+  return 2 * layerMatmulParams(s) * n + attn + 2 * s.hiddenSize * s.vocabSize;
+}
+
+function seqBatch(seqs: Array<{ tokens: number[]; start: number; firstBlock: number }>, maxBlocks: number) {
+  const tokenIds: number[] = [], positions: number[] = [], slots: number[] = [], qsl = [0], ctx: number[] = [], tables: number[] = [], li: number[] = [];
+  for (const s of seqs) {
+    s.tokens.forEach((t, i) => {
+      tokenIds.push(t);
+      positions.push(s.start + i);
+      slots.push(s.firstBlock * blockSize + s.start + i);
+    });
+    qsl.push(tokenIds.length);
+    ctx.push(s.start + s.tokens.length);
+    for (let b = 0; b < maxBlocks; b++) tables.push(s.firstBlock + b);
+    li.push(tokenIds.length - 1);
+  }
+  return {
+    tokenIds: Int32Array.from(tokenIds), positions: Int32Array.from(positions), slotMapping: Int32Array.from(slots),
+    queryStartLoc: Int32Array.from(qsl), contextLens: Int32Array.from(ctx), blockTables: Int32Array.from(tables),
+    maxBlocksPerSeq: maxBlocks, logitsIndices: Int32Array.from(li),
+  };
+}
+
+async function timed(f: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await f();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+export async function runEngineBench(o: EngineBenchOptions, log: (line: string) => void = () => {}): Promise<EngineBenchResult> {
+  const native = loadNative();
+  const threads = o.threads ?? 0;
+  const promptLen = o.promptLen ?? 512;
+  const batches = o.decodeBatches ?? [1, 8, 32];
+  const ctx = o.decodeCtx ?? 128;
+  const steps = o.decodeSteps ?? 6;
+
+  log('measuring machine limits...');
+  const readBandwidthGBs = native.measureReadBandwidth(1 << 29, 4, threads);
+  const memcpyGBs = native.measureMemcpy(1 << 28, 4);
+  const matmulPeakGflops = native.measureMatmulPeak(threads);
+
+  log(`loading model (${o.weights} weights)...`);
+  const { model, config } = await loadModel({ dir: o.dir, config: o.config, weights: o.weights, device: o.device, threads, weightDtype: o.weightDtype });
+  const spec = config.spec;
+  try {
+    const maxBatch = Math.max(...batches);
+    const blocksPerSeq = Math.ceil((Math.max(promptLen, ctx + steps + 2)) / blockSize) + 1;
+    model.allocKvCache(blocksPerSeq * maxBatch, blockSize, o.kvDtype ?? 'f32');
+    const tok = (i: number) => (i * 7919 + 13) % spec.vocabSize;
+
+    log(`prefill ${promptLen} tokens...`);
+    await model.forward(seqBatch([{ tokens: Array.from({ length: 16 }, (_, i) => tok(i)), start: 0, firstBlock: 0 }], blocksPerSeq)); // warm-up
+    const prompt = Array.from({ length: promptLen }, (_, i) => tok(i));
+    let best = Infinity;
+    for (let r = 0; r < 2; r++)
+      best = Math.min(best, await timed(() => model.forward(seqBatch([{ tokens: prompt, start: 0, firstBlock: 0 }], blocksPerSeq))));
+    const flops = prefillFlops(spec, promptLen);
+
+    const decode: EngineBenchResult['decode'] = [];
+    for (const b of batches) {
+      log(`decode batch ${b}...`);
+      const times: number[] = [];
+      for (let s = 0; s <= steps; s++) {
+        const seqs = Array.from({ length: b }, (_, i) => ({ tokens: [tok(s * b + i)], start: ctx + s, firstBlock: i * blocksPerSeq }));
+        const dt = await timed(() => model.forward(seqBatch(seqs, blocksPerSeq)));
+        if (s > 0) times.push(dt); // step 0 warms up
+      }
+      times.sort((x, y) => x - y);
+      const med = times[Math.floor(times.length / 2)];
+      decode.push({ batch: b, ctx, msPerStep: med * 1e3, tokensPerSec: b / med });
+    }
+    const weightBytes = model.weightBytes();
+    const bytesPerStep = weightBytes + ctx * model.kvBytesPerToken();
+    const d1 = decode.find((d) => d.batch === 1) ?? decode[0];
+    return {
+      model: { layers: spec.numLayers, hidden: spec.hiddenSize, vocab: spec.vocabSize, weightDtype: spec.weightDtype, weightBytes, device: model.deviceName, threads },
+      machine: { readBandwidthGBs, memcpyGBs, matmulPeakGflops, cpuFeatures: native.cpuFeatures() },
+      prefill: { tokens: promptLen, seconds: best, tokensPerSec: promptLen / best, gflops: flops / 1e9, gflopsPerSec: flops / best / 1e9 },
+      decode,
+      ratios: {
+        decodeVsBandwidthFloor: d1.tokensPerSec / ((readBandwidthGBs * 1e9) / bytesPerStep),
+        prefillVsMatmulPeak: flops / best / 1e9 / matmulPeakGflops,
+      },
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+export function formatEngineBench(r: EngineBenchResult, name: string): string {
+  const f = (x: number, d = 1) => x.toFixed(d);
+  const lines = [
+    `engine bench: ${name} (${r.model.layers} layers, hidden ${r.model.hidden}, ${r.model.weightDtype} weights ${f(r.model.weightBytes / 2 ** 30, 2)} GiB) on ${r.model.device}, threads ${r.model.threads || 'all'}`,
+    `machine: read ${f(r.machine.readBandwidthGBs)} GB/s, memcpy ${f(r.machine.memcpyGBs)} GB/s, matmul peak ${f(r.machine.matmulPeakGflops)} GFLOP/s [${r.machine.cpuFeatures.join(' ')}]`,
+    `prefill ${r.prefill.tokens} tokens: ${f(r.prefill.tokensPerSec)} tok/s (${f(r.prefill.seconds, 2)} s, ${f(r.prefill.gflopsPerSec)} GFLOP/s)`,
+    ...r.decode.map((d) => `decode batch ${String(d.batch).padStart(2)} (ctx ${d.ctx}): ${f(d.msPerStep, 2)} ms/step, ${f(d.tokensPerSec)} tok/s`),
+    `ratios: decode batch-1 vs bandwidth floor ${f(r.ratios.decodeVsBandwidthFloor, 2)}; prefill vs matmul peak ${f(r.ratios.prefillVsMatmulPeak, 2)}`,
+  ];
+  return lines.join('\n');
+}
+
+export type { NativeModel };
