@@ -21,8 +21,7 @@ void validateSpec(const ModelSpec& s) {
   if (s.headDim % 8 || s.headDim > 256 || ((s.headDim / 8) & (s.headDim / 8 - 1)))
     bad("headDim must be 8 times a power of two, at most 256 (got " + std::to_string(s.headDim) + ")");
   const int vec = 16 / (int)dtypeSize(s.weightDtype);
-  if (s.hiddenSize % vec || s.intermediateSize % vec)
-    bad("hiddenSize and intermediateSize must be multiples of " + std::to_string(vec));
+  if (s.hiddenSize % vec) bad("hiddenSize must be a multiple of " + std::to_string(vec));
   if ((int)s.weightDtype < 0 || (int)s.weightDtype > 2) bad("unsupported weight dtype");
 }
 
@@ -245,15 +244,17 @@ void CudaBackend::allocKvCache(int numBlocks, int blockSize, DType kvDtype) {
     throw std::runtime_error(std::string("CUDA backend: KV cache dtype ") + dtypeStr(kvDtype) +
                              " unsupported: it must equal the weight dtype (" + dtypeStr(spec_.weightDtype) + ")");
   const size_t bytes = (size_t)numBlocks * blockSize * kvBytesPerToken();
-  clearGraphs();
-  kv_.reset();
   size_t freeB = 0, total = 0;
   check(cudaMemGetInfo(&freeB, &total), "cudaMemGetInfo");
+  freeB += kv_.bytes();  // the current cache is replaced, and kept if the new one cannot fit
   const size_t reserve = (size_t)256 << 20;  // activations, workspaces
   if (bytes + reserve > freeB)
     throw std::runtime_error("CUDA backend: KV cache of " + gib(bytes) + " (" + std::to_string(numBlocks) + " blocks of " +
                              std::to_string(blockSize) + ") does not fit: " + gib(freeB) + " free, " + gib(reserve) +
                              " kept for activations");
+  clearGraphs();
+  kv_.reset();
+  numBlocks_ = 0;
   kv_.alloc(bytes, "KV cache");
   check(cudaMemset(kv_.get(), 0, bytes), "clear KV cache");
   numBlocks_ = numBlocks;

@@ -38,7 +38,7 @@ void CudaBackend::clearGraphs() {
 }
 
 void CudaBackend::linear(const void* x, const void* w, void* y, int M, int N, int K, bool outF32) {
-  if (M <= gemvMaxRows_) launchGemv(spec_.weightDtype, x, w, y, M, N, K, outF32, stream_);
+  if (M <= gemvMaxRows_ && K % (16 / (int)elem_) == 0) launchGemv(spec_.weightDtype, x, w, y, M, N, K, outF32, stream_);
   else blas_->gemm(spec_.weightDtype, x, w, y, M, N, K, outF32);
 }
 

@@ -30,7 +30,7 @@ void launchQkvPrep(DType t, void* qkv, int T, int nH, int nKV, int D, const void
                    const void* kNormW, float eps, const float* invFreq, const int32_t* positions,
                    const int32_t* slots, void* kCache, void* vCache, cudaStream_t s);
 
-// out[t, i] = silu(gu[t, i]) * gu[t, I + i]   (gu [T, 2I], out [T, I]); I multiple of 16 / sizeof(T).
+// out[t, i] = silu(gu[t, i]) * gu[t, I + i]   (gu [T, 2I], out [T, I]); vectorized when I allows.
 void launchSiluMul(DType t, const void* gu, void* out, int T, int I, cudaStream_t s);
 
 // Per-token paged attention (decode, and any prefill as a fallback). Token t (query rows q + t*qStride,

@@ -23,9 +23,29 @@ __global__ void siluMulKernel(const T* gu, T* out, int T_, int I) {
   }
 }
 
+// Scalar variant for intermediate sizes that are not a multiple of the vector width.
+template <typename T>
+__global__ void siluMulScalarKernel(const T* gu, T* out, int T_, int I) {
+  const size_t total = (size_t)T_ * I;
+  for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < total; v += (size_t)gridDim.x * blockDim.x) {
+    const size_t t = v / I, i = v % I;
+    const float a = toF(gu[t * 2 * I + i]);
+    out[v] = fromF<T>(a / (1.f + __expf(-a)) * toF(gu[t * 2 * I + I + i]));
+  }
+}
+
 void launchSiluMul(DType t, const void* gu, void* out, int T, int I, cudaStream_t s) {
   if (T <= 0) return;
-  if (I % (16 / (int)dtypeSize(t)) != 0) throw std::runtime_error("CUDA backend: silu_mul: intermediate size not a multiple of the vector width");
+  if (I % (16 / (int)dtypeSize(t)) != 0) {
+    const size_t total = (size_t)T * I;
+    const int blocks = (int)std::min<size_t>((total + 255) / 256, 132 * 16);
+    dispatchDType(t, [&](auto tag) {
+      using E = decltype(tag);
+      siluMulScalarKernel<E><<<blocks, 256, 0, s>>>((const E*)gu, (E*)out, T, I);
+    });
+    checkLaunch("silu_mul");
+    return;
+  }
   const size_t total = (size_t)T * I / (16 / dtypeSize(t));
   const int threads = 256;
   const int blocks = (int)std::min<size_t>((total + threads - 1) / threads, 132 * 16);

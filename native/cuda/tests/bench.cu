@@ -1,0 +1,201 @@
+// Benchmarks, each reported against a ceiling measured in the same run:
+//   device bandwidth: a 2 GiB device-to-device copy, (bytes read + bytes written) / time
+//   cuBLAS bf16 GEMM: 8192^3 and the 2048-token MLP shape, best TFLOP/s
+//   decode step batch 1 (Llama-3.1-8B and Qwen3-0.6B shapes, dummy bf16 weights, context 2048):
+//     floor = (weight bytes read per token + KV bytes) / bandwidth; ratio = floor / measured
+//   prefill 2048 tokens: (2 * T * linear params + causal attention flops) / time, vs cuBLAS peak
+//   decode batch 32 and 64 (context 512): tokens/s
+//   KV gather of 7500 Llama-8B tokens at block size 16 (shuffled blocks), pinned and pageable host
+//     memory, vs one contiguous device-to-host copy of the same bytes into pinned memory
+// Times are medians over repeats with events or a synchronized host clock, after warm-up.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "../cublas-loader.h"
+#include "../cuda-backend.h"
+#include "../kernels.h"
+#include "harness.h"
+
+namespace pds::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+struct Row { std::string metric, value, ceiling, ratio; };
+std::vector<Row> table;
+void row(const std::string& m, const std::string& v, const std::string& c = "", const std::string& r = "") {
+  table.push_back({m, v, c, r});
+  std::printf("BENCH %-48s %-16s %-22s %s\n", m.c_str(), v.c_str(), c.c_str(), r.c_str());
+  std::fflush(stdout);
+}
+std::string fmt(const char* f, double v) { char b[64]; std::snprintf(b, sizeof b, f, v); return b; }
+
+template <typename F> double medianMs(int warm, int reps, F&& fn) {
+  for (int i = 0; i < warm; ++i) fn();
+  TCHECK(cudaDeviceSynchronize());
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto a = Clock::now();
+    fn();
+    TCHECK(cudaDeviceSynchronize());
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+double measureBandwidth() {
+  const size_t bytes = (size_t)2 << 30;
+  void *a, *b;
+  TCHECK(cudaMalloc(&a, bytes)); TCHECK(cudaMalloc(&b, bytes));
+  cuda::launchFillRandom(DType::F32, a, bytes / 4, 3, 1.f, 0.f, 0);
+  const double ms = medianMs(2, 10, [&] { TCHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0)); });
+  cudaFree(a); cudaFree(b);
+  return 2.0 * bytes / (ms * 1e-3);
+}
+
+double measureGemm(cuda::Cublas& blas, int M, int N, int K) {
+  void *x, *w, *y;
+  TCHECK(cudaMalloc(&x, (size_t)M * K * 2)); TCHECK(cudaMalloc(&w, (size_t)N * K * 2)); TCHECK(cudaMalloc(&y, (size_t)M * N * 2));
+  cuda::launchFillRandom(DType::BF16, x, (size_t)M * K, 1, 1.f, 0.f, 0);
+  cuda::launchFillRandom(DType::BF16, w, (size_t)N * K, 2, 0.02f, 0.f, 0);
+  const double ms = medianMs(3, 10, [&] { blas.gemm(DType::BF16, x, w, y, M, N, K, false); });
+  cudaFree(x); cudaFree(w); cudaFree(y);
+  return 2.0 * M * N * K / (ms * 1e-3);
+}
+
+struct Batch {  // owns the arrays of a BatchDesc
+  std::vector<int32_t> ids, pos, slots, qsl{0}, ctx, bt, li;
+  int maxBlocks = 0;
+  BatchDesc desc() {
+    BatchDesc b;
+    b.numTokens = (int)ids.size(); b.numSeqs = (int)ctx.size();
+    b.tokenIds = ids.data(); b.positions = pos.data(); b.slotMapping = slots.data(); b.queryStartLoc = qsl.data();
+    b.contextLens = ctx.data(); b.blockTables = bt.data(); b.maxBlocksPerSeq = maxBlocks;
+    b.numLogits = (int)li.size(); b.logitsIndices = li.data();
+    return b;
+  }
+};
+// Sequences s = 0..S-1 own blocks firstBlock + s*blocksPerSeq ..; each adds tokens [from, to).
+Batch makeBatch(int S, int from, int to, int firstBlock, int blocksPerSeq, int vocab, bool allLogits) {
+  Batch b;
+  b.maxBlocks = blocksPerSeq;
+  for (int s = 0; s < S; ++s) {
+    for (int p = from; p < to; ++p) {
+      b.ids.push_back((p * 7919 + s * 104729) % vocab); b.pos.push_back(p);
+      b.slots.push_back((firstBlock + s * blocksPerSeq + p / 16) * 16 + p % 16);
+      if (allLogits || p == to - 1) b.li.push_back((int32_t)b.ids.size() - 1);
+    }
+    b.qsl.push_back((int32_t)b.ids.size());
+    b.ctx.push_back(to);
+    for (int j = 0; j < blocksPerSeq; ++j) b.bt.push_back(firstBlock + s * blocksPerSeq + j);
+  }
+  return b;
+}
+
+void benchModel(const std::string& label, const ModelSpec& spec, double bw, double gemmPeak, bool kvGatherBench) {
+  BackendOptions o; o.device = "cuda:0";
+  cuda::CudaBackend be(spec, o);
+  be.initDummyWeights(11);
+  be.finalizeWeights();
+  const int numBlocks = 4096;
+  be.allocKvCache(numBlocks, 16, spec.weightDtype);
+  const int V = spec.vocabSize;
+  std::vector<float> logits((size_t)64 * V);
+  const size_t e = dtypeSize(spec.weightDtype);
+  const double linearParams = (double)(be.weightBytes() / e) - (double)V * spec.hiddenSize;  // lm_head: 1 row
+
+  // prefill 2048 (sequence 0, blocks 0..127)
+  const int P = 2048;
+  Batch pre = makeBatch(1, 0, P, 0, 160, V, false);
+  BatchDesc pd = pre.desc();
+  const double preMs = medianMs(1, 5, [&] { be.forward(pd, logits.data()); });
+  const double attnFlops = 4.0 * spec.numLayers * spec.numHeads * spec.headDim * (double)P * (P + 1) / 2;
+  const double preFlops = 2.0 * P * linearParams + attnFlops + 2.0 * V * spec.hiddenSize;
+  row(label + " prefill 2048 tok", fmt("%.1f ms", preMs), "cuBLAS " + fmt("%.0f TFLOP/s", gemmPeak / 1e12),
+      fmt("%.0f TFLOP/s = ", preFlops / (preMs * 1e-3) / 1e12) + fmt("%.2f of peak", preFlops / (preMs * 1e-3) / gemmPeak));
+
+  // decode batch 1 at context 2048 -> 2049
+  Batch dec = makeBatch(1, P, P + 1, 0, 160, V, true);
+  BatchDesc dd = dec.desc();
+  const size_t weightRead = be.weightBytes() - (spec.tieWordEmbeddings ? 0 : (size_t)V * spec.hiddenSize * e);
+  const double floorMs = (weightRead + (double)(P + 1) * be.kvBytesPerToken()) / bw * 1e3;
+  struct Cfg { const char* name; bool graphs; int gemv; };
+  for (Cfg c : {Cfg{"graphs+gemv", true, 4}, Cfg{"graphs+cuBLAS", true, 0}, Cfg{"eager+gemv", false, 4}}) {
+    be.setUseGraphs(c.graphs); be.setGemvMaxRows(c.gemv);
+    const double ms = medianMs(3, 30, [&] { be.forward(dd, logits.data()); });
+    row(label + " decode b=1 " + c.name, fmt("%.3f ms", ms), "floor " + fmt("%.3f ms", floorMs), fmt("%.2f of floor", floorMs / ms));
+  }
+  be.setUseGraphs(true); be.setGemvMaxRows(4);
+
+  // decode batch 32 / 64 at context 512 (blocks 160.. , 33 per sequence)
+  for (int S : {32, 64}) {
+    for (int s0 = 0; s0 < S; s0 += 4) {
+      Batch fill = makeBatch(4, 0, 512, 160 + s0 * 33, 33, V, false);
+      BatchDesc fd = fill.desc();
+      be.forward(fd, logits.data());
+    }
+    Batch step = makeBatch(S, 512, 513, 160, 33, V, true);
+    BatchDesc sd = step.desc();
+    const double ms = medianMs(3, 20, [&] { be.forward(sd, logits.data()); });
+    row(label + " decode b=" + std::to_string(S) + " ctx 512", fmt("%.0f tok/s", S / (ms * 1e-3)), fmt("%.2f ms/step", ms), "");
+  }
+
+  if (kvGatherBench) {
+    const int N = 7500, used = (N + 15) / 16;
+    std::vector<int32_t> ids(numBlocks); std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), std::mt19937(5));
+    ids.resize(used);
+    const size_t bytes = (size_t)N * be.kvBytesPerToken();
+    void* pinned; TCHECK(cudaHostAlloc(&pinned, bytes, cudaHostAllocDefault));
+    std::vector<uint8_t> pageable(bytes, 1);
+    void* dev; TCHECK(cudaMalloc(&dev, bytes));
+    const double contig = medianMs(1, 5, [&] { TCHECK(cudaMemcpy(pinned, dev, bytes, cudaMemcpyDeviceToHost)); });
+    const double gp = medianMs(1, 5, [&] { be.kvGather(ids.data(), used, N, pinned); });
+    const double gq = medianMs(1, 3, [&] { be.kvGather(ids.data(), used, N, pageable.data()); });
+    const double sp = medianMs(1, 5, [&] { be.kvScatter(ids.data(), used, N, pinned); });
+    const double sq = medianMs(1, 3, [&] { be.kvScatter(ids.data(), used, N, pageable.data()); });
+    const std::string ref = "contiguous " + fmt("%.1f ms", contig) + fmt(" (%.1f GB/s)", bytes / (contig * 1e-3) / 1e9);
+    row("KV gather 7500 tok Llama-8B (" + fmt("%.0f MB", bytes / 1e6) + ") pinned", fmt("%.1f ms", gp), ref, fmt("%.2f of contiguous", contig / gp));
+    row("KV gather 7500 tok Llama-8B pageable", fmt("%.1f ms", gq), ref, fmt("%.2f of contiguous", contig / gq));
+    row("KV scatter 7500 tok Llama-8B pinned", fmt("%.1f ms", sp), ref, fmt("%.2f of contiguous", contig / sp));
+    row("KV scatter 7500 tok Llama-8B pageable", fmt("%.1f ms", sq), ref, fmt("%.2f of contiguous", contig / sq));
+    cudaFreeHost(pinned); cudaFree(dev);
+  }
+}
+
+}  // namespace
+
+void runBenchmarks(bool full) {
+  cudaDeviceProp prop;
+  TCHECK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, %.1f GiB\n", prop.name, prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0);
+  const double bw = measureBandwidth();
+  row("device bandwidth (2 GiB D2D, read+write)", fmt("%.0f GB/s", bw / 1e9));
+  cuda::Cublas blas(0, nullptr, 0);
+  const double g1 = measureGemm(blas, 8192, 8192, 8192), g2 = measureGemm(blas, 2048, 28672, 4096);
+  row("cuBLAS bf16 GEMM 8192^3", fmt("%.0f TFLOP/s", g1 / 1e12));
+  row("cuBLAS bf16 GEMM 2048x28672x4096", fmt("%.0f TFLOP/s", g2 / 1e12));
+  const double peak = std::max(g1, g2);
+
+  ModelSpec qwen;
+  qwen.numLayers = 28; qwen.hiddenSize = 1024; qwen.intermediateSize = 3072; qwen.numHeads = 16; qwen.numKvHeads = 8;
+  qwen.headDim = 128; qwen.vocabSize = 151936; qwen.rmsNormEps = 1e-6f; qwen.ropeTheta = 1e6f; qwen.qkNorm = true;
+  qwen.tieWordEmbeddings = true; qwen.weightDtype = DType::BF16;
+  benchModel("Qwen3-0.6B", qwen, bw, peak, false);
+  if (full) {
+    ModelSpec llama;
+    llama.numLayers = 32; llama.hiddenSize = 4096; llama.intermediateSize = 14336; llama.numHeads = 32; llama.numKvHeads = 8;
+    llama.headDim = 128; llama.vocabSize = 128256; llama.rmsNormEps = 1e-5f; llama.ropeTheta = 500000.f;
+    llama.ropeType = RopeType::Llama3; llama.ropeFactor = 8; llama.ropeOriginalMaxPos = 8192;
+    llama.weightDtype = DType::BF16;
+    benchModel("Llama-3.1-8B", llama, bw, peak, true);
+  }
+  std::printf("\n%-52s | %-16s | %-30s | %s\n", "metric", "value", "ceiling / reference", "ratio");
+  for (auto& r : table) std::printf("%-52s | %-16s | %-30s | %s\n", r.metric.c_str(), r.value.c_str(), r.ceiling.c_str(), r.ratio.c_str());
+}
+
+}  // namespace pds::test
