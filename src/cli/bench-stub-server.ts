@@ -13,10 +13,11 @@ export function registerBenchStubServer(bench: Command): void {
       .option('--ttft-ms <ms>', 'delay before the first token', '0')
       .option('--itl-ms <ms>', 'delay between tokens', '0')
       .option('--fail-every <k>', 'answer every k-th request with HTTP 500 (0: never)', '0')
+      .option('--drop-every <k>', 'destroy the connection of every k-th request after its first token (0: never)', '0')
       .option('--stamp', 'embed the send time (epoch ms) in every token chunk as "stub_ts"')
       .action(async (o: Record<string, string | boolean>) => {
         const stub = await startStubServer({
-          model: String(o.model), ttftMs: Number(o.ttftMs), itlMs: Number(o.itlMs), failEvery: Number(o.failEvery), stamp: !!o.stamp,
+          model: String(o.model), ttftMs: Number(o.ttftMs), itlMs: Number(o.itlMs), failEvery: Number(o.failEvery), dropEvery: Number(o.dropEvery), stamp: !!o.stamp,
         }, Number(o.port), String(o.host));
         process.stdout.write(`stub listening on ${stub.url}\n`);
         const stop = () => void stub.close().then(() => process.exit(0));

@@ -27,8 +27,8 @@ function hexToRgb(h: string): [number, number, number] {
 }
 
 test('bench compare: same workload on A and B, side-by-side table, both JSONs, HTML report in Chromium', async (t) => {
-  const a = await startStubServer({ ttftMs: 30, itlMs: 5, model: 'm' });
-  const b = await startStubServer({ ttftMs: 60, itlMs: 10, model: 'm' });
+  const a = await startStubServer({ ttftMs: 20, itlMs: 5, model: 'm' });
+  const b = await startStubServer({ ttftMs: 150, itlMs: 10, model: 'm' });
   const dir = mkdtempSync(join(tmpdir(), 'pds-cmp-'));
   const report = join(dir, 'report.html');
   try {
@@ -45,7 +45,8 @@ test('bench compare: same workload on A and B, side-by-side table, both JSONs, H
     assert.ok(lines.includes(`${'Total generated tokens:'.padEnd(40)} ${'128'.padEnd(12)} ${'128'.padEnd(12)} ${'1.00'.padEnd(8)}`), r.stdout);
     const ttftRow = lines.slice(header).find((l) => l.startsWith('Median TTFT (ms):'))!;
     const ttftRatio = Number(ttftRow.trim().split(/\s+/).pop());
-    assert.ok(ttftRatio > 1.4 && ttftRatio < 2.6, `B/A median TTFT ${ttftRatio} (script: 60 ms vs 30 ms)`);
+    // Script: 150 ms vs 20 ms. Loose bound: a loaded CI box can inflate A's TTFT several-fold.
+    assert.ok(ttftRatio > 1.5 && ttftRatio < 8, `B/A median TTFT ${ttftRatio} (script: 150 ms vs 20 ms)`);
     const jsons = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
     assert.deepEqual(jsons.map((f) => f.split('-')[0]), ['colocated', 'disagg']);
     for (const f of jsons) assert.equal(JSON.parse(readFileSync(join(dir, f), 'utf8')).completed, 16);

@@ -70,16 +70,18 @@ test('latencies match the stub script; max concurrency never exceeded', async ()
   }
 });
 
-test('failed requests are counted and their error shown; the run goes on', async () => {
-  const stub = await startStubServer({ failEvery: 4 });
+test('failed requests (HTTP 500, connection dropped mid-stream) are counted and shown; the run goes on', async () => {
+  const stub = await startStubServer({ failEvery: 4, dropEvery: 5 });
   try {
     const r = await bench(['--base-url', stub.url, ...workload, '--num-prompts', '12', '--random-output-len', '4']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.json!.completed, 9);
-    assert.equal(r.json!.failed, 3);
-    assert.ok(hasRow(r.stdout, 'Failed requests:', '3'), r.stdout);
-    assert.match(r.stdout, /Error 0 \(x3\): HTTP 500: scripted failure/);
-    assert.equal(r.json!.errors.filter((e: string) => e).length, 3);
+    // requests 4, 8, 12 -> 500; 5, 10 -> dropped after one token (request 20 would be both)
+    assert.equal(r.json!.completed, 7);
+    assert.equal(r.json!.failed, 5);
+    assert.ok(hasRow(r.stdout, 'Failed requests:', '5'), r.stdout);
+    assert.match(r.stdout, /Error \d \(x3\): HTTP 500: scripted failure/);
+    assert.match(r.stdout, /Error \d \(x2\): .*(other side closed|terminated|socket)/i);
+    assert.equal(r.json!.errors.filter((e: string) => e).length, 5);
   } finally {
     await stub.close();
   }
