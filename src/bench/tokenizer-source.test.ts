@@ -17,5 +17,5 @@ test('cards and model dirs: encode and chat template match the references', asyn
       assert.equal(tok.applyChatTemplate(c.messages, { addGenerationPrompt: c.add_generation_prompt, tools: c.tools, chatTemplateKwargs: c.chat_template_kwargs }), c.text, key);
     }
   }
-  await assert.rejects(loadBenchTokenizer('no-such-model'), /pass --tokenizer with a model directory/);
+  await assert.rejects(loadBenchTokenizer('no-such-model'), /not a directory, a built-in card/);
 });
