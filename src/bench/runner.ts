@@ -117,14 +117,17 @@ export async function runBenchmark(inp: RunInput): Promise<RunOutput> {
     const tasks: Array<Promise<TracedRecord | null>> = [];
     for (let i = 0; i < inp.samples.length && !abort.signal.aborted; i++) {
       const due = t0 + inp.arrivals[i]! * 1000;
-      const wait = due - performance.now();
-      if (wait > 0) {
+      // timers may fire up to a millisecond early: sleep again until the due time has passed
+      let stopped = false;
+      for (let wait = due - performance.now(); wait > 0; wait = due - performance.now()) {
         try {
-          await sleep(wait, undefined, { signal: abort.signal });
+          await sleep(Math.max(1, Math.ceil(wait)), undefined, { signal: abort.signal });
         } catch {
-          break; // stopped
+          stopped = true; // Ctrl+C
+          break;
         }
       }
+      if (stopped) break;
       const task = send(inp.samples[i]!, `${inp.requestIdPrefix}${i}`, performance.now());
       tasks.push(task.then((r) => (r && inp.onDone?.(r), r)));
     }
