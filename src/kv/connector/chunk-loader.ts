@@ -30,28 +30,36 @@ export async function loadChunks(kv: KvCacheAccess, job: LoadJob, timeoutMs: num
   const a0 = Math.floor(job.start / bs) * bs;
   const out: LoadOutcome = { loadedTokens: 0, bytes: 0, loadedTo: a0, error: null };
   const run = async () => {
-    for (let i = 0; i < job.chunks.length && out.loadedTo < job.end; i++) {
-      const c = job.chunks[i]!;
-      if (c.end <= out.loadedTo) continue;
-      if (cancelled.value) throw new Error('load cancelled');
-      const a = Math.max(out.loadedTo, c.start);
-      const b = Math.min(job.end, c.end);
-      const h = await job.tierOf[i]!.get(c.key);
-      if (!h) throw new Error(`chunk [${c.start}, ${c.end}) is gone from ${job.tierOf[i]!.name}`);
-      try {
-        const T = c.end - c.start;
-        if (h.bytes.byteLength !== T * kv.bytesPerToken)
-          throw new Error(`chunk [${c.start}, ${c.end}) has ${h.bytes.byteLength} bytes, expected ${T * kv.bytesPerToken} (model/KV layout mismatch)`);
-        const src = sliceTokens(h.bytes, job.numLayers, T, a - c.start, b - c.start);
-        if (cancelled.value) throw new Error('load cancelled');
-        await kv.scatter(blocksFor(job.blockIds, bs, a, b), b - a, src);
-        if (!h.valid()) throw new Error(`lost the pin on chunk [${c.start}, ${c.end}) while reading it`);
-      } finally {
-        h.release();
+    const idx: number[] = [];
+    job.chunks.forEach((c, i) => c.end > a0 && c.start < job.end && idx.push(i));
+    // The next chunk's lookup (a pool round trip) overlaps this chunk's scatter.
+    const fetch = (k: number) => (k < idx.length ? job.tierOf[idx[k]!]!.get(job.chunks[idx[k]!]!.key) : Promise.resolve(null));
+    let next = fetch(0);
+    try {
+      for (let k = 0; k < idx.length; k++) {
+        const c = job.chunks[idx[k]!]!;
+        const h = await next;
+        next = cancelled.value ? Promise.resolve(null) : fetch(k + 1);
+        if (!h) throw new Error(`chunk [${c.start}, ${c.end}) is gone from ${job.tierOf[idx[k]!]!.name}`);
+        try {
+          if (cancelled.value) throw new Error('load cancelled');
+          const a = Math.max(out.loadedTo, c.start);
+          const b = Math.min(job.end, c.end);
+          const T = c.end - c.start;
+          if (h.bytes.byteLength !== T * kv.bytesPerToken)
+            throw new Error(`chunk [${c.start}, ${c.end}) has ${h.bytes.byteLength} bytes, expected ${T * kv.bytesPerToken} (model/KV layout mismatch)`);
+          const src = sliceTokens(h.bytes, job.numLayers, T, a - c.start, b - c.start);
+          await kv.scatter(blocksFor(job.blockIds, bs, a, b), b - a, src);
+          if (!h.valid()) throw new Error(`lost the pin on chunk [${c.start}, ${c.end}) while reading it`);
+          out.loadedTo = b;
+          out.loadedTokens += b - a;
+          out.bytes += (b - a) * kv.bytesPerToken;
+        } finally {
+          h.release();
+        }
       }
-      out.loadedTo = b;
-      out.loadedTokens += b - a;
-      out.bytes += (b - a) * kv.bytesPerToken;
+    } finally {
+      void next.then((h) => h?.release(), () => {});
     }
     if (out.loadedTo < job.end) throw new Error(`only tokens up to ${out.loadedTo} of ${job.end} were found`);
   };
