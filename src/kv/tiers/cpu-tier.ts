@@ -1,4 +1,6 @@
 // Local CPU tier: chunks in process RAM under a byte budget, LRU eviction (LMCache's local_cpu).
+// Freed chunk buffers are kept for reuse by chunks of the same size (most chunks are full chunks), so
+// a tier in steady LRU churn writes into memory that is already faulted in; spare + used <= budget.
 import { ChunkIndex, type IndexEntry } from '../chunk-index.js';
 import { type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats, TierFullError, putByReserve } from './tier.js';
 
@@ -8,11 +10,40 @@ export class CpuTier implements KvTier {
   /** Pins held through pin()/lookupPrefix(pin) by key, so unpin() finds entries even once deleted. */
   private readonly pins = new Map<ChunkKey, IndexEntry<Buffer>[]>();
 
+  /** Freed buffers by length, for reuse. */
+  private readonly spare = new Map<number, Buffer[]>();
+  private spareBytes = 0;
+
   constructor(private readonly capacityBytes: number) {
     this.index = new ChunkIndex<Buffer>(
-      (size) => (this.index.usedBytes + size <= this.capacityBytes ? Buffer.allocUnsafeSlow(size) : null),
-      () => {}, // RAM goes back to the GC with the buffer
+      (size) => this.alloc(size),
+      (buf) => this.recycle(buf),
     );
+  }
+
+  private alloc(size: number): Buffer | null {
+    const reuse = this.spare.get(size)?.pop();
+    if (reuse) {
+      this.spareBytes -= size;
+      return reuse;
+    }
+    if (this.index.usedBytes + size > this.capacityBytes) return null;
+    // Make room by dropping spare buffers of other sizes (their RAM goes back to the GC).
+    for (const [len, list] of this.spare) {
+      while (list.length && this.index.usedBytes + this.spareBytes + size > this.capacityBytes) {
+        list.pop();
+        this.spareBytes -= len;
+      }
+      if (!list.length) this.spare.delete(len);
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  private recycle(buf: Buffer): void {
+    const list = this.spare.get(buf.length);
+    if (list) list.push(buf);
+    else this.spare.set(buf.length, [buf]);
+    this.spareBytes += buf.length;
   }
 
   private holdPin(e: IndexEntry<Buffer>): void {
@@ -37,12 +68,19 @@ export class CpuTier implements KvTier {
     if (r.status === 'exists') return null;
     if (r.status === 'full') throw new TierFullError(this.name, size);
     const entry = r.entry;
+    this.index.pin(entry); // while being written: a delete() meanwhile must not recycle the buffer
+    let open = true;
+    const finish = (commit: boolean) => {
+      if (!open) return;
+      open = false;
+      if (commit) this.index.commit(entry);
+      else this.index.abort(entry);
+      this.index.unpin(entry);
+    };
     return {
       view: entry.payload,
-      commit: async () => {
-        this.index.commit(entry);
-      },
-      abort: async () => this.index.abort(entry),
+      commit: async () => finish(true),
+      abort: async () => finish(false),
     };
   }
 
@@ -104,5 +142,7 @@ export class CpuTier implements KvTier {
     for (const e of [...this.index.entries()]) this.index.delete(e.key);
     for (const list of this.pins.values()) for (const e of list) this.index.unpin(e);
     this.pins.clear();
+    this.spare.clear();
+    this.spareBytes = 0;
   }
 }

@@ -1,0 +1,53 @@
+// KV connectors by name (vLLM's kv_connector), built from --kv-transfer-config + the KV config + the
+// model identity. "LMCacheConnectorV1" is accepted as an alias of "PdConnector" so vLLM + LMCache
+// command lines carry over.
+import type { KvConnector } from '../../engine/connector/base.js';
+import type { KvTransferConfig } from '../../engine/connector/types.js';
+import { PdsError } from '../../util/errors.js';
+import type { ModelIdentity } from '../chunk-hash.js';
+import type { KvConfig } from '../config.js';
+import { CpuTier } from '../tiers/cpu-tier.js';
+import { PoolTier } from '../tiers/pool-tier.js';
+import type { KvTier } from '../tiers/tier.js';
+import { PdConnector } from './pd-connector.js';
+
+export type KvConnectorFactory = (cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity) => KvConnector;
+
+/** The tiers a KV config asks for, in lookup order: local CPU, then the kv-server pool. */
+export function tiersFromConfig(kv: KvConfig): KvTier[] {
+  const tiers: KvTier[] = [];
+  if (kv.local_cpu && kv.maxLocalCpuBytes > 0) tiers.push(new CpuTier(kv.maxLocalCpuBytes));
+  if (kv.remote)
+    tiers.push(
+      new PoolTier({
+        host: kv.remote.host,
+        port: kv.remote.port,
+        transport: kv.extra_config.remote_transport,
+        timeoutMs: kv.extra_config.remote_timeout_secs * 1000,
+        backoffMs: kv.extra_config.lookup_backoff_time * 1000,
+      }),
+    );
+  return tiers;
+}
+
+const pd: KvConnectorFactory = (cfg, kv, id) => new PdConnector(cfg.kv_role, kv, id, tiersFromConfig(kv));
+const factories = new Map<string, KvConnectorFactory>([
+  ['PdConnector', pd],
+  ['LMCacheConnectorV1', pd],
+]);
+
+export function registerKvConnector(name: string, f: KvConnectorFactory): void {
+  factories.set(name, f);
+}
+
+export function kvConnectorNames(): string[] {
+  return [...factories.keys()];
+}
+
+export function createConnector(cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity): KvConnector {
+  const f = factories.get(cfg.kv_connector);
+  if (!f) throw new PdsError('PDS_ERR_CONFIG', `unknown kv_connector "${cfg.kv_connector}" (known: ${kvConnectorNames().join(', ')})`, 'kv_connector');
+  if (!['kv_producer', 'kv_consumer', 'kv_both'].includes(cfg.kv_role))
+    throw new PdsError('PDS_ERR_CONFIG', `kv_role must be kv_producer, kv_consumer or kv_both, got "${cfg.kv_role}"`, 'kv_role');
+  return f(cfg, kv, id);
+}
