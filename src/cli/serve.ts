@@ -5,7 +5,7 @@ import { createEngine } from '../engine/create-engine.js';
 import { createApiServer } from '../server/api-server.js';
 import { registerDebugRoutes } from '../server/debug-routes.js';
 import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
-import { connectorFactory } from '../engine/connector/registry.js';
+import { kvConnectorFactory } from '../kv/connector/engine-factory.js';
 import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
 import { getLogger } from '../util/logger.js';
@@ -92,7 +92,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
       weightDtype: o.dtype,
     },
     kvTransferConfig,
-    connectorFactory,
+    connectorFactory: kvConnectorFactory,
   });
   const server = createApiServer(created.client, { maxModelLen: created.maxModelLen, servedModelName: o.servedModelName ?? resolved.name, accessLog: o.accessLog });
   registerDebugRoutes(server.app, created.client);

@@ -1,13 +1,8 @@
-// Chained block hash for prefix caching: hash(parent, tokens). Stable across processes (SHA-256,
-// little-endian uint32 token ids, no seed), so equal prefixes give equal hashes everywhere.
-import { createHash } from 'node:crypto';
+// Block hashes for prefix caching: the KV layer's chained hash (src/kv/chunk-hash.ts) over one block
+// of tokens, hex-encoded for use as a map key. Stable across processes (no seed).
+import { chainHash } from '../kv/chunk-hash.js';
 
-/** hex digest of sha256(parentHex bytes || tokens as u32 LE) */
 export function blockHash(parent: string | null, tokens: ArrayLike<number>, start: number, end: number): string {
-  const h = createHash('sha256');
-  if (parent) h.update(Buffer.from(parent, 'hex'));
-  const buf = Buffer.allocUnsafe((end - start) * 4);
-  for (let i = start; i < end; i++) buf.writeUInt32LE(tokens[i]! >>> 0, (i - start) * 4);
-  h.update(buf);
-  return h.digest('hex');
+  const slice = Array.prototype.slice.call(tokens, start, end) as number[];
+  return chainHash(parent ? Buffer.from(parent, 'hex') : null, slice).toString('hex');
 }
