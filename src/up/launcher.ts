@@ -1,6 +1,9 @@
 // `pdserve up`: start kv-server, prefillers, decoders and the proxy; wait until all answer; then
-// supervise. Ctrl+C / SIGTERM stops every child (SIGTERM, SIGKILL after the grace period) and exits 0;
-// a child that dies is named with its log tail, the others are stopped, and the exit is non-zero.
+// supervise. Ctrl+C / SIGTERM stops every child (SIGTERM, SIGKILL after the grace period) and exits 0.
+// A child that dies during start-up is named with its log tail, the others are stopped, exit non-zero.
+// After start-up a dead child is reported and the rest keep serving (the proxy routes around a dead
+// prefiller; decoders compute prompts themselves without the kv-server; with no decoder left the proxy
+// answers 503 at once); `up` gives up (exit 1) only when the proxy is gone.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Child, describeExit, tailFile } from './child.js';
@@ -55,6 +58,9 @@ export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = 
   let signalled = false;
   let wake!: () => void;
   const woken = new Promise<void>((r) => (wake = r));
+  // re-armable wake-up for supervision after start-up
+  let rewake: () => void = () => {};
+  const nextWake = () => new Promise<void>((r) => (rewake = r));
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
       // second signal: no more patience
@@ -64,6 +70,7 @@ export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = 
     signalled = true;
     io.out(`pdserve up: ${sig} received, stopping all servers...`);
     wake();
+    rewake();
   };
   for (const s of signals) process.on(s, onSignal);
   // last resort if `up` itself dies (uncaught error, process.exit): no orphaned engines
@@ -78,7 +85,10 @@ export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = 
     children.push(c);
     io.out(`started ${spec.name} (pid ${c.pid ?? '?'}) on port ${spec.port}, log: ${spec.logFile}`);
     void c.exited.then(() => {
-      if (!stopping) wake();
+      if (!stopping) {
+        wake();
+        rewake();
+      }
     });
     return c;
   };
@@ -119,11 +129,22 @@ export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = 
     if (signalled) return code;
     io.out(READY_LINE);
     io.out(`proxy: http://${proxyHost}:${proxyPort}  (${o.prefill} prefiller(s), ${o.decode} decoder(s); Ctrl+C stops all)`);
-    await woken;
-    if (!signalled) {
-      const dead = children.find((c) => c.exit)!;
-      reportFailure(dead, `exited (${describeExit(dead.exit!)})`);
-      code = 1;
+    const reported = new Set<Child>();
+    for (;;) {
+      const armed = nextWake();
+      for (const d of children.filter((c) => c.exit && !reported.has(c))) {
+        reported.add(d);
+        reportFailure(d, `exited (${describeExit(d.exit!)})`);
+      }
+      if (signalled) break;
+      if (children.some((c) => c.spec.kind === 'proxy' && c.exit)) {
+        io.err('pdserve up: the proxy is gone; stopping');
+        code = 1;
+        break;
+      }
+      if (!children.some((c) => c.spec.kind === 'decoder' && !c.exit)) io.err('pdserve up: every decoder is gone: requests get 503 until you restart');
+      else if (reported.size) io.err('pdserve up: continuing degraded (the proxy routes around dead servers)');
+      await armed;
     }
     return code;
   } finally {

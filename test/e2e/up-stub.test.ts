@@ -130,7 +130,7 @@ test('up: a child that fails at startup is named with its log tail; the others a
   }
 });
 
-test('up --prefill 0: colocated decoders behind the proxy; a decoder dying later stops everything', async () => {
+test('up --prefill 0: colocated decoders behind the proxy; one decoder dying is survived, none left gives 503, the proxy dying stops everything', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
   const argsDir = join(dir, 'args');
   const { mkdirSync } = await import('node:fs');
@@ -152,9 +152,18 @@ test('up --prefill 0: colocated decoders behind the proxy; a decoder dying later
     for (const t of texts) assert.match(t, /^colocated:\d+$/);
 
     process.kill(kids.find((k) => k.name === 'decoder-1')!.pid, 'SIGKILL');
+    await until(() => /decoder-1 exited \(killed by SIGKILL\)/.test(up.err()), () => up.out() + up.err());
+    assert.match(up.err(), /continuing degraded/);
+    const r = await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' });
+    assert.equal(r.status, 200, 'the surviving decoder serves');
+    process.kill(kids.find((k) => k.name === 'decoder-0')!.pid, 'SIGKILL');
+    await until(() => /every decoder is gone/.test(up.err()), () => up.out() + up.err());
+    const r503 = await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' });
+    assert.equal(r503.status, 503);
+    process.kill(kids.find((k) => k.name === 'proxy')!.pid, 'SIGKILL');
     const code = await up.exit;
     assert.equal(code, 1);
-    assert.match(up.err(), /decoder-1 exited \(killed by SIGKILL\)/);
+    assert.match(up.err(), /the proxy is gone/);
     for (const k of kids) assert.equal(alive(k.pid), false, `${k.name} is gone`);
   } finally {
     up.proc.kill('SIGKILL');

@@ -18,7 +18,10 @@ export interface UpRun {
 export async function spawnUp(args: string[], timeoutMs = 120_000, env: NodeJS.ProcessEnv = {}): Promise<UpRun> {
   const port = await freePort();
   const runDir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
-  const proc = spawn(process.execPath, [cliPath, 'up', ...args, '--port', String(port), '--run-dir', runDir, '--grace-period', '3'], {
+  const dd = args.indexOf('--');
+  const own = ['--port', String(port), '--run-dir', runDir, '--grace-period', '3'];
+  const argv = dd < 0 ? [...args, ...own] : [...args.slice(0, dd), ...own, ...args.slice(dd)];
+  const proc = spawn(process.execPath, [cliPath, 'up', ...argv], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
