@@ -6,7 +6,7 @@
 //  - M <= RBMAX (decode): every W row is streamed from memory exactly once per call for the whole batch.
 //  - larger M: blocked so an RB-row group of x (KC columns) stays in L1 while a panel of NP W rows
 //    (KC columns) stays in L2; K is split into KC chunks that accumulate into y.
-// Threads split N (W rows) into contiguous ranges, so each streams its own part of W.
+// Threads take contiguous chunks of N (W rows), so each streams its own part of W.
 #pragma once
 #include <vector>
 
@@ -40,6 +40,8 @@ static inline void dotTile(const float* x, int ldx, const typename Ld<WT>::E* w,
   int k = 0;
   for (; k + VW <= kLen; k += VW) {
     vf wv[NO];
+    if ((k & 31) == 0)  // W streams from memory: one prefetch per 64-byte line, 512 B ahead
+      for (int o = 0; o < NO; o++) __builtin_prefetch(w + static_cast<size_t>(o) * ldw + k + 256);
     for (int o = 0; o < NO; o++) wv[o] = Ld<WT>::load(w + static_cast<size_t>(o) * ldw + k);
     for (int r = 0; r < RB; r++) {
       vf xv = loadu(x + static_cast<size_t>(r) * ldx + k);
@@ -90,7 +92,7 @@ template <DType WT>
 static void matmulT(pds::cpu::ThreadPool& pool, const float* x, int M, int K, const void* Wv, int N, float* y, int ldy,
                     bool accum) {
   auto W = static_cast<const typename Ld<WT>::E*>(Wv);
-  pool.parallelRange(N, 16, [&](int64_t b, int64_t e) {
+  pool.parallelChunks(N, 16, [&](int64_t b, int64_t e) {
     if (M <= RBMAX) {  // decode: stream W once, whole K per tile
       rowRangeAny<WT>(M, x, K, W, y, ldy, b, e, 0, K, accum);
       return;

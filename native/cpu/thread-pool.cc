@@ -72,7 +72,13 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   } catch (...) {
     mine = std::current_exception();
   }
-  while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  // On a busy machine a worker may be descheduled: stop burning the core after a short spin.
+  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; spins++) {
+    if (spins < 4000)
+      _mm_pause();
+    else
+      std::this_thread::yield();
+  }
   job_ = nullptr;
   if (mine) std::rethrow_exception(mine);
   if (error_) std::rethrow_exception(error_);

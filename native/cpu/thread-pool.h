@@ -38,6 +38,23 @@ class ThreadPool {
       if (b < e) f(b, e);
     });
   }
+  // Dynamic split of [0, n) into about 4 contiguous chunks per thread (multiples of grain), claimed in
+  // order; balances when a thread is slowed (busy machine) while keeping streams mostly sequential.
+  template <class F>
+  void parallelChunks(int64_t n, int64_t grain, F&& f) {
+    if (n <= 0) return;
+    int64_t units = (n + grain - 1) / grain;
+    int64_t chunks = units < int64_t(n_) * 4 ? units : int64_t(n_) * 4;
+    if (chunks <= 1 || n_ == 1) return f(int64_t(0), n);
+    std::atomic<int64_t> next{0};
+    run([&](int, int) {
+      for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+        int64_t b = units * c / chunks * grain, e = units * (c + 1) / chunks * grain;
+        if (e > n) e = n;
+        if (b < e) f(b, e);
+      }
+    });
+  }
   // Dynamic: items [0, n) claimed one at a time, f(i).
   template <class F>
   void parallelFor(int64_t n, F&& f) {

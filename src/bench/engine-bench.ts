@@ -18,6 +18,8 @@ export interface EngineBenchOptions {
   decodeBatches?: number[];
   decodeCtx?: number;
   decodeSteps?: number;
+  /** Buffer size of the bandwidth probes (default 512 MiB: far beyond the caches). */
+  probeBytes?: number;
 }
 
 export interface EngineBenchResult {
@@ -77,8 +79,9 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
   const steps = o.decodeSteps ?? 6;
 
   log('measuring machine limits...');
-  const readBandwidthGBs = native.measureReadBandwidth(1 << 29, 4, threads);
-  const memcpyGBs = native.measureMemcpy(1 << 28, 4);
+  const probe = o.probeBytes ?? 1 << 29;
+  const readBandwidthGBs = native.measureReadBandwidth(probe, 4, threads);
+  const memcpyGBs = native.measureMemcpy(Math.max(4096, probe / 2), 4);
   const matmulPeakGflops = native.measureMatmulPeak(threads);
 
   log(`loading model (${o.weights} weights)...`);
