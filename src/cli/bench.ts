@@ -4,6 +4,7 @@ import { registerBenchServe } from './bench-serve.js';
 import { registerBenchCompare } from './bench-compare.js';
 import { registerBenchStubServer } from './bench-stub-server.js';
 import { registerBenchEngine } from './bench-engine.js';
+import { registerBenchKv } from './bench-kv.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks: serve, compare, engine, kv');
@@ -11,4 +12,5 @@ export function registerBench(program: Command): void {
   registerBenchCompare(bench);
   registerBenchStubServer(bench);
   registerBenchEngine(bench);
+  registerBenchKv(bench);
 }

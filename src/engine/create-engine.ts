@@ -83,7 +83,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   let connector: KvConnector | null = null;
   if (o.kvTransferConfig) {
     if (!o.connectorFactory) throw new PdsError('PDS_ERR_CONFIG', 'a --kv-transfer-config was given but no connector is available');
-    connector = await o.connectorFactory(o.kvTransferConfig, { modelName: name, modelConfig, kvDtype, blockSize: config.blockSize });
+    connector = await o.connectorFactory(o.kvTransferConfig, { modelName: r.name, modelConfig, kvDtype, blockSize: config.blockSize });
     connector.registerKvCache({
       blockSize: config.blockSize,
       bytesPerToken,

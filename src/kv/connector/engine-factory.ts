@@ -1,21 +1,36 @@
 // The engine's ConnectorFactory backed by the KV layer: KV config (YAML/env) + model identity ->
-// a registered connector. `pdserve serve` hands this to createEngine.
+// a registered connector (PdConnector, alias LMCacheConnectorV1). `pdserve serve` hands
+// kvConnectorFactory to createEngine. The KV config comes from kvConfigPath (--kv-config), else
+// PDSERVE_KV_CONFIG_FILE, then PDSERVE_KV_* env overrides.
+import type { KvConnector } from '../../engine/connector/base.js';
+import type { KvTransferConfig } from '../../engine/connector/types.js';
 import type { ConnectorFactory } from '../../engine/create-engine.js';
-import { loadKvConfig } from '../config.js';
+import type { ModelIdentity } from '../chunk-hash.js';
+import { loadKvConfig, type KvConfig } from '../config.js';
+import { PdsError } from '../../util/errors.js';
 import { createConnector } from './registry.js';
 
-export const kvConnectorFactory: ConnectorFactory = async (cfg, ctx) => {
-  const kv = loadKvConfig(process.env.PDSERVE_KV_CONFIG_FILE ?? null);
-  if (kv.chunk_size % ctx.blockSize !== 0)
-    throw new Error(`kv config: chunk_size ${kv.chunk_size} must be a multiple of --block-size ${ctx.blockSize}`);
-  const spec = ctx.modelConfig.spec;
-  return createConnector(cfg, kv, {
-    name: ctx.modelName,
-    architecture: ctx.modelConfig.arch,
-    dtype: spec.weightDtype,
-    numLayers: spec.numLayers,
-    numKvHeads: spec.numKvHeads,
-    headDim: spec.headDim,
-    kvDtype: ctx.kvDtype,
-  });
-};
+/** What the engine knows when it builds a connector (structurally its ConnectorFactory ctx). */
+export interface EngineConnectorContext {
+  /** The model's own name (not a per-instance --served-model-name): it is part of every chunk key. */
+  modelName: string;
+  modelConfig: { arch: string; spec: { numLayers: number; numKvHeads: number; headDim: number; weightDtype: string } };
+  kvDtype: string;
+  blockSize: number;
+}
+
+export function identityOf(ctx: EngineConnectorContext): ModelIdentity {
+  const s = ctx.modelConfig.spec;
+  return { name: ctx.modelName, architecture: ctx.modelConfig.arch, dtype: s.weightDtype, numLayers: s.numLayers, numKvHeads: s.numKvHeads, headDim: s.headDim, kvDtype: ctx.kvDtype };
+}
+
+export function pdConnectorFactory(kvConfigPath?: string | null, config?: KvConfig): (cfg: KvTransferConfig, ctx: EngineConnectorContext) => Promise<KvConnector> {
+  return async (cfg, ctx) => {
+    const kv = config ?? loadKvConfig(kvConfigPath);
+    if (kv.chunk_size % ctx.blockSize !== 0)
+      throw new PdsError('PDS_ERR_CONFIG', `kv config: chunk_size ${kv.chunk_size} must be a multiple of --block-size ${ctx.blockSize}`, 'chunk_size');
+    return createConnector(cfg, kv, identityOf(ctx));
+  };
+}
+
+export const kvConnectorFactory: ConnectorFactory = pdConnectorFactory();

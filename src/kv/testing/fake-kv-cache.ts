@@ -1,7 +1,8 @@
 // A KvCacheAccess over a JS buffer, for tests and `pdserve bench kv` (stands in for the engine's
-// native kvGather/kvScatter). Internal layout [blocks, layers, 2, blockSize, kv_heads*head_dim*dtype];
-// gather/scatter convert to/from the chunk layout [layers, 2, tokens, kv_heads, head_dim] with one
-// memcpy per (block, layer, K|V) run, as a paged engine cache must.
+// native kvGather/kvScatter). Cache layout as the engine's (native/include/pds/backend.h):
+// [layers, 2, blocks, blockSize, kv_heads*head_dim*dtype]; gather/scatter convert to/from the chunk
+// layout [layers, 2, tokens, kv_heads, head_dim] with one memcpy per (layer, K|V, run of consecutive
+// block ids) — a run is one contiguous region of the cache.
 import type { KvCacheAccess } from '../../engine/connector/base.js';
 
 export class FakeKvCache implements KvCacheAccess {
@@ -23,7 +24,7 @@ export class FakeKvCache implements KvCacheAccess {
   }
 
   private off(block: number, layer: number, kv: number, slot: number): number {
-    return (((block * this.numLayers + layer) * 2 + kv) * this.blockSize + slot) * this.rowBytes;
+    return (((layer * 2 + kv) * this.numBlocks + block) * this.blockSize + slot) * this.rowBytes;
   }
 
   private check(blockIds: Int32Array, numTokens: number, buf: Uint8Array): void {
@@ -35,14 +36,24 @@ export class FakeKvCache implements KvCacheAccess {
   private copy(blockIds: Int32Array, numTokens: number, chunk: Uint8Array, toChunk: boolean): void {
     this.check(blockIds, numTokens, chunk);
     const rb = this.rowBytes;
+    const bs = this.blockSize;
+    // runs of consecutive block ids: [first block index j, block count]
+    const runs: Array<[number, number]> = [];
+    const nb = Math.ceil(numTokens / bs);
+    for (let j = 0; j < nb; j++) {
+      const last = runs[runs.length - 1];
+      if (last && blockIds[last[0] + last[1] - 1]! + 1 === blockIds[j]) last[1]++;
+      else runs.push([j, 1]);
+    }
     for (let l = 0; l < this.numLayers; l++)
       for (let kv = 0; kv < 2; kv++) {
         const rowBase = (l * 2 + kv) * numTokens * rb;
-        for (let t = 0, j = 0; t < numTokens; t += this.blockSize, j++) {
-          const n = Math.min(this.blockSize, numTokens - t);
+        for (const [j, n] of runs) {
+          const t = j * bs;
+          const nt = Math.min(n * bs, numTokens - t);
           const o = this.off(blockIds[j]!, l, kv, 0);
-          if (toChunk) chunk.set(this.data.subarray(o, o + n * rb), rowBase + t * rb);
-          else this.data.set(chunk.subarray(rowBase + t * rb, rowBase + (t + n) * rb), o);
+          if (toChunk) chunk.set(this.data.subarray(o, o + nt * rb), rowBase + t * rb);
+          else this.data.set(chunk.subarray(rowBase + t * rb, rowBase + (t + nt) * rb), o);
         }
       }
   }

@@ -1,0 +1,50 @@
+// `pdserve bench kv [--tokens 7500] [--kv-dtype bf16] [--paths local_cpu,shm,tcp] [--iters 3] [--json]`
+// KV store/retrieve GB/s per path, with ratios to memcpy measured in the same run (src/bench/kv-bench.ts).
+import type { Command } from 'commander';
+import { formatKvBench, runKvBench, type KvBenchOptions } from '../bench/kv-bench.js';
+
+const int = (name: string, v: string, min: number): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${v}'`);
+  return n;
+};
+
+export function registerBenchKv(bench: Command): void {
+  bench
+    .command('kv')
+    .description('KV store/retrieve GB/s: local CPU tier, kv-server shared memory, kv-server TCP (ratios to memcpy)')
+    .option('--tokens <n>', 'prompt tokens', '7500')
+    .option('--layers <n>', 'layers (Qwen3-0.6B: 28)', '28')
+    .option('--kv-heads <n>', 'KV heads (Qwen3-0.6B: 8)', '8')
+    .option('--head-dim <n>', 'head dim (Qwen3-0.6B: 128)', '128')
+    .option('--kv-dtype <dtype>', 'f32 | f16 | bf16', 'bf16')
+    .option('--chunk-size <n>', 'tokens per chunk', '256')
+    .option('--block-size <n>', 'engine block size', '16')
+    .option('--iters <n>', 'timed runs per figure', '3')
+    .option('--paths <list>', 'comma list of local_cpu, shm, tcp', 'local_cpu,shm,tcp')
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      try {
+        if (!['f32', 'f16', 'bf16'].includes(o.kvDtype)) throw new Error(`--kv-dtype must be f32, f16 or bf16, got '${o.kvDtype}'`);
+        const paths = String(o.paths).split(',').map((s) => s.trim()).filter(Boolean);
+        for (const p of paths) if (!['local_cpu', 'shm', 'tcp'].includes(p)) throw new Error(`--paths: unknown path '${p}' (local_cpu, shm, tcp)`);
+        const opts: KvBenchOptions = {
+          tokens: int('--tokens', o.tokens, 1),
+          numLayers: int('--layers', o.layers, 1),
+          numKvHeads: int('--kv-heads', o.kvHeads, 1),
+          headDim: int('--head-dim', o.headDim, 1),
+          kvDtype: o.kvDtype,
+          chunkSize: int('--chunk-size', o.chunkSize, 1),
+          blockSize: int('--block-size', o.blockSize, 1),
+          iters: int('--iters', o.iters, 1),
+          paths: paths as KvBenchOptions['paths'],
+        };
+        if (opts.chunkSize % opts.blockSize) throw new Error('--chunk-size must be a multiple of --block-size');
+        const r = await runKvBench(opts);
+        console.log(o.json ? JSON.stringify(r, null, 2) : formatKvBench(r));
+      } catch (e) {
+        console.error(`pdserve bench kv: ${(e as Error).message}`);
+        process.exitCode = 1;
+      }
+    });
+}
