@@ -40,6 +40,8 @@ class CudaBackend final : public Backend {
   // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
   void setUseGraphs(bool on) { useGraphs_ = on; }
   void setGemvMaxRows(int rows) { gemvMaxRows_ = rows; }
+  // Debugging aid: run only the first n layers (0 = all), then the final norm and lm_head.
+  void setDebugLayers(int n) { debugLayers_ = n; clearGraphs(); }
 
  private:
   struct Slot {                    // one HF tensor's place in device memory
@@ -94,6 +96,7 @@ class CudaBackend final : public Backend {
   bool useGraphs_ = true;
   int gemvMaxRows_ = 4;
   int splitSize_ = 256;
+  int debugLayers_ = 0;
   std::map<std::vector<int64_t>, Graph> graphs_;
   uint64_t graphClock_ = 0;
 

@@ -53,7 +53,7 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     return;
   }
   const size_t perToken = (size_t)nH * p.maxSplits * D * sizeof(float);
-  const int chunk = (int)std::max<size_t>(1, wsO_.bytes() / perToken);
+  const int chunk = (int)std::min<size_t>(65535, std::max<size_t>(1, wsO_.bytes() / perToken));  // grid.z limit
   for (int t0 = 0; t0 < p.T; t0 += chunk) {
     PagedAttnArgs a;
     a.q = (const char*)qkv_.get() + (size_t)t0 * qkvRows_ * elem_;
@@ -78,7 +78,8 @@ void CudaBackend::runModel(const Plan& p) {
   const size_t plane = (size_t)numBlocks_ * blockSize_ * nKV * D * elem_;
   check(cudaMemsetAsync(errFlag_.get(), 0, sizeof(int), stream_), "clear error flag");
   launchEmbedding(dt, p.at(p.ids), T, embed_, spec_.vocabSize, H, x_.get(), errFlag_.as<int>(), stream_);
-  for (int l = 0; l < spec_.numLayers; ++l) {
+  const int numLayers = debugLayers_ > 0 ? std::min(debugLayers_, spec_.numLayers) : spec_.numLayers;
+  for (int l = 0; l < numLayers; ++l) {
     const Layer& L = layers_[l];
     launchRmsNorm(dt, x_.get(), l ? ao_.get() : nullptr, L.inNorm, xn_.get(), nullptr, T, H, eps, stream_);
     linear(xn_.get(), L.qkv, qkv_.get(), T, qkvRows_, H, false);
@@ -104,7 +105,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   check(cudaSetDevice(device_), "cudaSetDevice");
   requireReady("forward");
   const int T = b.numTokens, S = b.numSeqs, R = b.numLogits, bs = blockSize_;
-  if (T <= 0 || S <= 0 || S > T) badBatch("need numTokens >= numSeqs >= 1 (got " + std::to_string(T) + ", " + std::to_string(S) + ")");
+  if (T <= 0 || S <= 0 || S > T || T > (1 << 24)) badBatch("need numTokens >= numSeqs >= 1 (got " + std::to_string(T) + ", " + std::to_string(S) + ")");
   if (!b.tokenIds || !b.positions || !b.slotMapping || !b.queryStartLoc || !b.contextLens || !b.blockTables)
     badBatch("missing input array");
   if (R < 0 || R > T || (R > 0 && (!b.logitsIndices || !logitsOut))) badBatch("bad logits request");

@@ -43,5 +43,6 @@ double tolFor(DType t);  // 1e-5 f32, 3e-3 f16, 1e-2 bf16 (relative L2)
 void runKernelTests(uint64_t seed);
 void runModelTests(const std::string& fixturesDir, const std::string& soPath);
 void runBenchmarks(bool full);
+void dumpLogits(const std::string& dir, int caseIdx, DType dt, const std::string& outPath);
 
 }  // namespace pds::test

@@ -142,7 +142,7 @@ void testQkvPrep(DType t, int D, int nH, int nKV, bool bias, bool norm) {
     }
   for (int s = 0; s < slotsTotal; ++s) {
     if (std::find(slots.begin(), slots.end(), s) != slots.end()) continue;
-    if (k[(size_t)s * nKV * D] != 1234.f || v[(size_t)s * nKV * D] != 1234.f) untouched = false;
+    if (k[(size_t)s * nKV * D] != roundTo(t, 1234.f) || v[(size_t)s * nKV * D] != roundTo(t, 1234.f)) untouched = false;
   }
   char nm[128];
   std::snprintf(nm, sizeof nm, "qkv_prep/%s D=%d heads=%d/%d%s%s (rope, kv write)", tag(t).c_str(), D, nH, nKV,

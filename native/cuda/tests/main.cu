@@ -5,6 +5,7 @@
 // Exit status: 0 when every check passed, 1 otherwise, 3 when no GPU is usable.
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -23,6 +24,12 @@ int main(int argc, char** argv) {
     else if (a == "--bench") bench = true;
     else if (a == "--bench-quick") { bench = true; benchFull = false; }
     else if (a == "--expect-no-gpu") expectNoGpu = true;
+    else if (a == "--dump" && i + 3 < argc) {  // --dump MODEL_DIR CASE OUT.bin  (f32)
+      const std::string dir = argv[i + 1], out = argv[i + 3];
+      const int c = std::atoi(argv[i + 2]);
+      pds::test::dumpLogits(dir, c, pds::DType::F32, out);
+      return 0;
+    }
     else { std::fprintf(stderr, "unknown argument %s\n", a.c_str()); return 2; }
   }
   if (expectNoGpu) {
