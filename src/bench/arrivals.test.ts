@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { arrivalOffsets } from './arrivals.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 
 function gapsOf(offsets: number[]): number[] {
   return offsets.map((t, i) => t - (i ? offsets[i - 1]! : 0));

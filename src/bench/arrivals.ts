@@ -2,7 +2,7 @@
 // rate inf -> all 0; burstiness inf -> constant 1/rate gaps; otherwise gamma gaps with shape b and
 // scale 1/(rate*b) (b = 1 is a Poisson process), accumulated, then rescaled so the last arrival lands
 // exactly at n/rate (vLLM does this to stabilise throughput across seeds).
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 
 export function arrivalOffsets(n: number, requestRate: number, burstiness: number, rng: Rng): number[] {
   if (!(burstiness > 0)) throw new RangeError(`--burstiness must be > 0, got ${burstiness}`);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'undici';
 import { arrivalOffsets } from './arrivals.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import { runBenchmark } from './runner.js';
 import { startStubServer } from './stub-server.js';
 import { median } from './stats.js';

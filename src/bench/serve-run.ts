@@ -12,7 +12,7 @@ import { pyFloatStr } from './py-format.js';
 import { formatResultBlock, type BlockInput } from './result-block.js';
 import { buildResultJson, dateStamp, resultFileName } from './result-json.js';
 import type { TracedRecord } from './request.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import { runBenchmark } from './runner.js';
 import { getSamples } from './samples.js';
 import { probeServer } from './server-probe.js';

@@ -5,6 +5,7 @@ import { registerBenchCompare } from './bench-compare.js';
 import { registerBenchStubServer } from './bench-stub-server.js';
 import { registerBenchEngine } from './bench-engine.js';
 import { registerBenchKv } from './bench-kv.js';
+import { registerBenchDecodeTtft } from './bench-decode-ttft.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks: serve, compare, engine, kv');
@@ -13,4 +14,5 @@ export function registerBench(program: Command): void {
   registerBenchStubServer(bench);
   registerBenchEngine(bench);
   registerBenchKv(bench);
+  registerBenchDecodeTtft(bench);
 }

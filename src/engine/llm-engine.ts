@@ -7,7 +7,7 @@ import { Scheduler, connectorView } from './scheduler.js';
 import { ModelRunner, type ForwardModel } from './model-runner.js';
 import { Sequence } from './sequence.js';
 import { sampleRow } from './sampler.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import { PdsError } from '../util/errors.js';
 
 export interface LLMEngineArgs {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sampleRow, topK, argmax } from './sampler.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import { defaultSamplingParams, type SamplingParams } from './protocol.js';
 
 const ctx = (sampling: Partial<SamplingParams>, extra: { outputCounts?: Map<number, number>; prompt?: number[]; numOut?: number } = {}) => ({

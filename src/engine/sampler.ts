@@ -2,7 +2,7 @@
 // temperature / top-k / top-p / min-p sampling; logprobs from the raw logits (vLLM's default).
 // Works in place on the row (a view into the runner's logits buffer).
 import type { SamplingParams, TokenLogprob } from './protocol.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 
 export interface SampleContext {
   sampling: SamplingParams;
@@ -141,7 +141,7 @@ function sampleStochastic(row: Float32Array, sp: SamplingParams, rng: Rng): numb
     total = 0;
     for (let i = 0; i < V; i++) if (row[i]! >= thr) total += Math.exp((row[i]! - m) * invT);
   }
-  let r = rng.next() * total;
+  let r = rng.random() * total;
   let last = -1;
   for (let i = 0; i < V; i++) {
     const v = row[i]!;

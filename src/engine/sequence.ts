@@ -1,7 +1,7 @@
 // A request's state inside the engine. The block table is the only link to KV memory (integers).
 import type { SamplingParams, TokenLogprob, FinishReason } from './protocol.js';
 import type { KvTransferParams } from './connector/types.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 
 export type SeqStatus = 'waiting' | 'waiting_for_remote_kv' | 'running' | 'finished';
 

@@ -1,6 +1,6 @@
 // Datasets read from files: ShareGPT JSON and custom JSONL (vLLM's ShareGPTDataset / CustomDataset).
 import { readFileSync } from 'node:fs';
-import { Rng } from '../rng.js';
+import { Rng } from '../../util/rng.js';
 import type { SampleRequest } from '../types.js';
 import type { Tokenizer } from '../../tokenizer/types.js';
 

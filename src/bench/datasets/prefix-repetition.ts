@@ -1,7 +1,7 @@
 // vLLM's PrefixRepetitionRandomDataset: num_prefixes random prefixes, each followed by
 // floor(num_requests / num_prefixes) random suffixes, every piece re-encoded to its exact length,
 // then shuffled. Exercises prefix caching.
-import { Rng } from '../rng.js';
+import { Rng } from '../../util/rng.js';
 import type { SampleRequest } from '../types.js';
 import type { Tokenizer } from '../../tokenizer/types.js';
 import { allowedTokenIds, decodeToTargetLen } from './prompt-tokens.js';

@@ -1,5 +1,5 @@
 // Token-id helpers shared by the synthetic workloads (vLLM datasets/utils.py).
-import type { Rng } from '../rng.js';
+import type { Rng } from '../../util/rng.js';
 import type { Tokenizer } from '../../tokenizer/types.js';
 
 /** Ids a synthetic prompt may use: the whole vocabulary minus special tokens. */

@@ -4,7 +4,7 @@
 // Lengths, offsets and the prefix come from one seeded stream in vLLM's order; the ids that pad a
 // short re-encoding come from a per-request stream (seed, i), so prompts can be built in parallel
 // (random-parallel.ts) and still be identical for the same seed.
-import { Rng } from '../rng.js';
+import { Rng } from '../../util/rng.js';
 import type { SampleRequest } from '../types.js';
 import type { Tokenizer } from '../../tokenizer/types.js';
 import { allowedTokenIds, decodeToTargetLen, numSpecialTokensToAdd } from './prompt-tokens.js';
