@@ -16,7 +16,8 @@ namespace {
 using pds::DType;
 using pds::cpu::KvLayer;
 
-constexpr int QR = 8;           // query rows per work item
+constexpr int QR = 32;          // query rows per work item (they share each converted K tile)
+constexpr int QG = 8;           // rows per score micro-kernel call (register accumulators)
 constexpr int kMaxHeadDim = 256;
 
 struct Item {
@@ -134,7 +135,7 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
       vp[t] = V + e;
     }
     vf s[QR];
-    if (R <= 4) {  // decode: dot products straight from the cache
+    if (R <= 4) {  // decode: dot products straight from the cache (few rows)
       switch (R) {
         case 1: scoresDirect<KT, 1>(qs, kp, nk, hd, s); break;
         case 2: scoresDirect<KT, 2>(qs, kp, nk, hd, s); break;
@@ -144,11 +145,17 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
     } else {  // several rows share the tile: transpose K once, then broadcast-FMAs
       for (int t = 0; t < VW; t++)
         for (int d = 0; d < hd; d++) kt[d * VW + t] = t < nk ? Ld<KT>::one(kp[t] + d) : 0.f;
-      switch (R) {
-        case 5: scores<5>(qs, kt, hd, s); break;
-        case 6: scores<6>(qs, kt, hd, s); break;
-        case 7: scores<7>(qs, kt, hd, s); break;
-        default: scores<8>(qs, kt, hd, s); break;
+      for (int g = 0; g < R; g += QG) {
+        switch (R - g < QG ? R - g : QG) {
+          case 1: scores<1>(qs + g, kt, hd, s + g); break;
+          case 2: scores<2>(qs + g, kt, hd, s + g); break;
+          case 3: scores<3>(qs + g, kt, hd, s + g); break;
+          case 4: scores<4>(qs + g, kt, hd, s + g); break;
+          case 5: scores<5>(qs + g, kt, hd, s + g); break;
+          case 6: scores<6>(qs + g, kt, hd, s + g); break;
+          case 7: scores<7>(qs + g, kt, hd, s + g); break;
+          default: scores<8>(qs + g, kt, hd, s + g); break;
+        }
       }
     }
     for (int r = 0; r < R; r++) {
@@ -184,7 +191,7 @@ static void attentionDispatch(pds::cpu::ThreadPool& pool, const float* q, int ld
                               const pds::cpu::AttnBatch& b, float* out, int ldo) {
   if (kv.headDim > kMaxHeadDim) throw std::invalid_argument("head_dim > 256 is not supported by the CPU attention");
   const int G = numHeads / kv.kvHeads;
-  const int hg = G < QR ? G : QR;
+  const int hg = G < QG ? G : QG;
   const int tb = QR / hg;
   std::vector<Item> items;
   for (int s = 0; s < b.numSeqs; s++) {
