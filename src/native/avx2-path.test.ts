@@ -10,7 +10,9 @@ import { loadNative } from './binding.js';
 test('kernel tests pass on the AVX2 path', (t) => {
   if (!loadNative().cpuFeatures().includes('avx512f')) return t.skip('no AVX-512 here: ops.test.js already runs the AVX2 path');
   const file = join(dirname(fileURLToPath(import.meta.url)), 'ops.test.js');
-  const r = spawnSync(process.execPath, ['--test', file], { env: { ...process.env, PDSERVE_NO_AVX512: '1' }, encoding: 'utf8' });
+  const env: NodeJS.ProcessEnv = { ...process.env, PDSERVE_NO_AVX512: '1' };
+  delete env.NODE_TEST_CONTEXT; // else the child reports to this runner instead of printing TAP
+  const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', file], { env, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stdout.split('\n').filter((l) => /not ok|error/.test(l)).join('\n'));
   assert.match(r.stdout, /# fail 0/);
 });
