@@ -73,7 +73,8 @@ async function buildCpu() {
   if (!srcs.length) return;
   const inc = [join(root, 'native', 'include'), ...nodeIncludeDirs()];
   const common = ['-O3', '-std=c++17', '-fPIC', '-pthread', '-fvisibility=hidden', '-Wall', '-Wno-unused-function',
-    '-DNAPI_VERSION=8', '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DNAPI_CPP_EXCEPTIONS', ...inc.map((d) => `-I${d}`)];
+    '-DNAPI_VERSION=8', '-DNODE_ADDON_API_DISABLE_DEPRECATED', '-DNAPI_CPP_EXCEPTIONS',
+    '-DNODE_ADDON_API_CPP_EXCEPTIONS_ALL' /* any std::exception escaping a binding becomes a JS Error */, ...inc.map((d) => `-I${d}`)];
   const tasks = [];
   const objs = [];
   for (const s of srcs) {

@@ -6,6 +6,7 @@
 //   matmul(x, M, K, w, N, dtype)                          -> Float32Array [M, N]  (w f32 values cast to dtype)
 //   castRound(x, dtype)                                   -> x rounded through dtype (f32 values)
 //   embedding(ids, table, vocab, H)                       -> Float32Array [T, H]
+//   kernelIsa()                                           -> 'avx512' | 'avx2' (the kernels in use)
 //   attention({q, kCache, vCache, kvDtype, numHeads, numKvHeads, headDim, blockSize, numBlocks,
 //              queryStartLoc, contextLens, blockTables, maxBlocksPerSeq}) -> Float32Array [T, numHeads*headDim]
 #include <chrono>
@@ -168,6 +169,10 @@ Napi::Value MatmulBench(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sec / iters);
 }
 
+Napi::Value KernelIsa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), cpu::hasAvx512() ? "avx512" : "avx2");
+}
+
 }  // namespace
 
 void registerOps(Napi::Env env, Napi::Object exports) {
@@ -178,6 +183,7 @@ void registerOps(Napi::Env env, Napi::Object exports) {
   ops.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
   ops.Set("castRound", Napi::Function::New(env, CastRound, "castRound"));
   ops.Set("embedding", Napi::Function::New(env, Embedding, "embedding"));
+  ops.Set("kernelIsa", Napi::Function::New(env, KernelIsa, "kernelIsa"));
   ops.Set("matmulBench", Napi::Function::New(env, MatmulBench, "matmulBench"));
   ops.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("ops", ops);

@@ -16,16 +16,9 @@ namespace {
 using pds::DType;
 using pds::cpu::KvLayer;
 
-constexpr int QR = 8;           // query rows per work item
+constexpr int QR = 32;          // query rows per work item (they share each converted K tile)
+constexpr int QG = 8;           // rows per score micro-kernel call (register accumulators)
 constexpr int kMaxHeadDim = 256;
-
-template <DType KT>
-static inline void loadRowF32(const void* base, size_t elemOffset, int n, float* dst) {
-  const typename Ld<KT>::E* p = static_cast<const typename Ld<KT>::E*>(base) + elemOffset;
-  int i = 0;
-  for (; i + VW <= n; i += VW) storeu(dst + i, Ld<KT>::load(p + i));
-  for (; i < n; i++) dst[i] = Ld<KT>::one(p + i);
-}
 
 struct Item {
   int seq, kvHead, tokLo, tCount, headLo, hCount;
@@ -52,6 +45,47 @@ static inline void scores(const float (*qs)[kMaxHeadDim], const float* kt, int h
   for (int r = 0; r < R; r++) s[r] = a[r] + b[r];
 }
 
+// Scores for few query rows straight from the cache: s[r][t] = q[r] · k_t (dot along head_dim).
+template <DType KT, int R>
+static inline void scoresDirect(const float (*qs)[kMaxHeadDim], const typename Ld<KT>::E* const* kp, int nk, int hd,
+                                vf* s) {
+  float sc[R][VW];
+  for (int t = 0; t < nk; t++) {
+    vf a[R];
+    for (int r = 0; r < R; r++) a[r] = vf{};
+    int d = 0;
+    for (; d + VW <= hd; d += VW) {
+      vf kv = Ld<KT>::load(kp[t] + d);
+      for (int r = 0; r < R; r++) a[r] += loadu(qs[r] + d) * kv;
+    }
+    for (int r = 0; r < R; r++) {
+      float x = hsum(a[r]);
+      for (int dd = d; dd < hd; dd++) x += qs[r][dd] * Ld<KT>::one(kp[t] + dd);
+      sc[r][t] = x;
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int t = nk; t < VW; t++) sc[r][t] = 0.f;
+    s[r] = loadu(sc[r]);
+  }
+}
+
+// o[0:hd] += sum_t p[t] * v_t   (v rows read from the cache, converted on the fly)
+template <DType KT>
+static inline void accumulatePV(float* o, const float* p, const typename Ld<KT>::E* const* vp, int cnt, int hd) {
+  int d = 0;
+  for (; d + VW <= hd; d += VW) {
+    vf acc = loadu(o + d);
+    for (int t = 0; t < cnt; t++) acc += p[t] * Ld<KT>::load(vp[t] + d);
+    storeu(o + d, acc);
+  }
+  for (; d < hd; d++) {
+    float acc = o[d];
+    for (int t = 0; t < cnt; t++) acc += p[t] * Ld<KT>::one(vp[t] + d);
+    o[d] = acc;
+  }
+}
+
 template <DType KT>
 static void attnItem(const Item& it, const float* q, int ldq, float* out, int ldo, int numHeads, const KvLayer& kv,
                      const pds::cpu::AttnBatch& b) {
@@ -66,8 +100,11 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
   alignas(64) float qs[QR][kMaxHeadDim];
   alignas(64) float o[QR][kMaxHeadDim];
   alignas(64) float kt[kMaxHeadDim * VW];
-  alignas(64) float vt[VW][kMaxHeadDim];
-  alignas(64) float krow[kMaxHeadDim];
+  using E = typename Ld<KT>::E;
+  const E* kp[VW];
+  const E* vp[VW];
+  const E* K = static_cast<const E*>(kv.k);
+  const E* V = static_cast<const E*>(kv.v);
   float m[QR], l[QR];
   int pos[QR];
   for (int r = 0; r < R; r++) {
@@ -92,26 +129,34 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
     if (phys < 0 || phys >= kv.numBlocks)
       throw std::out_of_range("block table entry " + std::to_string(phys) + " of sequence " + std::to_string(it.seq) +
                               " is outside the KV cache (" + std::to_string(kv.numBlocks) + " blocks)");
-    for (int t = 0; t < VW; t++) {
-      if (t < nk) {
-        size_t e = ((static_cast<size_t>(phys) * bs + off + t) * kvh + it.kvHead) * hd;
-        loadRowF32<KT>(kv.k, e, hd, krow);
-        for (int d = 0; d < hd; d++) kt[d * VW + t] = krow[d];
-        loadRowF32<KT>(kv.v, e, hd, vt[t]);
-      } else {
-        for (int d = 0; d < hd; d++) kt[d * VW + t] = 0.f;
-      }
+    for (int t = 0; t < nk; t++) {
+      size_t e = ((static_cast<size_t>(phys) * bs + off + t) * kvh + it.kvHead) * hd;
+      kp[t] = K + e;
+      vp[t] = V + e;
     }
     vf s[QR];
-    switch (R) {
-      case 1: scores<1>(qs, kt, hd, s); break;
-      case 2: scores<2>(qs, kt, hd, s); break;
-      case 3: scores<3>(qs, kt, hd, s); break;
-      case 4: scores<4>(qs, kt, hd, s); break;
-      case 5: scores<5>(qs, kt, hd, s); break;
-      case 6: scores<6>(qs, kt, hd, s); break;
-      case 7: scores<7>(qs, kt, hd, s); break;
-      default: scores<8>(qs, kt, hd, s); break;
+    if (R <= 4) {  // decode: dot products straight from the cache (few rows)
+      switch (R) {
+        case 1: scoresDirect<KT, 1>(qs, kp, nk, hd, s); break;
+        case 2: scoresDirect<KT, 2>(qs, kp, nk, hd, s); break;
+        case 3: scoresDirect<KT, 3>(qs, kp, nk, hd, s); break;
+        default: scoresDirect<KT, 4>(qs, kp, nk, hd, s); break;
+      }
+    } else {  // several rows share the tile: transpose K once, then broadcast-FMAs
+      for (int t = 0; t < VW; t++)
+        for (int d = 0; d < hd; d++) kt[d * VW + t] = t < nk ? Ld<KT>::one(kp[t] + d) : 0.f;
+      for (int g = 0; g < R; g += QG) {
+        switch (R - g < QG ? R - g : QG) {
+          case 1: scores<1>(qs + g, kt, hd, s + g); break;
+          case 2: scores<2>(qs + g, kt, hd, s + g); break;
+          case 3: scores<3>(qs + g, kt, hd, s + g); break;
+          case 4: scores<4>(qs + g, kt, hd, s + g); break;
+          case 5: scores<5>(qs + g, kt, hd, s + g); break;
+          case 6: scores<6>(qs + g, kt, hd, s + g); break;
+          case 7: scores<7>(qs + g, kt, hd, s + g); break;
+          default: scores<8>(qs + g, kt, hd, s + g); break;
+        }
+      }
     }
     for (int r = 0; r < R; r++) {
       int cnt = pos[r] - j0 + 1;
@@ -128,11 +173,9 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
       float* orow = o[r];
       if (corr != 1.0f)
         for (int d = 0; d < hd; d++) orow[d] *= corr;
-      for (int t = 0; t < cnt; t++) {
-        const float pt = p[t];
-        const float* vr = vt[t];
-        for (int d = 0; d < hd; d++) orow[d] += pt * vr[d];
-      }
+      float pa[VW];
+      storeu(pa, p);
+      accumulatePV<KT>(orow, pa, vp, cnt, hd);
     }
     j0 += nk;
   }
@@ -148,7 +191,7 @@ static void attentionDispatch(pds::cpu::ThreadPool& pool, const float* q, int ld
                               const pds::cpu::AttnBatch& b, float* out, int ldo) {
   if (kv.headDim > kMaxHeadDim) throw std::invalid_argument("head_dim > 256 is not supported by the CPU attention");
   const int G = numHeads / kv.kvHeads;
-  const int hg = G < QR ? G : QR;
+  const int hg = G < QG ? G : QG;
   const int tb = QR / hg;
   std::vector<Item> items;
   for (int s = 0; s < b.numSeqs; s++) {

@@ -50,18 +50,22 @@ double measureReadGBs(ThreadPool& pool, size_t bytes, int iters) {
   for (int it = 0; it < iters + 1; it++) {
     double t0 = now();
     pool.parallelRange(static_cast<int64_t>(n), 1024, [&](int64_t b, int64_t e) {
-      const __m256* p = static_cast<const __m256*>(a.p);
-      __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-      int64_t i = b;
-      for (; i + 4 <= e; i += 4) {
-        s0 = _mm256_add_ps(s0, p[i]);
-        s1 = _mm256_add_ps(s1, p[i + 1]);
-        s2 = _mm256_add_ps(s2, p[i + 2]);
-        s3 = _mm256_add_ps(s3, p[i + 3]);
+      // 8 interleaved sequential streams with software prefetch: the access pattern of the GEMV tiles,
+      // which reads faster than one stream.
+      const __m256* p = static_cast<const __m256*>(a.p) + b;
+      const int64_t len = (e - b) / 8;
+      __m256 s[8];
+      for (int r = 0; r < 8; r++) s[r] = _mm256_setzero_ps();
+      for (int64_t i = 0; i < len; i++) {
+        if ((i & 1) == 0)
+          for (int r = 0; r < 8; r++) _mm_prefetch(reinterpret_cast<const char*>(p + r * len + i) + 2048, _MM_HINT_T0);
+        for (int r = 0; r < 8; r++) s[r] = _mm256_add_ps(s[r], p[r * len + i]);
       }
-      __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+      for (int64_t i = 8 * len; i < e - b; i++) s[0] = _mm256_add_ps(s[0], p[i]);
+      __m256 t = s[0];
+      for (int r = 1; r < 8; r++) t = _mm256_add_ps(t, s[r]);
       float f[8];
-      _mm256_storeu_ps(f, s);
+      _mm256_storeu_ps(f, t);
       sink = sink + f[0];
     });
     double dt = now() - t0;

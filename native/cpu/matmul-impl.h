@@ -40,8 +40,8 @@ static inline void dotTile(const float* x, int ldx, const typename Ld<WT>::E* w,
   int k = 0;
   for (; k + VW <= kLen; k += VW) {
     vf wv[NO];
-    if ((k & 31) == 0)  // W streams from memory: one prefetch per 64-byte line, 512 B ahead
-      for (int o = 0; o < NO; o++) __builtin_prefetch(w + static_cast<size_t>(o) * ldw + k + 256);
+    if ((k & 31) == 0)  // W streams from memory: prefetch the next tile's rows, one per 64-byte line
+      for (int o = 0; o < NO; o++) __builtin_prefetch(w + static_cast<size_t>(o + NO) * ldw + k);
     for (int o = 0; o < NO; o++) wv[o] = Ld<WT>::load(w + static_cast<size_t>(o) * ldw + k);
     for (int r = 0; r < RB; r++) {
       vf xv = loadu(x + static_cast<size_t>(r) * ldx + k);

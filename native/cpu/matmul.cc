@@ -1,14 +1,18 @@
 // matmul(): AVX2 instantiation plus the run-time choice between AVX2 and AVX-512.
+#include <cstdlib>
 #include <ctime>
+#include <string>
 
 #include "matmul-impl.h"
 #include "matmul-isa.h"
 
 namespace pds::cpu {
 
+// PDSERVE_NO_AVX512=1 forces the AVX2 kernels (to test them on an AVX-512 machine).
 bool hasAvx512() {
   static const bool v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                        !(std::getenv("PDSERVE_NO_AVX512") && std::string(std::getenv("PDSERVE_NO_AVX512")) == "1");
   return v;
 }
 

@@ -32,6 +32,7 @@ export function registerBenchEngine(bench: Command): void {
     .option('--prompt-len <n>', 'prefill length', '512')
     .option('--decode-ctx <n>', 'cached positions per sequence during decode', '128')
     .option('--batches <list>', 'decode batch sizes', '1,8,32')
+    .option('--probe-mb <n>', 'buffer size of the bandwidth probes in MiB', '512')
     .option('--json', 'print JSON')
     .action(async (o) => {
       const dir = resolveModelDir(o.model);
@@ -56,6 +57,7 @@ export function registerBenchEngine(bench: Command): void {
           promptLen: Math.max(1, int(o.promptLen, '--prompt-len')),
           decodeCtx: int(o.decodeCtx, '--decode-ctx'),
           decodeBatches: String(o.batches).split(',').map((b) => Math.max(1, int(b, '--batches'))),
+          probeBytes: Math.max(1, int(o.probeMb, '--probe-mb')) * 2 ** 20,
         },
         o.json ? undefined : (l) => process.stderr.write(l + '\n'),
       );
