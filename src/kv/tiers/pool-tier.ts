@@ -99,7 +99,15 @@ export class PoolTier implements KvTier {
     return (await this.lookupPrefix([key])) === 1;
   }
 
+  /** TCP mode moves a chunk in one frame: refuse (without losing the connection) what the server would. */
+  private checkFrame(size: number): void {
+    const max = this.client.hello?.maxPayload;
+    if (this.mode === 'tcp' && max !== undefined && size + 32 > max)
+      throw new PdsError('PDS_ERR_BAD_REQUEST', `chunk of ${size} bytes exceeds the kv-server's max frame payload ${max} (its --max-frame)`);
+  }
+
   async reserve(key: ChunkKey, size: number): Promise<Reservation | null> {
+    this.checkFrame(size);
     const r = await this.call(Op.ALLOC, keyToBytes(key), u64(size));
     if (r.status === Status.EXISTS) return null;
     if (r.status === Status.FULL) throw new TierFullError(this.name, size);
@@ -124,7 +132,9 @@ export class PoolTier implements KvTier {
   }
 
   async put(key: ChunkKey, bytes: Uint8Array): Promise<boolean> {
+    if (this.mode === null) await this.connect();
     if (this.mode !== 'tcp') return putByReserve(this, key, bytes);
+    this.checkFrame(bytes.byteLength);
     const r = await this.call(Op.PUT, keyToBytes(key), bytes);
     if (r.status === Status.EXISTS) return false;
     if (r.status === Status.FULL) throw new TierFullError(this.name, bytes.byteLength);
