@@ -192,8 +192,9 @@ describe('kv-server', () => {
     const c = await Raw.open(s.port);
     const h = await c.call(Op.HELLO);
     assert.equal(Number(h.payload.readBigUInt64LE(0)), PAGE_SIZE + CHUNK);
-    assert.equal(h.payload.toString('utf8', 34), s.opts.poolFile);
-    assert.equal(h.payload.readUInt32LE(0 + 0) >= 0, true);
+    const pathLen = h.payload.readUInt16LE(32);
+    assert.equal(h.payload.toString('utf8', 34, 34 + pathLen), s.opts.poolFile);
+    assert.equal(Number(h.payload.readBigUInt64LE(34 + pathLen)), 4 * 2 ** 30, 'segment size');
     assert.ok(existsSync(s.opts.poolFile));
     c.sock.destroy();
     await s.stop();
@@ -201,6 +202,34 @@ describe('kv-server', () => {
     assert.equal(existsSync(s.opts.poolFile), false);
     assert.equal(MAGIC, 0x564b4450);
     assert.equal(HEADER_BYTES, 16);
+  });
+
+  it('spreads a pool over several segment files; chunks stay contiguous; stop removes every file', async () => {
+    const seg = 2 * CHUNK + PAGE_SIZE;
+    const poolFile = `/dev/shm/pdserve-test-pool-${randomBytes(6).toString('hex')}`;
+    const s = await KvServer.start({ host: '127.0.0.1', port: 0, poolSize: 3 * seg, segmentSize: seg, quiet: true, poolFile });
+    started.add(s);
+    assert.equal(s.stats().segments, 3);
+    assert.ok(existsSync(poolFile + '.1') && existsSync(poolFile + '.2'));
+    const shm = new PoolTier({ host: '127.0.0.1', port: s.port, transport: 'shm', timeoutMs: 2000, backoffMs: 50 });
+    const tcp = new PoolTier({ host: '127.0.0.1', port: s.port, transport: 'tcp', timeoutMs: 2000, backoffMs: 50 });
+    const data = (i: number) => Buffer.alloc(CHUNK, i + 1);
+    for (let i = 0; i < 6; i++) assert.equal(await shm.put(key('s' + i), data(i)), true);
+    assert.equal(s.stats().evictions, 0, 'six chunks fit three segments of two');
+    for (let i = 0; i < 6; i++) {
+      const h = (await tcp.get(key('s' + i)))!;
+      assert.ok(Buffer.from(h.bytes).equals(data(i)), `chunk ${i} read back over TCP`);
+      h.release();
+    }
+    const raw = await Raw.open(s.port);
+    assert.equal((await raw.call(Op.ALLOC, keyToBytes(key('big')), u64(3 * CHUNK))).status, Status.TOO_LARGE);
+    raw.sock.destroy();
+    s.checkIntegrity();
+    await shm.close();
+    await tcp.close();
+    await s.stop();
+    started.delete(s);
+    assert.ok(![poolFile, poolFile + '.1', poolFile + '.2'].some((f) => existsSync(f)));
   });
 
   it('a tier over a dead or hung kv-server reports 0 hits within its timeout', async () => {

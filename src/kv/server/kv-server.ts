@@ -1,29 +1,29 @@
-// `pdserve kv-server`: a shared-memory KV pool (one file in /dev/shm) plus a metadata server over TCP
+// `pdserve kv-server`: a shared-memory KV pool (files in /dev/shm) plus a metadata server over TCP
 // (protocol.ts). Same-host clients map the pool file and copy KV straight in/out of its pages; other
 // hosts move bytes with PUT/GET. Bookkeeping: ChunkIndex (commit, pins, LRU, deferred free) over an
-// ExtentAllocator of the pool; per connection: its uncommitted allocations and its pins, released when
+// ExtentAllocator per pool segment (pool-segments.ts); per connection: its uncommitted allocations and its pins, released when
 // it closes. A bad frame costs only the connection that sent it.
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { existsSync, unlinkSync } from 'node:fs';
-import { loadNative } from '../../native/binding.js';
 import { getLogger } from '../../util/logger.js';
 import { ChunkIndex, type IndexEntry } from '../chunk-index.js';
 import { ExtentAllocator } from './extent-allocator.js';
+import { MAX_SEGMENT_BYTES, PoolSegments, segmentLengths } from './pool-segments.js';
 import {
   DEFAULT_MAX_PAYLOAD, FrameReader, KEY_BYTES, Op, PAGE_SIZE, POOL_MAGIC, Status, type Frame,
   decodeKeyList, encodeHeader, isReadError, u64,
 } from './protocol.js';
 
 const log = getLogger('kv-server');
-/** mapShared hands the pool to JS as one ArrayBuffer; V8 caps those at 4 GiB. */
-export const MAX_POOL_BYTES = 4 * 2 ** 30;
+export const MAX_POOL_BYTES = 2 ** 40;
 
 export interface KvServerOptions {
   host: string;
   port: number; // 0 = any free port
   poolSize: number; // bytes, including the header page
-  poolFile: string;
+  poolFile: string; // segment 0; segment i is `${poolFile}.${i}`
+  /** Bytes per pool file (default and maximum 4 GiB); the largest chunk must fit one segment. */
+  segmentSize?: number;
   maxPayload?: number;
   /** A closed connection's uncommitted allocations are freed after this long (ms), so a late write by a
    *  client that lost its connection mid-gather never lands in a page given to someone else. */
@@ -45,7 +45,7 @@ class Conn {
 
 export class KvServer {
   private readonly index: ChunkIndex<number>;
-  private readonly alloc: ExtentAllocator;
+  private readonly allocs: ExtentAllocator[];
   private readonly conns = new Set<Conn>();
   private readonly nonce = randomBytes(16);
   private readonly quarantine = new Set<NodeJS.Timeout>();
@@ -54,21 +54,37 @@ export class KvServer {
 
   private constructor(
     private readonly server: Server,
-    private readonly pool: Uint8Array,
+    private readonly pool: PoolSegments,
     readonly opts: Required<KvServerOptions>,
   ) {
-    this.alloc = new ExtentAllocator(PAGE_SIZE, opts.poolSize - PAGE_SIZE, PAGE_SIZE);
+    // Segment 0 starts with the header page. Offsets are pool-global.
+    this.allocs = segmentLengths(opts.poolSize, opts.segmentSize).map((len, i) => {
+      const base = i * opts.segmentSize + (i === 0 ? PAGE_SIZE : 0);
+      return new ExtentAllocator(base, len - (i === 0 ? PAGE_SIZE : 0), PAGE_SIZE);
+    });
     this.index = new ChunkIndex<number>(
-      (size) => this.alloc.alloc(size),
-      (off, size) => this.alloc.release(off, size),
+      (size) => {
+        for (const a of this.allocs) {
+          const off = a.alloc(size);
+          if (off !== null) return off;
+        }
+        return null;
+      },
+      (off, size) => this.allocs[Math.floor(off / opts.segmentSize)]!.release(off, size),
     );
   }
 
+  /** The largest extent any segment could hold. */
+  private get maxChunk(): number {
+    return Math.max(...this.allocs.map((a) => a.size));
+  }
+
   static async start(o: KvServerOptions): Promise<KvServer> {
-    const opts: Required<KvServerOptions> = { maxPayload: DEFAULT_MAX_PAYLOAD, allocQuarantineMs: 2000, prefault: false, quiet: false, ...o };
+    const opts: Required<KvServerOptions> = { maxPayload: DEFAULT_MAX_PAYLOAD, segmentSize: MAX_SEGMENT_BYTES, allocQuarantineMs: 2000, prefault: false, quiet: false, ...o };
     opts.poolSize = Math.floor(opts.poolSize / PAGE_SIZE) * PAGE_SIZE;
     if (opts.poolSize < 2 * PAGE_SIZE) throw new RangeError(`pool size must be at least ${2 * PAGE_SIZE} bytes`);
-    if (opts.poolSize > MAX_POOL_BYTES) throw new RangeError(`pool size above 4G is not supported (one mapping per pool)`);
+    if (opts.poolSize > MAX_POOL_BYTES) throw new RangeError(`pool size above 1T is not supported`);
+    segmentLengths(opts.poolSize, opts.segmentSize); // validates segmentSize
     const server = createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -77,23 +93,22 @@ export class KvServer {
         resolve();
       });
     });
-    // A fresh inode every start: clients still mapping a previous pool never alias this one.
-    let pool: Uint8Array;
+    // Fresh inodes every start: clients still mapping a previous pool never alias this one.
+    let pool: PoolSegments;
     try {
-      if (existsSync(opts.poolFile)) unlinkSync(opts.poolFile);
-      pool = new Uint8Array(loadNative().mapShared(opts.poolFile, opts.poolSize, true));
+      pool = new PoolSegments(opts.poolFile, opts.poolSize, opts.segmentSize, true);
     } catch (e) {
       server.close();
       throw e;
     }
     const s = new KvServer(server, pool, opts);
     s.writePoolHeader();
-    if (opts.prefault) for (let off = PAGE_SIZE; off < opts.poolSize; off += 2 ** 26) pool.fill(0, off, Math.min(opts.poolSize, off + 2 ** 26));
+    if (opts.prefault) for (const m of pool.maps) for (let off = 0; off < m.byteLength; off += 2 ** 26) m.fill(0, off === 0 && m === pool.maps[0] ? PAGE_SIZE : off, Math.min(m.byteLength, off + 2 ** 26));
     server.on('connection', (sock) => s.accept(sock));
     if (!opts.quiet)
       log.info(
         `pdserve kv-server listening on ${opts.host}:${s.port}, pool size ${(opts.poolSize / 2 ** 30).toFixed(2)} GiB ` +
-          `(${opts.poolSize} bytes), pool file ${opts.poolFile}, page size ${PAGE_SIZE}, max frame payload ${opts.maxPayload} bytes`,
+          `(${opts.poolSize} bytes), pool file ${opts.poolFile}${pool.maps.length > 1 ? ` (+${pool.maps.length - 1} more segments ${opts.poolFile}.N)` : ''}, page size ${PAGE_SIZE}, max frame payload ${opts.maxPayload} bytes`,
       );
     return s;
   }
@@ -104,7 +119,8 @@ export class KvServer {
   }
 
   private writePoolHeader(): void {
-    const h = Buffer.from(this.pool.buffer, this.pool.byteOffset, PAGE_SIZE);
+    const seg0 = this.pool.view(0, PAGE_SIZE);
+    const h = Buffer.from(seg0.buffer, seg0.byteOffset, PAGE_SIZE);
     h.fill(0);
     h.write(POOL_MAGIC, 0, 'ascii');
     this.nonce.copy(h, 8);
@@ -188,12 +204,12 @@ export class KvServer {
           b.writeUInt32LE(this.opts.maxPayload, 12);
           this.nonce.copy(b, 16);
           b.writeUInt16LE(path.length, 32);
-          return ok(b, path);
+          return ok(b, path, u64(this.opts.segmentSize));
         }
         case Op.ALLOC: {
           if (p.length !== KEY_BYTES + 8) return fail(Status.BAD_REQUEST, 'ALLOC wants key + u64 size');
           const size = Number(p.readBigUInt64LE(KEY_BYTES));
-          if (size <= 0 || size > this.alloc.size) return fail(Status.TOO_LARGE, `size ${size} does not fit the pool`);
+          if (size <= 0 || size > this.maxChunk) return fail(Status.TOO_LARGE, `size ${size} does not fit a pool segment`);
           const r = this.index.reserve(keyAt(0), size);
           if (r.status === 'exists') return fail(Status.EXISTS, 'chunk exists or is being written');
           if (r.status === 'full') return fail(Status.FULL, 'pool full: everything left is pinned or being written');
@@ -266,7 +282,7 @@ export class KvServer {
             e = r.entry;
           }
           conn.allocs.delete(key);
-          this.pool.set(p.subarray(KEY_BYTES), e.payload);
+          this.pool.view(e.payload, size).set(p.subarray(KEY_BYTES));
           return this.index.commit(e) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
         }
         case Op.GET: {
@@ -276,7 +292,7 @@ export class KvServer {
           if (conn.socket.destroyed) return;
           this.index.pin(e); // until the socket has taken the bytes
           conn.socket.write(encodeHeader(f.op, Status.OK, f.reqId, e.size));
-          conn.socket.write(this.pool.subarray(e.payload, e.payload + e.size), () => this.index.unpin(e));
+          conn.socket.write(this.pool.view(e.payload, e.size), () => this.index.unpin(e));
           return;
         }
         default:
@@ -292,15 +308,16 @@ export class KvServer {
     const s = this.index.stats();
     return {
       poolSize: this.opts.poolSize,
-      capacityBytes: this.alloc.size,
-      allocatedBytes: this.alloc.usedBytes,
+      segments: this.allocs.length,
+      capacityBytes: this.allocs.reduce((a, x) => a + x.size, 0),
+      allocatedBytes: this.allocs.reduce((a, x) => a + x.usedBytes, 0),
       usedBytes: s.usedBytes,
       chunks: s.chunks,
       writing: s.writing,
       pinnedChunks: s.pinnedChunks,
       deadPinned: s.deadPinned,
       evictions: s.evictions,
-      freeExtents: this.alloc.freeExtents,
+      freeExtents: this.allocs.reduce((a, x) => a + x.freeExtents, 0),
       connections: this.conns.size,
     };
   }
@@ -308,7 +325,7 @@ export class KvServer {
   /** Index and allocator agree (and each is self-consistent). */
   checkIntegrity(): void {
     this.index.checkIntegrity();
-    this.alloc.checkIntegrity();
+    for (const a of this.allocs) a.checkIntegrity();
   }
 
   async stop(): Promise<void> {
@@ -317,10 +334,6 @@ export class KvServer {
     for (const c of this.conns) c.socket.destroy();
     for (const t of this.quarantine) clearTimeout(t);
     await new Promise<void>((r) => this.server.close(() => r()));
-    try {
-      unlinkSync(this.opts.poolFile);
-    } catch {
-      /* already gone */
-    }
+    this.pool.unlinkAll();
   }
 }

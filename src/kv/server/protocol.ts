@@ -12,7 +12,9 @@
 //
 // Op       request payload                       OK reply payload
 // HELLO    -                                     u64 poolSize, u32 pageSize, u32 maxPayload, 16B nonce,
-//                                                u16 n + n bytes UTF-8 pool file path
+//                                                u16 n + n bytes UTF-8 pool file path, u64 segmentSize
+//                                                (pool offset o lives in file `path` if o < segmentSize,
+//                                                else `path.i`, i = floor(o / segmentSize))
 // ALLOC    key, u64 size                         u64 offset (in the pool file); EXISTS, FULL, TOO_LARGE
 // COMMIT   key                                   - (makes this connection's allocation visible); NOT_FOUND
 // ABORT    key                                   - (drops this connection's uncommitted allocation); NOT_FOUND
@@ -27,7 +29,7 @@
 //                                                EXISTS, FULL, TOO_LARGE
 // GET      key                                   the chunk's bytes; NOT_FOUND
 // Pins and uncommitted allocations belong to the connection: closing it releases them all.
-// Pool file: page 0 is a header ("PDKVPOOL", 16-byte nonce = HELLO's nonce, u64 pool size) that a
+// Pool file (segment 0): page 0 is a header ("PDKVPOOL", 16-byte nonce = HELLO's nonce, u64 pool size) that a
 // client checks after mapping, so a same-named file on another host is never mistaken for this pool.
 
 export const MAGIC = 0x564b4450;

@@ -5,10 +5,10 @@
 // tcp mode (other hosts, or when the pool file cannot be mapped): PUT/GET move the bytes.
 // Availability: a down or slow server never blocks callers past the request timeout; lookups then
 // report 0 hits (a miss, so the engine computes), writes throw.
-import { loadNative } from '../../native/binding.js';
 import { PdsError } from '../../util/errors.js';
 import { getLogger } from '../../util/logger.js';
 import { KvClient, type HelloInfo } from '../server/kv-client.js';
+import { PoolSegments } from '../server/pool-segments.js';
 import { Op, PAGE_SIZE, POOL_MAGIC, Status, encodeKeyList, keyToBytes, u64 } from '../server/protocol.js';
 import { type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats, TierFullError, putByReserve } from './tier.js';
 
@@ -26,7 +26,7 @@ export class PoolTier implements KvTier {
   readonly name = 'kv_server';
   readonly client: KvClient;
   /** The mapped pool (shm mode) and the nonce of the server instance it belongs to. */
-  private pool: Uint8Array | null = null;
+  private pool: PoolSegments | null = null;
   private poolNonce: Buffer | null = null;
   private lastWarn = 0;
 
@@ -52,10 +52,10 @@ export class PoolTier implements KvTier {
     this.poolNonce = null;
     if (this.opts.transport === 'tcp') return;
     try {
-      const map = new Uint8Array(loadNative().mapShared(h.poolFile, h.poolSize, false));
-      const head = Buffer.from(map.buffer, 0, PAGE_SIZE);
+      const segs = new PoolSegments(h.poolFile, h.poolSize, h.segmentSize, false);
+      const head = Buffer.from(segs.view(0, PAGE_SIZE));
       if (head.toString('ascii', 0, 8) !== POOL_MAGIC || !head.subarray(8, 24).equals(h.nonce)) throw new Error('pool file belongs to another kv-server');
-      this.pool = map;
+      this.pool = segs;
       this.poolNonce = Buffer.from(h.nonce);
       log.info(`kv-server ${this.opts.host}:${this.opts.port}: shared-memory pool ${h.poolFile} mapped (${h.poolSize} bytes)`);
     } catch (e) {
@@ -114,7 +114,7 @@ export class PoolTier implements KvTier {
     if (r.status !== Status.OK) throw this.failure('ALLOC', r.status, r.payload);
     const off = Number(r.payload.readBigUInt64LE(0));
     const pool = this.pool;
-    const view = pool ? pool.subarray(off, off + size) : Buffer.allocUnsafeSlow(size);
+    const view = pool ? pool.view(off, size) : Buffer.allocUnsafeSlow(size);
     const keyBytes = keyToBytes(key);
     const epoch = this.client.epoch;
     return {
@@ -155,7 +155,7 @@ export class PoolTier implements KvTier {
       const epoch = this.client.epoch;
       let released = false;
       return {
-        bytes: pool.subarray(off, off + size),
+        bytes: pool.view(off, size),
         valid: () => this.client.epoch === epoch && this.client.connected,
         release: () => {
           if (released) return;
