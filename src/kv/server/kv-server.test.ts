@@ -119,6 +119,7 @@ describe('kv-server', () => {
     assert.equal((await c.call(99 as Op)).status, Status.BAD_REQUEST);
     assert.equal((await c.call(Op.ALLOC, keyToBytes(key('huge')), u64(2 ** 40))).status, Status.TOO_LARGE);
     assert.equal((await c.call(Op.COMMIT, keyToBytes(key('never')))).status, Status.NOT_FOUND);
+    await waitFor(() => s.stats().usedBytes === 0); // the half-received PUT's space, after the quarantine
     const st = JSON.parse((await c.call(Op.STATS)).payload.toString());
     assert.equal(st.connections, 1);
     assert.equal(st.usedBytes, 0);
@@ -185,6 +186,21 @@ describe('kv-server', () => {
     assert.equal((await b.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.OK);
     a.sock.destroy();
     b.sock.destroy();
+  });
+
+  it('a chunk deleted while being written keeps its pages until the writer ends', async () => {
+    const s = await startServer(2);
+    const w = await Raw.open(s.port);
+    const d = await Raw.open(s.port);
+    assert.equal((await w.call(Op.ALLOC, keyToBytes(key('w')), u64(CHUNK))).status, Status.OK);
+    assert.equal((await d.call(Op.DELETE, keyToBytes(key('w')))).status, Status.OK);
+    assert.equal((await d.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.FULL, 'pages still owned by the writer');
+    assert.equal((await w.call(Op.COMMIT, keyToBytes(key('w')))).status, Status.NOT_FOUND);
+    assert.equal((await d.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.OK);
+    w.sock.destroy();
+    d.sock.destroy();
+    await waitFor(() => s.stats().connections === 0);
+    s.checkIntegrity();
   });
 
   it('HELLO describes the pool; stop() removes the pool file', async () => {

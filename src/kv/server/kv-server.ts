@@ -130,7 +130,18 @@ export class KvServer {
   private accept(socket: Socket): void {
     if (this.stopped) return void socket.destroy();
     socket.setNoDelay(true);
-    const conn = new Conn(this.nextConnId++, socket, new FrameReader(this.opts.maxPayload));
+    const conn: Conn = new Conn(
+      this.nextConnId++,
+      socket,
+      new FrameReader(this.opts.maxPayload, {
+        op: Op.PUT,
+        prefix: KEY_BYTES,
+        target: (key, size) => {
+          const t = this.putTarget(conn, key.toString('hex'), size);
+          return { view: 'view' in t ? t.view : null, ctx: t };
+        },
+      }),
+    );
     this.conns.add(conn);
     socket.on('data', (chunk: Buffer) => {
       for (const f of conn.reader.push(chunk)) {
@@ -158,7 +169,7 @@ export class KvServer {
     if (allocs.length) {
       const t = setTimeout(() => {
         this.quarantine.delete(t);
-        for (const e of allocs) this.index.abort(e);
+        for (const e of allocs) this.endWrite(e, false);
       }, this.opts.allocQuarantineMs);
       this.quarantine.add(t);
     }
@@ -171,6 +182,37 @@ export class KvServer {
     if (conn.socket.destroyed || !conn.socket.writable) return;
     conn.socket.write(encodeHeader(op, status, reqId, len));
     for (const p of parts) conn.socket.write(p);
+  }
+
+  /** A new allocation for this connection's writer. The writer holds a pin until commit/abort, so a
+   *  DELETE meanwhile hides the key but never frees pages still being written. */
+  private beginWrite(conn: Conn, key: string, size: number): IndexEntry<number> | [Status, string] {
+    if (size <= 0 || size > this.maxChunk) return [Status.TOO_LARGE, `size ${size} does not fit a pool segment`];
+    const r = this.index.reserve(key, size);
+    if (r.status === 'exists') return [Status.EXISTS, 'chunk exists or is being written'];
+    if (r.status === 'full') return [Status.FULL, 'pool full: everything left is pinned or being written'];
+    this.index.pin(r.entry);
+    conn.allocs.set(key, r.entry);
+    return r.entry;
+  }
+
+  /** Commit (true if the chunk is now visible) or abort a write begun by beginWrite. */
+  private endWrite(e: IndexEntry<number>, commit: boolean): boolean {
+    const ok = commit ? this.index.commit(e) : (this.index.abort(e), true);
+    this.index.unpin(e);
+    return ok;
+  }
+
+  /** FrameReader hook: where the bytes of a PUT go (straight into the pool), or why they are dropped. */
+  private putTarget(conn: Conn, key: string, size: number): { view: Uint8Array; entry: IndexEntry<number> } | { status: Status; msg: string } {
+    let e = conn.allocs.get(key);
+    if (e && e.size !== size) return { status: Status.BAD_REQUEST, msg: `PUT of ${size} bytes into an allocation of ${e.size}` };
+    if (!e) {
+      const r = this.beginWrite(conn, key, size);
+      if (Array.isArray(r)) return { status: r[0], msg: r[1] };
+      e = r;
+    }
+    return { view: this.pool.view(e.payload, size), entry: e };
   }
 
   private holdPin(conn: Conn, e: IndexEntry<number>): void {
@@ -208,13 +250,8 @@ export class KvServer {
         }
         case Op.ALLOC: {
           if (p.length !== KEY_BYTES + 8) return fail(Status.BAD_REQUEST, 'ALLOC wants key + u64 size');
-          const size = Number(p.readBigUInt64LE(KEY_BYTES));
-          if (size <= 0 || size > this.maxChunk) return fail(Status.TOO_LARGE, `size ${size} does not fit a pool segment`);
-          const r = this.index.reserve(keyAt(0), size);
-          if (r.status === 'exists') return fail(Status.EXISTS, 'chunk exists or is being written');
-          if (r.status === 'full') return fail(Status.FULL, 'pool full: everything left is pinned or being written');
-          conn.allocs.set(r.entry.key, r.entry);
-          return ok(u64(r.entry.payload));
+          const r = this.beginWrite(conn, keyAt(0), Number(p.readBigUInt64LE(KEY_BYTES)));
+          return Array.isArray(r) ? fail(r[0], r[1]) : ok(u64(r.payload));
         }
         case Op.COMMIT:
         case Op.ABORT: {
@@ -222,11 +259,7 @@ export class KvServer {
           const e = conn.allocs.get(keyAt(0));
           if (!e) return fail(Status.NOT_FOUND, 'no uncommitted allocation of this key on this connection');
           conn.allocs.delete(e.key);
-          if (f.op === Op.ABORT) {
-            this.index.abort(e);
-            return ok();
-          }
-          return this.index.commit(e) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
+          return this.endWrite(e, f.op === Op.COMMIT) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
         }
         case Op.LOOKUP: {
           const l = decodeKeyList(p, true);
@@ -270,20 +303,12 @@ export class KvServer {
         case Op.STATS:
           return ok(Buffer.from(JSON.stringify(this.stats())));
         case Op.PUT: {
-          if (p.length <= KEY_BYTES) return fail(Status.BAD_REQUEST, 'PUT wants key + bytes');
-          const key = keyAt(0);
-          const size = p.length - KEY_BYTES;
-          let e = conn.allocs.get(key);
-          if (e && e.size !== size) return fail(Status.BAD_REQUEST, `PUT of ${size} bytes into an allocation of ${e.size}`);
-          if (!e) {
-            const r = this.index.reserve(key, size);
-            if (r.status === 'exists') return fail(Status.EXISTS, 'chunk exists or is being written');
-            if (r.status === 'full') return fail(Status.FULL, 'pool full: everything left is pinned or being written');
-            e = r.entry;
-          }
-          conn.allocs.delete(key);
-          this.pool.view(e.payload, size).set(p.subarray(KEY_BYTES));
-          return this.index.commit(e) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
+          // The payload went straight into the pool (FrameReader putTarget hook); f.payload is the key.
+          const d = f.direct as ReturnType<KvServer['putTarget']> | undefined;
+          if (!d) return fail(Status.BAD_REQUEST, 'PUT wants key + bytes');
+          if ('status' in d) return fail(d.status, d.msg);
+          conn.allocs.delete(d.entry.key);
+          return this.endWrite(d.entry, true) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
         }
         case Op.GET: {
           if (p.length !== KEY_BYTES) return fail(Status.BAD_REQUEST, 'want a key');

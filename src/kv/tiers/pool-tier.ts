@@ -29,6 +29,8 @@ export class PoolTier implements KvTier {
   private pool: PoolSegments | null = null;
   private poolNonce: Buffer | null = null;
   private lastWarn = 0;
+  /** Reused TCP staging buffers (a few chunks' worth: no fresh pages per chunk). */
+  private readonly spare: Buffer[] = [];
 
   constructor(private readonly opts: PoolTierOptions) {
     this.client = new KvClient({ host: opts.host, port: opts.port, timeoutMs: opts.timeoutMs, backoffMs: opts.backoffMs });
@@ -66,6 +68,15 @@ export class PoolTier implements KvTier {
       }
       log.info(`kv-server ${this.opts.host}:${this.opts.port}: ${why}; using TCP transfers`);
     }
+  }
+
+  private stage(size: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length === size);
+    return i >= 0 ? this.spare.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(size);
+  }
+
+  private unstage(b: Buffer): void {
+    if (this.spare.length < 4) this.spare.push(b);
   }
 
   private warnDown(e: unknown): void {
@@ -114,17 +125,25 @@ export class PoolTier implements KvTier {
     if (r.status !== Status.OK) throw this.failure('ALLOC', r.status, r.payload);
     const off = Number(r.payload.readBigUInt64LE(0));
     const pool = this.pool;
-    const view = pool ? pool.view(off, size) : Buffer.allocUnsafeSlow(size);
     const keyBytes = keyToBytes(key);
     const epoch = this.client.epoch;
+    // tcp: a staging buffer, taken on first use and given back once the server has all its bytes
+    let staged: Buffer | null = null;
+    const tier = this;
     return {
-      view,
+      get view(): Uint8Array {
+        return pool ? pool.view(off, size) : (staged ??= tier.stage(size));
+      },
       commit: async () => {
         if (this.client.epoch !== epoch) throw new PdsError('PDS_ERR_UNAVAILABLE', 'kv-server connection was reset before commit; the chunk was dropped');
-        const c = pool ? await this.call(Op.COMMIT, keyBytes) : await this.call(Op.PUT, keyBytes, view);
+        const c = pool ? await this.call(Op.COMMIT, keyBytes) : await this.call(Op.PUT, keyBytes, staged ?? this.stage(size));
+        if (staged) this.unstage(staged); // the reply means the socket has sent every byte
+        staged = null;
         if (c.status !== Status.OK) throw this.failure(pool ? 'COMMIT' : 'PUT', c.status, c.payload);
       },
       abort: async () => {
+        if (staged) this.unstage(staged);
+        staged = null;
         if (this.client.epoch !== epoch) return;
         await this.call(Op.ABORT, keyBytes).catch(() => {});
       },
@@ -194,6 +213,7 @@ export class PoolTier implements KvTier {
   }
 
   async close(): Promise<void> {
+    this.spare.length = 0;
     this.client.close();
   }
 }
