@@ -1,8 +1,9 @@
 // `pdserve kv-server`: a shared-memory KV pool (files in /dev/shm) plus a metadata server over TCP
 // (protocol.ts). Same-host clients map the pool file and copy KV straight in/out of its pages; other
-// hosts move bytes with PUT/GET. Bookkeeping: ChunkIndex (commit, pins, LRU, deferred free) over an
-// ExtentAllocator per pool segment (pool-segments.ts); per connection: its uncommitted allocations and its pins, released when
-// it closes. A bad frame costs only the connection that sent it.
+// hosts move bytes with PUT/GET (a PUT's bytes stream straight into pool pages). Bookkeeping: ChunkIndex
+// (commit, pins, LRU, deferred free) over one ExtentAllocator per pool segment (pool-segments.ts); per
+// connection: its uncommitted allocations and its pins, released when it closes. A bad frame costs only
+// the connection that sent it.
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { getLogger } from '../../util/logger.js';
