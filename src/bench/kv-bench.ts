@@ -3,12 +3,14 @@
 // (PUT/GET over loopback) — with the connector's own save/load code (saveChunks / loadChunks).
 // Each figure is GB/s of KV moved, best of `iters` timed runs after one warm-up, and its ratio to
 // single-thread memcpy measured in the same run. The kv-server runs as a child process.
-// The KV cache is FakeKvCache (JS memcpy per block row), not the engine's native gather/scatter.
+// The KV cache (--kv-cache): `fake` = FakeKvCache (JS memcpy per block row, the engine's layout), or
+// `native` = the engine's own KV cache and kvGather/kvScatter (a native model with no weights loaded).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadNative } from '../native/binding.js';
+import { loadNative, type NativeModel } from '../native/binding.js';
+import type { KvCacheAccess } from '../engine/connector/base.js';
 import type { Logger } from '../util/logger.js';
 import { chunkKeys, modelFingerprint, type ChunkRef } from '../kv/chunk-hash.js';
 import { saveChunks } from '../kv/connector/chunk-saver.js';
@@ -30,6 +32,8 @@ export interface KvBenchOptions {
   blockSize: number; // 16
   iters: number; // timed runs per figure (after one warm-up)
   paths: Array<'local_cpu' | 'shm' | 'tcp'>;
+  kvCache: 'fake' | 'native';
+  threads: number; // native KV cache: CPU threads (0 = all)
 }
 
 export interface KvBenchRow {
@@ -97,10 +101,40 @@ async function startServerChild(poolSize: number): Promise<{ port: number; child
   return { port, child, poolFile };
 }
 
+/** A KV cache of 2 * blocks(tokens) blocks, every block written once (no untouched pages). */
+function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
+  const nBlocks = Math.ceil(o.tokens / o.blockSize);
+  if (o.kvCache === 'fake') {
+    const kv = new FakeKvCache(2 * nBlocks, o.blockSize, o.numLayers, o.numKvHeads, o.headDim, DT[o.kvDtype]!);
+    kv.data.fill(7);
+    return { kv, dispose() {} };
+  }
+  const n = loadNative();
+  if (typeof n.createModel !== 'function') throw new Error('--kv-cache native needs the native core with models (createModel), which this build lacks');
+  const model: NativeModel = n.createModel(
+    { numLayers: o.numLayers, hiddenSize: o.numKvHeads * o.headDim, intermediateSize: 64, numHeads: o.numKvHeads, numKvHeads: o.numKvHeads, headDim: o.headDim, vocabSize: 64, rmsNormEps: 1e-6, ropeTheta: 1e6, ropeType: 'default', tieWordEmbeddings: true, qkvBias: false, qkNorm: false, weightDtype: 'f32' },
+    { device: 'cpu', threads: o.threads },
+  );
+  model.allocKvCache(2 * nBlocks, o.blockSize, o.kvDtype);
+  const kv: KvCacheAccess = {
+    blockSize: o.blockSize,
+    bytesPerToken: model.kvBytesPerToken(),
+    gather: (ids, nt, dst) => model.kvGather(ids, nt, dst),
+    scatter: (ids, nt, src) => model.kvScatter(ids, nt, src),
+  };
+  return { kv, dispose: () => model.dispose() };
+}
+
+async function touchAll(kv: KvCacheAccess, o: KvBenchOptions): Promise<void> {
+  const nBlocks = Math.ceil(o.tokens / o.blockSize);
+  const buf = Buffer.allocUnsafeSlow(nBlocks * o.blockSize * kv.bytesPerToken).fill(7);
+  for (const base of [0, nBlocks]) await kv.scatter(Int32Array.from({ length: nBlocks }, (_, i) => base + i), nBlocks * o.blockSize, buf);
+}
+
 async function benchTier(tier: KvTier, o: KvBenchOptions, memcpy: number, label: string): Promise<KvBenchRow> {
   const nBlocks = Math.ceil(o.tokens / o.blockSize);
-  const kv = new FakeKvCache(2 * nBlocks, o.blockSize, o.numLayers, o.numKvHeads, o.headDim, DT[o.kvDtype]!);
-  kv.data.fill(7);
+  const { kv, dispose } = makeKv(o);
+  await touchAll(kv, o);
   const src = Array.from({ length: nBlocks }, (_, i) => i);
   const dst = Array.from({ length: nBlocks }, (_, i) => nBlocks + i);
   const bytes = o.tokens * kv.bytesPerToken;
@@ -126,6 +160,7 @@ async function benchTier(tier: KvTier, o: KvBenchOptions, memcpy: number, label:
     bestStore = Math.min(bestStore, t1 - t0);
     bestLoad = Math.min(bestLoad, t3 - t2);
   }
+  dispose();
   const storeGBs = bytes / GB / (bestStore / 1000);
   const retrieveGBs = bytes / GB / (bestLoad / 1000);
   return { path: label, storeGBs, retrieveGBs, storeRatio: storeGBs / memcpy, retrieveRatio: retrieveGBs / memcpy };
@@ -134,8 +169,8 @@ async function benchTier(tier: KvTier, o: KvBenchOptions, memcpy: number, label:
 /** The fake cache's own gather into / scatter from one buffer: the floor every path pays once. */
 async function benchBare(o: KvBenchOptions, memcpy: number): Promise<KvBenchRow> {
   const nBlocks = Math.ceil(o.tokens / o.blockSize);
-  const kv = new FakeKvCache(2 * nBlocks, o.blockSize, o.numLayers, o.numKvHeads, o.headDim, DT[o.kvDtype]!);
-  kv.data.fill(7);
+  const { kv, dispose } = makeKv(o);
+  await touchAll(kv, o);
   const buf = Buffer.allocUnsafeSlow(o.tokens * kv.bytesPerToken).fill(1);
   const src = Int32Array.from({ length: nBlocks }, (_, i) => i);
   const dst = Int32Array.from({ length: nBlocks }, (_, i) => nBlocks + i);
@@ -151,6 +186,7 @@ async function benchBare(o: KvBenchOptions, memcpy: number): Promise<KvBenchRow>
     g = Math.min(g, t1 - t0);
     s = Math.min(s, t2 - t1);
   }
+  dispose();
   const gb = buf.length / GB;
   return { path: 'gather/scatter only', storeGBs: gb / (g / 1000), retrieveGBs: gb / (s / 1000), storeRatio: gb / (g / 1000) / memcpy, retrieveRatio: gb / (s / 1000) / memcpy };
 }
@@ -194,10 +230,12 @@ export function formatKvBench(r: KvBenchResult): string {
   const out = [
     `KV store/retrieve: ${o.tokens} tokens x ${o.numLayers} layers x ${o.numKvHeads} KV heads x ${o.headDim} head_dim, ${o.kvDtype}` +
       ` = ${(r.kvBytes / GB).toFixed(4)} GB per prompt, ${r.chunks} chunks of ${o.chunkSize} tokens`,
-    `KV cache: FakeKvCache (JS memcpy per ${o.blockSize}-token block row; the engine's native gather/scatter is not used here)`,
+    o.kvCache === 'fake'
+      ? `KV cache: FakeKvCache (JS memcpy per run of consecutive ${o.blockSize}-token blocks; the engine's native gather/scatter is not used)`
+      : `KV cache: the engine's native KV cache, kvGather/kvScatter (${o.threads || 'all'} CPU threads; block size ${o.blockSize})`,
     `single-thread memcpy: ${r.memcpyGBs.toFixed(2)} GB/s (${r.memcpyMethod})`,
     `best of ${o.iters} runs after 1 warm-up; tiers sized for ~1.2 prompts (steady-state LRU churn)`,
-    `'gather/scatter only' = the fake cache copying into/out of one buffer, no tier: the floor of every path`,
+    `'gather/scatter only' = the KV cache copying into/out of one buffer, no tier: the floor of every path`,
     line(['path', 'store GB/s', 'ratio', 'retrieve GB/s', 'ratio']),
     ...r.rows.map((x) => line([x.path, x.storeGBs.toFixed(2), x.storeRatio.toFixed(2), x.retrieveGBs.toFixed(2), x.retrieveRatio.toFixed(2)])),
     `goal: ratio >= 0.70 for local_cpu and kv-server shm (tcp: loopback socket copies, no goal)`,

@@ -22,10 +22,13 @@ export function registerBenchKv(bench: Command): void {
     .option('--block-size <n>', 'engine block size', '16')
     .option('--iters <n>', 'timed runs per figure', '3')
     .option('--paths <list>', 'comma list of local_cpu, shm, tcp', 'local_cpu,shm,tcp')
+    .option('--kv-cache <kind>', "fake (JS stand-in) | native (the engine's KV cache and gather/scatter)", 'fake')
+    .option('--threads <n>', 'CPU threads of the native KV cache (0 = all)', '0')
     .option('--json', 'print JSON')
     .action(async (o) => {
       try {
         if (!['f32', 'f16', 'bf16'].includes(o.kvDtype)) throw new Error(`--kv-dtype must be f32, f16 or bf16, got '${o.kvDtype}'`);
+        if (!['fake', 'native'].includes(o.kvCache)) throw new Error(`--kv-cache must be fake or native, got '${o.kvCache}'`);
         const paths = String(o.paths).split(',').map((s) => s.trim()).filter(Boolean);
         for (const p of paths) if (!['local_cpu', 'shm', 'tcp'].includes(p)) throw new Error(`--paths: unknown path '${p}' (local_cpu, shm, tcp)`);
         const opts: KvBenchOptions = {
@@ -38,6 +41,8 @@ export function registerBenchKv(bench: Command): void {
           blockSize: int('--block-size', o.blockSize, 1),
           iters: int('--iters', o.iters, 1),
           paths: paths as KvBenchOptions['paths'],
+          kvCache: o.kvCache,
+          threads: int('--threads', o.threads, 0),
         };
         if (opts.chunkSize % opts.blockSize) throw new Error('--chunk-size must be a multiple of --block-size');
         const r = await runKvBench(opts);

@@ -15,8 +15,8 @@ export function registerKvServer(program: Command): void {
     .description('shared-memory KV pool server (remote_url: pdkv://host:port)')
     .option('--host <host>', 'address to listen on', '0.0.0.0')
     .option('--port <port>', 'TCP port', '65432')
-    .option('--pool-size <size>', 'pool size (e.g. 4G, 512M; at most 4G)', '4G')
-    .option('--pool-file <path>', 'pool file (default /dev/shm/pdserve-pool-<port>)')
+    .option('--pool-size <size>', 'pool size (e.g. 4G, 512M, 32G)', '4G')
+    .option('--pool-file <path>', 'pool file (default /dev/shm/pdserve-pool-<port>; pools over 4G add <path>.1, <path>.2, ...)')
     .option('--max-frame <size>', 'largest accepted frame payload', String(DEFAULT_MAX_PAYLOAD))
     .option('--no-prefault', 'do not touch the pool pages at start')
     .action(async (o: { host: string; port: string; poolSize: string; poolFile?: string; maxFrame: string; prefault: boolean }) => {

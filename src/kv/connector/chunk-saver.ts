@@ -29,26 +29,29 @@ export async function saveChunks(
   if (!chunks.length || !tiers.length) return r;
   const t0 = performance.now();
   const keys = chunks.map((c) => c.key);
+  const reserveErrors = new Map<string, { n: number; msg: string }>(); // one warning per tier, not per chunk
   const present = await Promise.all(tiers.map((t) => t.lookupPrefix(keys).catch(() => 0)));
-  const reservations: Array<Array<Reservation | null>> = await Promise.all(
+  const reservations: Array<Array<Reservation | null | 'error'>> = await Promise.all(
     chunks.map((c, i) =>
       Promise.all(
         tiers.map((t, ti) =>
           i < present[ti]! ? null : t.reserve(c.key, (c.end - c.start) * kv.bytesPerToken).catch((e: Error) => {
-            log.warn(`save ${c.key.slice(0, 12)}… to ${t.name}: ${e.message}`);
-            return null;
+            reserveErrors.set(t.name, { n: (reserveErrors.get(t.name)?.n ?? 0) + 1, msg: e.message });
+            return 'error' as const;
           }),
         ),
       ),
     ),
   );
+  for (const [tier, e] of reserveErrors) log.warn(`${e.n} of ${chunks.length} chunks not saved to ${tier}: ${e.msg}`);
   let offloadMs = 0;
   const commits: Array<Promise<void>> = [];
   for (let i = 0; i < chunks.length; i++) {
     const c = chunks[i]!;
-    const rs = reservations[i]!.filter((x): x is Reservation => x !== null);
+    const rs = reservations[i]!.filter((x): x is Reservation => x !== null && x !== 'error');
     if (!rs.length) {
-      r.skippedChunks++;
+      if (reservations[i]!.includes('error')) r.failedChunks++;
+      else r.skippedChunks++;
       continue;
     }
     try {

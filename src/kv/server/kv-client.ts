@@ -20,6 +20,7 @@ export interface HelloInfo {
   maxPayload: number;
   nonce: Buffer;
   poolFile: string;
+  segmentSize: number;
 }
 
 export interface Reply {
@@ -95,6 +96,7 @@ export class KvClient {
         maxPayload: p.readUInt32LE(12),
         nonce: Buffer.from(p.subarray(16, 32)),
         poolFile: p.toString('utf8', 34, 34 + pathLen),
+        segmentSize: Number(p.readBigUInt64LE(34 + pathLen)),
       };
       this.epoch++;
       this.backoff = this.opts.backoffMs;

@@ -119,6 +119,7 @@ describe('kv-server', () => {
     assert.equal((await c.call(99 as Op)).status, Status.BAD_REQUEST);
     assert.equal((await c.call(Op.ALLOC, keyToBytes(key('huge')), u64(2 ** 40))).status, Status.TOO_LARGE);
     assert.equal((await c.call(Op.COMMIT, keyToBytes(key('never')))).status, Status.NOT_FOUND);
+    await waitFor(() => s.stats().usedBytes === 0); // the half-received PUT's space, after the quarantine
     const st = JSON.parse((await c.call(Op.STATS)).payload.toString());
     assert.equal(st.connections, 1);
     assert.equal(st.usedBytes, 0);
@@ -187,13 +188,29 @@ describe('kv-server', () => {
     b.sock.destroy();
   });
 
+  it('a chunk deleted while being written keeps its pages until the writer ends', async () => {
+    const s = await startServer(2);
+    const w = await Raw.open(s.port);
+    const d = await Raw.open(s.port);
+    assert.equal((await w.call(Op.ALLOC, keyToBytes(key('w')), u64(CHUNK))).status, Status.OK);
+    assert.equal((await d.call(Op.DELETE, keyToBytes(key('w')))).status, Status.OK);
+    assert.equal((await d.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.FULL, 'pages still owned by the writer');
+    assert.equal((await w.call(Op.COMMIT, keyToBytes(key('w')))).status, Status.NOT_FOUND);
+    assert.equal((await d.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.OK);
+    w.sock.destroy();
+    d.sock.destroy();
+    await waitFor(() => s.stats().connections === 0);
+    s.checkIntegrity();
+  });
+
   it('HELLO describes the pool; stop() removes the pool file', async () => {
     const s = await startServer(1);
     const c = await Raw.open(s.port);
     const h = await c.call(Op.HELLO);
     assert.equal(Number(h.payload.readBigUInt64LE(0)), PAGE_SIZE + CHUNK);
-    assert.equal(h.payload.toString('utf8', 34), s.opts.poolFile);
-    assert.equal(h.payload.readUInt32LE(0 + 0) >= 0, true);
+    const pathLen = h.payload.readUInt16LE(32);
+    assert.equal(h.payload.toString('utf8', 34, 34 + pathLen), s.opts.poolFile);
+    assert.equal(Number(h.payload.readBigUInt64LE(34 + pathLen)), 4 * 2 ** 30, 'segment size');
     assert.ok(existsSync(s.opts.poolFile));
     c.sock.destroy();
     await s.stop();
@@ -201,6 +218,34 @@ describe('kv-server', () => {
     assert.equal(existsSync(s.opts.poolFile), false);
     assert.equal(MAGIC, 0x564b4450);
     assert.equal(HEADER_BYTES, 16);
+  });
+
+  it('spreads a pool over several segment files; chunks stay contiguous; stop removes every file', async () => {
+    const seg = 2 * CHUNK + PAGE_SIZE;
+    const poolFile = `/dev/shm/pdserve-test-pool-${randomBytes(6).toString('hex')}`;
+    const s = await KvServer.start({ host: '127.0.0.1', port: 0, poolSize: 3 * seg, segmentSize: seg, quiet: true, poolFile });
+    started.add(s);
+    assert.equal(s.stats().segments, 3);
+    assert.ok(existsSync(poolFile + '.1') && existsSync(poolFile + '.2'));
+    const shm = new PoolTier({ host: '127.0.0.1', port: s.port, transport: 'shm', timeoutMs: 2000, backoffMs: 50 });
+    const tcp = new PoolTier({ host: '127.0.0.1', port: s.port, transport: 'tcp', timeoutMs: 2000, backoffMs: 50 });
+    const data = (i: number) => Buffer.alloc(CHUNK, i + 1);
+    for (let i = 0; i < 6; i++) assert.equal(await shm.put(key('s' + i), data(i)), true);
+    assert.equal(s.stats().evictions, 0, 'six chunks fit three segments of two');
+    for (let i = 0; i < 6; i++) {
+      const h = (await tcp.get(key('s' + i)))!;
+      assert.ok(Buffer.from(h.bytes).equals(data(i)), `chunk ${i} read back over TCP`);
+      h.release();
+    }
+    const raw = await Raw.open(s.port);
+    assert.equal((await raw.call(Op.ALLOC, keyToBytes(key('big')), u64(3 * CHUNK))).status, Status.TOO_LARGE);
+    raw.sock.destroy();
+    s.checkIntegrity();
+    await shm.close();
+    await tcp.close();
+    await s.stop();
+    started.delete(s);
+    assert.ok(![poolFile, poolFile + '.1', poolFile + '.2'].some((f) => existsSync(f)));
   });
 
   it('a tier over a dead or hung kv-server reports 0 hits within its timeout', async () => {

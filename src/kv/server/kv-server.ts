@@ -1,29 +1,30 @@
-// `pdserve kv-server`: a shared-memory KV pool (one file in /dev/shm) plus a metadata server over TCP
+// `pdserve kv-server`: a shared-memory KV pool (files in /dev/shm) plus a metadata server over TCP
 // (protocol.ts). Same-host clients map the pool file and copy KV straight in/out of its pages; other
-// hosts move bytes with PUT/GET. Bookkeeping: ChunkIndex (commit, pins, LRU, deferred free) over an
-// ExtentAllocator of the pool; per connection: its uncommitted allocations and its pins, released when
-// it closes. A bad frame costs only the connection that sent it.
+// hosts move bytes with PUT/GET (a PUT's bytes stream straight into pool pages). Bookkeeping: ChunkIndex
+// (commit, pins, LRU, deferred free) over one ExtentAllocator per pool segment (pool-segments.ts); per
+// connection: its uncommitted allocations and its pins, released when it closes. A bad frame costs only
+// the connection that sent it.
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { existsSync, unlinkSync } from 'node:fs';
-import { loadNative } from '../../native/binding.js';
 import { getLogger } from '../../util/logger.js';
 import { ChunkIndex, type IndexEntry } from '../chunk-index.js';
 import { ExtentAllocator } from './extent-allocator.js';
+import { MAX_SEGMENT_BYTES, PoolSegments, segmentLengths } from './pool-segments.js';
 import {
   DEFAULT_MAX_PAYLOAD, FrameReader, KEY_BYTES, Op, PAGE_SIZE, POOL_MAGIC, Status, type Frame,
   decodeKeyList, encodeHeader, isReadError, u64,
 } from './protocol.js';
 
 const log = getLogger('kv-server');
-/** mapShared hands the pool to JS as one ArrayBuffer; V8 caps those at 4 GiB. */
-export const MAX_POOL_BYTES = 4 * 2 ** 30;
+export const MAX_POOL_BYTES = 2 ** 40;
 
 export interface KvServerOptions {
   host: string;
   port: number; // 0 = any free port
   poolSize: number; // bytes, including the header page
-  poolFile: string;
+  poolFile: string; // segment 0; segment i is `${poolFile}.${i}`
+  /** Bytes per pool file (default and maximum 4 GiB); the largest chunk must fit one segment. */
+  segmentSize?: number;
   maxPayload?: number;
   /** A closed connection's uncommitted allocations are freed after this long (ms), so a late write by a
    *  client that lost its connection mid-gather never lands in a page given to someone else. */
@@ -45,7 +46,7 @@ class Conn {
 
 export class KvServer {
   private readonly index: ChunkIndex<number>;
-  private readonly alloc: ExtentAllocator;
+  private readonly allocs: ExtentAllocator[];
   private readonly conns = new Set<Conn>();
   private readonly nonce = randomBytes(16);
   private readonly quarantine = new Set<NodeJS.Timeout>();
@@ -54,21 +55,37 @@ export class KvServer {
 
   private constructor(
     private readonly server: Server,
-    private readonly pool: Uint8Array,
+    private readonly pool: PoolSegments,
     readonly opts: Required<KvServerOptions>,
   ) {
-    this.alloc = new ExtentAllocator(PAGE_SIZE, opts.poolSize - PAGE_SIZE, PAGE_SIZE);
+    // Segment 0 starts with the header page. Offsets are pool-global.
+    this.allocs = segmentLengths(opts.poolSize, opts.segmentSize).map((len, i) => {
+      const base = i * opts.segmentSize + (i === 0 ? PAGE_SIZE : 0);
+      return new ExtentAllocator(base, len - (i === 0 ? PAGE_SIZE : 0), PAGE_SIZE);
+    });
     this.index = new ChunkIndex<number>(
-      (size) => this.alloc.alloc(size),
-      (off, size) => this.alloc.release(off, size),
+      (size) => {
+        for (const a of this.allocs) {
+          const off = a.alloc(size);
+          if (off !== null) return off;
+        }
+        return null;
+      },
+      (off, size) => this.allocs[Math.floor(off / opts.segmentSize)]!.release(off, size),
     );
   }
 
+  /** The largest extent any segment could hold. */
+  private get maxChunk(): number {
+    return Math.max(...this.allocs.map((a) => a.size));
+  }
+
   static async start(o: KvServerOptions): Promise<KvServer> {
-    const opts: Required<KvServerOptions> = { maxPayload: DEFAULT_MAX_PAYLOAD, allocQuarantineMs: 2000, prefault: false, quiet: false, ...o };
+    const opts: Required<KvServerOptions> = { maxPayload: DEFAULT_MAX_PAYLOAD, segmentSize: MAX_SEGMENT_BYTES, allocQuarantineMs: 2000, prefault: false, quiet: false, ...o };
     opts.poolSize = Math.floor(opts.poolSize / PAGE_SIZE) * PAGE_SIZE;
     if (opts.poolSize < 2 * PAGE_SIZE) throw new RangeError(`pool size must be at least ${2 * PAGE_SIZE} bytes`);
-    if (opts.poolSize > MAX_POOL_BYTES) throw new RangeError(`pool size above 4G is not supported (one mapping per pool)`);
+    if (opts.poolSize > MAX_POOL_BYTES) throw new RangeError(`pool size above 1T is not supported`);
+    segmentLengths(opts.poolSize, opts.segmentSize); // validates segmentSize
     const server = createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -77,23 +94,22 @@ export class KvServer {
         resolve();
       });
     });
-    // A fresh inode every start: clients still mapping a previous pool never alias this one.
-    let pool: Uint8Array;
+    // Fresh inodes every start: clients still mapping a previous pool never alias this one.
+    let pool: PoolSegments;
     try {
-      if (existsSync(opts.poolFile)) unlinkSync(opts.poolFile);
-      pool = new Uint8Array(loadNative().mapShared(opts.poolFile, opts.poolSize, true));
+      pool = new PoolSegments(opts.poolFile, opts.poolSize, opts.segmentSize, true);
     } catch (e) {
       server.close();
       throw e;
     }
     const s = new KvServer(server, pool, opts);
     s.writePoolHeader();
-    if (opts.prefault) for (let off = PAGE_SIZE; off < opts.poolSize; off += 2 ** 26) pool.fill(0, off, Math.min(opts.poolSize, off + 2 ** 26));
+    if (opts.prefault) for (const m of pool.maps) for (let off = 0; off < m.byteLength; off += 2 ** 26) m.fill(0, off === 0 && m === pool.maps[0] ? PAGE_SIZE : off, Math.min(m.byteLength, off + 2 ** 26));
     server.on('connection', (sock) => s.accept(sock));
     if (!opts.quiet)
       log.info(
         `pdserve kv-server listening on ${opts.host}:${s.port}, pool size ${(opts.poolSize / 2 ** 30).toFixed(2)} GiB ` +
-          `(${opts.poolSize} bytes), pool file ${opts.poolFile}, page size ${PAGE_SIZE}, max frame payload ${opts.maxPayload} bytes`,
+          `(${opts.poolSize} bytes), pool file ${opts.poolFile}${pool.maps.length > 1 ? ` (+${pool.maps.length - 1} more segments ${opts.poolFile}.N)` : ''}, page size ${PAGE_SIZE}, max frame payload ${opts.maxPayload} bytes`,
       );
     return s;
   }
@@ -104,7 +120,8 @@ export class KvServer {
   }
 
   private writePoolHeader(): void {
-    const h = Buffer.from(this.pool.buffer, this.pool.byteOffset, PAGE_SIZE);
+    const seg0 = this.pool.view(0, PAGE_SIZE);
+    const h = Buffer.from(seg0.buffer, seg0.byteOffset, PAGE_SIZE);
     h.fill(0);
     h.write(POOL_MAGIC, 0, 'ascii');
     this.nonce.copy(h, 8);
@@ -114,7 +131,18 @@ export class KvServer {
   private accept(socket: Socket): void {
     if (this.stopped) return void socket.destroy();
     socket.setNoDelay(true);
-    const conn = new Conn(this.nextConnId++, socket, new FrameReader(this.opts.maxPayload));
+    const conn: Conn = new Conn(
+      this.nextConnId++,
+      socket,
+      new FrameReader(this.opts.maxPayload, {
+        op: Op.PUT,
+        prefix: KEY_BYTES,
+        target: (key, size) => {
+          const t = this.putTarget(conn, key.toString('hex'), size);
+          return { view: 'view' in t ? t.view : null, ctx: t };
+        },
+      }),
+    );
     this.conns.add(conn);
     socket.on('data', (chunk: Buffer) => {
       for (const f of conn.reader.push(chunk)) {
@@ -142,7 +170,7 @@ export class KvServer {
     if (allocs.length) {
       const t = setTimeout(() => {
         this.quarantine.delete(t);
-        for (const e of allocs) this.index.abort(e);
+        for (const e of allocs) this.endWrite(e, false);
       }, this.opts.allocQuarantineMs);
       this.quarantine.add(t);
     }
@@ -155,6 +183,37 @@ export class KvServer {
     if (conn.socket.destroyed || !conn.socket.writable) return;
     conn.socket.write(encodeHeader(op, status, reqId, len));
     for (const p of parts) conn.socket.write(p);
+  }
+
+  /** A new allocation for this connection's writer. The writer holds a pin until commit/abort, so a
+   *  DELETE meanwhile hides the key but never frees pages still being written. */
+  private beginWrite(conn: Conn, key: string, size: number): IndexEntry<number> | [Status, string] {
+    if (size <= 0 || size > this.maxChunk) return [Status.TOO_LARGE, `size ${size} does not fit a pool segment`];
+    const r = this.index.reserve(key, size);
+    if (r.status === 'exists') return [Status.EXISTS, 'chunk exists or is being written'];
+    if (r.status === 'full') return [Status.FULL, 'pool full: everything left is pinned or being written'];
+    this.index.pin(r.entry);
+    conn.allocs.set(key, r.entry);
+    return r.entry;
+  }
+
+  /** Commit (true if the chunk is now visible) or abort a write begun by beginWrite. */
+  private endWrite(e: IndexEntry<number>, commit: boolean): boolean {
+    const ok = commit ? this.index.commit(e) : (this.index.abort(e), true);
+    this.index.unpin(e);
+    return ok;
+  }
+
+  /** FrameReader hook: where the bytes of a PUT go (straight into the pool), or why they are dropped. */
+  private putTarget(conn: Conn, key: string, size: number): { view: Uint8Array; entry: IndexEntry<number> } | { status: Status; msg: string } {
+    let e = conn.allocs.get(key);
+    if (e && e.size !== size) return { status: Status.BAD_REQUEST, msg: `PUT of ${size} bytes into an allocation of ${e.size}` };
+    if (!e) {
+      const r = this.beginWrite(conn, key, size);
+      if (Array.isArray(r)) return { status: r[0], msg: r[1] };
+      e = r;
+    }
+    return { view: this.pool.view(e.payload, size), entry: e };
   }
 
   private holdPin(conn: Conn, e: IndexEntry<number>): void {
@@ -188,17 +247,12 @@ export class KvServer {
           b.writeUInt32LE(this.opts.maxPayload, 12);
           this.nonce.copy(b, 16);
           b.writeUInt16LE(path.length, 32);
-          return ok(b, path);
+          return ok(b, path, u64(this.opts.segmentSize));
         }
         case Op.ALLOC: {
           if (p.length !== KEY_BYTES + 8) return fail(Status.BAD_REQUEST, 'ALLOC wants key + u64 size');
-          const size = Number(p.readBigUInt64LE(KEY_BYTES));
-          if (size <= 0 || size > this.alloc.size) return fail(Status.TOO_LARGE, `size ${size} does not fit the pool`);
-          const r = this.index.reserve(keyAt(0), size);
-          if (r.status === 'exists') return fail(Status.EXISTS, 'chunk exists or is being written');
-          if (r.status === 'full') return fail(Status.FULL, 'pool full: everything left is pinned or being written');
-          conn.allocs.set(r.entry.key, r.entry);
-          return ok(u64(r.entry.payload));
+          const r = this.beginWrite(conn, keyAt(0), Number(p.readBigUInt64LE(KEY_BYTES)));
+          return Array.isArray(r) ? fail(r[0], r[1]) : ok(u64(r.payload));
         }
         case Op.COMMIT:
         case Op.ABORT: {
@@ -206,11 +260,7 @@ export class KvServer {
           const e = conn.allocs.get(keyAt(0));
           if (!e) return fail(Status.NOT_FOUND, 'no uncommitted allocation of this key on this connection');
           conn.allocs.delete(e.key);
-          if (f.op === Op.ABORT) {
-            this.index.abort(e);
-            return ok();
-          }
-          return this.index.commit(e) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
+          return this.endWrite(e, f.op === Op.COMMIT) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
         }
         case Op.LOOKUP: {
           const l = decodeKeyList(p, true);
@@ -254,20 +304,12 @@ export class KvServer {
         case Op.STATS:
           return ok(Buffer.from(JSON.stringify(this.stats())));
         case Op.PUT: {
-          if (p.length <= KEY_BYTES) return fail(Status.BAD_REQUEST, 'PUT wants key + bytes');
-          const key = keyAt(0);
-          const size = p.length - KEY_BYTES;
-          let e = conn.allocs.get(key);
-          if (e && e.size !== size) return fail(Status.BAD_REQUEST, `PUT of ${size} bytes into an allocation of ${e.size}`);
-          if (!e) {
-            const r = this.index.reserve(key, size);
-            if (r.status === 'exists') return fail(Status.EXISTS, 'chunk exists or is being written');
-            if (r.status === 'full') return fail(Status.FULL, 'pool full: everything left is pinned or being written');
-            e = r.entry;
-          }
-          conn.allocs.delete(key);
-          this.pool.set(p.subarray(KEY_BYTES), e.payload);
-          return this.index.commit(e) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
+          // The payload went straight into the pool (FrameReader putTarget hook); f.payload is the key.
+          const d = f.direct as ReturnType<KvServer['putTarget']> | undefined;
+          if (!d) return fail(Status.BAD_REQUEST, 'PUT wants key + bytes');
+          if ('status' in d) return fail(d.status, d.msg);
+          conn.allocs.delete(d.entry.key);
+          return this.endWrite(d.entry, true) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
         }
         case Op.GET: {
           if (p.length !== KEY_BYTES) return fail(Status.BAD_REQUEST, 'want a key');
@@ -276,7 +318,7 @@ export class KvServer {
           if (conn.socket.destroyed) return;
           this.index.pin(e); // until the socket has taken the bytes
           conn.socket.write(encodeHeader(f.op, Status.OK, f.reqId, e.size));
-          conn.socket.write(this.pool.subarray(e.payload, e.payload + e.size), () => this.index.unpin(e));
+          conn.socket.write(this.pool.view(e.payload, e.size), () => this.index.unpin(e));
           return;
         }
         default:
@@ -292,15 +334,16 @@ export class KvServer {
     const s = this.index.stats();
     return {
       poolSize: this.opts.poolSize,
-      capacityBytes: this.alloc.size,
-      allocatedBytes: this.alloc.usedBytes,
+      segments: this.allocs.length,
+      capacityBytes: this.allocs.reduce((a, x) => a + x.size, 0),
+      allocatedBytes: this.allocs.reduce((a, x) => a + x.usedBytes, 0),
       usedBytes: s.usedBytes,
       chunks: s.chunks,
       writing: s.writing,
       pinnedChunks: s.pinnedChunks,
       deadPinned: s.deadPinned,
       evictions: s.evictions,
-      freeExtents: this.alloc.freeExtents,
+      freeExtents: this.allocs.reduce((a, x) => a + x.freeExtents, 0),
       connections: this.conns.size,
     };
   }
@@ -308,7 +351,7 @@ export class KvServer {
   /** Index and allocator agree (and each is self-consistent). */
   checkIntegrity(): void {
     this.index.checkIntegrity();
-    this.alloc.checkIntegrity();
+    for (const a of this.allocs) a.checkIntegrity();
   }
 
   async stop(): Promise<void> {
@@ -317,10 +360,6 @@ export class KvServer {
     for (const c of this.conns) c.socket.destroy();
     for (const t of this.quarantine) clearTimeout(t);
     await new Promise<void>((r) => this.server.close(() => r()));
-    try {
-      unlinkSync(this.opts.poolFile);
-    } catch {
-      /* already gone */
-    }
+    this.pool.unlinkAll();
   }
 }

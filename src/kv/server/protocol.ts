@@ -12,7 +12,9 @@
 //
 // Op       request payload                       OK reply payload
 // HELLO    -                                     u64 poolSize, u32 pageSize, u32 maxPayload, 16B nonce,
-//                                                u16 n + n bytes UTF-8 pool file path
+//                                                u16 n + n bytes UTF-8 pool file path, u64 segmentSize
+//                                                (pool offset o lives in file `path` if o < segmentSize,
+//                                                else `path.i`, i = floor(o / segmentSize))
 // ALLOC    key, u64 size                         u64 offset (in the pool file); EXISTS, FULL, TOO_LARGE
 // COMMIT   key                                   - (makes this connection's allocation visible); NOT_FOUND
 // ABORT    key                                   - (drops this connection's uncommitted allocation); NOT_FOUND
@@ -27,7 +29,7 @@
 //                                                EXISTS, FULL, TOO_LARGE
 // GET      key                                   the chunk's bytes; NOT_FOUND
 // Pins and uncommitted allocations belong to the connection: closing it releases them all.
-// Pool file: page 0 is a header ("PDKVPOOL", 16-byte nonce = HELLO's nonce, u64 pool size) that a
+// Pool file (segment 0): page 0 is a header ("PDKVPOOL", 16-byte nonce = HELLO's nonce, u64 pool size) that a
 // client checks after mapping, so a same-named file on another host is never mistaken for this pool.
 
 export const MAGIC = 0x564b4450;
@@ -67,7 +69,19 @@ export interface Frame {
   op: number;
   status: number;
   reqId: number;
-  payload: Buffer;
+  payload: Buffer; // with a DirectSink: only the first `prefix` bytes
+  /** ctx returned by the DirectSink for this frame, when one took its payload. */
+  direct?: unknown;
+}
+
+/**
+ * Lets one opcode's payload bypass the frame buffer: after the first `prefix` bytes arrive, target()
+ * names where the remaining `rest` bytes go (view of exactly `rest` bytes), or null to drop them.
+ */
+export interface DirectSink {
+  op: number;
+  prefix: number;
+  target(prefix: Buffer, rest: number): { view: Uint8Array | null; ctx: unknown };
 }
 
 export function encodeHeader(op: number, status: number, reqId: number, length: number): Buffer {
@@ -90,10 +104,21 @@ export type ReadError = { kind: 'bad_magic' | 'bad_version' | 'too_large'; reqId
 export class FrameReader {
   private head = Buffer.alloc(HEADER_BYTES);
   private headFill = 0;
-  private cur: { op: number; status: number; reqId: number; payload: Buffer; fill: number } | null = null;
+  private cur: {
+    op: number;
+    status: number;
+    reqId: number;
+    payload: Buffer; // whole payload, or the DirectSink prefix
+    fill: number;
+    rest: number; // bytes after the prefix still to come (DirectSink only)
+    sink: { view: Uint8Array | null; ctx: unknown; fill: number } | null;
+  } | null = null;
   private failed = false;
 
-  constructor(private readonly maxPayload: number) {}
+  constructor(
+    private readonly maxPayload: number,
+    private readonly direct?: DirectSink,
+  ) {}
 
   /** Frames completed by this chunk; a ReadError ends the list (and the stream). */
   push(chunk: Buffer): Array<Frame | ReadError> {
@@ -118,15 +143,26 @@ export class FrameReader {
           out.push({ kind: bad, reqId, op, length });
           return out;
         }
-        this.cur = { op, status: h.readUInt16LE(6), reqId, payload: Buffer.allocUnsafe(length), fill: 0 };
+        const d = this.direct && op === this.direct.op && length > this.direct.prefix ? this.direct : null;
+        const head = d ? d.prefix : length;
+        this.cur = { op, status: h.readUInt16LE(6), reqId, payload: Buffer.allocUnsafe(head), fill: 0, rest: length - head, sink: null };
       }
       const c = this.cur;
-      const n = Math.min(c.payload.length - c.fill, chunk.length - pos);
-      chunk.copy(c.payload, c.fill, pos, pos + n);
-      c.fill += n;
-      pos += n;
-      if (c.fill === c.payload.length) {
-        out.push({ op: c.op, status: c.status, reqId: c.reqId, payload: c.payload });
+      if (c.fill < c.payload.length) {
+        const n = Math.min(c.payload.length - c.fill, chunk.length - pos);
+        chunk.copy(c.payload, c.fill, pos, pos + n);
+        c.fill += n;
+        pos += n;
+        if (c.fill === c.payload.length && c.rest > 0) c.sink = { ...this.direct!.target(c.payload, c.rest), fill: 0 };
+      }
+      if (c.sink && c.sink.fill < c.rest) {
+        const n = Math.min(c.rest - c.sink.fill, chunk.length - pos);
+        if (c.sink.view) c.sink.view.set(chunk.subarray(pos, pos + n), c.sink.fill);
+        c.sink.fill += n;
+        pos += n;
+      }
+      if (c.fill === c.payload.length && (!c.sink || c.sink.fill === c.rest)) {
+        out.push({ op: c.op, status: c.status, reqId: c.reqId, payload: c.payload, ...(c.sink ? { direct: c.sink.ctx } : {}) });
         this.cur = null;
       }
     }
@@ -135,7 +171,7 @@ export class FrameReader {
 
   /** Bytes of a frame received so far but not complete (a truncated frame at close). */
   get pendingBytes(): number {
-    return this.headFill + (this.cur ? HEADER_BYTES + this.cur.fill : 0);
+    return this.headFill + (this.cur ? HEADER_BYTES + this.cur.fill + (this.cur.sink?.fill ?? 0) : 0);
   }
 }
 

@@ -5,10 +5,10 @@
 // tcp mode (other hosts, or when the pool file cannot be mapped): PUT/GET move the bytes.
 // Availability: a down or slow server never blocks callers past the request timeout; lookups then
 // report 0 hits (a miss, so the engine computes), writes throw.
-import { loadNative } from '../../native/binding.js';
 import { PdsError } from '../../util/errors.js';
 import { getLogger } from '../../util/logger.js';
 import { KvClient, type HelloInfo } from '../server/kv-client.js';
+import { PoolSegments } from '../server/pool-segments.js';
 import { Op, PAGE_SIZE, POOL_MAGIC, Status, encodeKeyList, keyToBytes, u64 } from '../server/protocol.js';
 import { type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats, TierFullError, putByReserve } from './tier.js';
 
@@ -26,9 +26,11 @@ export class PoolTier implements KvTier {
   readonly name = 'kv_server';
   readonly client: KvClient;
   /** The mapped pool (shm mode) and the nonce of the server instance it belongs to. */
-  private pool: Uint8Array | null = null;
+  private pool: PoolSegments | null = null;
   private poolNonce: Buffer | null = null;
   private lastWarn = 0;
+  /** Reused TCP staging buffers (a few chunks' worth: no fresh pages per chunk). */
+  private readonly spare: Buffer[] = [];
 
   constructor(private readonly opts: PoolTierOptions) {
     this.client = new KvClient({ host: opts.host, port: opts.port, timeoutMs: opts.timeoutMs, backoffMs: opts.backoffMs });
@@ -52,10 +54,10 @@ export class PoolTier implements KvTier {
     this.poolNonce = null;
     if (this.opts.transport === 'tcp') return;
     try {
-      const map = new Uint8Array(loadNative().mapShared(h.poolFile, h.poolSize, false));
-      const head = Buffer.from(map.buffer, 0, PAGE_SIZE);
+      const segs = new PoolSegments(h.poolFile, h.poolSize, h.segmentSize, false);
+      const head = Buffer.from(segs.view(0, PAGE_SIZE));
       if (head.toString('ascii', 0, 8) !== POOL_MAGIC || !head.subarray(8, 24).equals(h.nonce)) throw new Error('pool file belongs to another kv-server');
-      this.pool = map;
+      this.pool = segs;
       this.poolNonce = Buffer.from(h.nonce);
       log.info(`kv-server ${this.opts.host}:${this.opts.port}: shared-memory pool ${h.poolFile} mapped (${h.poolSize} bytes)`);
     } catch (e) {
@@ -66,6 +68,15 @@ export class PoolTier implements KvTier {
       }
       log.info(`kv-server ${this.opts.host}:${this.opts.port}: ${why}; using TCP transfers`);
     }
+  }
+
+  private stage(size: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length === size);
+    return i >= 0 ? this.spare.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(size);
+  }
+
+  private unstage(b: Buffer): void {
+    if (this.spare.length < 4) this.spare.push(b);
   }
 
   private warnDown(e: unknown): void {
@@ -99,24 +110,40 @@ export class PoolTier implements KvTier {
     return (await this.lookupPrefix([key])) === 1;
   }
 
+  /** TCP mode moves a chunk in one frame: refuse (without losing the connection) what the server would. */
+  private checkFrame(size: number): void {
+    const max = this.client.hello?.maxPayload;
+    if (this.mode === 'tcp' && max !== undefined && size + 32 > max)
+      throw new PdsError('PDS_ERR_BAD_REQUEST', `chunk of ${size} bytes exceeds the kv-server's max frame payload ${max} (its --max-frame)`);
+  }
+
   async reserve(key: ChunkKey, size: number): Promise<Reservation | null> {
+    this.checkFrame(size);
     const r = await this.call(Op.ALLOC, keyToBytes(key), u64(size));
     if (r.status === Status.EXISTS) return null;
     if (r.status === Status.FULL) throw new TierFullError(this.name, size);
     if (r.status !== Status.OK) throw this.failure('ALLOC', r.status, r.payload);
     const off = Number(r.payload.readBigUInt64LE(0));
     const pool = this.pool;
-    const view = pool ? pool.subarray(off, off + size) : Buffer.allocUnsafeSlow(size);
     const keyBytes = keyToBytes(key);
     const epoch = this.client.epoch;
+    // tcp: a staging buffer, taken on first use and given back once the server has all its bytes
+    let staged: Buffer | null = null;
+    const tier = this;
     return {
-      view,
+      get view(): Uint8Array {
+        return pool ? pool.view(off, size) : (staged ??= tier.stage(size));
+      },
       commit: async () => {
         if (this.client.epoch !== epoch) throw new PdsError('PDS_ERR_UNAVAILABLE', 'kv-server connection was reset before commit; the chunk was dropped');
-        const c = pool ? await this.call(Op.COMMIT, keyBytes) : await this.call(Op.PUT, keyBytes, view);
+        const c = pool ? await this.call(Op.COMMIT, keyBytes) : await this.call(Op.PUT, keyBytes, staged ?? this.stage(size));
+        if (staged) this.unstage(staged); // the reply means the socket has sent every byte
+        staged = null;
         if (c.status !== Status.OK) throw this.failure(pool ? 'COMMIT' : 'PUT', c.status, c.payload);
       },
       abort: async () => {
+        if (staged) this.unstage(staged);
+        staged = null;
         if (this.client.epoch !== epoch) return;
         await this.call(Op.ABORT, keyBytes).catch(() => {});
       },
@@ -124,7 +151,9 @@ export class PoolTier implements KvTier {
   }
 
   async put(key: ChunkKey, bytes: Uint8Array): Promise<boolean> {
+    if (this.mode === null) await this.connect();
     if (this.mode !== 'tcp') return putByReserve(this, key, bytes);
+    this.checkFrame(bytes.byteLength);
     const r = await this.call(Op.PUT, keyToBytes(key), bytes);
     if (r.status === Status.EXISTS) return false;
     if (r.status === Status.FULL) throw new TierFullError(this.name, bytes.byteLength);
@@ -145,7 +174,7 @@ export class PoolTier implements KvTier {
       const epoch = this.client.epoch;
       let released = false;
       return {
-        bytes: pool.subarray(off, off + size),
+        bytes: pool.view(off, size),
         valid: () => this.client.epoch === epoch && this.client.connected,
         release: () => {
           if (released) return;
@@ -184,6 +213,7 @@ export class PoolTier implements KvTier {
   }
 
   async close(): Promise<void> {
+    this.spare.length = 0;
     this.client.close();
   }
 }

@@ -1,0 +1,65 @@
+// The pool as one offset space over several files: segment i is `poolFile` (i = 0) or `poolFile.i`,
+// each at most segmentSize bytes (mapShared hands a mapping to JS as one ArrayBuffer, which V8 caps at
+// 4 GiB), covering pool offsets [i*segmentSize, i*segmentSize + its length). Extents never cross a
+// segment boundary (the server allocates per segment), so every chunk is one contiguous view.
+import { existsSync, unlinkSync } from 'node:fs';
+import { loadNative } from '../../native/binding.js';
+import { PAGE_SIZE } from './protocol.js';
+
+export const MAX_SEGMENT_BYTES = 4 * 2 ** 30;
+
+export function segmentPath(poolFile: string, i: number): string {
+  return i === 0 ? poolFile : `${poolFile}.${i}`;
+}
+
+/** Lengths of the segments of a pool (all segmentSize but the last). */
+export function segmentLengths(poolSize: number, segmentSize: number): number[] {
+  if (segmentSize <= 0 || segmentSize % PAGE_SIZE || segmentSize > MAX_SEGMENT_BYTES)
+    throw new RangeError(`segment size must be a multiple of ${PAGE_SIZE} in (0, 4 GiB], got ${segmentSize}`);
+  const out: number[] = [];
+  for (let off = 0; off < poolSize; off += segmentSize) out.push(Math.min(segmentSize, poolSize - off));
+  return out;
+}
+
+export class PoolSegments {
+  readonly maps: Uint8Array[] = [];
+
+  /** Maps every segment; create=true makes fresh files (a new inode each, stale ones unlinked first). */
+  constructor(
+    readonly poolFile: string,
+    readonly poolSize: number,
+    readonly segmentSize: number,
+    create: boolean,
+  ) {
+    const native = loadNative();
+    try {
+      segmentLengths(poolSize, segmentSize).forEach((len, i) => {
+        const path = segmentPath(poolFile, i);
+        if (create && existsSync(path)) unlinkSync(path);
+        this.maps.push(new Uint8Array(native.mapShared(path, len, create)));
+      });
+    } catch (e) {
+      if (create) this.unlinkAll();
+      throw e;
+    }
+  }
+
+  /** Bytes [off, off + len) of the pool; they must lie in one segment. */
+  view(off: number, len: number): Uint8Array {
+    const i = Math.floor(off / this.segmentSize);
+    const local = off - i * this.segmentSize;
+    const m = this.maps[i];
+    if (!m || local + len > m.byteLength) throw new RangeError(`pool range [${off}, +${len}) crosses a segment or the end`);
+    return m.subarray(local, local + len);
+  }
+
+  unlinkAll(): void {
+    for (let i = 0; i < Math.max(1, this.maps.length, Math.ceil(this.poolSize / this.segmentSize)); i++) {
+      try {
+        unlinkSync(segmentPath(this.poolFile, i));
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
