@@ -33,6 +33,9 @@ struct ModelSpec {
   bool qkvBias = false;     // Qwen2
   bool qkNorm = false;      // Qwen3: RMSNorm over head_dim on q and k, before RoPE
   DType weightDtype = DType::F32;  // dtype weights are kept in on the device
+  // Hugging Face keeps the rotary inv_freq buffer in the checkpoint dtype (a bf16 checkpoint rounds it to
+  // bf16); the reference outputs depend on it, so inv_freq is rounded through this dtype.
+  DType ropeFreqDtype = DType::F32;
 };
 
 // One forward pass over a batch of sequences, each contributing >= 1 new tokens (prefill chunk or decode).
