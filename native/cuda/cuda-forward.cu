@@ -91,8 +91,12 @@ void CudaBackend::runModel(const Plan& p) {
     linear(attn_.get(), L.o, ao_.get(), T, H, nH * D, false);
     launchRmsNorm(dt, x_.get(), ao_.get(), L.postNorm, xn_.get(), nullptr, T, H, eps, stream_);
     linear(xn_.get(), L.gateUp, gu_.get(), T, 2 * I, H, false);
-    launchSiluMul(dt, gu_.get(), act_.get(), T, I, stream_);
-    linear(act_.get(), L.down, ao_.get(), T, H, I, false);
+    if (T <= gemvMaxRows_ && I % (16 / (int)elem_) == 0) {  // decode: SiLU fused into the down GEMV
+      launchGemvSilu(dt, gu_.get(), L.down, ao_.get(), T, H, I, stream_);
+    } else {
+      launchSiluMul(dt, gu_.get(), act_.get(), T, I, stream_);
+      linear(act_.get(), L.down, ao_.get(), T, H, I, false);
+    }
   }
   if (p.R > 0) {
     launchRmsNorm(dt, x_.get(), ao_.get(), finalNorm_, xnR_.get(), p.at(p.logitIdx), p.R, H, eps, stream_);
@@ -140,11 +144,11 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   p.btStride = graph ? std::max(16, nextPow2(b.maxBlocksPerSeq)) : b.maxBlocksPerSeq;
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
   {
-    // Split the context so that the paged-attention grid has ~4 blocks per SM (decode at small batch
+    // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
     // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_.
     const int G = spec_.numHeads / spec_.numKvHeads;
     const int perSplit = T * spec_.numKvHeads * ((G + 7) / 8);
-    const int splits = std::max(1, (4 * numSms_ + perSplit - 1) / perSplit);
+    const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
     const int want = (ctxCap + splits - 1) / splits;
     p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
   }
@@ -207,6 +211,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     wsO_.alloc(kAttnWorkspaceBytes, "attention workspace");
     wsML_.alloc(kAttnWorkspaceBytes * 2 / spec_.headDim + 4096, "attention workspace");
   }
+  if (p.maxSplits > 1024) badBatch("context too long (" + std::to_string(maxCtx) + " tokens)");
   if ((size_t)spec_.numHeads * p.maxSplits * spec_.headDim * sizeof(float) > wsO_.bytes())
     badBatch("context too long for the attention workspace");
   if (moved) clearGraphs();

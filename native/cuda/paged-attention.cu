@@ -112,12 +112,14 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
   for (int g = 0; g < kMaxG; ++g)
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[g][i] = 0.f;
-  constexpr int UV = 2;
+  constexpr int UV = 4;
   for (int j0 = grp; j0 < len; j0 += NGRP * UV) {
     float v[UV][8];
 #pragma unroll
     for (int u = 0; u < UV; ++u) {
       const int j = j0 + u * NGRP;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[u][i] = 0.f;
       if (j < len) {
         const int tok = start + j;
         const size_t slot = (size_t)bt[tok / a.blockSize] * a.blockSize + tok % a.blockSize;
