@@ -42,6 +42,9 @@ std::vector<float> ropeInvFreq(const ModelSpec& s) {
       }
     }
     f[i] = (float)inv;
+    // transformers keeps inv_freq in the checkpoint dtype: round through it (see ModelSpec::ropeFreqDtype)
+    if (s.ropeFreqDtype == DType::BF16) f[i] = __bfloat162float(__float2bfloat16_rn(f[i]));
+    else if (s.ropeFreqDtype == DType::F16) f[i] = __half2float(__float2half_rn(f[i]));
   }
   return f;
 }
@@ -70,6 +73,7 @@ CudaBackend::CudaBackend(const ModelSpec& spec, const BackendOptions& opts) : sp
                              std::to_string(count) + " device(s))");
   check(cudaSetDevice(device_), "cudaSetDevice");
   name_ = "cuda:" + std::to_string(device_);
+  check(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device_), "device attributes");
   elem_ = dtypeSize(spec_.weightDtype);
   useGraphs_ = envInt("PDS_CUDA_GRAPHS", 1) != 0;
   gemvMaxRows_ = std::min(envInt("PDS_CUDA_GEMV_ROWS", 4), kGemvMaxRows);
@@ -128,7 +132,9 @@ CudaBackend::CudaBackend(const ModelSpec& spec, const BackendOptions& opts) : sp
   }
   const std::vector<float> inv = ropeInvFreq(spec_);
   invFreq_.alloc(inv.size() * sizeof(float), "rope frequencies");
-  check(cudaMemcpy(invFreq_.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice), "upload rope table");
+  check(cudaMemcpyAsync(invFreq_.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice, stream_),
+        "upload rope table");
+  check(cudaStreamSynchronize(stream_), "upload rope table");
   errFlag_.alloc(sizeof(int), "error flag");
 }
 
@@ -182,15 +188,18 @@ void CudaBackend::setWeight(const std::string& name, const void* host, DType src
   if ((int)srcDtype < 0 || (int)srcDtype > 2) throw std::runtime_error("CUDA backend: weight " + name + ": unsupported dtype");
   if (!host) throw std::runtime_error("CUDA backend: weight " + name + ": null data");
   const size_t srcElem = dtypeSize(srcDtype);
+  // Every copy is ordered on stream_ (a plain cudaMemcpy from pageable memory may return before its DMA
+  // lands, and stream_ does not wait for the legacy stream).
   if (srcDtype == spec_.weightDtype) {
-    check(cudaMemcpy(s.dst, host, s.numel * elem_, cudaMemcpyHostToDevice), ("upload weight " + name).c_str());
+    check(cudaMemcpyAsync(s.dst, host, s.numel * elem_, cudaMemcpyHostToDevice, stream_), ("upload weight " + name).c_str());
+    check(cudaStreamSynchronize(stream_), ("upload weight " + name).c_str());
   } else {
     const size_t chunk = (size_t)16 << 20;  // elements per staged conversion
     DeviceBuffer stage;
     stage.alloc(std::min(chunk, s.numel) * srcElem, "weight conversion staging");
     for (size_t off = 0; off < s.numel; off += chunk) {
       const size_t n = std::min(chunk, s.numel - off);
-      check(cudaMemcpy(stage.get(), (const char*)host + off * srcElem, n * srcElem, cudaMemcpyHostToDevice),
+      check(cudaMemcpyAsync(stage.get(), (const char*)host + off * srcElem, n * srcElem, cudaMemcpyHostToDevice, stream_),
             ("upload weight " + name).c_str());
       launchConvert(spec_.weightDtype, (char*)s.dst + off * elem_, srcDtype, stage.get(), n, stream_);
       check(cudaStreamSynchronize(stream_), ("convert weight " + name).c_str());
@@ -256,7 +265,8 @@ void CudaBackend::allocKvCache(int numBlocks, int blockSize, DType kvDtype) {
   kv_.reset();
   numBlocks_ = 0;
   kv_.alloc(bytes, "KV cache");
-  check(cudaMemset(kv_.get(), 0, bytes), "clear KV cache");
+  check(cudaMemsetAsync(kv_.get(), 0, bytes, stream_), "clear KV cache");
+  check(cudaStreamSynchronize(stream_), "clear KV cache");
   numBlocks_ = numBlocks;
   blockSize_ = blockSize;
   kvDtype_ = kvDtype;

@@ -97,6 +97,7 @@ class CudaBackend final : public Backend {
   int gemvMaxRows_ = 4;
   int splitSize_ = 256;
   int debugLayers_ = 0;
+  int numSms_ = 132;
   std::map<std::vector<int64_t>, Graph> graphs_;
   uint64_t graphClock_ = 0;
 

@@ -12,7 +12,7 @@ namespace pds::cuda {
 
 // Offsets are in int32 elements into devInts_ (and the pinned hostInts_ it is copied from).
 struct CudaBackend::Plan {
-  int T = 0, S = 0, R = 0, btStride = 0, numTiles = 0, maxSplits = 0;
+  int T = 0, S = 0, R = 0, btStride = 0, numTiles = 0, maxSplits = 0, splitSize = 0;
   bool decode = false, prefillKernel = false;
   size_t ids = 0, pos = 0, slots = 0, qsl = 0, ctx = 0, bt = 0, logitIdx = 0, tokSeq = 0, tokCtx = 0, tiles = 0,
          total = 0;
@@ -63,7 +63,7 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     a.tokenSeq = p.at(p.tokSeq) + t0; a.tokenCtx = p.at(p.tokCtx) + t0;
     a.T = std::min(chunk, p.T - t0);
     a.nH = nH; a.nKV = spec_.numKvHeads; a.D = D; a.blockSize = blockSize_;
-    a.scale = scale; a.maxSplits = p.maxSplits; a.splitSize = splitSize_;
+    a.scale = scale; a.maxSplits = p.maxSplits; a.splitSize = p.splitSize;
     a.wsO = wsO_.as<float>(); a.wsML = wsML_.as<float>();
     a.out = (char*)attn_.get() + (size_t)t0 * nH * D * elem_;
     launchPagedAttention(spec_.weightDtype, a, stream_);
@@ -91,8 +91,12 @@ void CudaBackend::runModel(const Plan& p) {
     linear(attn_.get(), L.o, ao_.get(), T, H, nH * D, false);
     launchRmsNorm(dt, x_.get(), ao_.get(), L.postNorm, xn_.get(), nullptr, T, H, eps, stream_);
     linear(xn_.get(), L.gateUp, gu_.get(), T, 2 * I, H, false);
-    launchSiluMul(dt, gu_.get(), act_.get(), T, I, stream_);
-    linear(act_.get(), L.down, ao_.get(), T, H, I, false);
+    if (T <= gemvMaxRows_ && I % (16 / (int)elem_) == 0) {  // decode: SiLU fused into the down GEMV
+      launchGemvSilu(dt, gu_.get(), L.down, ao_.get(), T, H, I, stream_);
+    } else {
+      launchSiluMul(dt, gu_.get(), act_.get(), T, I, stream_);
+      linear(act_.get(), L.down, ao_.get(), T, H, I, false);
+    }
   }
   if (p.R > 0) {
     launchRmsNorm(dt, x_.get(), ao_.get(), finalNorm_, xnR_.get(), p.at(p.logitIdx), p.R, H, eps, stream_);
@@ -139,7 +143,16 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   const bool graph = useGraphs_ && decode && T <= kMaxGraphTokens;
   p.btStride = graph ? std::max(16, nextPow2(b.maxBlocksPerSeq)) : b.maxBlocksPerSeq;
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
-  p.maxSplits = (ctxCap + splitSize_ - 1) / splitSize_;
+  {
+    // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
+    // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_.
+    const int G = spec_.numHeads / spec_.numKvHeads;
+    const int perSplit = T * spec_.numKvHeads * ((G + 7) / 8);
+    const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
+    const int want = (ctxCap + splits - 1) / splits;
+    p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
+  }
+  p.maxSplits = (ctxCap + p.splitSize - 1) / p.splitSize;
   p.prefillKernel = !decode && prefillAttentionSupported(spec_.weightDtype, spec_.headDim);
   if (p.prefillKernel)
     for (int s = 0; s < S; ++s) p.numTiles += (b.queryStartLoc[s + 1] - b.queryStartLoc[s] + kPrefillTileRows - 1) / kPrefillTileRows;
@@ -198,6 +211,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     wsO_.alloc(kAttnWorkspaceBytes, "attention workspace");
     wsML_.alloc(kAttnWorkspaceBytes * 2 / spec_.headDim + 4096, "attention workspace");
   }
+  if (p.maxSplits > 1024) badBatch("context too long (" + std::to_string(maxCtx) + " tokens)");
   if ((size_t)spec_.numHeads * p.maxSplits * spec_.headDim * sizeof(float) > wsO_.bytes())
     badBatch("context too long for the attention workspace");
   if (moved) clearGraphs();
@@ -206,7 +220,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   check(cudaMemcpyAsync(devInts_.get(), h, p.total * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "upload inputs");
   bool ran = false;
   if (graph) {
-    const std::vector<int64_t> key = {T, R, p.btStride, p.maxSplits, gemvMaxRows_};
+    const std::vector<int64_t> key = {T, R, p.btStride, p.maxSplits, p.splitSize, gemvMaxRows_};
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
       if (graphs_.size() >= kMaxGraphs) {

@@ -7,7 +7,21 @@ namespace pds::cuda {
 
 constexpr int kGemvWarps = 8;
 
-template <typename T, int R, bool OutF32>
+// x row r, elements k..k+V: plain, or (Silu) silu(gu[r, k..]) * gu[r, K + k..] from a [R, 2K] gate/up
+// buffer, rounded to T as the separate SiLU kernel would store it.
+template <typename T, bool Silu>
+__device__ __forceinline__ Vec<T> loadX(const T* x, int r, int K, int k) {
+  Vec<T> v;
+  if (!Silu) { v.load(x + (size_t)r * K + k); return v; }
+  Vec<T> g, u;
+  g.load(x + (size_t)r * 2 * K + k);
+  u.load(x + (size_t)r * 2 * K + K + k);
+#pragma unroll
+  for (int i = 0; i < Vec<T>::N; ++i) { const float a = g.get(i); v.set(i, a / (1.f + __expf(-a)) * u.get(i)); }
+  return v;
+}
+
+template <typename T, int R, bool OutF32, bool Silu>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const T* W, void* y, int N, int K) {
   constexpr int V = Vec<T>::N;
   const int n = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
@@ -27,7 +41,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const 
     for (int u = 0; u < U; ++u) {
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        Vec<T> xv; xv.load(x + (size_t)r * K + k + u * 32 * V);
+        const Vec<T> xv = loadX<T, Silu>(x, r, K, k + u * 32 * V);
 #pragma unroll
         for (int i = 0; i < V; ++i) acc[r] += wv[u].get(i) * xv.get(i);
       }
@@ -37,7 +51,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const 
     Vec<T> wv; wv.raw = __ldcs(reinterpret_cast<const uint4*>(w + k));
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      Vec<T> xv; xv.load(x + (size_t)r * K + k);
+      const Vec<T> xv = loadX<T, Silu>(x, r, K, k);
 #pragma unroll
       for (int i = 0; i < V; ++i) acc[r] += wv.get(i) * xv.get(i);
     }
@@ -52,12 +66,12 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const 
   }
 }
 
-template <typename T, bool OutF32>
+template <typename T, bool OutF32, bool Silu>
 static void gemvRows(const void* x, const void* W, void* y, int R, int N, int K, cudaStream_t s) {
   const int blocks = (N + kGemvWarps - 1) / kGemvWarps;
   const T* xx = (const T*)x; const T* ww = (const T*)W;
   switch (R) {
-#define PDS_GEMV_CASE(r) case r: gemvKernel<T, r, OutF32><<<blocks, kGemvWarps * 32, 0, s>>>(xx, ww, y, N, K); break;
+#define PDS_GEMV_CASE(r) case r: gemvKernel<T, r, OutF32, Silu><<<blocks, kGemvWarps * 32, 0, s>>>(xx, ww, y, N, K); break;
     PDS_GEMV_CASE(1) PDS_GEMV_CASE(2) PDS_GEMV_CASE(3) PDS_GEMV_CASE(4)
     PDS_GEMV_CASE(5) PDS_GEMV_CASE(6) PDS_GEMV_CASE(7) PDS_GEMV_CASE(8)
 #undef PDS_GEMV_CASE
@@ -70,10 +84,20 @@ void launchGemv(DType t, const void* x, const void* W, void* y, int T, int N, in
   if (K % (16 / (int)dtypeSize(t))) throw std::runtime_error("CUDA backend: gemv: K not a multiple of the vector width");
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
-    if (outF32) gemvRows<E, true>(x, W, y, T, N, K, s);
-    else gemvRows<E, false>(x, W, y, T, N, K, s);
+    if (outF32) gemvRows<E, true, false>(x, W, y, T, N, K, s);
+    else gemvRows<E, false, false>(x, W, y, T, N, K, s);
   });
   checkLaunch("gemv");
+}
+
+void launchGemvSilu(DType t, const void* gu, const void* W, void* y, int T, int N, int K, cudaStream_t s) {
+  if (T <= 0 || N <= 0) return;
+  if (K % (16 / (int)dtypeSize(t))) throw std::runtime_error("CUDA backend: gemv: K not a multiple of the vector width");
+  dispatchDType(t, [&](auto tag) {
+    using E = decltype(tag);
+    gemvRows<E, false, true>(gu, W, y, T, N, K, s);
+  });
+  checkLaunch("gemv_silu");
 }
 
 }  // namespace pds::cuda

@@ -78,6 +78,8 @@ void launchArgmax(const float* logits, int rows, int V, int32_t* out, cudaStream
 // y is T-typed, or f32 when outF32. K must be a multiple of 16 / sizeof(T).
 constexpr int kGemvMaxRows = 8;
 void launchGemv(DType t, const void* x, const void* W, void* y, int T, int N, int K, bool outF32, cudaStream_t s);
+// The same with the SwiGLU fused into the input: x[t, k] = silu(gu[t, k]) * gu[t, K + k], gu [T, 2K].
+void launchGemvSilu(DType t, const void* gu, const void* W, void* y, int T, int N, int K, cudaStream_t s);
 
 // KV transfer between cache planes and a contiguous staging buffer. A plane is one (layer, K|V) slab:
 // cache plane p at cache + p * cachePlaneBytes ([blocks*blockSize rows of rowBytes]), staging plane p at

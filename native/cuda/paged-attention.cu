@@ -54,29 +54,39 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
     qs[i] = toF(qrow[(size_t)headBase * D + i]) * a.scale;
   __syncthreads();
 
-  // phase 1
-  const int sub = lane % LPK, keysPerWarp = 32 / LPK;
-  for (int jb = warp * keysPerWarp; jb < len; jb += (kAttnThreads / 32) * keysPerWarp) {
-    const int j = jb + lane / LPK;
-    const bool valid = j < len;
-    float k[8];
-    if (valid) {
-      const int tok = start + j;
-      const size_t slot = (size_t)bt[tok / a.blockSize] * a.blockSize + tok % a.blockSize;
-      load8(kc + (slot * a.nKV + kvh) * D + sub * 8, k);
-    } else {
+  // phase 1: U passes of keys loaded before any is used, to keep several loads in flight
+  constexpr int U = 4;
+  const int sub = lane % LPK, keysPerWarp = 32 / LPK, warpStride = (kAttnThreads / 32) * keysPerWarp;
+  for (int jb = warp * keysPerWarp; jb < len; jb += warpStride * U) {
+    float k[U][8];
+    bool valid[U];
 #pragma unroll
-      for (int i = 0; i < 8; ++i) k[i] = 0.f;
+    for (int u = 0; u < U; ++u) {
+      const int j = jb + u * warpStride + lane / LPK;
+      valid[u] = j < len;
+      if (valid[u]) {
+        const int tok = start + j;
+        const size_t slot = (size_t)bt[tok / a.blockSize] * a.blockSize + tok % a.blockSize;
+        load8(kc + (slot * a.nKV + kvh) * D + sub * 8, k[u]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) k[u][i] = 0.f;
+      }
     }
 #pragma unroll
-    for (int g = 0; g < kMaxG; ++g) {
-      if (g < gN) {
-        const float* qg = qs + g * D + sub * 8;
-        float d = 0.f;
+    for (int u = 0; u < U; ++u) {
+      if (jb + u * warpStride >= len) break;  // warp-uniform
+      const int j = jb + u * warpStride + lane / LPK;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) d += k[i] * qg[i];
-        for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-        if (valid && sub == 0) scores[g * a.splitSize + j] = d;
+      for (int g = 0; g < kMaxG; ++g) {
+        if (g < gN) {
+          const float* qg = qs + g * D + sub * 8;
+          float d = 0.f;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) d += k[u][i] * qg[i];
+          for (int o = LPK / 2; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+          if (valid[u] && sub == 0) scores[g * a.splitSize + j] = d;
+        }
       }
     }
   }
@@ -102,17 +112,31 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
   for (int g = 0; g < kMaxG; ++g)
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc[g][i] = 0.f;
-  for (int j = grp; j < len; j += NGRP) {
-    const int tok = start + j;
-    const size_t slot = (size_t)bt[tok / a.blockSize] * a.blockSize + tok % a.blockSize;
-    float v[8];
-    load8(vc + (slot * a.nKV + kvh) * D + sub3 * 8, v);
+  constexpr int UV = 4;
+  for (int j0 = grp; j0 < len; j0 += NGRP * UV) {
+    float v[UV][8];
 #pragma unroll
-    for (int g = 0; g < kMaxG; ++g) {
-      if (g < gN) {
-        const float p = scores[g * a.splitSize + j];
+    for (int u = 0; u < UV; ++u) {
+      const int j = j0 + u * NGRP;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc[g][i] += p * v[i];
+      for (int i = 0; i < 8; ++i) v[u][i] = 0.f;
+      if (j < len) {
+        const int tok = start + j;
+        const size_t slot = (size_t)bt[tok / a.blockSize] * a.blockSize + tok % a.blockSize;
+        load8(vc + (slot * a.nKV + kvh) * D + sub3 * 8, v[u]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < UV; ++u) {
+      const int j = j0 + u * NGRP;
+      if (j >= len) break;
+#pragma unroll
+      for (int g = 0; g < kMaxG; ++g) {
+        if (g < gN) {
+          const float p = scores[g * a.splitSize + j];
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc[g][i] += p * v[u][i];
+        }
       }
     }
   }

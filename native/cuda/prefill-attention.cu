@@ -1,6 +1,7 @@
 // Causal prefill attention on tensor cores (WMMA 16x16x16, f16/bf16 in, f32 accumulate), flash-style:
 // a block owns 64 query rows of one head (16 per warp) and streams the sequence's keys and values from the
-// paged cache in tiles of 64, keeping the running max m, sum l and output O per row (online softmax).
+// paged cache in tiles of 64, keeping the running max m and sum l per row (online softmax); each warp keeps
+// its Q fragments and O accumulators in registers, S and P pass through shared memory.
 // Tiles past the block's last query position are skipped (causal). Shared memory, D = 128: ~113 KB.
 #include <mma.h>
 
@@ -23,7 +24,8 @@ template <int D> struct PrefillLayout {
   static constexpr size_t o = align(p + BM * LDP * 2);
   static constexpr size_t m = align(o + BM * LDO * 4);
   static constexpr size_t l = m + BM * 4;
-  static constexpr size_t bytes = l + BM * 4;
+  static constexpr size_t al = l + BM * 4;
+  static constexpr size_t bytes = al + BM * 4;
 };
 
 template <typename T, int D>
@@ -32,7 +34,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefillAttentionKernel(Prefil
   extern __shared__ __align__(128) unsigned char sm[];
   T* Qs = (T*)(sm + L::q); T* Ks = (T*)(sm + L::k); T* Vs = (T*)(sm + L::v);
   float* Ss = (float*)(sm + L::s); T* Ps = (T*)(sm + L::p); float* Os = (float*)(sm + L::o);
-  float* mS = (float*)(sm + L::m); float* lS = (float*)(sm + L::l);
+  float* mS = (float*)(sm + L::m); float* lS = (float*)(sm + L::l); float* aS = (float*)(sm + L::al);
 
   const int tile = blockIdx.x, h = blockIdx.y;
   const int seq = a.tiles[2 * tile], q0 = a.tiles[2 * tile + 1];
@@ -50,12 +52,23 @@ __global__ void __launch_bounds__(kPrefillThreads) prefillAttentionKernel(Prefil
     if (r < rowsValid) v = *reinterpret_cast<const uint4*>((const T*)a.q + (size_t)(qsl + q0 + r) * a.qStride + (size_t)h * D + c);
     *reinterpret_cast<uint4*>(Qs + r * L::LDQ + c) = v;
   }
-  for (int idx = tid; idx < BM * L::LDO; idx += kPrefillThreads) Os[idx] = 0.f;
   for (int idx = tid; idx < BM; idx += kPrefillThreads) { mS[idx] = -INFINITY; lS[idx] = 0.f; }
 
   const int kvEnd = min(ctx, base + q0 + rowsValid);
   const T* kc = (const T*)a.kCache;
   const T* vc = (const T*)a.vCache;
+  __syncthreads();
+  // Q fragments and the output accumulators stay in registers for the whole sweep.
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[D / 16];
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> oacc[D / 16];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    wmma::load_matrix_sync(qf[kk], Qs + warp * 16 * L::LDQ + kk * 16, L::LDQ);
+    wmma::fill_fragment(oacc[kk], 0.f);
+  }
+  // Accumulator element i of a lane holds row lane/4 + 8 * ((i >> 1) & 1) of its 16x16 tile (the
+  // m16n8k16 C layout that sm_80+ WMMA uses); rows are rescaled through it.
+  const int rowLo = lane >> 2;
   for (int kt = 0; kt < kvEnd; kt += BN) {
     __syncthreads();
     for (int idx = tid; idx < BN * VPR; idx += kPrefillThreads) {
@@ -80,17 +93,15 @@ __global__ void __launch_bounds__(kPrefillThreads) prefillAttentionKernel(Prefil
       wmma::fill_fragment(acc, 0.f);
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
-        wmma::load_matrix_sync(fa, Qs + warp * 16 * L::LDQ + kk * 16, L::LDQ);
         wmma::load_matrix_sync(fb, Ks + nt * 16 * L::LDQ + kk * 16, L::LDQ);
-        wmma::mma_sync(acc, fa, fb, acc);
+        wmma::mma_sync(acc, qf[kk], fb, acc);
       }
       wmma::store_matrix_sync(Ss + warp * 16 * L::LDS + nt * 16, acc, L::LDS, wmma::mem_row_major);
     }
     __syncwarp();
 
-    // online softmax over the warp's rows; rescale O
+    // online softmax over the warp's rows
     for (int r = 0; r < 16; ++r) {
       const int row = warp * 16 + r;
       const int pos = base + q0 + row;
@@ -117,36 +128,45 @@ __global__ void __launch_bounds__(kPrefillThreads) prefillAttentionKernel(Prefil
         Ps[row * L::LDP + lane + 32 * c2] = pt;
       }
       rs = warpSum(rs);
-      for (int d = lane; d < D; d += 32) Os[row * L::LDO + d] *= alpha;
       __syncwarp();
-      if (lane == 0) { lS[row] = lS[row] * alpha + rs; mS[row] = mNew; }
+      if (lane == 0) { lS[row] = lS[row] * alpha + rs; mS[row] = mNew; aS[row] = alpha; }
     }
     __syncwarp();
 
-    // O += P V
+    // O = diag(alpha) O + P V
+    const float aLo = aS[warp * 16 + rowLo], aHi = aS[warp * 16 + rowLo + 8];
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf[BN / 16];
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) wmma::load_matrix_sync(pf[kk], Ps + warp * 16 * L::LDP + kk * 16, L::LDP);
 #pragma unroll
     for (int dt = 0; dt < D / 16; ++dt) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, Os + warp * 16 * L::LDO + dt * 16, L::LDO, wmma::mem_row_major);
+#pragma unroll
+      for (int i = 0; i < oacc[dt].num_elements; ++i) oacc[dt].x[i] *= ((i >> 1) & 1) ? aHi : aLo;
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
-        wmma::load_matrix_sync(fa, Ps + warp * 16 * L::LDP + kk * 16, L::LDP);
         wmma::load_matrix_sync(fb, Vs + kk * 16 * L::LDQ + dt * 16, L::LDQ);
-        wmma::mma_sync(acc, fa, fb, acc);
+        wmma::mma_sync(oacc[dt], pf[kk], fb, oacc[dt]);
       }
-      wmma::store_matrix_sync(Os + warp * 16 * L::LDO + dt * 16, acc, L::LDO, wmma::mem_row_major);
     }
-    __syncwarp();
+  }
+  __syncwarp();
+  {
+    const float lLo = lS[warp * 16 + rowLo], lHi = lS[warp * 16 + rowLo + 8];
+    const float iLo = lLo > 0.f ? 1.f / lLo : 0.f, iHi = lHi > 0.f ? 1.f / lHi : 0.f;
+#pragma unroll
+    for (int dt = 0; dt < D / 16; ++dt) {
+#pragma unroll
+      for (int i = 0; i < oacc[dt].num_elements; ++i) oacc[dt].x[i] *= ((i >> 1) & 1) ? iHi : iLo;
+      wmma::store_matrix_sync(Os + warp * 16 * L::LDO + dt * 16, oacc[dt], L::LDO, wmma::mem_row_major);
+    }
   }
   __syncwarp();
   for (int r = 0; r < 16; ++r) {
     const int row = warp * 16 + r;
     if (row >= rowsValid) break;
-    const float inv = 1.f / lS[row];
     T* out = (T*)a.out + (size_t)(qsl + q0 + row) * a.nH * D + (size_t)h * D;
-    for (int d = lane; d < D; d += 32) out[d] = fromF<T>(Os[row * L::LDO + d] * inv);
+    for (int d = lane; d < D; d += 32) out[d] = fromF<T>(Os[row * L::LDO + d]);
   }
 }
 

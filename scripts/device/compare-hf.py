@@ -11,8 +11,10 @@ ref = json.load(open(f"{d}/reference.json"))
 prompt = ref["cases"][case]["prompt"]
 m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).cuda().eval()
 torch.backends.cuda.matmul.allow_tf32 = False
-with torch.no_grad():
-    out = m(torch.tensor([prompt]).cuda(), output_hidden_states=True)
+torch.set_grad_enabled(False)
+out = m(torch.tensor([prompt]).cuda(), output_hidden_states=True)
+rot = m.model.rotary_emb
+print("inv_freq dtype", rot.inv_freq.dtype, "first", rot.inv_freq[:3].tolist())
 hs = out.hidden_states
 L = m.config.num_hidden_layers
 ours = np.fromfile(dump, dtype=np.float32).reshape(L, -1)

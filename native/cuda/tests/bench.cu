@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -94,6 +95,72 @@ Batch makeBatch(int S, int from, int to, int firstBlock, int blocksPerSeq, int v
     for (int j = 0; j < blocksPerSeq; ++j) b.bt.push_back(firstBlock + s * blocksPerSeq + j);
   }
   return b;
+}
+
+// Per-kernel times of one decode step's launches (batch 1, context 2049), each launched 100 times in a
+// captured graph, weights rotated over copies larger than L2 so that GEMVs read from device memory.
+void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
+  const DType dt = s.weightDtype;
+  const size_t e = dtypeSize(dt);
+  const int H = s.hiddenSize, I = s.intermediateSize, nH = s.numHeads, nKV = s.numKvHeads, D = s.headDim;
+  const int qkvRows = (nH + 2 * nKV) * D, ctx = 2049, bs = 16, blocks = (ctx + bs - 1) / bs;
+  cudaStream_t st; TCHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  auto dev = [&](size_t bytes) {
+    void* p; TCHECK(cudaMalloc(&p, bytes));
+    cuda::launchFillRandom(dt, p, bytes / e, bytes, 0.05f, 0.f, st);
+    return p;
+  };
+  void *x = dev(H * e * 4 + 64), *xn = dev(H * e + 64), *qkv = dev(qkvRows * e), *attn = dev(nH * D * e), *gu = dev(2 * I * e),
+       *act = dev(I * e), *lg = dev((size_t)s.vocabSize * 4), *w = dev(H * e);
+  const size_t plane = (size_t)blocks * bs * nKV * D * e;
+  void *kc = dev(plane), *vc = dev(plane);
+  std::vector<int32_t> hostInts = {ctx - 1, (blocks - 1) * bs + (ctx - 1) % bs, 0, ctx};
+  for (int j = 0; j < blocks; ++j) hostInts.push_back(j);
+  int32_t* ints; TCHECK(cudaMalloc(&ints, hostInts.size() * 4));
+  TCHECK(cudaMemcpy(ints, hostInts.data(), hostInts.size() * 4, cudaMemcpyHostToDevice));
+  float* inv; TCHECK(cudaMalloc(&inv, D * 2)); cuda::launchFillRandom(DType::F32, inv, D / 2, 5, 0.5f, 0.5f, st);
+  const int splitSize = 64, maxSplits = 64;
+  float *wsO, *wsML;
+  TCHECK(cudaMalloc(&wsO, (size_t)nH * maxSplits * D * 4)); TCHECK(cudaMalloc(&wsML, (size_t)nH * maxSplits * 8));
+  TCHECK(cudaStreamSynchronize(st));
+  auto timeIt = [&](const char* name, double bytes, const std::function<void()>& fn) {
+    fn(); TCHECK(cudaStreamSynchronize(st));
+    cudaGraph_t g; cudaGraphExec_t ge;
+    TCHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < 100; ++i) fn();
+    TCHECK(cudaStreamEndCapture(st, &g));
+    TCHECK(cudaGraphInstantiate(&ge, g, 0));
+    const double ms = medianMs(1, 5, [&] { TCHECK(cudaGraphLaunch(ge, st)); TCHECK(cudaStreamSynchronize(st)); }) / 100;
+    cudaGraphExecDestroy(ge); cudaGraphDestroy(g);
+    row(label + " kernel " + name, fmt("%.2f us", ms * 1e3), bytes > 0 ? fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9) : "",
+        bytes > 0 ? fmt("%.2f of bw", bytes / (ms * 1e-3) / bw) : "");
+  };
+  auto gemvBench = [&](const char* name, int N, int K, bool f32) {
+    const size_t wb = (size_t)N * K * e;
+    const int copies = (int)std::max<size_t>(2, ((size_t)256 << 20) / wb + 1);
+    std::vector<void*> ws;
+    for (int c = 0; c < copies; ++c) ws.push_back(dev(wb));
+    int c = 0;
+    timeIt(name, (double)wb, [&] { cuda::launchGemv(dt, xn, ws[c++ % copies], f32 ? lg : gu, 1, N, K, f32, st); });
+    for (void* p : ws) cudaFree(p);
+  };
+  timeIt("rmsnorm+residual", 3.0 * H * e, [&] { cuda::launchRmsNorm(dt, x, attn, w, xn, nullptr, 1, H, 1e-6f, st); });
+  gemvBench("gemv qkv", qkvRows, H, false);
+  timeIt("qkv_prep", 0, [&] { cuda::launchQkvPrep(dt, qkv, 1, nH, nKV, D, nullptr, s.qkNorm ? w : nullptr, s.qkNorm ? w : nullptr,
+                                                  1e-6f, inv, ints, ints + 1, kc, vc, st); });
+  cuda::PagedAttnArgs a;
+  a.q = qkv; a.qStride = qkvRows; a.kCache = kc; a.vCache = vc; a.blockTables = ints + 4; a.btStride = blocks;
+  a.tokenSeq = ints + 2; a.tokenCtx = ints + 3; a.T = 1; a.nH = nH; a.nKV = nKV; a.D = D; a.blockSize = bs;
+  a.scale = 0.1f; a.maxSplits = maxSplits; a.splitSize = splitSize; a.wsO = wsO; a.wsML = wsML; a.out = attn;
+  timeIt("paged attention+combine ctx 2049", 2.0 * plane, [&] { cuda::launchPagedAttention(dt, a, st); });
+  timeIt("attention combine alone", 0, [&] { cuda::launchAttentionCombine(dt, a, st); });
+  gemvBench("gemv o_proj", H, nH * D, false);
+  gemvBench("gemv gate_up", 2 * I, H, false);
+  timeIt("silu_mul", 3.0 * I * e, [&] { cuda::launchSiluMul(dt, gu, act, 1, I, st); });
+  gemvBench("gemv down", H, I, false);
+  gemvBench("gemv lm_head (f32 out)", s.vocabSize, H, true);
+  for (void* p : {x, xn, qkv, attn, gu, act, lg, w, kc, vc, (void*)ints, (void*)inv, (void*)wsO, (void*)wsML}) cudaFree(p);
+  cudaStreamDestroy(st);
 }
 
 void benchModel(const std::string& label, const ModelSpec& spec, double bw, double gemmPeak, bool kvGatherBench) {
@@ -185,6 +252,7 @@ void runBenchmarks(bool full) {
   qwen.numLayers = 28; qwen.hiddenSize = 1024; qwen.intermediateSize = 3072; qwen.numHeads = 16; qwen.numKvHeads = 8;
   qwen.headDim = 128; qwen.vocabSize = 151936; qwen.rmsNormEps = 1e-6f; qwen.ropeTheta = 1e6f; qwen.qkNorm = true;
   qwen.tieWordEmbeddings = true; qwen.weightDtype = DType::BF16;
+  kernelBreakdown("Qwen3-0.6B", qwen, bw);
   benchModel("Qwen3-0.6B", qwen, bw, peak, false);
   if (full) {
     ModelSpec llama;
@@ -192,6 +260,7 @@ void runBenchmarks(bool full) {
     llama.headDim = 128; llama.vocabSize = 128256; llama.rmsNormEps = 1e-5f; llama.ropeTheta = 500000.f;
     llama.ropeType = RopeType::Llama3; llama.ropeFactor = 8; llama.ropeOriginalMaxPos = 8192;
     llama.weightDtype = DType::BF16;
+    kernelBreakdown("Llama-3.1-8B", llama, bw);
     benchModel("Llama-3.1-8B", llama, bw, peak, true);
   }
   std::printf("\n%-52s | %-16s | %-30s | %s\n", "metric", "value", "ceiling / reference", "ratio");

@@ -49,6 +49,8 @@ inline ModelSpec specFromConfig(const Json& c, DType weightDtype) {
   s.qkvBias = type == "qwen2" || (c.has("attention_bias") && c["attention_bias"].b);
   s.qkNorm = type == "qwen3";
   s.weightDtype = weightDtype;
+  const std::string cdt = c.has("dtype") ? c["dtype"].str : c.has("torch_dtype") ? c["torch_dtype"].str : "float32";
+  s.ropeFreqDtype = cdt == "bfloat16" ? DType::BF16 : cdt == "float16" ? DType::F16 : DType::F32;
   return s;
 }
 

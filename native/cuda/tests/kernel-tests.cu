@@ -290,6 +290,27 @@ void testMatmul(DType t, int M, int N, int K, bool outF32, bool gemv, Cublas* bl
   cudaFree(dx); cudaFree(dw); cudaFree(dy);
 }
 
+void testGemvSilu(DType t) {
+  const int M = 2, N = 64, K = 512;
+  auto gu = randomVec(rng, (size_t)M * 2 * K, -3, 3, t), w = randomVec(rng, (size_t)N * K, -1, 1, t);
+  void *dg = toDevice(t, gu), *dw = toDevice(t, w), *dy = toDevice(t, std::vector<float>((size_t)M * N, NAN));
+  launchGemvSilu(t, dg, dw, dy, M, N, K, 0);
+  sync();
+  auto got = fromDevice(t, dy, (size_t)M * N);
+  std::vector<double> ref((size_t)M * N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double acc = 0;
+      for (int k = 0; k < K; ++k) {
+        const double g = gu[(size_t)m * 2 * K + k], u = gu[(size_t)m * 2 * K + K + k];
+        acc += roundTo(t, (float)(g / (1 + std::exp(-g)) * u)) * (double)w[(size_t)n * K + k];
+      }
+      ref[(size_t)m * N + n] = acc;
+    }
+  check(true, "gemv_silu/" + tag(t) + " M=2 N=64 K=512", relErr(got, ref), std::max(tolFor(t), 1e-5));
+  cudaFree(dg); cudaFree(dw); cudaFree(dy);
+}
+
 void testArgmax() {
   const int rows = 3, V = 151936;
   auto l = randomVec(rng, (size_t)rows * V, -5, 5, DType::F32);
@@ -395,6 +416,7 @@ void runKernelTests(uint64_t seed) {
     for (int M : {1, 3, 8}) testMatmul(t, M, 300, 4096, false, true, nullptr);
     testMatmul(t, 2, 77, 1024, true, true, nullptr);
   }
+  for (DType t : kAll) testGemvSilu(t);
   testArgmax();
   testKvPack();
   testConvertAndFill();
