@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { KvServer } from '../kv/server/kv-server.js';
 import { DEFAULT_MAX_PAYLOAD } from '../kv/server/protocol.js';
-import { parseByteSize } from '../kv/config.js';
+import { parseSize } from '../util/size.js';
 import { getLogger } from '../util/logger.js';
 
 const log = getLogger('kv-server');
@@ -30,9 +30,9 @@ export function registerKvServer(program: Command): void {
         server = await KvServer.start({
           host: o.host,
           port,
-          poolSize: parseByteSize(o.poolSize),
+          poolSize: parseSize(o.poolSize),
           poolFile: o.poolFile ?? `/dev/shm/pdserve-pool-${port}`,
-          maxPayload: parseByteSize(o.maxFrame),
+          maxPayload: parseSize(o.maxFrame),
           prefault: o.prefault,
         });
       } catch (e) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadKvConfig, parseByteSize, parseKvConfig } from './config.js';
+import { loadKvConfig, parseKvConfig } from './config.js';
 import { PdsError } from '../util/errors.js';
 
 function configErr(field: string) {
@@ -68,11 +68,4 @@ describe('kv config', () => {
     }
   });
 
-  it('parses byte sizes', () => {
-    assert.equal(parseByteSize('4G'), 4 * 2 ** 30);
-    assert.equal(parseByteSize('512M'), 512 * 2 ** 20);
-    assert.equal(parseByteSize('1.5GiB'), 1.5 * 2 ** 30);
-    assert.equal(parseByteSize('4096'), 4096);
-    assert.throws(() => parseByteSize('lots'), /bad size/);
-  });
 });

@@ -134,10 +134,3 @@ export function loadKvConfig(path?: string | null, env: NodeJS.ProcessEnv = proc
   return parseKvConfig(merged);
 }
 
-/** Parses sizes like "4G", "512M", "1.5GiB", "1048576" into bytes (binary units). */
-export function parseByteSize(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(s);
-  if (!m) throw new PdsError('PDS_ERR_CONFIG', `bad size "${s}" (examples: 4G, 512M, 1048576)`, 'size');
-  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
-  return Math.floor(Number(m[1]) * mult);
-}

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { request } from 'node:http';
+import { abortMidStream } from '../helpers/http-abort.js';
 import { fixturesOrSkip, readReference, comparableSteps, type ReferenceCase } from '../helpers/fixtures.js';
 import { postJson, spawnPdserve, freePort } from '../helpers/spawn-server.js';
 import { spawnUp, type UpRun } from '../helpers/spawn-up.js';
@@ -48,20 +48,6 @@ async function checkCase(url: string, c: ReferenceCase, maxTokens = 12) {
   return r.json;
 }
 
-function abortMidStream(url: string, body: unknown): Promise<void> {
-  return new Promise((resolve) => {
-    const u = new URL(url + '/v1/completions');
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.once('data', () => {
-        req.destroy();
-        resolve();
-      });
-      res.on('error', () => resolve());
-    });
-    req.on('error', () => resolve());
-    req.end(JSON.stringify(body));
-  });
-}
 
 test('faults: client gone, kv-server killed, prefiller killed, decoder killed', async (t) => {
   const fx = fixturesOrSkip(t);

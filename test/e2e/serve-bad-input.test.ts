@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { request } from 'node:http';
+import { abortMidStream } from '../helpers/http-abort.js';
 import { fixturesOrSkip } from '../helpers/fixtures.js';
 import { spawnPdserve, postJson } from '../helpers/spawn-server.js';
 
@@ -15,21 +15,6 @@ function assertErrorBody(json: any, what: string) {
   assert.ok('code' in json.error, `${what}: error.code`);
 }
 
-/** Starts a streaming request and destroys the socket after the first chunk arrives. */
-function abortMidStream(url: string, body: unknown): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url + '/v1/completions');
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.once('data', () => {
-        req.destroy();
-        resolve();
-      });
-      res.on('error', () => resolve());
-    });
-    req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(e)));
-    req.end(JSON.stringify(body));
-  });
-}
 
 test('bad input: clear 4xx errors, server keeps serving, no leaked blocks', async (t) => {
   const fx = fixturesOrSkip(t);
