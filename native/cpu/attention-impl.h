@@ -216,24 +216,44 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
         }
       }
     }
+    // Online softmax per row: P[r] = exp(s - new max) over its visible keys (0 elsewhere), corr[r] rescales o.
+    alignas(64) float P[QR][VW];
+    float corr[QR];
     for (int r = 0; r < R; r++) {
       int cnt = pos[r] - j0 + 1;
       if (cnt > nk) cnt = nk;
-      if (cnt <= 0) continue;
+      if (cnt <= 0) {
+        storeu(P[r], vf{});
+        corr[r] = 1.f;
+        continue;
+      }
       vf sr = iota < static_cast<float>(cnt) ? s[r] : ninf;
       float mx = m[r];
       for (int t = 0; t < cnt; t++) mx = sr[t] > mx ? sr[t] : mx;
-      float corr = std::exp(m[r] - mx);
+      corr[r] = std::exp(m[r] - mx);
       vf p = vexp(sr - mx);
       p = iota < static_cast<float>(cnt) ? p : vf{};
-      l[r] = l[r] * corr + hsum(p);
+      l[r] = l[r] * corr[r] + hsum(p);
       m[r] = mx;
-      float* orow = o[r];
-      if (corr != 1.0f)
-        for (int d = 0; d < hd; d++) orow[d] *= corr;
-      float pa[VW];
-      storeu(pa, p);
-      accumulatePV<KT>(orow, pa, vp, cnt, hd);
+      storeu(P[r], p);
+    }
+    if (hd % VW == 0) {
+      // o[r] = o[r] * corr[r] + P[r] · V: each V chunk is converted once and shared by all rows.
+      for (int d = 0; d < hd; d += VW) {
+        vf vv[VW];
+        for (int t = 0; t < VW; t++) vv[t] = t < nk ? Ld<KT>::load(vp[t] + d) : vf{};
+        for (int r = 0; r < R; r++) {
+          vf acc = loadu(o[r] + d) * corr[r];
+          for (int t = 0; t < VW; t++) acc += P[r][t] * vv[t];
+          storeu(o[r] + d, acc);
+        }
+      }
+    } else {
+      for (int r = 0; r < R; r++) {
+        if (corr[r] != 1.0f)
+          for (int d = 0; d < hd; d++) o[r][d] *= corr[r];
+        accumulatePV<KT>(o[r], P[r], vp, nk, hd);
+      }
     }
     j0 += nk;
   }
