@@ -92,8 +92,8 @@ export function parseModelConfig(cfg: Record<string, unknown>, opts: { weightDty
   if (cfg.mlp_bias === true) throw new ModelConfigError('config.json: mlp_bias is not supported');
   // Sliding-window attention equals full attention while the context fits in the window: cap the length there.
   const window = typeof cfg.sliding_window === 'number' && cfg.use_sliding_window !== false ? cfg.sliding_window : Infinity;
-  const isQwen = a === 'Qwen2ForCausalLM' || a === 'Qwen3ForCausalLM';
-  const tieCfg = typeof cfg.tie_word_embeddings === 'boolean' ? cfg.tie_word_embeddings : isQwen;
+  // HF defaults tie_word_embeddings to false for all four architectures; a checkpoint without lm_head is tied.
+  const tieCfg = typeof cfg.tie_word_embeddings === 'boolean' ? cfg.tie_word_embeddings : false;
   const spec: NativeModelSpec = {
     numLayers: int(cfg, 'num_hidden_layers'),
     hiddenSize: hidden,
