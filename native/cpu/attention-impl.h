@@ -1,7 +1,9 @@
 // Paged causal attention, width-generic (see simd.h); included by attention.cc (AVX2) and
-// attention.avx512.cc. Work item = (sequence, kv head, a few query tokens x the q heads sharing that kv head):
-// up to QR query rows read each K/V tile once. K tiles of VW keys are converted to f32 and transposed so
-// the scores of all rows come from broadcast-FMAs; softmax is online (running max m, sum l) in f32.
+// attention.avx512.cc. Work item = (sequence, kv head, some query tokens x the q heads sharing that kv head):
+// up to QR query rows walk the keys in tiles of VW (never crossing a block). Scores: few rows (decode) take
+// dot products straight from the cache; more rows share a K tile converted to f32 and transposed in
+// registers, then broadcast-FMAs. Softmax is online (running max m, sum l) in f32; P·V converts each V
+// chunk once for all rows.
 #pragma once
 #include <cmath>
 #include <limits>
