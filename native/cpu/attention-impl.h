@@ -1,7 +1,9 @@
 // Paged causal attention, width-generic (see simd.h); included by attention.cc (AVX2) and
-// attention.avx512.cc. Work item = (sequence, kv head, a few query tokens x the q heads sharing that kv head):
-// up to QR query rows read each K/V tile once. K tiles of VW keys are converted to f32 and transposed so
-// the scores of all rows come from broadcast-FMAs; softmax is online (running max m, sum l) in f32.
+// attention.avx512.cc. Work item = (sequence, kv head, some query tokens x the q heads sharing that kv head):
+// up to QR query rows walk the keys in tiles of VW (never crossing a block). Scores: few rows (decode) take
+// dot products straight from the cache; more rows share a K tile converted to f32 and transposed in
+// registers, then broadcast-FMAs. Softmax is online (running max m, sum l) in f32; P·V converts each V
+// chunk once for all rows.
 #pragma once
 #include <cmath>
 #include <limits>
@@ -86,6 +88,65 @@ static inline void accumulatePV(float* o, const float* p, const typename Ld<KT>:
   }
 }
 
+// kt[d * VW + t] = k_t[d] for t < nk (0 for t >= nk): VW x VW blocks transposed in registers.
+template <DType KT>
+static inline void transposeKeys(const typename Ld<KT>::E* const* kp, int nk, int hd, float* kt) {
+  if (hd % VW) {
+    for (int t = 0; t < VW; t++)
+      for (int d = 0; d < hd; d++) kt[d * VW + t] = t < nk ? Ld<KT>::one(kp[t] + d) : 0.f;
+    return;
+  }
+  for (int d0 = 0; d0 < hd; d0 += VW) {
+#if defined(__AVX512F__)
+    __m512 a[16], t[16], u[16], v[16];
+    for (int i = 0; i < 16; i++) a[i] = i < nk ? (__m512)Ld<KT>::load(kp[i] + d0) : _mm512_setzero_ps();
+    for (int i = 0; i < 8; i++) {
+      t[2 * i] = _mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {  // u[4i+j], lane k: column 4k+j of rows 4i..4i+3
+      __m512d t0 = _mm512_castps_pd(t[4 * i]), t1 = _mm512_castps_pd(t[4 * i + 1]);
+      __m512d t2 = _mm512_castps_pd(t[4 * i + 2]), t3 = _mm512_castps_pd(t[4 * i + 3]);
+      u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+      u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+      u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+      u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    for (int j = 0; j < 4; j++) {
+      v[j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+      v[j + 4] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
+      v[j + 8] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+      v[j + 12] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+    }
+    float* o = kt + static_cast<size_t>(d0) * 16;
+    for (int j = 0; j < 4; j++) {
+      _mm512_store_ps(o + (j) * 16, _mm512_shuffle_f32x4(v[j], v[j + 8], 0x88));
+      _mm512_store_ps(o + (j + 8) * 16, _mm512_shuffle_f32x4(v[j], v[j + 8], 0xdd));
+      _mm512_store_ps(o + (j + 4) * 16, _mm512_shuffle_f32x4(v[j + 4], v[j + 12], 0x88));
+      _mm512_store_ps(o + (j + 12) * 16, _mm512_shuffle_f32x4(v[j + 4], v[j + 12], 0xdd));
+    }
+#else
+    __m256 a[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) a[i] = i < nk ? (__m256)Ld<KT>::load(kp[i] + d0) : _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+      t[2 * i] = _mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+      u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    float* o = kt + static_cast<size_t>(d0) * 8;
+    for (int j = 0; j < 4; j++) {
+      _mm256_store_ps(o + j * 8, _mm256_permute2f128_ps(u[j], u[4 + j], 0x20));
+      _mm256_store_ps(o + (j + 4) * 8, _mm256_permute2f128_ps(u[j], u[4 + j], 0x31));
+    }
+#endif
+  }
+}
+
 template <DType KT>
 static void attnItem(const Item& it, const float* q, int ldq, float* out, int ldo, int numHeads, const KvLayer& kv,
                      const pds::cpu::AttnBatch& b) {
@@ -143,8 +204,7 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
         default: scoresDirect<KT, 4>(qs, kp, nk, hd, s); break;
       }
     } else {  // several rows share the tile: transpose K once, then broadcast-FMAs
-      for (int t = 0; t < VW; t++)
-        for (int d = 0; d < hd; d++) kt[d * VW + t] = t < nk ? Ld<KT>::one(kp[t] + d) : 0.f;
+      transposeKeys<KT>(kp, nk, hd, kt);
       for (int g = 0; g < R; g += QG) {
         switch (R - g < QG ? R - g : QG) {
           case 1: scores<1>(qs + g, kt, hd, s + g); break;
@@ -158,24 +218,44 @@ static void attnItem(const Item& it, const float* q, int ldq, float* out, int ld
         }
       }
     }
+    // Online softmax per row: P[r] = exp(s - new max) over its visible keys (0 elsewhere), corr[r] rescales o.
+    alignas(64) float P[QR][VW];
+    float corr[QR];
     for (int r = 0; r < R; r++) {
       int cnt = pos[r] - j0 + 1;
       if (cnt > nk) cnt = nk;
-      if (cnt <= 0) continue;
+      if (cnt <= 0) {
+        storeu(P[r], vf{});
+        corr[r] = 1.f;
+        continue;
+      }
       vf sr = iota < static_cast<float>(cnt) ? s[r] : ninf;
       float mx = m[r];
       for (int t = 0; t < cnt; t++) mx = sr[t] > mx ? sr[t] : mx;
-      float corr = std::exp(m[r] - mx);
+      corr[r] = std::exp(m[r] - mx);
       vf p = vexp(sr - mx);
       p = iota < static_cast<float>(cnt) ? p : vf{};
-      l[r] = l[r] * corr + hsum(p);
+      l[r] = l[r] * corr[r] + hsum(p);
       m[r] = mx;
-      float* orow = o[r];
-      if (corr != 1.0f)
-        for (int d = 0; d < hd; d++) orow[d] *= corr;
-      float pa[VW];
-      storeu(pa, p);
-      accumulatePV<KT>(orow, pa, vp, cnt, hd);
+      storeu(P[r], p);
+    }
+    if (hd % VW == 0) {
+      // o[r] = o[r] * corr[r] + P[r] · V: each V chunk is converted once and shared by all rows.
+      for (int d = 0; d < hd; d += VW) {
+        vf vv[VW];
+        for (int t = 0; t < VW; t++) vv[t] = t < nk ? Ld<KT>::load(vp[t] + d) : vf{};
+        for (int r = 0; r < R; r++) {
+          vf acc = loadu(o[r] + d) * corr[r];
+          for (int t = 0; t < VW; t++) acc += P[r][t] * vv[t];
+          storeu(o[r] + d, acc);
+        }
+      }
+    } else {
+      for (int r = 0; r < R; r++) {
+        if (corr[r] != 1.0f)
+          for (int d = 0; d < hd; d++) o[r][d] *= corr[r];
+        accumulatePV<KT>(o[r], P[r], vp, nk, hd);
+      }
     }
     j0 += nk;
   }

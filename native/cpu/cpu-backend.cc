@@ -138,11 +138,6 @@ class CpuBackend final : public Backend {
     if (numBlocks <= 0 || blockSize <= 0) throw std::invalid_argument("allocKvCache: numBlocks and blockSize must be > 0");
     const size_t per = static_cast<size_t>(numBlocks) * blockSize * spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype);
     kv_ = HostBuffer(per * 2 * spec_.numLayers);
-    // Commit the pages now (in parallel): steady-state speed from the first step, and the memory really taken.
-    pool_.parallelRange(static_cast<int64_t>(kv_.size() >> 16) + 1, 1, [&](int64_t b, int64_t e) {
-      size_t lo = static_cast<size_t>(b) << 16, hi = std::min(kv_.size(), static_cast<size_t>(e) << 16);
-      if (lo < hi) std::memset(kv_.as<char>() + lo, 0, hi - lo);
-    });
     kvLayers_.assign(spec_.numLayers, cpu::KvLayer{});
     for (int l = 0; l < spec_.numLayers; l++) {
       cpu::KvLayer& k = kvLayers_[l];

@@ -53,6 +53,18 @@ void fromF32(const float* src, DType t, void* dst, size_t n) {
   uint16_t* d = static_cast<uint16_t*>(dst);
   size_t i = 0;
   if (t == DType::BF16) {
+    // Round-to-nearest-even on the bit pattern, NaN kept quiet (same as f32ToBf16), 8 at a time.
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), absMask = _mm256_set1_epi32(0x7fffffff),
+                  inf = _mm256_set1_epi32(0x7f800000), quiet = _mm256_set1_epi32(0x40);
+    for (; i + 8 <= n; i += 8) {
+      __m256i u = _mm256_castps_si256(_mm256_loadu_ps(src + i));
+      __m256i hi = _mm256_srli_epi32(u, 16);
+      __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_and_si256(hi, one), bias)), 16);
+      __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absMask), inf);
+      r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, quiet), nan);
+      __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0xD8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), _mm256_castsi256_si128(packed));
+    }
     for (; i < n; i++) d[i] = f32ToBf16(src[i]);
   } else {
     for (; i + 8 <= n; i += 8)

@@ -11,7 +11,7 @@ namespace pds::cpu {
 
 // y[M, N] (+)= x[M, K] · W[N, K]^T   (W is a Hugging Face Linear weight, out x in, dtype wdt).
 // ldy: row stride of y (>= N). accumulate: y += ... instead of y = ...
-// M <= 8 streams W once through a register-blocked GEMV; larger M packs W panels for a tiled GEMM.
+// Register-tiled dot products along K (see matmul-impl.h); small M streams W once for all rows.
 void matmul(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
             bool accumulate);
 

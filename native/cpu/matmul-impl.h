@@ -59,32 +59,44 @@ static inline void dotTile(const float* x, int ldx, const typename Ld<WT>::E* w,
     }
 }
 
-// W rows [n0, n1) against RB rows of x, over the K chunk [kb, kb + kLen).
+// `rows` W rows (row stride ldw, already offset to the K chunk) against RB rows of x (row stride ldx):
+// y[r, 0:rows] (+)= x[r, 0:kLen] · W[0:rows, 0:kLen]^T.
 template <DType WT, int RB>
-static void rowRange(const float* x, int K, const typename Ld<WT>::E* W, float* y, int ldy, int64_t n0, int64_t n1,
-                     int kb, int kLen, bool accum) {
+static void rowRange(const float* x, int ldx, const typename Ld<WT>::E* W, int ldw, float* y, int ldy, int64_t rows,
+                     int kLen, bool accum) {
   constexpr int NO = noFor<RB>();
-  int64_t o = n0;
-  for (; o + NO <= n1; o += NO)
-    dotTile<WT, NO, RB>(x + kb, K, W + o * K + kb, K, kLen, y + o, ldy, accum);
-  for (; o < n1; o++) dotTile<WT, 1, RB>(x + kb, K, W + o * K + kb, K, kLen, y + o, ldy, accum);
+  int64_t o = 0;
+  for (; o + NO <= rows; o += NO) dotTile<WT, NO, RB>(x, ldx, W + o * ldw, ldw, kLen, y + o, ldy, accum);
+  for (; o < rows; o++) dotTile<WT, 1, RB>(x, ldx, W + o * ldw, ldw, kLen, y + o, ldy, accum);
 }
 
 template <DType WT>
-static void rowRangeAny(int rb, const float* x, int K, const typename Ld<WT>::E* W, float* y, int ldy, int64_t n0,
-                        int64_t n1, int kb, int kLen, bool accum) {
+static void rowRangeAny(int rb, const float* x, int ldx, const typename Ld<WT>::E* W, int ldw, float* y, int ldy,
+                        int64_t rows, int kLen, bool accum) {
   switch (rb) {
-    case 1: return rowRange<WT, 1>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
-    case 2: return rowRange<WT, 2>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
-    case 3: return rowRange<WT, 3>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
-    case 4: return rowRange<WT, 4>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 1: return rowRange<WT, 1>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
+    case 2: return rowRange<WT, 2>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
+    case 3: return rowRange<WT, 3>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
+    case 4: return rowRange<WT, 4>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
 #if defined(__AVX512F__)
-    case 5: return rowRange<WT, 5>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
-    case 6: return rowRange<WT, 6>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
-    case 7: return rowRange<WT, 7>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
-    case 8: return rowRange<WT, 8>(x, K, W, y, ldy, n0, n1, kb, kLen, accum);
+    case 5: return rowRange<WT, 5>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
+    case 6: return rowRange<WT, 6>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
+    case 7: return rowRange<WT, 7>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
+    case 8: return rowRange<WT, 8>(x, ldx, W, ldw, y, ldy, rows, kLen, accum);
 #endif
     default: return;
+  }
+}
+
+// Converts W[0:rows, 0:kLen] (row stride ldw) to f32 rows of stride ldf.
+template <DType WT>
+static void panelToF32(const typename Ld<WT>::E* W, int ldw, int64_t rows, int kLen, float* dst, int ldf) {
+  for (int64_t o = 0; o < rows; o++) {
+    const typename Ld<WT>::E* src = W + o * ldw;
+    float* d = dst + o * ldf;
+    int k = 0;
+    for (; k + VW <= kLen; k += VW) storeu(d + k, Ld<WT>::load(src + k));
+    for (; k < kLen; k++) d[k] = Ld<WT>::one(src + k);
   }
 }
 
@@ -94,18 +106,28 @@ static void matmulT(pds::cpu::ThreadPool& pool, const float* x, int M, int K, co
   auto W = static_cast<const typename Ld<WT>::E*>(Wv);
   pool.parallelChunks(N, 16, [&](int64_t b, int64_t e) {
     if (M <= RBMAX) {  // decode: stream W once, whole K per tile
-      rowRangeAny<WT>(M, x, K, W, y, ldy, b, e, 0, K, accum);
+      rowRangeAny<WT>(M, x, K, W + b * K, K, y + b, ldy, e - b, K, accum);
       return;
     }
+    // Many row groups reuse each panel: convert a 16/8-bit panel to f32 once, not once per group.
+    const bool convert = WT != DType::F32 && M > 4 * RBMAX;
+    thread_local pds::cpu::AlignedVec<float> panel;
+    if (convert && panel.size() < static_cast<size_t>(NP) * KC) panel.resize(static_cast<size_t>(NP) * KC);
     for (int kb = 0; kb < K; kb += KC) {
       const int kLen = K - kb < KC ? K - kb : KC;
       const bool acc = accum || kb > 0;
       for (int64_t p = b; p < e; p += NP) {
-        const int64_t pe = p + NP < e ? p + NP : e;
+        const int64_t rows = (p + NP < e ? p + NP : e) - p;
+        const typename Ld<WT>::E* wp = W + p * K + kb;
+        if (convert) panelToF32<WT>(wp, K, rows, kLen, panel.data(), KC);
         for (int m = 0; m < M; m += RBMAX) {
           const int rb = M - m < RBMAX ? M - m : RBMAX;
-          rowRangeAny<WT>(rb, x + static_cast<size_t>(m) * K, K, W, y + static_cast<size_t>(m) * ldy, ldy, p, pe, kb,
-                          kLen, acc);
+          const float* xm = x + static_cast<size_t>(m) * K + kb;
+          float* ym = y + static_cast<size_t>(m) * ldy + p;
+          if (convert)
+            rowRangeAny<DType::F32>(rb, xm, K, panel.data(), KC, ym, ldy, rows, kLen, acc);
+          else
+            rowRangeAny<WT>(rb, xm, K, wp, K, ym, ldy, rows, kLen, acc);
         }
       }
     }

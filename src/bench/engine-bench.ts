@@ -28,7 +28,7 @@ export interface EngineBenchResult {
   machine: { readBandwidthGBs: number; memcpyGBs: number; matmulPeakGflops: number; cpuFeatures: string[] };
   /** cpuShare: process CPU time ÷ (wall time × threads) while timing; well below 1 means a busy machine. */
   prefill: { tokens: number; seconds: number; tokensPerSec: number; gflops: number; gflopsPerSec: number; cpuShare: number };
-  decode: Array<{ batch: number; ctx: number; msPerStep: number; tokensPerSec: number }>;
+  decode: Array<{ batch: number; ctx: number; msPerStep: number; tokensPerSec: number; cpuShare: number }>;
   ratios: { decodeVsBandwidthFloor: number; prefillVsMatmulPeak: number };
 }
 
@@ -99,12 +99,12 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
     const maxBatch = Math.max(...batches);
     const blocksPerSeq = Math.ceil((Math.max(promptLen, ctx + steps + 2)) / blockSize) + 1;
     model.allocKvCache(blocksPerSeq * maxBatch, blockSize, o.kvDtype ?? 'f32');
+    const nThreads = threads || availableParallelism();
     const tok = (i: number) => (i * 7919 + 13) % spec.vocabSize;
 
     log(`prefill ${promptLen} tokens...`);
     await model.forward(seqBatch([{ tokens: Array.from({ length: 16 }, (_, i) => tok(i)), start: 0, firstBlock: 0 }], blocksPerSeq)); // warm-up
     const prompt = Array.from({ length: promptLen }, (_, i) => tok(i));
-    const nThreads = threads || availableParallelism();
     let best = Infinity;
     let cpuShare = 0;
     for (let r = 0; r < 2; r++) {
@@ -116,15 +116,15 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
     const decode: EngineBenchResult['decode'] = [];
     for (const b of batches) {
       log(`decode batch ${b}...`);
-      const times: number[] = [];
+      const times: Array<[number, number]> = [];
       for (let s = 0; s <= steps; s++) {
         const seqs = Array.from({ length: b }, (_, i) => ({ tokens: [tok(s * b + i)], start: ctx + s, firstBlock: i * blocksPerSeq }));
-        const dt = await timed(() => model.forward(seqBatch(seqs, blocksPerSeq)));
-        if (s > 0) times.push(dt); // step 0 warms up
+        const dt = await timed(() => model.forward(seqBatch(seqs, blocksPerSeq)), nThreads);
+        if (s > 0) times.push([dt, lastCpuShare]); // step 0 warms up
       }
-      times.sort((x, y) => x - y);
-      const med = times[Math.floor(times.length / 2)];
-      decode.push({ batch: b, ctx, msPerStep: med * 1e3, tokensPerSec: b / med });
+      times.sort((x, y) => x[0] - y[0]);
+      const [med, share] = times[Math.floor(times.length / 2)];
+      decode.push({ batch: b, ctx, msPerStep: med * 1e3, tokensPerSec: b / med, cpuShare: share });
     }
     const weightBytes = model.weightBytes();
     const bytesPerStep = weightBytes + ctx * model.kvBytesPerToken();
@@ -150,7 +150,7 @@ export function formatEngineBench(r: EngineBenchResult, name: string): string {
     `engine bench: ${name} (${r.model.layers} layers, hidden ${r.model.hidden}, ${r.model.weightDtype} weights ${f(r.model.weightBytes / 2 ** 30, 2)} GiB) on ${r.model.device}, threads ${r.model.threads || 'all'}`,
     `machine: read ${f(r.machine.readBandwidthGBs)} GB/s, memcpy ${f(r.machine.memcpyGBs)} GB/s, matmul peak ${f(r.machine.matmulPeakGflops)} GFLOP/s [${r.machine.cpuFeatures.join(' ')}]`,
     `prefill ${r.prefill.tokens} tokens: ${f(r.prefill.tokensPerSec)} tok/s (${f(r.prefill.seconds, 2)} s, ${f(r.prefill.gflopsPerSec)} GFLOP/s, CPU share ${f(r.prefill.cpuShare, 2)})`,
-    ...r.decode.map((d) => `decode batch ${String(d.batch).padStart(2)} (ctx ${d.ctx}): ${f(d.msPerStep, 2)} ms/step, ${f(d.tokensPerSec)} tok/s`),
+    ...r.decode.map((d) => `decode batch ${String(d.batch).padStart(2)} (ctx ${d.ctx}): ${f(d.msPerStep, 2)} ms/step, ${f(d.tokensPerSec)} tok/s (CPU share ${f(d.cpuShare, 2)})`),
     `ratios: decode batch-1 vs bandwidth floor ${f(r.ratios.decodeVsBandwidthFloor, 2)}; prefill vs matmul peak ${f(r.ratios.prefillVsMatmulPeak, 2)}`,
   ];
   return lines.join('\n');

@@ -6,6 +6,21 @@ import { fileURLToPath } from 'node:url';
 import { formatEngineBench, runEngineBench } from '../bench/engine-bench.js';
 import type { DType } from '../native/binding.js';
 
+/** Commander's parsed flags (all strings except --json). */
+interface BenchEngineFlags {
+  model: string;
+  loadFormat: string;
+  device: string;
+  threads: string;
+  weightDtype?: string;
+  kvDtype: string;
+  promptLen: string;
+  decodeCtx: string;
+  batches: string;
+  probeMb: string;
+  json?: boolean;
+}
+
 /** A local HF directory (with config.json), or a built-in card: models/cards/<name>/ at the package root. */
 export function resolveModelDir(arg: string): string {
   if (existsSync(join(arg, 'config.json'))) return resolve(arg);
@@ -18,6 +33,40 @@ export function resolveModelDir(arg: string): string {
 }
 
 const dtypes = ['f32', 'f16', 'bf16'];
+
+function dtypeFlag(v: string | undefined, flag: string): DType | undefined {
+  if (v !== undefined && !dtypes.includes(v)) throw new Error(`${flag} must be one of ${dtypes.join(', ')}, got '${v}'`);
+  return v as DType | undefined;
+}
+
+function intFlag(v: string, flag: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got '${v}'`);
+  return n;
+}
+
+async function benchEngine(o: BenchEngineFlags): Promise<void> {
+  const dir = resolveModelDir(o.model);
+  const weights = o.loadFormat === 'dummy' ? 'dummy' : o.loadFormat === 'safetensors' || o.loadFormat === 'auto' ? 'safetensors' : null;
+  if (!weights) throw new Error(`--load-format must be safetensors or dummy, got '${o.loadFormat}'`);
+  const result = await runEngineBench(
+    {
+      dir,
+      config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>,
+      weights,
+      device: o.device,
+      threads: intFlag(o.threads, '--threads', 0),
+      weightDtype: dtypeFlag(o.weightDtype, '--weight-dtype'),
+      kvDtype: dtypeFlag(o.kvDtype, '--kv-dtype'),
+      promptLen: intFlag(o.promptLen, '--prompt-len', 1),
+      decodeCtx: intFlag(o.decodeCtx, '--decode-ctx', 0),
+      decodeBatches: o.batches.split(',').map((b) => intFlag(b, '--batches', 1)),
+      probeBytes: intFlag(o.probeMb, '--probe-mb', 1) * 2 ** 20,
+    },
+    o.json ? undefined : (l) => process.stderr.write(l + '\n'),
+  );
+  process.stdout.write(o.json ? JSON.stringify(result, null, 2) + '\n' : formatEngineBench(result, o.model) + '\n');
+}
 
 export function registerBenchEngine(bench: Command): void {
   bench
@@ -34,33 +83,11 @@ export function registerBenchEngine(bench: Command): void {
     .option('--batches <list>', 'decode batch sizes', '1,8,32')
     .option('--probe-mb <n>', 'buffer size of the bandwidth probes in MiB', '512')
     .option('--json', 'print JSON')
-    .action(async (o) => {
-      const dir = resolveModelDir(o.model);
-      const weights = o.loadFormat === 'dummy' ? 'dummy' : o.loadFormat === 'safetensors' || o.loadFormat === 'auto' ? 'safetensors' : null;
-      if (!weights) throw new Error(`--load-format must be safetensors or dummy, got '${o.loadFormat}'`);
-      for (const [flag, v] of [['--weight-dtype', o.weightDtype], ['--kv-dtype', o.kvDtype]])
-        if (v !== undefined && !dtypes.includes(v)) throw new Error(`${flag} must be one of ${dtypes.join(', ')}`);
-      const int = (v: string, flag: string) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} must be a non-negative integer`);
-        return n;
-      };
-      const result = await runEngineBench(
-        {
-          dir,
-          config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')),
-          weights,
-          device: o.device,
-          threads: int(o.threads, '--threads'),
-          weightDtype: o.weightDtype as DType | undefined,
-          kvDtype: o.kvDtype as DType,
-          promptLen: Math.max(1, int(o.promptLen, '--prompt-len')),
-          decodeCtx: int(o.decodeCtx, '--decode-ctx'),
-          decodeBatches: String(o.batches).split(',').map((b) => Math.max(1, int(b, '--batches'))),
-          probeBytes: Math.max(1, int(o.probeMb, '--probe-mb')) * 2 ** 20,
-        },
-        o.json ? undefined : (l) => process.stderr.write(l + '\n'),
-      );
-      process.stdout.write(o.json ? JSON.stringify(result, null, 2) + '\n' : formatEngineBench(result, o.model) + '\n');
+    .action(async (o: BenchEngineFlags, cmd: Command) => {
+      try {
+        await benchEngine(o);
+      } catch (e) {
+        cmd.error(`error: ${(e as Error).message}`, { exitCode: 1 }); // a message, not a stack trace
+      }
     });
 }

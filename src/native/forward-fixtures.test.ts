@@ -93,3 +93,19 @@ test('chunked prefill (2 chunks) with f32 KV matches within 1e-3', async (t) => 
     model.dispose();
   }
 });
+
+test('bf16 weights (the checkpoint dtype, exact for these bf16 fixtures) match too', async (t) => {
+  const fixtures = fixturesOrSkip(t);
+  if (!fixtures) return;
+  for (const name of ['qwen2-tiny', 'llama3-tiny']) {
+    const { model, config } = await loadModel({ dir: join(fixtures, 'models', name), weights: 'safetensors' });
+    try {
+      assert.equal(config.spec.weightDtype, 'bf16');
+      model.allocKvCache(64, blockSize, 'f32');
+      const ref = readReference(fixtures, name);
+      for (const [i, c] of ref.cases.slice(0, 4).entries()) await checkCase(model, config.spec.vocabSize, c, `${name} bf16 case ${i}`);
+    } finally {
+      model.dispose();
+    }
+  }
+});

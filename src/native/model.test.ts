@@ -133,3 +133,36 @@ test('dispose during a forward waits for it; later calls reject', async () => {
   await p.then((l) => assert.equal(l.length, spec.vocabSize), (e: Error) => assert.match(e.message, /disposed/));
   await assert.rejects(prefill(m, [1], [0]), /disposed/);
 });
+
+test('forward on random malformed batches rejects cleanly (fuzz, never a crash)', async () => {
+  const m = newModel();
+  let s = 99;
+  const rnd = (n: number) => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s % n;
+  };
+  const arr = (n: number, lo: number, hi: number) => Int32Array.from({ length: n }, () => lo + rnd(hi - lo));
+  try {
+    let ok = 0;
+    for (let i = 0; i < 300; i++) {
+      const T = 1 + rnd(6), S = 1 + rnd(3), mb = 1 + rnd(4);
+      const qsl = arr(S + 1, -1, T + 2);
+      if (rnd(2)) { qsl[0] = 0; qsl[S] = T; for (let j = 1; j < S; j++) qsl[j] = Math.max(qsl[j - 1], Math.min(T, qsl[j])); }
+      const batch = {
+        tokenIds: arr(T, -2, 60), positions: arr(T, -3, 40), slotMapping: arr(T, -2, 140),
+        queryStartLoc: qsl, contextLens: arr(S, -1, 20), blockTables: arr(S * mb + rnd(2), -1, 36),
+        maxBlocksPerSeq: mb, logitsIndices: arr(rnd(3), -1, T + 1),
+      };
+      try {
+        const l = await m.forward(batch);
+        assert.equal(l.length, batch.logitsIndices.length * spec.vocabSize);
+        ok++;
+      } catch (e) {
+        assert.ok(e instanceof RangeError || e instanceof TypeError, `unexpected ${(e as Error).name}: ${(e as Error).message}`);
+      }
+    }
+    assert.ok(ok > 0 && ok < 300, `${ok} of 300 accepted`);
+  } finally {
+    m.dispose();
+  }
+});

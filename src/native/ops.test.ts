@@ -170,3 +170,17 @@ test('attention rejects a block table entry outside the cache', () => {
     numHeads: 1, numKvHeads: 1, headDim: 8, blockSize: 4, numBlocks: 2, queryStartLoc: Int32Array.from([0, 1]),
     contextLens: Int32Array.from([3]), blockTables: Int32Array.from([5]), maxBlocksPerSeq: 1 }), RangeError);
 });
+
+test('f32 -> bf16 rounds to nearest even, keeps NaN/Inf (vector and scalar paths agree)', () => {
+  const bits = new Uint32Array(4099);
+  let s = 12345;
+  for (let i = 0; i < bits.length; i++) bits[i] = s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+  bits.set([0x7fc00000, 0x7f800000, 0xff800000, 0, 0x80000000, 0x3f808000, 0x3f818000, 0x7f7fffff, 0x7f800001]);
+  const x = new Float32Array(bits.buffer);
+  const got = new Uint32Array(ops.castRound(x, 'bf16').buffer);
+  for (let i = 0; i < bits.length; i++) {
+    const v = bits[i];
+    const r = (v & 0x7fffffff) > 0x7f800000 ? ((v >>> 16) | 0x40) & 0xffff : ((v + 0x7fff + ((v >>> 16) & 1)) >>> 16) & 0xffff;
+    assert.equal(got[i], (r << 16) >>> 0, `element ${i} (0x${v.toString(16)})`);
+  }
+});

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cliPath } from '../helpers/fixtures.js';
+import { cliPath, fixturesOrSkip } from '../helpers/fixtures.js';
 
 const run = promisify(execFile);
 const config = {
@@ -29,4 +29,13 @@ test('pdserve bench engine --json on a dummy model', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('pdserve bench engine loads a real safetensors checkpoint (stories260K)', async (t) => {
+  const fixtures = fixturesOrSkip(t);
+  if (!fixtures) return;
+  const { stdout } = await run(process.execPath, [cliPath, 'bench', 'engine', '--model', join(fixtures, 'models', 'stories260K'),
+    '--threads', '1', '--prompt-len', '32', '--batches', '1', '--decode-ctx', '16', '--probe-mb', '8']);
+  assert.match(stdout, /engine bench: .*stories260K \(5 layers, hidden 64, f32 weights/);
+  assert.match(stdout, /decode batch  1 \(ctx 16\)/);
 });

@@ -44,7 +44,7 @@ export async function loadModel(o: LoadModelOptions): Promise<LoadedModel> {
       model.initDummyWeights(o.dummySeed ?? 0);
       model.finalizeWeights();
     } else {
-      loadWeights(model, tensors);
+      loadWeights(model, tensors, { tied: config.spec.tieWordEmbeddings });
     }
   } catch (e) {
     model.dispose();

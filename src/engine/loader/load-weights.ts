@@ -9,10 +9,13 @@ export function isSkippedTensor(name: string): boolean {
   return name.endsWith('rotary_emb.inv_freq');
 }
 
-/** Loads all tensors then finalizes (which throws naming the first missing weight). */
-export function loadWeights(model: NativeModel, tensors: TensorInfo[]): void {
+/**
+ * Loads all tensors then finalizes (which throws naming the first missing weight). With tied embeddings a
+ * stored lm_head.weight is ignored (HF ties it to embed_tokens the same way).
+ */
+export function loadWeights(model: NativeModel, tensors: TensorInfo[], opts: { tied: boolean }): void {
   for (const t of tensors) {
-    if (isSkippedTensor(t.name)) continue;
+    if (isSkippedTensor(t.name) || (opts.tied && t.name === 'lm_head.weight')) continue;
     const dt = loadable[t.dtype];
     if (!dt) throw new Error(`tensor '${t.name}' in ${t.file} has dtype ${t.dtype}; only F32, F16 and BF16 weights are supported`);
     model.loadTensor(t.name, t.file, t.offset, t.nbytes, dt, t.shape);

@@ -48,6 +48,15 @@ test('qwen2 has qkv bias; a checkpoint without lm_head forces tied embeddings', 
   assert.equal(c.spec.tieWordEmbeddings, true);
 });
 
+test('mistral sliding window caps the context; unsupported biases are refused', () => {
+  const m = parseModelConfig({ ...base, architectures: ['MistralForCausalLM'], sliding_window: 256 });
+  assert.equal(m.maxPositionEmbeddings, 256);
+  const q = parseModelConfig({ ...base, architectures: ['Qwen2ForCausalLM'], sliding_window: 128, use_sliding_window: false });
+  assert.equal(q.maxPositionEmbeddings, 512);
+  assert.throws(() => parseModelConfig({ ...base, architectures: ['LlamaForCausalLM'], attention_bias: true }), /attention_bias/);
+  assert.throws(() => parseModelConfig({ ...base, architectures: ['LlamaForCausalLM'], mlp_bias: true }), /mlp_bias/);
+});
+
 test('unsupported rope type and missing fields are clear errors', () => {
   assert.throws(() => parseModelConfig({ ...base, architectures: ['MistralForCausalLM'], rope_scaling: { rope_type: 'yarn', factor: 4 } }), /rope_type 'yarn'/);
   const { hidden_size: _h, ...noHidden } = base;

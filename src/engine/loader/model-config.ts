@@ -11,6 +11,7 @@ export interface ModelConfig {
   modelType: string;
   eosTokenIds: number[];
   bosTokenId: number | null;
+  /** Longest supported context: max_position_embeddings, capped at the sliding window when one is active. */
   maxPositionEmbeddings: number;
   /** Checkpoint dtype (dtype / torch_dtype), f32 when absent. */
   dtype: DType;
@@ -86,8 +87,13 @@ export function parseModelConfig(cfg: Record<string, unknown>, opts: { weightDty
   else throw new ModelConfigError(`config.json: unsupported rope_type '${ropeTypeRaw}' (supported: default, llama3)`);
 
   const dtype = parseDtype(cfg.dtype ?? cfg.torch_dtype);
-  const isQwen = a === 'Qwen2ForCausalLM' || a === 'Qwen3ForCausalLM';
-  const tieCfg = typeof cfg.tie_word_embeddings === 'boolean' ? cfg.tie_word_embeddings : isQwen;
+  if (!(a === 'Qwen2ForCausalLM') && cfg.attention_bias === true)
+    throw new ModelConfigError(`config.json: attention_bias is not supported for ${a} (only Qwen2's q/k/v biases are)`);
+  if (cfg.mlp_bias === true) throw new ModelConfigError('config.json: mlp_bias is not supported');
+  // Sliding-window attention equals full attention while the context fits in the window: cap the length there.
+  const window = typeof cfg.sliding_window === 'number' && cfg.use_sliding_window !== false ? cfg.sliding_window : Infinity;
+  // HF defaults tie_word_embeddings to false for all four architectures; a checkpoint without lm_head is tied.
+  const tieCfg = typeof cfg.tie_word_embeddings === 'boolean' ? cfg.tie_word_embeddings : false;
   const spec: NativeModelSpec = {
     numLayers: int(cfg, 'num_hidden_layers'),
     hiddenSize: hidden,
@@ -100,7 +106,7 @@ export function parseModelConfig(cfg: Record<string, unknown>, opts: { weightDty
     ropeTheta: theta,
     ropeType,
     tieWordEmbeddings: opts.hasLmHead === false ? true : tieCfg,
-    qkvBias: a === 'Qwen2ForCausalLM' || cfg.attention_bias === true,
+    qkvBias: a === 'Qwen2ForCausalLM',
     qkNorm: a === 'Qwen3ForCausalLM',
     weightDtype: opts.weightDtype ?? dtype,
     ropeFreqDtype: dtype,
@@ -117,7 +123,7 @@ export function parseModelConfig(cfg: Record<string, unknown>, opts: { weightDty
     modelType: String(cfg.model_type ?? ''),
     eosTokenIds: idList(cfg.eos_token_id),
     bosTokenId: typeof bos === 'number' ? bos : null,
-    maxPositionEmbeddings: int(cfg, 'max_position_embeddings', 2048),
+    maxPositionEmbeddings: Math.min(int(cfg, 'max_position_embeddings', 2048), window),
     dtype,
     spec,
   };
