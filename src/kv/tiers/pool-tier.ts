@@ -60,6 +60,7 @@ export class PoolTier implements KvTier {
       if (head.toString('ascii', 0, 8) !== POOL_MAGIC || !head.subarray(8, 24).equals(h.nonce)) throw new Error('pool file belongs to another kv-server');
       this.pool = segs;
       this.poolNonce = Buffer.from(h.nonce);
+      void segs.prefault(() => this.pool !== segs).catch(() => {});
       log.info(`kv-server ${this.opts.host}:${this.opts.port}: shared-memory pool ${h.poolFile} mapped (${h.poolSize} bytes)`);
     } catch (e) {
       const why = `cannot map pool file ${h.poolFile}: ${(e as Error).message}`;
