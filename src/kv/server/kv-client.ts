@@ -46,6 +46,8 @@ export class KvClient {
   private retryAt = 0;
   private backoff: number;
   private closed = false;
+  private failures = 0; // connect failures and lost connections since the last good HELLO
+  private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly opts: KvClientOptions) {
     this.backoff = opts.backoffMs;
@@ -53,6 +55,28 @@ export class KvClient {
 
   get connected(): boolean {
     return this.sock !== null && this.connecting === null;
+  }
+
+  /** Not connected, and the last attempt (or connection) failed: callers should not wait on a retry. */
+  get down(): boolean {
+    return !this.connected && this.failures > 0;
+  }
+
+  /** Starts a (re)connect in the background when none is in flight and the backoff allows it. */
+  kick(force = false): void {
+    if (this.connecting || this.closed || this.connected) return;
+    if (force) this.retryAt = 0;
+    if (Date.now() >= this.retryAt) void this.ensureConnected().catch(() => {});
+  }
+
+  /** After a failure: try again in the background once the backoff has passed (until close()). */
+  private scheduleRetry(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.kick(true); // timers may fire a little before retryAt
+    }, Math.max(0, this.retryAt - Date.now()));
+    this.retryTimer.unref();
   }
 
   private unavailable(why: string): PdsError {
@@ -99,13 +123,16 @@ export class KvClient {
         segmentSize: Number(p.readBigUInt64LE(34 + pathLen)),
       };
       this.epoch++;
+      this.failures = 0;
       this.backoff = this.opts.backoffMs;
       this.onConnect(this.hello);
     } catch (e) {
+      this.failures++;
       sock.destroy();
       this.sock = null;
       this.retryAt = Date.now() + this.backoff;
       this.backoff = Math.min(this.backoff * 2, this.opts.backoffMs * 16);
+      this.scheduleRetry();
       throw e instanceof PdsError ? e : this.unavailable((e as Error).message);
     }
   }
@@ -121,7 +148,11 @@ export class KvClient {
   private onClose(sock: Socket): void {
     if (this.sock !== sock) return;
     this.sock = null;
-    if (!this.closed) this.retryAt = Math.max(this.retryAt, Date.now() + this.backoff);
+    this.failures++;
+    if (!this.closed) {
+      this.retryAt = Math.max(this.retryAt, Date.now() + this.backoff);
+      this.scheduleRetry();
+    }
     const err = this.unavailable('connection closed');
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
@@ -156,6 +187,8 @@ export class KvClient {
 
   close(): void {
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.sock?.destroy();
   }
 }

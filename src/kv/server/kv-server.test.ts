@@ -263,6 +263,13 @@ describe('kv-server', () => {
     t0 = Date.now();
     assert.equal(await slow.lookupPrefix([key('a')]), 0);
     assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+    // Once it has failed, later calls do not wait on reconnect attempts (they run in the background).
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 60));
+      t0 = Date.now();
+      assert.equal(await slow.lookupPrefix([key('a')]), 0);
+      assert.ok(Date.now() - t0 < 50, `lookup ${i} waited ${Date.now() - t0} ms on a down server`);
+    }
     await assert.rejects(slow.put(key('a'), new Uint8Array(8)));
     await slow.close();
     for (const sk of socks) sk.destroy();

@@ -6,6 +6,8 @@
 // the connection that sent it.
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { statSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { getLogger } from '../../util/logger.js';
 import { ChunkIndex, type IndexEntry } from '../chunk-index.js';
 import { ExtentAllocator } from './extent-allocator.js';
@@ -32,6 +34,26 @@ export interface KvServerOptions {
   /** Touch every page at start so first writes do not page-fault. */
   prefault?: boolean;
   quiet?: boolean;
+}
+
+/** A pool file larger than its filesystem's free space would SIGBUS whoever first writes past it. */
+function checkRoom(poolFile: string, poolSize: number): void {
+  let st;
+  try {
+    st = statfsSync(dirname(poolFile));
+  } catch {
+    return; // the mapping itself reports a missing directory
+  }
+  let existing = 0;
+  for (const f of [poolFile, ...Array.from({ length: Math.ceil(poolSize / MAX_SEGMENT_BYTES) }, (_, i) => `${poolFile}.${i + 1}`)])
+    try {
+      existing += statSync(f).blocks * 512; // a stale pool of ours is replaced
+    } catch {
+      /* absent */
+    }
+  const free = st.bavail * st.bsize + existing;
+  if (poolSize > free)
+    throw new RangeError(`pool size ${poolSize} bytes exceeds the free space of ${dirname(poolFile)} (${free} bytes); lower --pool-size or free shared memory`);
 }
 
 class Conn {
@@ -97,6 +119,7 @@ export class KvServer {
     // Fresh inodes every start: clients still mapping a previous pool never alias this one.
     let pool: PoolSegments;
     try {
+      checkRoom(opts.poolFile, opts.poolSize);
       pool = new PoolSegments(opts.poolFile, opts.poolSize, opts.segmentSize, true);
     } catch (e) {
       server.close();

@@ -35,6 +35,7 @@ export class PoolTier implements KvTier {
   constructor(private readonly opts: PoolTierOptions) {
     this.client = new KvClient({ host: opts.host, port: opts.port, timeoutMs: opts.timeoutMs, backoffMs: opts.backoffMs });
     this.client.onConnect = (h) => this.onHello(h);
+    this.client.kick(); // connect now, so the first request's lookup does not pay for it
   }
 
   /** 'shm' | 'tcp' once connected; null before the first connection. */
@@ -59,6 +60,7 @@ export class PoolTier implements KvTier {
       if (head.toString('ascii', 0, 8) !== POOL_MAGIC || !head.subarray(8, 24).equals(h.nonce)) throw new Error('pool file belongs to another kv-server');
       this.pool = segs;
       this.poolNonce = Buffer.from(h.nonce);
+      void segs.prefault(() => this.pool !== segs).catch(() => {});
       log.info(`kv-server ${this.opts.host}:${this.opts.port}: shared-memory pool ${h.poolFile} mapped (${h.poolSize} bytes)`);
     } catch (e) {
       const why = `cannot map pool file ${h.poolFile}: ${(e as Error).message}`;
@@ -94,9 +96,18 @@ export class PoolTier implements KvTier {
     return new PdsError('PDS_ERR_UPSTREAM', `kv-server ${op}: ${Status[status]}: ${payload.toString('utf8')}`);
   }
 
+  /** While the server is down, reads and writes fail at once (a reconnect runs in the background)
+   *  instead of waiting on a connect attempt to a host that may not answer. */
+  private failFastIfDown(): void {
+    if (!this.client.down) return;
+    this.client.kick();
+    throw new PdsError('PDS_ERR_UNAVAILABLE', `kv-server ${this.opts.host}:${this.opts.port} is down (reconnecting in the background)`);
+  }
+
   async lookupPrefix(keys: readonly ChunkKey[], opts: { pin?: boolean } = {}): Promise<number> {
     if (!keys.length) return 0;
     try {
+      this.failFastIfDown();
       const r = await this.call(Op.LOOKUP, encodeKeyList(keys, opts.pin ? 1 : 0));
       if (r.status !== Status.OK) throw this.failure('LOOKUP', r.status, r.payload);
       return r.payload.readUInt32LE(0);
@@ -118,6 +129,7 @@ export class PoolTier implements KvTier {
   }
 
   async reserve(key: ChunkKey, size: number): Promise<Reservation | null> {
+    this.failFastIfDown();
     this.checkFrame(size);
     const r = await this.call(Op.ALLOC, keyToBytes(key), u64(size));
     if (r.status === Status.EXISTS) return null;
