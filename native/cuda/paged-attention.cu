@@ -44,7 +44,8 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
 
   float* qs = smem;                         // [kMaxG][D]
   float* scores = qs + kMaxG * D;           // [kMaxG][splitSize]
-  float* red = scores + kMaxG * a.splitSize;  // [NGRP][kMaxG][D]
+  const int GB = min(G, kMaxG);              // query heads per block (smem sized for this)
+  float* red = scores + kMaxG * a.splitSize;  // [NGRP][GB][D]
   __shared__ float mS[kMaxG], lS[kMaxG];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -144,12 +145,12 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
   for (int g = 0; g < kMaxG; ++g)
     if (g < gN)
 #pragma unroll
-      for (int i = 0; i < 8; ++i) red[((size_t)grp * kMaxG + g) * D + sub3 * 8 + i] = acc[g][i];
+      for (int i = 0; i < 8; ++i) red[((size_t)grp * GB + g) * D + sub3 * 8 + i] = acc[g][i];
   __syncthreads();
   for (int idx = tid; idx < gN * D; idx += kAttnThreads) {
     const int g = idx / D, d = idx % D;
     float s = 0.f;
-    for (int r = 0; r < NGRP; ++r) s += red[((size_t)r * kMaxG + g) * D + d];
+    for (int r = 0; r < NGRP; ++r) s += red[((size_t)r * GB + g) * D + d];
     const size_t th = (size_t)t * a.nH + headBase + g;
     a.wsO[(th * a.maxSplits + split) * D + d] = s;
     if (d == 0) {
@@ -160,7 +161,8 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
 }
 
 static size_t pagedSmemBytes(const PagedAttnArgs& a) {
-  return sizeof(float) * ((size_t)kMaxG * a.D + (size_t)kMaxG * a.splitSize + (size_t)kAttnThreads / (a.D / 8) * kMaxG * a.D);
+  const int gb = std::min(a.nH / a.nKV, kMaxG);
+  return sizeof(float) * ((size_t)kMaxG * a.D + (size_t)kMaxG * a.splitSize + (size_t)kAttnThreads / (a.D / 8) * gb * a.D);
 }
 
 void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s) {
