@@ -81,7 +81,7 @@ static void gemvRows(const void* x, const void* W, void* y, int R, int N, int K,
   static int sms = 0;
   if (!sms) { int dev = 0; cudaGetDevice(&dev); cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev); if (sms <= 0) sms = 132; }
   int wpr = 1;  // aim for >= 4 blocks of 8 warps per SM
-  while (wpr < kGemvWarps && (long)N * wpr < 32L * sms && K / (wpr * 2) >= 32 * (16 / (int)sizeof(T)) * 2) wpr *= 2;
+  while (wpr < kGemvWarps && (long)N * wpr < 16L * sms && K / (wpr * 2) >= 32 * (16 / (int)sizeof(T)) * 2) wpr *= 2;
   const int rowsPerBlock = kGemvWarps / wpr;
   const int blocks = (N + rowsPerBlock - 1) / rowsPerBlock;
   const T* xx = (const T*)x; const T* ww = (const T*)W;
