@@ -51,9 +51,6 @@ struct PagedAttnArgs {
   void* out;
 };
 void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s);
-// The warp-per-split kernel launchPagedAttention uses for f16/bf16 with D in {64, 128} (decode-attention.cu).
-bool decodeAttentionSupported(DType t, int D, int splitSize);
-void launchDecodeAttention(DType t, const PagedAttnArgs& a, cudaStream_t s);
 // Second pass of launchPagedAttention: merges the splits of each (token, head) into out.
 void launchAttentionCombine(DType t, const PagedAttnArgs& a, cudaStream_t s);
 

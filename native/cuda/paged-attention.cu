@@ -171,11 +171,6 @@ void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s) {
   if (a.D % 8 || lpk > 32 || (lpk & (lpk - 1))) throw std::runtime_error("CUDA backend: attention: head_dim must be 8 * a power of two, at most 256");
   if (a.nKV <= 0 || a.nH % a.nKV) throw std::runtime_error("CUDA backend: attention: heads not a multiple of kv heads");
   if (a.splitSize % 32 || a.maxSplits <= 0) throw std::runtime_error("CUDA backend: attention: bad split");
-  if (decodeAttentionSupported(t, a.D, a.splitSize)) {
-    launchDecodeAttention(t, a, s);
-    launchAttentionCombine(t, a, s);
-    return;
-  }
   const size_t smem = pagedSmemBytes(a);
   const int G = a.nH / a.nKV;
   dim3 grid(a.maxSplits, a.nKV * ((G + kMaxG - 1) / kMaxG), a.T);
