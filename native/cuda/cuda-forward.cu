@@ -24,8 +24,6 @@ namespace {
 
 [[noreturn]] void badBatch(const std::string& m) { throw std::runtime_error("CUDA backend: forward: " + m); }
 
-int nextPow2(int x) { int p = 1; while (p < x) p <<= 1; return p; }
-
 constexpr int kMaxGraphTokens = 512;
 constexpr size_t kMaxGraphs = 48;
 constexpr size_t kAttnWorkspaceBytes = (size_t)64 << 20;
@@ -143,13 +141,16 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   Plan p;
   p.T = T; p.S = S; p.R = R; p.decode = decode;
   const bool graph = useGraphs_ && decode && T <= kMaxGraphTokens;
-  p.btStride = graph ? std::max(16, nextPow2(b.maxBlocksPerSeq)) : b.maxBlocksPerSeq;
+  // Graphs are keyed on the block-table stride: rounded up to 32 blocks so that a graph serves a range
+  // of context lengths while the attention grid (sized from it) stays close to the real context.
+  p.btStride = graph ? (b.maxBlocksPerSeq + 31) / 32 * 32 : b.maxBlocksPerSeq;
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
   {
     // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
     // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_.
     const int G = spec_.numHeads / spec_.numKvHeads;
-    const int perSplit = T * spec_.numKvHeads * ((G + 7) / 8);
+    const int mg = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;  // query heads per block (paged-attention.cu)
+    const int perSplit = T * spec_.numKvHeads * ((G + mg - 1) / mg);
     const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
     const int want = (ctxCap + splits - 1) / splits;
     p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
