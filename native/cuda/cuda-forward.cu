@@ -24,8 +24,6 @@ namespace {
 
 [[noreturn]] void badBatch(const std::string& m) { throw std::runtime_error("CUDA backend: forward: " + m); }
 
-int nextPow2(int x) { int p = 1; while (p < x) p <<= 1; return p; }
-
 constexpr int kMaxGraphTokens = 512;
 constexpr size_t kMaxGraphs = 48;
 constexpr size_t kAttnWorkspaceBytes = (size_t)64 << 20;
@@ -91,7 +89,9 @@ void CudaBackend::runModel(const Plan& p) {
     linear(attn_.get(), L.o, ao_.get(), T, H, nH * D, false);
     launchRmsNorm(dt, x_.get(), ao_.get(), L.postNorm, xn_.get(), nullptr, T, H, eps, stream_);
     linear(xn_.get(), L.gateUp, gu_.get(), T, 2 * I, H, false);
-    if (T <= gemvMaxRows_ && I % (16 / (int)elem_) == 0) {  // decode: SiLU fused into the down GEMV
+    // Decode: SiLU fused into the down GEMV when the recomputation per output row is cheap (measured: a win
+    // at I = 3072, a loss at I = 14336).
+    if (T <= gemvMaxRows_ && I % (16 / (int)elem_) == 0 && I <= 4096) {
       launchGemvSilu(dt, gu_.get(), L.down, ao_.get(), T, H, I, stream_);
     } else {
       launchSiluMul(dt, gu_.get(), act_.get(), T, I, stream_);
@@ -141,13 +141,16 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   Plan p;
   p.T = T; p.S = S; p.R = R; p.decode = decode;
   const bool graph = useGraphs_ && decode && T <= kMaxGraphTokens;
-  p.btStride = graph ? std::max(16, nextPow2(b.maxBlocksPerSeq)) : b.maxBlocksPerSeq;
+  // Graphs are keyed on the block-table stride: rounded up to 32 blocks so that a graph serves a range
+  // of context lengths while the attention grid (sized from it) stays close to the real context.
+  p.btStride = graph ? (b.maxBlocksPerSeq + 31) / 32 * 32 : b.maxBlocksPerSeq;
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
   {
     // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
     // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_.
     const int G = spec_.numHeads / spec_.numKvHeads;
-    const int perSplit = T * spec_.numKvHeads * ((G + 7) / 8);
+    const int mg = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;  // query heads per block (paged-attention.cu)
+    const int perSplit = T * spec_.numKvHeads * ((G + mg - 1) / mg);
     const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
     const int want = (ctxCap + splits - 1) / splits;
     p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));

@@ -21,33 +21,39 @@ __device__ __forceinline__ Vec<T> loadX(const T* x, int r, int K, int k) {
   return v;
 }
 
+// wpr warps share a row (split K) when there are too few rows to fill the GPU; rows per block = 8 / wpr.
 template <typename T, int R, bool OutF32, bool Silu>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const T* W, void* y, int N, int K) {
+__global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const T* W, void* y, int N, int K, int wpr) {
   constexpr int V = Vec<T>::N;
-  const int n = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
-  const int lane = threadIdx.x & 31;
-  if (n >= N) return;
-  const T* w = W + (size_t)n * K;
+  __shared__ float part[kGemvWarps][R];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int sub = warp % wpr;
+  const int n = blockIdx.x * (kGemvWarps / wpr) + warp / wpr;
+  const bool active = n < N;
+  const T* w = W + (size_t)min(n, N - 1) * K;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
   constexpr int U = 4;
-  int k = lane * V;
-  for (; k + (U - 1) * 32 * V < K; k += U * 32 * V) {
+  const int step = wpr * 32 * V;
+  int k = (sub * 32 + lane) * V;
+  if (active) {
+  for (; k + (U - 1) * step < K; k += U * step) {
     Vec<T> wv[U];
 #pragma unroll
-    for (int u = 0; u < U; ++u) wv[u].raw = __ldcs(reinterpret_cast<const uint4*>(w + k + u * 32 * V));
+    for (int u = 0; u < U; ++u) wv[u].raw = __ldcs(reinterpret_cast<const uint4*>(w + k + u * step));
 #pragma unroll
     for (int u = 0; u < U; ++u) {
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        const Vec<T> xv = loadX<T, Silu>(x, r, K, k + u * 32 * V);
+        const Vec<T> xv = loadX<T, Silu>(x, r, K, k + u * step);
 #pragma unroll
         for (int i = 0; i < V; ++i) acc[r] += wv[u].get(i) * xv.get(i);
       }
     }
   }
-  for (; k < K; k += 32 * V) {
+  }
+  for (; active && k < K; k += step) {
     Vec<T> wv; wv.raw = __ldcs(reinterpret_cast<const uint4*>(w + k));
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -59,19 +65,28 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const T* x, const 
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const float s = warpSum(acc[r]);
-    if (lane == 0) {
-      if (OutF32) ((float*)y)[(size_t)r * N + n] = s;
-      else ((T*)y)[(size_t)r * N + n] = fromF<T>(s);
-    }
+    if (lane == 0) part[warp][r] = s;
+  }
+  __syncthreads();
+  if (active && sub == 0 && lane < R) {
+    float s = 0.f;
+    for (int i = 0; i < wpr; ++i) s += part[warp + i][lane];
+    if (OutF32) ((float*)y)[(size_t)lane * N + n] = s;
+    else ((T*)y)[(size_t)lane * N + n] = fromF<T>(s);
   }
 }
 
 template <typename T, bool OutF32, bool Silu>
 static void gemvRows(const void* x, const void* W, void* y, int R, int N, int K, cudaStream_t s) {
-  const int blocks = (N + kGemvWarps - 1) / kGemvWarps;
+  static int sms = 0;
+  if (!sms) { int dev = 0; cudaGetDevice(&dev); cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev); if (sms <= 0) sms = 132; }
+  int wpr = 1;  // aim for >= 4 blocks of 8 warps per SM
+  while (wpr < kGemvWarps && (long)N * wpr < 16L * sms && K / (wpr * 2) >= 32 * (16 / (int)sizeof(T)) * 2) wpr *= 2;
+  const int rowsPerBlock = kGemvWarps / wpr;
+  const int blocks = (N + rowsPerBlock - 1) / rowsPerBlock;
   const T* xx = (const T*)x; const T* ww = (const T*)W;
   switch (R) {
-#define PDS_GEMV_CASE(r) case r: gemvKernel<T, r, OutF32, Silu><<<blocks, kGemvWarps * 32, 0, s>>>(xx, ww, y, N, K); break;
+#define PDS_GEMV_CASE(r) case r: gemvKernel<T, r, OutF32, Silu><<<blocks, kGemvWarps * 32, 0, s>>>(xx, ww, y, N, K, wpr); break;
     PDS_GEMV_CASE(1) PDS_GEMV_CASE(2) PDS_GEMV_CASE(3) PDS_GEMV_CASE(4)
     PDS_GEMV_CASE(5) PDS_GEMV_CASE(6) PDS_GEMV_CASE(7) PDS_GEMV_CASE(8)
 #undef PDS_GEMV_CASE

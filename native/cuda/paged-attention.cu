@@ -11,7 +11,7 @@
 namespace pds::cuda {
 
 constexpr int kAttnThreads = 128;
-constexpr int kMaxG = 8;  // query heads per block
+constexpr int kMaxGroup = 8;  // query heads per block at most
 
 template <typename T> __device__ __forceinline__ void load8(const T* p, float* out) {
   if constexpr (sizeof(T) == 4) {
@@ -25,7 +25,8 @@ template <typename T> __device__ __forceinline__ void load8(const T* p, float* o
   }
 }
 
-template <typename T>
+// kMaxG = query heads per block (1, 2, 4 or 8: the GQA group, capped at 8); it sizes the registers.
+template <typename T, int kMaxG>
 __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnArgs a) {
   extern __shared__ float smem[];
   const int D = a.D, LPK = D / 8, NGRP = kAttnThreads / LPK;
@@ -44,7 +45,8 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
 
   float* qs = smem;                         // [kMaxG][D]
   float* scores = qs + kMaxG * D;           // [kMaxG][splitSize]
-  float* red = scores + kMaxG * a.splitSize;  // [NGRP][kMaxG][D]
+  const int GB = min(G, kMaxG);              // query heads per block (smem sized for this)
+  float* red = scores + kMaxG * a.splitSize;  // [NGRP][GB][D]
   __shared__ float mS[kMaxG], lS[kMaxG];
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -144,12 +146,12 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
   for (int g = 0; g < kMaxG; ++g)
     if (g < gN)
 #pragma unroll
-      for (int i = 0; i < 8; ++i) red[((size_t)grp * kMaxG + g) * D + sub3 * 8 + i] = acc[g][i];
+      for (int i = 0; i < 8; ++i) red[((size_t)grp * GB + g) * D + sub3 * 8 + i] = acc[g][i];
   __syncthreads();
   for (int idx = tid; idx < gN * D; idx += kAttnThreads) {
     const int g = idx / D, d = idx % D;
     float s = 0.f;
-    for (int r = 0; r < NGRP; ++r) s += red[((size_t)r * kMaxG + g) * D + d];
+    for (int r = 0; r < NGRP; ++r) s += red[((size_t)r * GB + g) * D + d];
     const size_t th = (size_t)t * a.nH + headBase + g;
     a.wsO[(th * a.maxSplits + split) * D + d] = s;
     if (d == 0) {
@@ -159,8 +161,24 @@ __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnAr
   }
 }
 
-static size_t pagedSmemBytes(const PagedAttnArgs& a) {
-  return sizeof(float) * ((size_t)kMaxG * a.D + (size_t)kMaxG * a.splitSize + (size_t)kAttnThreads / (a.D / 8) * kMaxG * a.D);
+static size_t pagedSmemBytes(const PagedAttnArgs& a, int mg) {
+  const int gb = std::min(a.nH / a.nKV, mg);
+  return sizeof(float) * ((size_t)mg * a.D + (size_t)mg * a.splitSize + (size_t)kAttnThreads / (a.D / 8) * gb * a.D);
+}
+
+template <typename T, int MG>
+static void launchPagedTyped(const PagedAttnArgs& a, cudaStream_t s) {
+  static unsigned devicesSet = 0;  // per instantiation and device: the limit is a property of the function
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  if (!(devicesSet & (1u << dev))) {
+    check(cudaFuncSetAttribute(pagedAttentionKernel<T, MG>, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024),
+          "paged attention: shared memory limit");
+    devicesSet |= 1u << dev;
+  }
+  const int G = a.nH / a.nKV;
+  dim3 grid(a.maxSplits, a.nKV * ((G + MG - 1) / MG), a.T);
+  pagedAttentionKernel<T, MG><<<grid, kAttnThreads, pagedSmemBytes(a, MG), s>>>(a);
 }
 
 void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s) {
@@ -169,20 +187,13 @@ void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s) {
   if (a.D % 8 || lpk > 32 || (lpk & (lpk - 1))) throw std::runtime_error("CUDA backend: attention: head_dim must be 8 * a power of two, at most 256");
   if (a.nKV <= 0 || a.nH % a.nKV) throw std::runtime_error("CUDA backend: attention: heads not a multiple of kv heads");
   if (a.splitSize % 32 || a.maxSplits <= 0) throw std::runtime_error("CUDA backend: attention: bad split");
-  const size_t smem = pagedSmemBytes(a);
   const int G = a.nH / a.nKV;
-  dim3 grid(a.maxSplits, a.nKV * ((G + kMaxG - 1) / kMaxG), a.T);
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
-    static unsigned devicesSet = 0;  // per instantiation and device: the limit is a property of the function
-    int dev = 0;
-    check(cudaGetDevice(&dev), "cudaGetDevice");
-    if (!(devicesSet & (1u << dev))) {
-      check(cudaFuncSetAttribute(pagedAttentionKernel<E>, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024),
-            "paged attention: shared memory limit");
-      devicesSet |= 1u << dev;
-    }
-    pagedAttentionKernel<E><<<grid, kAttnThreads, smem, s>>>(a);
+    if (G <= 1) launchPagedTyped<E, 1>(a, s);
+    else if (G <= 2) launchPagedTyped<E, 2>(a, s);
+    else if (G <= 4) launchPagedTyped<E, 4>(a, s);
+    else launchPagedTyped<E, kMaxGroup>(a, s);
   });
   checkLaunch("paged_attention");
   launchAttentionCombine(t, a, s);

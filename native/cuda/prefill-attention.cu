@@ -2,7 +2,8 @@
 // a block owns 64 query rows of one head (16 per warp) and streams the sequence's keys and values from the
 // paged cache in tiles of 64, keeping the running max m and sum l per row (online softmax); each warp keeps
 // its Q fragments and O accumulators in registers, S and P pass through shared memory.
-// Tiles past the block's last query position are skipped (causal). Shared memory, D = 128: ~113 KB.
+// Tiles past the block's last query position are skipped (causal). Shared memory, D = 128: ~61 KB
+// (3 blocks per SM).
 #include <mma.h>
 
 #include "common.cuh"
@@ -14,15 +15,16 @@ using namespace nvcuda;
 constexpr int BM = kPrefillTileRows, BN = 64, kPrefillThreads = 128;
 
 template <int D> struct PrefillLayout {
-  static constexpr int LDQ = D + 8, LDS = BN + 4, LDP = BN + 8, LDO = D + 4;
+  static constexpr int LDQ = D + 8, LDS = BN + 4, LDP = BN + 8;
   static constexpr size_t align(size_t x) { return (x + 127) & ~size_t(127); }
+  // S aliases Q: Q is read into registers before the first tile's barrier, and warp w's S rows
+  // cover only bytes of Q rows that every warp has finished reading by then.
   static constexpr size_t q = 0;
-  static constexpr size_t k = align(q + BM * LDQ * 2);
+  static constexpr size_t s = 0;
+  static constexpr size_t k = align(BM * LDQ * 2 > BM * LDS * 4 ? BM * LDQ * 2 : BM * LDS * 4);
   static constexpr size_t v = align(k + BN * LDQ * 2);
-  static constexpr size_t s = align(v + BN * LDQ * 2);
-  static constexpr size_t p = align(s + BM * LDS * 4);
-  static constexpr size_t o = align(p + BM * LDP * 2);
-  static constexpr size_t m = align(o + BM * LDO * 4);
+  static constexpr size_t p = align(v + BN * LDQ * 2);
+  static constexpr size_t m = align(p + BM * LDP * 2);
   static constexpr size_t l = m + BM * 4;
   static constexpr size_t al = l + BM * 4;
   static constexpr size_t bytes = al + BM * 4;
@@ -33,7 +35,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefillAttentionKernel(Prefil
   using L = PrefillLayout<D>;
   extern __shared__ __align__(128) unsigned char sm[];
   T* Qs = (T*)(sm + L::q); T* Ks = (T*)(sm + L::k); T* Vs = (T*)(sm + L::v);
-  float* Ss = (float*)(sm + L::s); T* Ps = (T*)(sm + L::p); float* Os = (float*)(sm + L::o);
+  float* Ss = (float*)(sm + L::s); T* Ps = (T*)(sm + L::p);
   float* mS = (float*)(sm + L::m); float* lS = (float*)(sm + L::l); float* aS = (float*)(sm + L::al);
 
   const int tile = blockIdx.x, h = blockIdx.y;
@@ -150,23 +152,21 @@ __global__ void __launch_bounds__(kPrefillThreads) prefillAttentionKernel(Prefil
       }
     }
   }
-  __syncwarp();
-  {
-    const float lLo = lS[warp * 16 + rowLo], lHi = lS[warp * 16 + rowLo + 8];
-    const float iLo = lLo > 0.f ? 1.f / lLo : 0.f, iHi = lHi > 0.f ? 1.f / lHi : 0.f;
+  // Output straight from the accumulators: element i of a lane is row rowLo + 8 * ((i >> 1) & 1),
+  // column 2 * (lane & 3) + (i & 1) + 8 * (i >> 2) of its 16x16 tile.
+  const float lLo = lS[warp * 16 + rowLo], lHi = lS[warp * 16 + rowLo + 8];
+  const float iLo = lLo > 0.f ? 1.f / lLo : 0.f, iHi = lHi > 0.f ? 1.f / lHi : 0.f;
 #pragma unroll
-    for (int dt = 0; dt < D / 16; ++dt) {
+  for (int dt = 0; dt < D / 16; ++dt) {
 #pragma unroll
-      for (int i = 0; i < oacc[dt].num_elements; ++i) oacc[dt].x[i] *= ((i >> 1) & 1) ? iHi : iLo;
-      wmma::store_matrix_sync(Os + warp * 16 * L::LDO + dt * 16, oacc[dt], L::LDO, wmma::mem_row_major);
+    for (int i = 0; i < oacc[dt].num_elements; ++i) {
+      const int hi = (i >> 1) & 1;
+      const int row = warp * 16 + rowLo + 8 * hi;
+      if (row >= rowsValid) continue;
+      const int col = dt * 16 + 2 * (lane & 3) + (i & 1) + 8 * (i >> 2);
+      T* out = (T*)a.out + (size_t)(qsl + q0 + row) * a.nH * D + (size_t)h * D;
+      out[col] = fromF<T>(oacc[dt].x[i] * (hi ? iHi : iLo));
     }
-  }
-  __syncwarp();
-  for (int r = 0; r < 16; ++r) {
-    const int row = warp * 16 + r;
-    if (row >= rowsValid) break;
-    T* out = (T*)a.out + (size_t)(qsl + q0 + row) * a.nH * D + (size_t)h * D;
-    for (int d = lane; d < D; d += 32) out[d] = fromF<T>(Os[row * L::LDO + d]);
   }
 }
 
