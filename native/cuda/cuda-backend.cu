@@ -72,6 +72,15 @@ CudaBackend::CudaBackend(const ModelSpec& spec, const BackendOptions& opts) : sp
     throw std::runtime_error("CUDA backend: device index " + std::to_string(device_) + " out of range (" +
                              std::to_string(count) + " device(s))");
   check(cudaSetDevice(device_), "cudaSetDevice");
+  try {
+    init();
+  } catch (...) {
+    releaseHandles();  // members own their memory; streams, events and cuBLAS are released here
+    throw;
+  }
+}
+
+void CudaBackend::init() {
   name_ = "cuda:" + std::to_string(device_);
   check(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device_), "device attributes");
   elem_ = dtypeSize(spec_.weightDtype);
@@ -142,11 +151,16 @@ CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
   if (xferStream_) cudaStreamSynchronize(xferStream_);
+  releaseHandles();
+}
+
+void CudaBackend::releaseHandles() {
   clearGraphs();
   blas_.reset();
-  for (auto& ev : bounceDone_) if (ev) cudaEventDestroy(ev);
+  for (auto& ev : bounceDone_) { if (ev) cudaEventDestroy(ev); ev = nullptr; }
   if (stream_) cudaStreamDestroy(stream_);
   if (xferStream_) cudaStreamDestroy(xferStream_);
+  stream_ = xferStream_ = nullptr;
 }
 
 void* CudaBackend::allocWeight(size_t numel, const char* what) {

@@ -55,6 +55,8 @@ class CudaBackend final : public Backend {
   struct Graph { cudaGraphExec_t exec = nullptr; uint64_t lastUse = 0; int seen = 0; };
   struct Plan;                     // host-side layout of one forward's int inputs (cuda-forward.cu)
 
+  void init();                     // constructor body after device selection
+  void releaseHandles();           // graphs, cuBLAS, events, streams
   void* allocWeight(size_t numel, const char* what);
   void addSlot(const std::string& name, void* dst, std::vector<int64_t> shape, int role);
   void linear(const void* x, const void* w, void* y, int M, int N, int K, bool outF32);
