@@ -26,20 +26,20 @@ export class ChunkIndex<P> {
   evictions = 0;
 
   constructor(
-    private readonly alloc: (size: number) => P | null,
+    private readonly alloc: (size: number, key: string) => P | null,
     private readonly free: (payload: P, size: number) => void,
   ) {}
 
   /** Space for a new chunk; evicts LRU committed unpinned chunks until `alloc` succeeds. */
   reserve(key: string, size: number): ReserveResult<P> {
     if (this.byKey.has(key)) return { status: 'exists' };
-    let payload = this.alloc(size);
+    let payload = this.alloc(size, key);
     while (payload === null) {
       const victim = this.oldestEvictable();
       if (!victim) return { status: 'full' };
       this.remove(victim);
       this.evictions++;
-      payload = this.alloc(size);
+      payload = this.alloc(size, key);
     }
     const entry: IndexEntry<P> = { key, size, payload, committed: false, pins: 0, dead: false };
     this.byKey.set(key, entry);

@@ -38,6 +38,12 @@ describe('kv config', () => {
     assert.throws(() => parseKvConfig({ extra_config: { remote_transport: 'udp' } }), configErr('extra_config.remote_transport'));
   });
 
+  it('local_disk needs a positive max_local_disk_size; file:// prefix accepted', () => {
+    assert.equal(parseKvConfig({}).disk, null);
+    assert.throws(() => parseKvConfig({ local_disk: '/tmp/kv' }), configErr('max_local_disk_size'));
+    assert.deepEqual(parseKvConfig({ local_disk: 'file:///tmp/kv/', max_local_disk_size: 2 }).disk, { dir: '/tmp/kv/', capacityBytes: 2 * 2 ** 30 });
+  });
+
   it('parses remote_url', () => {
     assert.deepEqual(parseKvConfig({ remote_url: 'pdkv://10.0.0.2:65432' }).remote, { host: '10.0.0.2', port: 65432 });
   });

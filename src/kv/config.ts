@@ -29,6 +29,10 @@ export const kvConfigSchema = z
     local_cpu: z.boolean().default(true),
     /** GB of host RAM for the local CPU tier (binary GB = 2^30 bytes, as LMCache counts). */
     max_local_cpu_size: z.number().nonnegative().default(5),
+    /** Directory of the local disk tier (`file:///path/` or a plain path); null = no disk tier. */
+    local_disk: z.string().min(1).nullable().default(null),
+    /** GB (2^30 bytes) of disk for local_disk. */
+    max_local_disk_size: z.number().nonnegative().default(0),
     /** `pdkv://host:port` of a `pdserve kv-server`; null = no remote tier. */
     remote_url: z
       .string()
@@ -51,6 +55,8 @@ export type KvConfigFields = z.output<typeof kvConfigSchema>;
 /** The validated config plus derived values. */
 export interface KvConfig extends KvConfigFields {
   maxLocalCpuBytes: number;
+  /** The disk tier's directory and byte budget, when local_disk is set. */
+  disk: { dir: string; capacityBytes: number } | null;
   remote: { host: string; port: number } | null;
 }
 
@@ -83,7 +89,14 @@ export function parseKvConfig(input: unknown): KvConfig {
     if (port < 1 || port > 65535) throw configError('remote_url', `port ${port} out of range`);
     remote = { host: m[1]!, port };
   }
-  return { ...c, maxLocalCpuBytes: Math.floor(c.max_local_cpu_size * 2 ** 30), remote };
+  let disk: KvConfig['disk'] = null;
+  if (c.local_disk) {
+    const dir = c.local_disk.startsWith('file://') ? c.local_disk.slice('file://'.length) : c.local_disk;
+    if (!dir) throw configError('local_disk', 'empty path');
+    if (!(c.max_local_disk_size > 0)) throw configError('max_local_disk_size', 'must be > 0 when local_disk is set');
+    disk = { dir, capacityBytes: Math.floor(c.max_local_disk_size * 2 ** 30) };
+  }
+  return { ...c, maxLocalCpuBytes: Math.floor(c.max_local_cpu_size * 2 ** 30), remote, disk };
 }
 
 /** PDSERVE_KV_<FIELD> variables as a partial config object (values parsed as YAML scalars). */

@@ -1,6 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ConnectorRequest, KvConnector } from '../../engine/connector/base.js';
 import { PdsError } from '../../util/errors.js';
 import { chunkKeys, modelFingerprint, type ModelIdentity } from '../chunk-hash.js';
@@ -158,6 +161,24 @@ describe('PdConnector', () => {
     await B.conn.shutdown();
     await M.conn.shutdown();
     await P.conn.shutdown();
+  });
+
+  it('producer -> local disk tier -> consumer (another connector over the same directory)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pdserve-kv-disk-'));
+    try {
+      const cfg = { local_cpu: false, remote_url: null, local_disk: dir, max_local_disk_size: 0.01 };
+      const P = make('kv_producer', cfg);
+      const p = prompt(200, 77);
+      await produce(P.conn, P.kv, 'k1', p, blocks(200, 0));
+      await P.conn.shutdown();
+      const C = make('kv_consumer', cfg); // indexes the files P left
+      const r = await consume(C.conn, 'k2', p, 0, blocks(200, 20));
+      assert.equal(r.count, 199);
+      assert.deepEqual(Buffer.from(C.kv.read(blocks(200, 20), 199)), Buffer.from(P.kv.read(blocks(200, 0), 199)));
+      await C.conn.shutdown();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a chunk lost before loading is reported as failed blocks (the engine recomputes them)', async () => {

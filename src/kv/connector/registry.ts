@@ -7,16 +7,18 @@ import { PdsError } from '../../util/errors.js';
 import type { ModelIdentity } from '../chunk-hash.js';
 import type { KvConfig } from '../config.js';
 import { CpuTier } from '../tiers/cpu-tier.js';
+import { DiskTier } from '../tiers/disk-tier.js';
 import { PoolTier } from '../tiers/pool-tier.js';
 import type { KvTier } from '../tiers/tier.js';
 import { PdConnector } from './pd-connector.js';
 
 export type KvConnectorFactory = (cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity) => KvConnector;
 
-/** The tiers a KV config asks for, in lookup order: local CPU, then the kv-server pool. */
+/** The tiers a KV config asks for, in lookup order: local CPU, local disk, then the kv-server pool. */
 export function tiersFromConfig(kv: KvConfig): KvTier[] {
   const tiers: KvTier[] = [];
   if (kv.local_cpu && kv.maxLocalCpuBytes > 0) tiers.push(new CpuTier(kv.maxLocalCpuBytes));
+  if (kv.disk) tiers.push(new DiskTier(kv.disk.dir, kv.disk.capacityBytes));
   if (kv.remote)
     tiers.push(
       new PoolTier({

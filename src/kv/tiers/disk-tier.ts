@@ -1,0 +1,190 @@
+// Local disk tier (LMCache's local_disk): one file per chunk, `<dir>/<key>.<nonce>.kvchunk` (a fresh
+// nonce per write, so freeing an old entry can never unlink a newer file of the same key), under a byte
+// budget with LRU eviction. A chunk is written to `<file>.tmp-<n>` and renamed on commit, so a
+// reader (or a restart) never sees a half-written file. Files found at start are indexed again (oldest
+// first), so the cache survives restarts; stray temp files are removed.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ChunkIndex, type IndexEntry } from '../chunk-index.js';
+import { type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats, TierFullError, putByReserve } from './tier.js';
+
+const EXT = '.kvchunk';
+
+export class DiskTier implements KvTier {
+  readonly name = 'local_disk';
+  private readonly index: ChunkIndex<string>;
+  private readonly pins = new Map<ChunkKey, IndexEntry<string>[]>();
+  /** Path of the existing file being indexed at start (the allocator hands it out instead of a new one). */
+  private adopting: string | null = null;
+
+  constructor(
+    readonly dir: string,
+    private readonly capacityBytes: number,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.index = new ChunkIndex<string>(
+      (size, key) => (this.index.usedBytes + size <= this.capacityBytes ? (this.adopting ?? this.pathOf(key)) : null),
+      (path) => {
+        try {
+          unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      },
+    );
+    this.adoptExisting();
+  }
+
+  private pathOf(key: ChunkKey): string {
+    return join(this.dir, `${key}.${randomBytes(4).toString('hex')}${EXT}`);
+  }
+
+  private adoptExisting(): void {
+    const found: Array<{ key: string; path: string; size: number; mtime: number }> = [];
+    for (const f of readdirSync(this.dir)) {
+      const p = join(this.dir, f);
+      if (f.includes(EXT + '.tmp-')) {
+        try {
+          unlinkSync(p);
+        } catch {
+          /* gone */
+        }
+        continue;
+      }
+      const m = /^([0-9a-f]{64})\.[0-9a-f]{8}\.kvchunk$/.exec(f);
+      if (!m) continue;
+      const st = statSync(p);
+      if (st.isFile() && st.size > 0) found.push({ key: m[1]!, path: p, size: st.size, mtime: st.mtimeMs });
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const f of found) {
+      this.adopting = f.path;
+      const r = this.index.reserve(f.key, f.size); // past the budget, the oldest files are evicted (unlinked)
+      this.adopting = null;
+      if (r.status === 'ok') this.index.commit(r.entry);
+      else unlinkSync(f.path); // a second file of the same key (same bytes), or one that cannot fit
+    }
+  }
+
+  private holdPin(e: IndexEntry<string>): void {
+    this.index.pin(e);
+    const list = this.pins.get(e.key);
+    if (list) list.push(e);
+    else this.pins.set(e.key, [e]);
+  }
+
+  async lookupPrefix(keys: readonly ChunkKey[], opts: { pin?: boolean } = {}): Promise<number> {
+    const { count } = this.index.lookupPrefix(keys, false);
+    if (opts.pin) for (let i = 0; i < count; i++) this.holdPin(this.index.get(keys[i]!)!);
+    return count;
+  }
+
+  async contains(key: ChunkKey): Promise<boolean> {
+    return this.index.get(key) !== undefined;
+  }
+
+  async reserve(key: ChunkKey, size: number): Promise<Reservation | null> {
+    const r = this.index.reserve(key, size);
+    if (r.status === 'exists') return null;
+    if (r.status === 'full') throw new TierFullError(this.name, size);
+    const entry = r.entry;
+    this.index.pin(entry); // while being written: a delete() meanwhile must not unlink under the writer
+    const view = Buffer.allocUnsafeSlow(size);
+    let open = true;
+    const finish = (commit: boolean) => {
+      if (!open) return;
+      open = false;
+      if (commit) this.index.commit(entry);
+      else this.index.abort(entry);
+      this.index.unpin(entry);
+    };
+    return {
+      view,
+      commit: async () => {
+        const tmp = `${entry.payload}.tmp-${randomBytes(4).toString('hex')}`;
+        try {
+          await writeFile(tmp, view);
+          if (entry.dead) throw new Error('deleted before commit');
+          await rename(tmp, entry.payload);
+        } catch (e) {
+          void unlink(tmp).catch(() => {});
+          finish(false);
+          if ((e as Error).message === 'deleted before commit') return;
+          throw e;
+        }
+        finish(true);
+      },
+      abort: async () => finish(false),
+    };
+  }
+
+  put(key: ChunkKey, bytes: Uint8Array): Promise<boolean> {
+    return putByReserve(this, key, bytes);
+  }
+
+  async get(key: ChunkKey): Promise<ChunkHandle | null> {
+    const e = this.index.get(key);
+    if (!e) return null;
+    this.index.pin(e);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(e.payload);
+    } catch {
+      this.index.unpin(e);
+      this.index.delete(key); // the file vanished: forget it
+      return null;
+    }
+    let released = false;
+    return {
+      bytes,
+      valid: () => true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.index.unpin(e);
+      },
+    };
+  }
+
+  async pin(keys: readonly ChunkKey[]): Promise<number> {
+    let n = 0;
+    for (const k of keys) {
+      const e = this.index.get(k);
+      if (!e) continue;
+      this.holdPin(e);
+      n++;
+    }
+    return n;
+  }
+
+  async unpin(keys: readonly ChunkKey[]): Promise<void> {
+    for (const k of keys) {
+      const list = this.pins.get(k);
+      const e = list?.pop();
+      if (!e) continue;
+      if (list!.length === 0) this.pins.delete(k);
+      this.index.unpin(e);
+    }
+  }
+
+  async delete(key: ChunkKey): Promise<boolean> {
+    return this.index.delete(key);
+  }
+
+  async stats(): Promise<TierStats> {
+    const s = this.index.stats();
+    return { chunks: s.chunks, usedBytes: s.usedBytes, capacityBytes: this.capacityBytes, pinnedChunks: s.pinnedChunks, evictions: s.evictions };
+  }
+
+  checkIntegrity(): void {
+    this.index.checkIntegrity();
+  }
+
+  /** Drops pins; the files stay (the next start indexes them again). */
+  async close(): Promise<void> {
+    for (const list of this.pins.values()) for (const e of list) this.index.unpin(e);
+    this.pins.clear();
+  }
+}
