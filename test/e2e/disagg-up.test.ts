@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { fixturesOrSkip, fixtureModels, readReference, comparableSteps } from '../helpers/fixtures.js';
+import { fixturesOrSkip, fixtureModels, readReference, comparableSteps, deviceServeArgs } from '../helpers/fixtures.js';
+
+const dev = deviceServeArgs();
+const engineArgs = dev.length ? ['--', ...dev] : [];
 import { postJson } from '../helpers/spawn-server.js';
 import { spawnUp } from '../helpers/spawn-up.js';
 
@@ -12,7 +15,7 @@ for (const model of fixtureModels) {
     const fx = fixturesOrSkip(t);
     if (!fx) return;
     const ref = readReference(fx, model);
-    const up = await spawnUp([join(fx, 'models', model), '--prefill', '1', '--decode', '1', '--kv-pool-size', '256M']);
+    const up = await spawnUp([join(fx, 'models', model), '--prefill', '1', '--decode', '1', '--kv-pool-size', '256M', ...engineArgs]);
     try {
       const res = await Promise.all(
         ref.cases.map((c) =>
@@ -39,7 +42,7 @@ test('pdserve up with stories260K: "Once upon a time" streamed and not streamed'
   const fx = fixturesOrSkip(t);
   if (!fx) return;
   const c = readReference(fx, 'stories260K').cases[0]!;
-  const up = await spawnUp([join(fx, 'models', 'stories260K')]);
+  const up = await spawnUp([join(fx, 'models', 'stories260K'), ...engineArgs]);
   try {
     const body = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: c.greedy.length, temperature: 0, ignore_eos: true };
     const r = await postJson(`${up.url}/v1/completions`, body);
@@ -68,7 +71,7 @@ for (const [p, d] of [
     if (!fx) return;
     const model = 'qwen2-tiny';
     const ref = readReference(fx, model);
-    const up = await spawnUp([join(fx, 'models', model), '--prefill', String(p), '--decode', String(d), '--kv-pool-size', '256M']);
+    const up = await spawnUp([join(fx, 'models', model), '--prefill', String(p), '--decode', String(d), '--kv-pool-size', '256M', ...engineArgs]);
     try {
       const reqs = Array.from({ length: 50 }, (_, k) => {
         const c = ref.cases[k % ref.cases.length]!;

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { fixturesOrSkip, fixtureModels, readReference, comparableSteps, type ReferenceCase } from '../helpers/fixtures.js';
+import { fixturesOrSkip, fixtureModels, readReference, comparableSteps, deviceServeArgs, type ReferenceCase } from '../helpers/fixtures.js';
 import { spawnPdserve, postJson, type Spawned } from '../helpers/spawn-server.js';
 
 async function complete(s: Spawned, c: ReferenceCase, extra: Record<string, unknown> = {}) {
@@ -30,7 +30,7 @@ for (const model of fixtureModels) {
     const fx = fixturesOrSkip(t);
     if (!fx) return;
     const ref = readReference(fx, model);
-    const s = await spawnPdserve(['serve', join(fx, 'models', model), '--max-num-batched-tokens', '512']);
+    const s = await spawnPdserve(['serve', join(fx, 'models', model), '--max-num-batched-tokens', '512', ...deviceServeArgs()]);
     try {
       // all at once (continuous batching, chunked prefill of the long prompts)
       const together = await Promise.all(ref.cases.map((c) => complete(s, c)));
@@ -66,7 +66,7 @@ test('stories260K: "Once upon a time" gives the reference text', async (t) => {
   if (!fx) return;
   const ref = readReference(fx, 'stories260K');
   const c = ref.cases.find((x) => x.prompt_text === 'Once upon a time')!;
-  const s = await spawnPdserve(['serve', join(fx, 'models', 'stories260K')]);
+  const s = await spawnPdserve(['serve', join(fx, 'models', 'stories260K'), ...deviceServeArgs()]);
   try {
     const r = await postJson(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: c.greedy.length, temperature: 0, ignore_eos: true, return_token_ids: true });
     assert.equal(r.status, 200);
@@ -85,8 +85,8 @@ test('prefix caching: shared 512-token prefix is reused and changes nothing', as
   // the two cases sharing a 512-token prefix
   const pairs = ref.cases.filter((c) => c.prompt.length > 512 && ref.cases.some((d) => d !== c && d.prompt.length > 512 && d.prompt.slice(0, 512).join() === c.prompt.slice(0, 512).join()));
   assert.equal(pairs.length, 2);
-  const on = await spawnPdserve(['serve', join(fx, 'models', model)]);
-  const off = await spawnPdserve(['serve', join(fx, 'models', model), '--no-enable-prefix-caching']);
+  const on = await spawnPdserve(['serve', join(fx, 'models', model), ...deviceServeArgs()]);
+  const off = await spawnPdserve(['serve', join(fx, 'models', model), '--no-enable-prefix-caching', ...deviceServeArgs()]);
   try {
     const a1 = await complete(on, pairs[0]!);
     const b1 = await complete(on, pairs[1]!);

@@ -54,3 +54,13 @@ export function comparableSteps(c: ReferenceCase, minMargin = 1e-3): number {
 
 /** Path of the compiled CLI entry (dist/src/cli/main.js). */
 export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+
+/**
+ * Extra `pdserve serve` flags when the e2e tests run on a GPU host (PDSERVE_TEST_DEVICE=cuda):
+ * f32 weights (the fixtures' tolerances are for fp32 compute) and a bounded KV pool so that several
+ * engines share one GPU.
+ */
+export function deviceServeArgs(): string[] {
+  const dev = process.env.PDSERVE_TEST_DEVICE;
+  return dev ? ['--device', dev, '--dtype', 'float32', '--kv-cache-memory', '512M'] : [];
+}
