@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { fixturesOrSkip, fixtureModels, readReference, comparableSteps, deviceServeArgs } from '../helpers/fixtures.js';
+import { fixturesOrSkip, fixtureModels, readReference, comparableSteps, deviceServeArgs, upDeviceArgs } from '../helpers/fixtures.js';
 
 const dev = deviceServeArgs();
-const engineArgs = dev.length ? ['--', ...dev] : [];
+const engineArgs = [...upDeviceArgs(), ...(dev.length ? ['--', ...dev] : [])];
 import { postJson } from '../helpers/spawn-server.js';
 import { spawnUp } from '../helpers/spawn-up.js';
 
@@ -98,10 +98,13 @@ for (const [p, d] of [
         const m = Math.min(n, comparableSteps(c));
         assert.deepEqual(ids.slice(0, m), c.greedy.slice(0, m));
       }
-      const metrics = await (await fetch(`${up.url}/metrics`)).text();
-      for (let i = 0; i < p; i++) assert.match(up.log(`prefiller-${i}`), /POST|Stored/, `prefiller-${i} used`);
-      for (let i = 0; i < d; i++) assert.match(up.log(`decoder-${i}`), /Retrieved/, `decoder-${i} used`);
-      assert.ok(metrics.length > 0);
+      // every engine served requests: its own request counter moved
+      for (const x of up.output().matchAll(/started ((?:prefiller|decoder)-\d+) \(pid \d+\) on port (\d+)/g)) {
+        const m = await (await fetch(`http://127.0.0.1:${x[2]}/metrics`)).text();
+        const served = [...m.matchAll(/^vllm:request_success_total\{[^}]*\} (\S+)$/gm)].reduce((a, r) => a + Number(r[1]), 0);
+        assert.ok(served > 0, `${x[1]} served no request`);
+      }
+      for (let i = 0; i < d; i++) assert.match(up.log(`decoder-${i}`), /Retrieved/, `decoder-${i} retrieved KV`);
     } finally {
       await up.stop();
     }

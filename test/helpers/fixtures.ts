@@ -62,5 +62,16 @@ export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
  */
 export function deviceServeArgs(): string[] {
   const dev = process.env.PDSERVE_TEST_DEVICE;
-  return dev ? ['--device', dev, '--dtype', 'float32', '--kv-cache-memory', '512M'] : [];
+  if (!dev) return [];
+  const common = ['--dtype', 'float32', '--kv-cache-memory', '512M'];
+  // with split GPUs, `pdserve up` places the engines (--prefill-devices/--decode-devices)
+  return process.env.PDSERVE_TEST_SPLIT_GPUS ? common : ['--device', dev, ...common];
+}
+
+/** `pdserve up` flags for PDSERVE_TEST_SPLIT_GPUS="P:D" (e.g. "0:1"): prefillers on GPU P, decoders on GPU D. */
+export function upDeviceArgs(): string[] {
+  const split = process.env.PDSERVE_TEST_SPLIT_GPUS;
+  if (!split) return [];
+  const [p, d] = split.split(':');
+  return ['--device', 'cuda', '--prefill-devices', p!, '--decode-devices', d!];
 }
