@@ -21,6 +21,8 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
   double sizeD = info[1].As<Napi::Number>().DoubleValue();
   bool create = info[2].As<Napi::Boolean>();
   if (!(sizeD > 0)) throw Napi::RangeError::New(env, "mapShared: size must be > 0");
+  // one mapping backs one ArrayBuffer; larger pools are split into several files by the caller
+  if (sizeD > 4294967296.0) throw Napi::RangeError::New(env, "mapShared: size must be <= 4 GiB per mapping");
   size_t size = static_cast<size_t>(sizeD);
   int fd = ::open(path.c_str(), create ? (O_RDWR | O_CREAT) : O_RDWR, 0600);
   if (fd < 0) throw Napi::Error::New(env, "mapShared: open " + path + ": " + std::strerror(errno));
@@ -34,7 +36,7 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
     ::close(fd);
     throw Napi::Error::New(env, "mapShared: " + path + " is smaller than the requested size");
   }
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   int e = errno;
   ::close(fd);
   if (p == MAP_FAILED) throw Napi::Error::New(env, "mapShared: mmap " + path + ": " + std::strerror(e));
