@@ -3,6 +3,7 @@
 import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { PdsError } from '../../util/errors.js';
 
 /** Element sizes of every dtype the format defines; only F32/F16/BF16 can be loaded as weights. */
 const dtypeBytes: Record<string, number> = {
@@ -22,9 +23,9 @@ export interface TensorInfo {
   file: string;
 }
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends PdsError {
   constructor(file: string, problem: string) {
-    super(`invalid safetensors file ${file}: ${problem}`);
+    super('PDS_ERR_MODEL_LOAD', `invalid safetensors file ${file}: ${problem}`);
     this.name = 'SafetensorsError';
   }
 }
