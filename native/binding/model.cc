@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "args.h"
 #include "model-spec.h"
@@ -323,9 +324,15 @@ class Model : public Napi::ObjectWrap<Model> {
   int blockSize_ = 0;
 };
 
-struct AddonData {
-  Napi::FunctionReference modelCtor;
-};
+// NativeModel constructors per env (worker threads load the addon again). Not env instance data: that slot
+// is single per addon and other binding files may want it.
+std::mutex gCtorMu;
+std::unordered_map<napi_env, Napi::FunctionReference*> gCtors;
+
+Napi::FunctionReference& modelCtor(napi_env env) {
+  std::lock_guard<std::mutex> lk(gCtorMu);
+  return *gCtors.at(env);
+}
 
 Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -335,7 +342,7 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   std::unique_ptr<Backend> be = guarded(env, [&] {
     return opts.device == "cpu" ? createCpuBackend(spec, opts) : createCudaBackend(libPath, spec, opts);
   });
-  Napi::Object obj = env.GetInstanceData<AddonData>()->modelCtor.New({});
+  Napi::Object obj = modelCtor(env).New({});
   Model::Unwrap(obj)->attach(std::move(be));
   return obj;
 }
@@ -343,9 +350,17 @@ Napi::Value CreateModel(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerModel(Napi::Env env, Napi::Object exports) {
-  auto* data = new AddonData();
-  data->modelCtor = Napi::Persistent(Model::Define(env));
-  env.SetInstanceData<AddonData>(data);
+  auto* ref = new Napi::FunctionReference(Napi::Persistent(Model::Define(env)));
+  napi_env key = env;
+  {
+    std::lock_guard<std::mutex> lk(gCtorMu);
+    gCtors[key] = ref;
+  }
+  env.AddCleanupHook([key] {
+    std::lock_guard<std::mutex> lk(gCtorMu);
+    delete gCtors[key];
+    gCtors.erase(key);
+  });
   exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
 }
 

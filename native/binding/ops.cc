@@ -7,6 +7,7 @@
 //   castRound(x, dtype)                                   -> x rounded through dtype (f32 values)
 //   embedding(ids, table, vocab, H)                       -> Float32Array [T, H]
 //   kernelIsa()                                           -> 'avx512' | 'avx2' (the kernels in use)
+//   matmulBench(M, K, N, dtype, iters)                    -> seconds per matmul call (kernel tuning)
 //   attention({q, kCache, vCache, kvDtype, numHeads, numKvHeads, headDim, blockSize, numBlocks,
 //              queryStartLoc, contextLens, blockTables, maxBlocksPerSeq}) -> Float32Array [T, numHeads*headDim]
 #include <chrono>

@@ -2,6 +2,7 @@
 // Supported: LlamaForCausalLM (incl. rope_type llama3), MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM.
 // Both rope config styles: legacy rope_theta/rope_scaling and rope_parameters {rope_theta, rope_type, ...}.
 import type { DType, NativeModelSpec } from '../../native/binding.js';
+import { PdsError } from '../../util/errors.js';
 
 export const supportedArchitectures = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM'] as const;
 export type Architecture = (typeof supportedArchitectures)[number];
@@ -18,9 +19,9 @@ export interface ModelConfig {
   spec: NativeModelSpec;
 }
 
-export class ModelConfigError extends Error {
+export class ModelConfigError extends PdsError {
   constructor(message: string) {
-    super(message);
+    super('PDS_ERR_CONFIG', message);
     this.name = 'ModelConfigError';
   }
 }

@@ -3,6 +3,7 @@
 import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { PdsError } from '../../util/errors.js';
 
 /** Element sizes of every dtype the format defines; only F32/F16/BF16 can be loaded as weights. */
 const dtypeBytes: Record<string, number> = {
@@ -22,9 +23,9 @@ export interface TensorInfo {
   file: string;
 }
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends PdsError {
   constructor(file: string, problem: string) {
-    super(`invalid safetensors file ${file}: ${problem}`);
+    super('PDS_ERR_MODEL_LOAD', `invalid safetensors file ${file}: ${problem}`);
     this.name = 'SafetensorsError';
   }
 }
@@ -92,9 +93,9 @@ export async function listCheckpointTensors(dir: string): Promise<TensorInfo[]> 
     try {
       parsed = JSON.parse(await readFile(index, 'utf8'));
     } catch (e) {
-      throw new Error(`invalid ${index}: ${(e as Error).message}`);
+      throw new PdsError('PDS_ERR_MODEL_LOAD', `invalid ${index}: ${(e as Error).message}`);
     }
-    if (!parsed.weight_map || typeof parsed.weight_map !== 'object') throw new Error(`invalid ${index}: no weight_map`);
+    if (!parsed.weight_map || typeof parsed.weight_map !== 'object') throw new PdsError('PDS_ERR_MODEL_LOAD', `invalid ${index}: no weight_map`);
     files = [...new Set(Object.values(parsed.weight_map))].map((f) => join(dir, f));
   } else if (existsSync(join(dir, 'model.safetensors'))) {
     files = [join(dir, 'model.safetensors')];
@@ -102,13 +103,13 @@ export async function listCheckpointTensors(dir: string): Promise<TensorInfo[]> 
     const all = existsSync(dir) && (await stat(dir)).isDirectory() ? await readdir(dir) : [];
     files = all.filter((f) => f.endsWith('.safetensors')).sort().map((f) => join(dir, f));
   }
-  if (!files.length) throw new Error(`no .safetensors weights found in ${dir}`);
+  if (!files.length) throw new PdsError('PDS_ERR_MODEL_LOAD', `no .safetensors weights found in ${dir}`);
   const seen = new Set<string>();
   const out: TensorInfo[] = [];
   for (const f of files) {
-    if (!existsSync(f)) throw new Error(`checkpoint shard ${f} is missing`);
+    if (!existsSync(f)) throw new PdsError('PDS_ERR_MODEL_LOAD', `checkpoint shard ${f} is missing`);
     for (const t of await readSafetensorsHeader(f)) {
-      if (seen.has(t.name)) throw new Error(`tensor '${t.name}' appears twice in the checkpoint ${dir}`);
+      if (seen.has(t.name)) throw new PdsError('PDS_ERR_MODEL_LOAD', `tensor '${t.name}' appears twice in the checkpoint ${dir}`);
       seen.add(t.name);
       out.push(t);
     }
