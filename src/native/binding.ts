@@ -57,6 +57,8 @@ export interface NativeModel {
   finalizeWeights(): void;
   weightBytes(): number;
   allocKvCache(numBlocks: number, blockSize: number, kvDtype: DType): void;
+  /** All layers, K and V, in the dtype of the last allocKvCache (f32 before the first): size the cache with
+   *  layers * 2 * numKvHeads * headDim * dtypeBytes when it is not allocated yet. */
   kvBytesPerToken(): number;
   freeMemoryBytes(): number;
   /** Runs on a native worker thread; resolves with float32 logits [R, vocab]. One at a time per model. */
