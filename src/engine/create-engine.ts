@@ -59,7 +59,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   log.info(`Loaded ${name} (${modelConfig.arch}, ${spec.numLayers} layers, ${spec.weightDtype} weights, ${formatGiB(native.weightBytes())}) on ${native.deviceName} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   if (r.weights === 'dummy') log.warn(`${name} has RANDOM weights (${r.isDemo ? 'built-in demo model' : '--load-format dummy'}): its text is meaningless; use it to test plumbing and speed`);
 
-  const maxModelLen = Math.min(config.maxModelLen ?? modelConfig.maxPositionEmbeddings, modelConfig.maxPositionEmbeddings);
+  let maxModelLen = Math.min(config.maxModelLen ?? modelConfig.maxPositionEmbeddings, modelConfig.maxPositionEmbeddings);
   if (config.maxModelLen && config.maxModelLen > modelConfig.maxPositionEmbeddings)
     log.warn(`--max-model-len ${config.maxModelLen} exceeds the model's max_position_embeddings ${modelConfig.maxPositionEmbeddings}; using ${maxModelLen}`);
 
@@ -75,8 +75,14 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   let numBlocks = Math.floor(budget / bytesPerBlock);
   if (!config.kvCacheMemory) numBlocks = Math.min(numBlocks, Math.max(useful, 1024));
   const minBlocks = Math.ceil(maxModelLen / config.blockSize);
-  if (numBlocks < minBlocks)
-    throw new PdsError('PDS_ERR_CONFIG', `KV cache of ${formatGiB(budget)} holds ${numBlocks} blocks of ${config.blockSize} tokens, fewer than one max-length sequence needs (${minBlocks}); raise --kv-cache-memory or lower --max-model-len`);
+  if (numBlocks < minBlocks) {
+    if (config.maxModelLen || numBlocks < 1)
+      throw new PdsError('PDS_ERR_CONFIG', `KV cache of ${formatGiB(budget)} holds ${numBlocks} blocks of ${config.blockSize} tokens, fewer than one max-length sequence needs (${minBlocks}); raise --kv-cache-memory or lower --max-model-len`);
+    // no explicit --max-model-len: serve the longest sequence the pool holds
+    const fit = numBlocks * config.blockSize;
+    log.warn(`the KV cache (${formatGiB(budget)}) holds ${fit} tokens, less than the model's ${maxModelLen}: max model len set to ${fit} (raise --kv-cache-memory for more)`);
+    maxModelLen = fit;
+  }
   native.allocKvCache(numBlocks, config.blockSize, kvDtype);
   log.info(`KV cache: ${numBlocks} blocks x ${config.blockSize} tokens (${numBlocks * config.blockSize} tokens, ${kvDtype}, ${formatGiB(numBlocks * bytesPerBlock)}); max model len ${maxModelLen}`);
 
