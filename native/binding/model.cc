@@ -91,6 +91,9 @@ class Model : public Napi::ObjectWrap<Model> {
                         InstanceMethod<&Model::Forward>("forward"),
                         InstanceMethod<&Model::KvGather>("kvGather"),
                         InstanceMethod<&Model::KvScatter>("kvScatter"),
+                        InstanceMethod<&Model::KvExportIpc>("kvExportIpc"),
+                        InstanceMethod<&Model::KvImportPeer>("kvImportPeer"),
+                        InstanceMethod<&Model::KvCopyFromPeer>("kvCopyFromPeer"),
                         InstanceMethod<&Model::Dispose>("dispose")});
   }
   explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {}
@@ -306,6 +309,44 @@ class Model : public Napi::ObjectWrap<Model> {
   }
   Napi::Value KvGather(const Napi::CallbackInfo& info) { return KvTransfer(info, true); }
   Napi::Value KvScatter(const Napi::CallbackInfo& info) { return KvTransfer(info, false); }
+
+  // --- KV peer transfer (backend.h): handle bytes out, handle bytes in, batched copy on a worker ---
+  Napi::Value KvExportIpc(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string h = locked(env, [&](Backend& b) { return b.kvExportIpc(); });
+    return Napi::Buffer<char>::Copy(env, h.data(), h.size());
+  }
+  Napi::Value KvImportPeer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "kvImportPeer: handle must be a Buffer/Uint8Array");
+    auto a = info[0].As<Napi::Uint8Array>();
+    std::string h(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+    return Napi::Number::New(env, locked(env, [&](Backend& b) { return b.kvImportPeer(h); }));
+  }
+  Napi::Value KvCopyFromPeer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      be(env);
+      int64_t peer = intArg(env, info[0], "kvCopyFromPeer: peer", 0, INT32_MAX);
+      auto src = i32Arg(env, info[1], "kvCopyFromPeer: srcBlocks", 0);
+      auto dst = i32Arg(env, info[2], "kvCopyFromPeer: dstBlocks", 0);
+      if (src.ElementLength() != dst.ElementLength())
+        throw Napi::RangeError::New(env, "kvCopyFromPeer: srcBlocks has " + std::to_string(src.ElementLength()) +
+                                             " ids but dstBlocks has " + std::to_string(dst.ElementLength()));
+      auto sv = std::make_shared<std::vector<int32_t>>(i32Vec(src));
+      auto dv = std::make_shared<std::vector<int32_t>>(i32Vec(dst));
+      auto sh = sh_;
+      int pi = static_cast<int>(peer);
+      auto job = new Job(
+          env, sh, [sh, sv, dv, pi] { sh->be->kvCopyFromPeer(pi, sv->data(), dv->data(), static_cast<int>(sv->size())); }, nullptr);
+      Napi::Promise p = job->promise();
+      job->Queue();
+      return p;
+    } catch (const Napi::Error& e) {
+      return rejected(env, e);
+    }
+  }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (sh_) {

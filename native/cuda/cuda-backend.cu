@@ -151,6 +151,7 @@ CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
   if (xferStream_) cudaStreamSynchronize(xferStream_);
+  closePeers();
   releaseHandles();
 }
 

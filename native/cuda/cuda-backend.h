@@ -2,6 +2,7 @@
 //   cuda-backend.cu   construction, weights, KV allocation, the C factory
 //   cuda-forward.cu   forward(): input upload, the layer loop, decode CUDA graphs, logits download
 //   cuda-kv-copy.cu   kvGather / kvScatter
+//   kv-peer.cu        kvExportIpc / kvImportPeer / kvCopyFromPeer (GPU to GPU over CUDA IPC)
 // Thread safety: forward and weight calls hold computeMu_; KV transfers hold xferMu_ and use their own
 // stream, so a transfer can run while another thread runs forward (on disjoint blocks).
 #pragma once
@@ -36,6 +37,9 @@ class CudaBackend final : public Backend {
   void forward(const BatchDesc& batch, float* logitsOut) override;
   void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) override;
   void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) override;
+  std::string kvExportIpc() override;                       // kv-peer.cu
+  int kvImportPeer(const std::string& handle) override;
+  void kvCopyFromPeer(int peer, const int32_t* srcBlocks, const int32_t* dstBlocks, int nBlocks) override;
 
   // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
   void setUseGraphs(bool on) { useGraphs_ = on; }
@@ -108,6 +112,14 @@ class CudaBackend final : public Backend {
   PinnedBuffer xferIds_, bounce_[2];
   DeviceBuffer xferDevIds_, xferStage_;
   cudaEvent_t bounceDone_[2] = {nullptr, nullptr};
+
+  // peer KV allocations mapped with cudaIpcOpenMemHandle (kv-peer.cu); closed in the destructor
+  struct Peer { void* base = nullptr; int device = -1; int numBlocks = 0; };
+  std::vector<Peer> peers_;
+  std::map<std::string, int> peerByHandle_;
+  PinnedBuffer peerIds_;
+  DeviceBuffer peerDevIds_;
+  void closePeers();
 };
 
 }  // namespace pds::cuda

@@ -4,6 +4,8 @@ import { resolveModel } from '../models/resolve.js';
 import { createEngine } from '../engine/create-engine.js';
 import { createApiServer } from '../server/api-server.js';
 import { registerDebugRoutes } from '../server/debug-routes.js';
+import { registerKvRoutes } from '../server/kv-routes.js';
+import { P2pConnector } from '../kv/connector/p2p-connector.js';
 import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
 import { kvConnectorFactory } from '../kv/connector/engine-factory.js';
 import type { LoadFormat } from '../models/types.js';
@@ -96,7 +98,10 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   });
   const server = createApiServer(created.client, { maxModelLen: created.maxModelLen, servedModelName: o.servedModelName ?? resolved.name, accessLog: o.accessLog });
   registerDebugRoutes(server.app, created.client);
+  const p2p = created.connector instanceof P2pConnector ? created.connector : null;
+  if (p2p) registerKvRoutes(server.app, p2p);
   const port = await server.listen(o.port, o.host);
+  p2p?.setEndpoint(o.host, port);
   log.info(`Serving ${created.client.model.name} on http://${o.host}:${port} (device ${created.native.deviceName})`);
   let stopping = false;
   const stop = async (sig: string) => {

@@ -1,6 +1,6 @@
 // `pdserve up [MODEL] --prefill N --decode M --port 9000 [-- engine flags]`: the whole PD deployment
 // on one host (src/up). `--prefill 0` is the colocated baseline behind the same proxy.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { basename, resolve, join } from 'node:path';
 import { runUp } from '../up/launcher.js';
@@ -39,6 +39,7 @@ interface UpFlags {
   kvPoolSize: string;
   kvPoolFile?: string;
   chunkSize: number;
+  kvTransfer: string;
   loadFormat?: string;
   runDir?: string;
   healthTimeout: number;
@@ -62,6 +63,7 @@ export function registerUp(program: Command): void {
     .option('--kv-pool-size <size>', 'kv-server pool size (e.g. 1G, 512M)', '1G')
     .option('--kv-pool-file <path>', 'kv-server pool file (default: under /dev/shm); removed on exit')
     .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), 256)
+    .addOption(new Option('--kv-transfer <channel>', 'how KV moves from prefillers to decoders: pool (kv-server) or cuda_ipc (GPU to GPU, pool as fallback)').choices(['pool', 'cuda_ipc']).default('pool'))
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
     .option('--proxy-flags <flags>', 'extra `pdserve proxy` flags, space-separated (e.g. "--local-prefill-below 256")')
@@ -85,6 +87,7 @@ export function registerUp(program: Command): void {
         kvPoolSize: flags.kvPoolSize,
         kvPoolFile: resolve(flags.kvPoolFile ?? join(shm, `pdserve-${basename(runDir)}-${process.pid}.pool`)),
         chunkSize: flags.chunkSize,
+        kvTransfer: flags.kvTransfer as 'pool' | 'cuda_ipc',
         loadFormat: flags.loadFormat ?? null,
         runDir,
         engineArgs: engine,

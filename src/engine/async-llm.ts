@@ -91,7 +91,7 @@ export class AsyncLLM implements EngineClient {
   }
 
   private deliver(outs: StepOutput[]): void {
-    for (const { seq, finished } of outs) {
+    for (const { seq, finished, kvTransferParams } of outs) {
       const l = this.live.get(seq.requestId);
       if (!l) continue;
       const newTokenIds = seq.pendingTokenIds.splice(0);
@@ -105,6 +105,7 @@ export class AsyncLLM implements EngineClient {
           stopReason: seq.stopReason,
           numCachedTokens: seq.numCachedTokens,
           newLogprobs: seq.sampling.logprobs !== null ? newLogprobs : undefined,
+          ...(kvTransferParams ? { kvTransferParams } : {}),
         },
       });
       if (l.state.stoppedBy !== null && !finished) {

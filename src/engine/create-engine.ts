@@ -2,7 +2,7 @@
 // sized from memory, connector, LLMEngine and its async front end.
 import type { ResolvedModel } from '../models/types.js';
 import type { DType, NativeModel } from '../native/binding.js';
-import type { KvConnector } from './connector/base.js';
+import type { KvCacheAccess, KvConnector } from './connector/base.js';
 import type { KvTransferConfig } from './connector/types.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import { IncrementalDetokenizer } from '../tokenizer/incremental-detokenizer.js';
@@ -39,6 +39,30 @@ export interface CreatedEngine {
 }
 
 const dtypeBytes: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
+
+/** The connector's view of the native KV cache; peer handles are imported once each (keyed by their bytes). */
+export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerToken: number): KvCacheAccess {
+  const access: KvCacheAccess = {
+    blockSize,
+    bytesPerToken,
+    gather: (ids, n, dst) => native.kvGather(ids, n, dst),
+    scatter: (ids, n, src) => native.kvScatter(ids, n, src),
+  };
+  if (native.kvExportIpc && native.kvImportPeer && native.kvCopyFromPeer) {
+    const peers = new Map<string, number>();
+    access.exportPeerHandle = () => native.kvExportIpc!();
+    access.copyFromPeer = async (handle, src, dst) => {
+      const key = Buffer.from(handle.buffer, handle.byteOffset, handle.byteLength).toString('base64');
+      let peer = peers.get(key);
+      if (peer === undefined) {
+        peer = native.kvImportPeer!(handle);
+        peers.set(key, peer);
+      }
+      await native.kvCopyFromPeer!(peer, src, dst);
+    };
+  }
+  return access;
+}
 
 export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngine> {
   const config = parseEngineConfig(o.engine);
@@ -90,12 +114,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   if (o.kvTransferConfig) {
     if (!o.connectorFactory) throw new PdsError('PDS_ERR_CONFIG', 'a --kv-transfer-config was given but no connector is available');
     connector = await o.connectorFactory(o.kvTransferConfig, { modelName: r.name, modelConfig, kvDtype, blockSize: config.blockSize });
-    connector.registerKvCache({
-      blockSize: config.blockSize,
-      bytesPerToken,
-      gather: (ids, n, dst) => native.kvGather(ids, n, dst),
-      scatter: (ids, n, src) => native.kvScatter(ids, n, src),
-    });
+    connector.registerKvCache(kvCacheAccess(native, config.blockSize, bytesPerToken));
     log.info(`KV connector ${o.kvTransferConfig.kv_connector} as ${o.kvTransferConfig.kv_role}`);
   }
 

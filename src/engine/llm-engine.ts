@@ -25,6 +25,8 @@ export interface LLMEngineArgs {
 export interface StepOutput {
   seq: Sequence;
   finished: boolean;
+  /** The connector's params for the peer (producer side of a point-to-point transfer), on the final output. */
+  kvTransferParams?: Record<string, unknown>;
 }
 
 export class LLMEngine {
@@ -35,6 +37,8 @@ export class LLMEngine {
   private readonly byId = new Map<string, Sequence>();
   /** finished sequences whose final output waits for the connector (saves in flight) */
   private readonly finalPending = new Set<string>();
+  /** finished sequences whose final output went out (with kvTransferParams) while the peer still reads their blocks */
+  private readonly sentHeld = new Set<string>();
   private readonly outbox: StepOutput[] = [];
 
   constructor(private readonly args: LLMEngineArgs) {
@@ -145,19 +149,27 @@ export class LLMEngine {
     return null;
   }
 
-  /** Finishes a sequence: asks the connector whether to hold its blocks, emits the final output. */
+  /**
+   * Finishes a sequence: asks the connector whether to hold its blocks, emits the final output.
+   * delayFree without kvTransferParams (a save in flight): the final output waits for doneSending.
+   * delayFree with kvTransferParams (a peer will read the blocks): the final output goes out now, carrying
+   * the params; the blocks (and the request id) stay held until doneSending.
+   */
   private end(seq: Sequence, _fromStep: boolean): void {
-    let delayFree = false;
+    let fin: { delayFree: boolean; kvTransferParams?: Record<string, unknown> } = { delayFree: false };
     const connector = this.args.connector;
-    if (connector && seq.blockTable.length) delayFree = connector.requestFinished(connectorView(seq), seq.blockTable).delayFree;
-    this.scheduler.finish(seq, delayFree);
-    if (delayFree) this.finalPending.add(seq.requestId);
-    else this.emitFinal(seq);
+    if (connector && seq.blockTable.length) fin = connector.requestFinished(connectorView(seq), seq.blockTable);
+    this.scheduler.finish(seq, fin.delayFree);
+    if (fin.delayFree && fin.kvTransferParams) {
+      this.sentHeld.add(seq.requestId);
+      this.outbox.push({ seq, finished: true, kvTransferParams: fin.kvTransferParams });
+    } else if (fin.delayFree) this.finalPending.add(seq.requestId);
+    else this.emitFinal(seq, fin.kvTransferParams);
   }
 
-  private emitFinal(seq: Sequence): void {
+  private emitFinal(seq: Sequence, kvTransferParams?: Record<string, unknown>): void {
     this.byId.delete(seq.requestId);
-    this.outbox.push({ seq, finished: true });
+    this.outbox.push({ seq, finished: true, ...(kvTransferParams ? { kvTransferParams } : {}) });
   }
 
   private pollConnector(connector: KvConnector): void {
@@ -182,6 +194,7 @@ export class LLMEngine {
     for (const id of doneSending) {
       const seq = this.scheduler.release(id);
       if (seq && this.finalPending.delete(id)) this.emitFinal(seq);
+      else if (this.sentHeld.delete(id)) this.byId.delete(id);
     }
   }
 

@@ -45,6 +45,11 @@ export const kvConfigSchema = z
     blocking_timeout_secs: z.number().positive().default(10),
     /** Hits shorter than this many tokens are ignored (recomputed instead). */
     min_retrieve_tokens: z.number().int().nonnegative().default(0),
+    /**
+     * How KV moves from a prefiller to a decoder: pool = through the kv-server (remote_url); cuda_ipc = the
+     * decoder copies the prefiller's blocks GPU to GPU (same host), the pool path remaining the fallback.
+     */
+    transfer_channel: z.enum(['pool', 'cuda_ipc']).default('pool'),
     extra_config: extraConfigSchema.default(() => extraConfigSchema.parse({})),
   })
   .strict();

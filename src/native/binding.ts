@@ -66,6 +66,16 @@ export interface NativeModel {
   /** [layers, 2, numTokens, kv_heads, head_dim] in the KV dtype, written at dst[0..]. Async, off the event loop. */
   kvGather(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void>;
   kvScatter(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void>;
+  /**
+   * KV peer transfer (GPU to GPU on one host; CUDA IPC). Devices without it (cpu) throw
+   * "not supported on this device". kvExportIpc: opaque handle of this model's KV allocation (after
+   * allocKvCache). kvImportPeer: maps a peer's handle (cached per handle), returns the peer index; throws
+   * on a layout mismatch or when the GPUs cannot reach each other. kvCopyFromPeer: all layers' K and V
+   * of peer blocks src[i] into local blocks dst[i], one batched device copy, off the event loop.
+   */
+  kvExportIpc?(): Buffer;
+  kvImportPeer?(handle: Uint8Array): number;
+  kvCopyFromPeer?(peer: number, srcBlocks: Int32Array, dstBlocks: Int32Array): Promise<void>;
   /** Frees device memory now (the model is unusable afterwards). */
   dispose(): void;
 }

@@ -5,6 +5,8 @@ export interface KvYamlOptions {
   remoteUrl: string; // pdkv://127.0.0.1:PORT
   chunkSize: number;
   role: 'prefiller' | 'decoder';
+  /** transfer_channel: pool (default) or cuda_ipc (GPU to GPU, the pool path as fallback) */
+  transferChannel?: 'pool' | 'cuda_ipc';
 }
 
 export function kvYaml(o: KvYamlOptions): string {
@@ -15,6 +17,7 @@ export function kvYaml(o: KvYamlOptions): string {
     remote_url: o.remoteUrl,
     save_unfull_chunk: true,
     blocking_timeout_secs: 10,
+    transfer_channel: o.transferChannel ?? 'pool',
     extra_config: { lookup_backoff_time: 0.1 },
   };
   return `# written by pdserve up for the ${o.role}s\n${YAML.stringify(doc)}`;

@@ -48,7 +48,7 @@ export async function runUp(o: UpOptions, io: UpIo, signals: NodeJS.Signals[] = 
   const opts = { ...o, port: proxyPort };
   const kv = o.prefill > 0 ? ports.shift()! : null;
   const plan = makePlan(opts, { kv, prefill: ports.splice(0, o.prefill), decode: ports.splice(0, o.decode) }, (role, remoteUrl) =>
-    kvYaml({ role, remoteUrl, chunkSize: o.chunkSize }),
+    kvYaml({ role, remoteUrl, chunkSize: o.chunkSize, transferChannel: o.kvTransfer ?? 'pool' }),
   );
   for (const [path, text] of Object.entries(plan.files)) writeFileSync(path, text);
   io.out(`pdserve up: run directory ${o.runDir}`);

@@ -15,6 +15,7 @@ export interface UpOptions {
   kvPoolSize: string; // "1G"
   kvPoolFile: string; // the kv-server's --pool-file; removed on shutdown
   chunkSize: number;
+  kvTransfer?: 'pool' | 'cuda_ipc'; // the engines' transfer_channel
   loadFormat: string | null;
   runDir: string;
   engineArgs: string[]; // appended to every engine's command line

@@ -7,7 +7,9 @@
 // KV transfer buffer layout (host memory; what the KV layer stores as a chunk):
 //   [layers, 2 (K,V), num_tokens, kv_heads, head_dim]               in kvDtype
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,23 @@ class Backend {
   // --- KV transfer (host buffer layout above; tokens are the first numTokens slots of blockIds) ---
   virtual void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) = 0;
   virtual void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) = 0;
+
+  // --- KV peer transfer (device to device on one host, NIXL style; CUDA IPC on cuda) ---
+  // The defaults throw: a device without peer transfer (cpu) keeps the host path.
+  // Opaque handle of this backend's KV allocation (what a peer needs to map it and check the layout).
+  virtual std::string kvExportIpc() { throw std::runtime_error(name() + ": KV peer transfer is not supported on this device"); }
+  // Maps a peer's KV allocation (once per distinct handle; later calls return the cached index).
+  // Throws when the layouts differ (layers, kv heads, head dim, block size, dtype) or the GPUs
+  // cannot reach each other.
+  virtual int kvImportPeer(const std::string& handle) {
+    (void)handle;
+    throw std::runtime_error(name() + ": KV peer transfer is not supported on this device");
+  }
+  // Copies all layers' K and V of peer blocks srcBlocks[i] into local blocks dstBlocks[i]; returns when done.
+  virtual void kvCopyFromPeer(int peer, const int32_t* srcBlocks, const int32_t* dstBlocks, int nBlocks) {
+    (void)peer; (void)srcBlocks; (void)dstBlocks; (void)nBlocks;
+    throw std::runtime_error(name() + ": KV peer transfer is not supported on this device");
+  }
 };
 
 std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, const BackendOptions& opts);

@@ -47,3 +47,8 @@ export function retrievedLine(retrieved: number, required: number, total: number
 export function lookupLine(reqId: string, total: number, computed: number, hit: number, need: number): string {
   return `Reqid: ${reqId}, Total tokens ${total}, Inference Engine computed tokens: ${computed}, LMCache hit tokens: ${hit}, need to load: ${need}`;
 }
+
+/** The retrieve line of a point-to-point transfer: LMCache's line plus the channel. */
+export function retrievedPeerLine(retrieved: number, required: number, total: number, bytes: number, ms: number, channel: string): string {
+  return `${retrievedLine(retrieved, required, total, bytes, ms)} (GPU→GPU ${channel})`;
+}

@@ -11,6 +11,7 @@ import { DiskTier } from '../tiers/disk-tier.js';
 import { PoolTier } from '../tiers/pool-tier.js';
 import type { KvTier } from '../tiers/tier.js';
 import { PdConnector } from './pd-connector.js';
+import { P2pConnector } from './p2p-connector.js';
 
 export type KvConnectorFactory = (cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity) => KvConnector;
 
@@ -32,7 +33,11 @@ export function tiersFromConfig(kv: KvConfig): KvTier[] {
   return tiers;
 }
 
-const pd: KvConnectorFactory = (cfg, kv, id) => new PdConnector(cfg.kv_role, kv, id, tiersFromConfig(kv));
+// transfer_channel cuda_ipc: the point-to-point connector in front of the pool path
+const pd: KvConnectorFactory = (cfg, kv, id) => {
+  const pool = new PdConnector(cfg.kv_role, kv, id, tiersFromConfig(kv));
+  return kv.transfer_channel === 'cuda_ipc' ? new P2pConnector(cfg.kv_role, kv, pool, cfg.engine_id ? { engineId: cfg.engine_id } : {}) : pool;
+};
 const factories = new Map<string, KvConnectorFactory>([
   ['PdConnector', pd],
   ['LMCacheConnectorV1', pd],
