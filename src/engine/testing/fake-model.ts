@@ -36,4 +36,15 @@ export class FakeModel implements ForwardModel {
     });
     return out;
   }
+
+  /** Copies whole blocks' cached (token, position) from another fake model: the peer KV copy of tests. */
+  copyBlocksFrom(peer: FakeModel, src: ArrayLike<number>, dst: ArrayLike<number>): void {
+    const bs = this.blockSize;
+    for (let i = 0; i < src.length; i++)
+      for (let o = 0; o < bs; o++) {
+        const v = peer.slots.get(src[i]! * bs + o);
+        if (v === undefined) this.slots.delete(dst[i]! * bs + o);
+        else this.slots.set(dst[i]! * bs + o, v);
+      }
+  }
 }
