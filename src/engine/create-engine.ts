@@ -48,7 +48,8 @@ export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerTo
     gather: (ids, n, dst) => native.kvGather(ids, n, dst),
     scatter: (ids, n, src) => native.kvScatter(ids, n, src),
   };
-  if (native.kvExportIpc && native.kvImportPeer && native.kvCopyFromPeer) {
+  // peer transfer only where the device has it (the cpu backend's methods throw "not supported")
+  if (native.deviceName.startsWith('cuda') && native.kvExportIpc && native.kvImportPeer && native.kvCopyFromPeer) {
     const peers = new Map<string, number>();
     access.exportPeerHandle = () => native.kvExportIpc!();
     access.copyFromPeer = async (handle, src, dst) => {

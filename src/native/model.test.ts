@@ -166,3 +166,16 @@ test('forward on random malformed batches rejects cleanly (fuzz, never a crash)'
     m.dispose();
   }
 });
+
+test('KV peer transfer on cpu: clear "not supported" errors, rejections not crashes', async () => {
+  const m = newModel();
+  try {
+    assert.throws(() => m.kvExportIpc!(), /not supported on this device/);
+    assert.throws(() => m.kvImportPeer!(Buffer.alloc(8)), /not supported on this device/);
+    assert.throws(() => m.kvImportPeer!('x' as unknown as Uint8Array), /handle must be a Buffer/);
+    await assert.rejects(m.kvCopyFromPeer!(0, Int32Array.from([1]), Int32Array.from([2])), /not supported on this device/);
+    await assert.rejects(m.kvCopyFromPeer!(0, Int32Array.from([1]), Int32Array.from([2, 3])), /srcBlocks has 1 ids but dstBlocks has 2/);
+  } finally {
+    m.dispose();
+  }
+});

@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { fixturesOrSkip, fixtureModels, readReference, comparableSteps, deviceServeArgs, upDeviceArgs } from '../helpers/fixtures.js';
 
 const dev = deviceServeArgs();
-const engineArgs = [...upDeviceArgs(), ...(dev.length ? ['--', ...dev] : [])];
+// PDSERVE_TEST_KV_TRANSFER=cuda_ipc: the decoder copies the prefiller's KV GPU to GPU (up --kv-transfer);
+// on cpu the same flag must fall back to the pool path
+const kvTransfer = process.env.PDSERVE_TEST_KV_TRANSFER ?? 'pool';
+const engineArgs = [...upDeviceArgs(), '--kv-transfer', kvTransfer, ...(dev.length ? ['--', ...dev] : [])];
 import { postJson } from '../helpers/spawn-server.js';
 import { spawnUp } from '../helpers/spawn-up.js';
 
@@ -31,7 +34,10 @@ for (const model of fixtureModels) {
         assert.ok(cached >= c.prompt.length - 1, `${model} case ${i}: decoder cached_tokens ${cached} < ${c.prompt.length - 1}`);
       });
       assert.match(up.log('decoder-0'), /Retrieved \d+ out of \d+ required tokens/);
-      assert.match(up.log('prefiller-0'), /Stored \d+ out of total \d+ tokens/);
+      if (kvTransfer === 'cuda_ipc' && process.env.PDSERVE_TEST_DEVICE === 'cuda') {
+        assert.match(up.log('decoder-0'), /Retrieved \d+ out of \d+ required tokens .* \(GPU→GPU cuda_ipc\)/);
+        assert.doesNotMatch(up.log('prefiller-0'), /Stored \d+ out of total/, 'nothing went through the pool');
+      } else assert.match(up.log('prefiller-0'), /Stored \d+ out of total \d+ tokens/);
     } finally {
       assert.equal(await up.stop(), 0);
     }
