@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { makePlan, deviceFor, type UpOptions } from './plan.js';
 import { kvYaml } from './kv-yaml.js';
+import { parseKvConfig } from '../kv/config.js';
 import { tailFile } from './child.js';
 import { commandFor } from './launcher.js';
 import { splitEngineArgs } from '../cli/up.js';
@@ -37,9 +38,12 @@ test('plan: kv-server, engines with roles and KV config, proxy with every upstre
   const y = YAML.parse(plan.files['/r/decoder.yaml']!);
   assert.deepEqual(y, {
     chunk_size: 128, local_cpu: true, remote_url: 'pdkv://127.0.0.1:5000', save_unfull_chunk: true,
-    blocking_timeout_secs: 10, extra_config: { lookup_backoff_time: 0.1 },
+    blocking_timeout_secs: 10, transfer_channel: 'pool', extra_config: { lookup_backoff_time: 0.1 },
   });
   assert.equal(YAML.parse(plan.files['/r/prefiller.yaml']!).local_cpu, false);
+  const ipc = YAML.parse(kvYaml({ role: 'prefiller', remoteUrl: 'pdkv://127.0.0.1:5000', chunkSize: 128, transferChannel: 'cuda_ipc' }));
+  assert.equal(ipc.transfer_channel, 'cuda_ipc', 'up --kv-transfer cuda_ipc reaches the engines');
+  assert.equal(parseKvConfig(ipc).transfer_channel, 'cuda_ipc', 'and is a valid KV config');
 });
 
 test('plan: --prefill 0 is colocated (no kv-server, no KV flags); model omitted when null', () => {
