@@ -32,6 +32,7 @@ export function connectorView(seq: Sequence): ConnectorRequest {
     numComputedTokens: seq.numComputedTokens,
     blockIds: seq.blockTable,
     kvTransferParams: seq.kvTransferParams,
+    finishReason: seq.finishReason,
   };
 }
 

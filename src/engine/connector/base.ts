@@ -27,6 +27,8 @@ export interface ConnectorRequest {
   /** Block ids of the request, in order (block i holds tokens [i*blockSize, (i+1)*blockSize)). */
   readonly blockIds: readonly number[];
   readonly kvTransferParams?: KvTransferParams;
+  /** Set once the request has ended (in requestFinished): 'abort' = nobody will read its output. */
+  readonly finishReason?: string | null;
 }
 
 /** Per-step plan handed from the scheduler side to the worker side. */

@@ -178,6 +178,8 @@ describe('P2pConnector', () => {
     const gpu = make('kv_producer', net, { port: 7006 });
     const b = gpu.conn.requestFinished(req('b', prompt(40), 40, blocks(40, 0)), blocks(40, 0));
     assert.deepEqual(b, { delayFree: false });
+    const aborted = { ...req('d', prompt(40), 40, blocks(40, 0), { do_remote_decode: true }), finishReason: 'abort' };
+    assert.deepEqual(gpu.conn.requestFinished(aborted, blocks(40, 0)), { delayFree: false }, 'an aborted prefill frees at once');
     const noEndpoint = make('kv_producer', net);
     assert.deepEqual(noEndpoint.conn.requestFinished(req('c', prompt(40), 40, blocks(40, 0), { do_remote_decode: true }), blocks(40, 0)), { delayFree: false });
   });
@@ -276,6 +278,22 @@ describe('P2pConnector in two engines', () => {
     return { toks, params };
   }
   const p = Array.from({ length: 45 }, (_, i) => (i * 11 + 3) % 50);
+
+  it('an aborted prefill frees its blocks at once (nothing held, no params)', async () => {
+    const net = fakeNetwork();
+    const P = engine('Pabort', 'kv_producer', net);
+    const long = Array.from({ length: 100 }, (_, i) => (i * 3) % 50);
+    P.e.addRequest({ requestId: 'a', promptTokenIds: long, sampling: greedy(1), kvTransferParams: { do_remote_decode: true } });
+    assert.deepEqual(await P.e.step(), [], 'first chunk of the prefill');
+    assert.ok(P.e.blockManager.numFreeBlocks < P.e.blockManager.numBlocks);
+    P.e.finishRequest('a', 'abort');
+    const outs = P.e.takeOutputs();
+    assert.equal(outs.length, 1);
+    assert.equal(outs[0]!.kvTransferParams, undefined);
+    assert.equal(P.e.hasWork(), false);
+    assert.equal(P.e.blockManager.numFreeBlocks, P.e.blockManager.numBlocks);
+    assert.equal(P.connector!.heldCount, 0);
+  });
 
   for (const fail of [false, true])
     it(`1P1D decode equals colocated${fail ? ' when the copy fails (recomputed)' : ''}; producer blocks held until release`, async () => {

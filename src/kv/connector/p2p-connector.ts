@@ -109,8 +109,11 @@ export class P2pConnector implements KvConnector {
     this.endpoint = { host: host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host, port };
   }
 
+  /** An aborted prefill is not held: no decoder will get its params. */
   private producesP2p(req: ConnectorRequest): boolean {
-    return this.role !== 'kv_consumer' && req.kvTransferParams?.do_remote_decode === true && this.handleB64 !== null && this.endpoint !== null;
+    return (
+      this.role !== 'kv_consumer' && req.kvTransferParams?.do_remote_decode === true && req.finishReason !== 'abort' && this.handleB64 !== null && this.endpoint !== null
+    );
   }
 
   // ---------------- scheduler side ----------------
