@@ -131,7 +131,8 @@ export class AsyncLLM implements EngineClient {
   }
 
   stats(): EngineStats {
-    return this.engine.stats();
+    const kv = this.connector?.stats?.();
+    return kv ? { ...this.engine.stats(), kvConnector: kv } : this.engine.stats();
   }
 
   checkIntegrity(): void {

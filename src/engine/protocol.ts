@@ -78,6 +78,8 @@ export interface EngineStats {
   prefixCacheQueries: number; // tokens queried, cumulative
   prefixCacheHits: number; // tokens hit, cumulative
   numPreemptions: number; // cumulative
+  /** the KV connector's cumulative event counts, when one is configured */
+  kvConnector?: Record<string, number>;
 }
 
 export interface ModelInfo {

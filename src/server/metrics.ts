@@ -56,6 +56,19 @@ export class ServerMetrics {
       () => engine.stats().prefixCacheHits);
     mirrorCounter(r, 'vllm:num_preemptions_total', 'Cumulative number of preemption from the engine.', m,
       () => engine.stats().numPreemptions);
+    // the KV connector's cumulative events (stored/skipped chunks, hit/loaded tokens, failures), by name
+    const kvLast = new Map<string, number>();
+    new Counter({
+      name: 'pdserve:kv_connector_events_total', help: 'KV connector events (event label: storedChunks, loadedTokens, failedLoads, ...).',
+      labelNames: ['model_name', 'event'], registers: [r],
+      collect() {
+        for (const [event, v] of Object.entries(engine.stats().kvConnector ?? {})) {
+          const last = kvLast.get(event) ?? 0;
+          if (v > last) this.inc({ model_name: m, event }, v - last);
+          kvLast.set(event, Math.max(v, last));
+        }
+      },
+    });
     const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
       new Counter<L>({ name, help, labelNames, registers: [r] });
     this.promptTokens = counter('vllm:prompt_tokens_total', 'Number of prefill tokens processed.', ['model_name']);

@@ -34,6 +34,10 @@ for (const model of fixtureModels) {
         assert.ok(cached >= c.prompt.length - 1, `${model} case ${i}: decoder cached_tokens ${cached} < ${c.prompt.length - 1}`);
       });
       assert.match(up.log('decoder-0'), /Retrieved \d+ out of \d+ required tokens/);
+      const dPort = /started decoder-0 \(pid \d+\) on port (\d+)/.exec(up.output())![1];
+      const metrics = await (await fetch(`http://127.0.0.1:${dPort}/metrics`)).text();
+      const loaded = /^pdserve:kv_connector_events_total\{[^}]*event="(?:loadedTokens|peerLoadedTokens)"[^}]*\} (\d+)/m.exec(metrics);
+      assert.ok(loaded && Number(loaded[1]) > 0, 'the decoder exports its loaded KV tokens in /metrics');
       if (kvTransfer === 'cuda_ipc' && process.env.PDSERVE_TEST_DEVICE === 'cuda') {
         assert.match(up.log('decoder-0'), /Retrieved \d+ out of \d+ required tokens .* \(GPU→GPU cuda_ipc\)/);
         assert.doesNotMatch(up.log('prefiller-0'), /Stored \d+ out of total/, 'nothing went through the pool');

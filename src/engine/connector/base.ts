@@ -76,4 +76,6 @@ export interface KvConnector {
   getBlockIdsWithLoadErrors(): Set<number>;
   /** Called when a request is aborted/finished and nothing more will be asked about it. */
   shutdown(): Promise<void>;
+  /** Cumulative event counts for /metrics (e.g. storedChunks, loadedTokens); optional. */
+  stats?(): Record<string, number>;
 }

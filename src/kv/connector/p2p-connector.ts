@@ -91,6 +91,10 @@ export class P2pConnector implements KvConnector {
   private errorBlocks = new Set<number>();
   readonly counters = { heldRequests: 0, releasedByPeer: 0, releasedByTimeout: 0, peerLoads: 0, peerLoadedTokens: 0, failedPeerLoads: 0 };
 
+  stats(): Record<string, number> {
+    return { ...(this.inner.stats?.() ?? {}), ...this.counters };
+  }
+
   constructor(
     readonly role: KvRole,
     private readonly config: KvConfig,

@@ -213,6 +213,10 @@ export class PdConnector implements KvConnector {
 
   // ---------------- worker side ----------------
 
+  stats(): Record<string, number> {
+    return { ...this.counters };
+  }
+
   registerKvCache(kv: KvCacheAccess): void {
     if (this.config.chunk_size % kv.blockSize !== 0)
       throw new PdsError('PDS_ERR_CONFIG', `kv config: chunk_size ${this.config.chunk_size} must be a multiple of the engine block size ${kv.blockSize}`, 'chunk_size');
