@@ -7,22 +7,22 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ChunkIndex, type IndexEntry } from '../chunk-index.js';
-import { type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats, TierFullError, putByReserve } from './tier.js';
+import { ChunkIndex } from '../chunk-index.js';
+import { type ChunkHandle, type ChunkKey, type Reservation, TierFullError, putByReserve } from './tier.js';
+import { IndexedTier } from './indexed-tier.js';
 
 const EXT = '.kvchunk';
 
-export class DiskTier implements KvTier {
+export class DiskTier extends IndexedTier<string> {
   readonly name = 'local_disk';
-  private readonly index: ChunkIndex<string>;
-  private readonly pins = new Map<ChunkKey, IndexEntry<string>[]>();
   /** Path of the existing file being indexed at start (the allocator hands it out instead of a new one). */
   private adopting: string | null = null;
 
   constructor(
     readonly dir: string,
-    private readonly capacityBytes: number,
+    capacityBytes: number,
   ) {
+    super(capacityBytes);
     mkdirSync(dir, { recursive: true });
     this.index = new ChunkIndex<string>(
       (size, key) => (this.index.usedBytes + size <= this.capacityBytes ? (this.adopting ?? this.pathOf(key)) : null),
@@ -68,22 +68,8 @@ export class DiskTier implements KvTier {
     }
   }
 
-  private holdPin(e: IndexEntry<string>): void {
-    this.index.pin(e);
-    const list = this.pins.get(e.key);
-    if (list) list.push(e);
-    else this.pins.set(e.key, [e]);
-  }
 
-  async lookupPrefix(keys: readonly ChunkKey[], opts: { pin?: boolean } = {}): Promise<number> {
-    const { count } = this.index.lookupPrefix(keys, false);
-    if (opts.pin) for (let i = 0; i < count; i++) this.holdPin(this.index.get(keys[i]!)!);
-    return count;
-  }
 
-  async contains(key: ChunkKey): Promise<boolean> {
-    return this.index.get(key) !== undefined;
-  }
 
   async reserve(key: ChunkKey, size: number): Promise<Reservation | null> {
     const r = this.index.reserve(key, size);
@@ -136,55 +122,16 @@ export class DiskTier implements KvTier {
       this.index.delete(key); // the file vanished: forget it
       return null;
     }
-    let released = false;
-    return {
-      bytes,
-      valid: () => true,
-      release: () => {
-        if (released) return;
-        released = true;
-        this.index.unpin(e);
-      },
-    };
+    return this.pinnedHandle(e, bytes);
   }
 
-  async pin(keys: readonly ChunkKey[]): Promise<number> {
-    let n = 0;
-    for (const k of keys) {
-      const e = this.index.get(k);
-      if (!e) continue;
-      this.holdPin(e);
-      n++;
-    }
-    return n;
-  }
 
-  async unpin(keys: readonly ChunkKey[]): Promise<void> {
-    for (const k of keys) {
-      const list = this.pins.get(k);
-      const e = list?.pop();
-      if (!e) continue;
-      if (list!.length === 0) this.pins.delete(k);
-      this.index.unpin(e);
-    }
-  }
 
-  async delete(key: ChunkKey): Promise<boolean> {
-    return this.index.delete(key);
-  }
 
-  async stats(): Promise<TierStats> {
-    const s = this.index.stats();
-    return { chunks: s.chunks, usedBytes: s.usedBytes, capacityBytes: this.capacityBytes, pinnedChunks: s.pinnedChunks, evictions: s.evictions };
-  }
 
-  checkIntegrity(): void {
-    this.index.checkIntegrity();
-  }
 
   /** Drops pins; the files stay (the next start indexes them again). */
   async close(): Promise<void> {
-    for (const list of this.pins.values()) for (const e of list) this.index.unpin(e);
-    this.pins.clear();
+    this.releasePins();
   }
 }
