@@ -2,7 +2,7 @@
 // Freed chunk buffers are kept for reuse by chunks of the same size (most chunks are full chunks), so
 // a tier in steady LRU churn writes into memory that is already faulted in; spare + used <= budget.
 import { ChunkIndex } from '../chunk-index.js';
-import { type ChunkHandle, type ChunkKey, type Reservation, TierFullError, putByReserve } from './tier.js';
+import { type ChunkHandle, type ChunkKey, type Reservation, TierFullError } from './tier.js';
 import { IndexedTier } from './indexed-tier.js';
 
 export class CpuTier extends IndexedTier<Buffer> {
@@ -67,10 +67,6 @@ export class CpuTier extends IndexedTier<Buffer> {
       commit: async () => finish(true),
       abort: async () => finish(false),
     };
-  }
-
-  put(key: ChunkKey, bytes: Uint8Array): Promise<boolean> {
-    return putByReserve(this, key, bytes);
   }
 
   async get(key: ChunkKey): Promise<ChunkHandle | null> {

@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChunkIndex } from '../chunk-index.js';
-import { type ChunkHandle, type ChunkKey, type Reservation, TierFullError, putByReserve } from './tier.js';
+import { type ChunkHandle, type ChunkKey, type Reservation, TierFullError } from './tier.js';
 import { IndexedTier } from './indexed-tier.js';
 
 const EXT = '.kvchunk';
@@ -104,10 +104,6 @@ export class DiskTier extends IndexedTier<string> {
       },
       abort: async () => finish(false),
     };
-  }
-
-  put(key: ChunkKey, bytes: Uint8Array): Promise<boolean> {
-    return putByReserve(this, key, bytes);
   }
 
   async get(key: ChunkKey): Promise<ChunkHandle | null> {

@@ -1,7 +1,8 @@
 // What every tier built on a ChunkIndex shares: lookups, pins held by key (so unpin() finds entries
-// even once deleted), delete, stats, integrity. Subclasses own the payloads: get, reserve, put, close.
+// even once deleted), put through reserve, delete, stats, integrity. Subclasses own the payloads: get,
+// reserve, close.
 import type { ChunkIndex, IndexEntry } from '../chunk-index.js';
-import type { ChunkHandle, ChunkKey, KvTier, Reservation, TierStats } from './tier.js';
+import { putByReserve, type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats } from './tier.js';
 
 export abstract class IndexedTier<P> implements KvTier {
   abstract readonly name: string;
@@ -13,8 +14,11 @@ export abstract class IndexedTier<P> implements KvTier {
 
   abstract get(key: ChunkKey): Promise<ChunkHandle | null>;
   abstract reserve(key: ChunkKey, size: number): Promise<Reservation | null>;
-  abstract put(key: ChunkKey, bytes: Uint8Array): Promise<boolean>;
   abstract close(): Promise<void>;
+
+  put(key: ChunkKey, bytes: Uint8Array): Promise<boolean> {
+    return putByReserve(this, key, bytes);
+  }
 
   protected holdPin(e: IndexEntry<P>): void {
     this.index.pin(e);
