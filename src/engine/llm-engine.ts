@@ -72,7 +72,7 @@ export class LLMEngine {
       seq.aborted = true;
       return;
     }
-    this.end(seq, false);
+    this.end(seq);
   }
 
   hasWork(): boolean {
@@ -133,7 +133,7 @@ export class LLMEngine {
       if (stop) {
         seq.finishReason = stop.reason;
         seq.stopReason = stop.stopReason;
-        this.end(seq, true);
+        this.end(seq);
       } else this.outbox.push({ seq, finished: false });
     });
   }
@@ -155,7 +155,7 @@ export class LLMEngine {
    * delayFree with kvTransferParams (a peer will read the blocks): the final output goes out now, carrying
    * the params; the blocks (and the request id) stay held until doneSending.
    */
-  private end(seq: Sequence, _fromStep: boolean): void {
+  private end(seq: Sequence): void {
     let fin: { delayFree: boolean; kvTransferParams?: Record<string, unknown> } = { delayFree: false };
     const connector = this.args.connector;
     if (connector && seq.blockTable.length) fin = connector.requestFinished(connectorView(seq), seq.blockTable);
@@ -180,7 +180,7 @@ export class LLMEngine {
         const seq = this.byId.get(id);
         if (!seq || seq.status !== 'waiting_for_remote_kv') continue;
         if (seq.aborted) {
-          this.end(seq, false);
+          this.end(seq);
           continue;
         }
         let failedFrom: number | null = null;
