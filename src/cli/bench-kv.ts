@@ -3,11 +3,7 @@
 import type { Command } from 'commander';
 import { formatKvBench, runKvBench, type KvBenchOptions } from '../bench/kv-bench.js';
 
-const int = (name: string, v: string, min: number): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${v}'`);
-  return n;
-};
+import { intFlag as int } from './flags.js';
 
 export function registerBenchKv(bench: Command): void {
   bench

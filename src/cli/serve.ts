@@ -12,19 +12,10 @@ import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
 import { getLogger } from '../util/logger.js';
 import { PdsError } from '../util/errors.js';
+import { intOption, numOption } from './flags.js';
 
 const log = getLogger('serve');
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`expected an integer, got "${v}"`);
-  return n;
-};
-const float = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`expected a number, got "${v}"`);
-  return n;
-};
 const dtypeAlias: Record<string, 'auto' | 'f32' | 'f16' | 'bf16'> = {
   auto: 'auto', f32: 'f32', float32: 'f32', float: 'f32', f16: 'f16', float16: 'f16', half: 'f16', bf16: 'bf16', bfloat16: 'bf16',
 };
@@ -40,22 +31,22 @@ export function registerServe(program: Command): void {
     .description('serve a model (local HF dir, built-in card, HF repo id; none = the demo model) over the OpenAI API')
     .argument('[model]', 'model directory, built-in card name (qwen3-0.6b, ...) or HF repo id')
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
-    .option('--port <port>', 'port to listen on', int, 8000)
+    .option('--port <port>', 'port to listen on', intOption('--port', 0), 8000)
     .option('--served-model-name <name>', 'model name in the API (default: the model argument)')
     .option('--load-format <fmt>', 'auto | safetensors | dummy (random weights)', 'auto')
     .option('--dtype <dtype>', 'weight dtype: auto | float32 | float16 | bfloat16', dtype, 'auto')
     .option('--device <device>', 'cpu | cuda | cuda:N', 'cpu')
-    .option('--threads <n>', 'CPU threads (0 = all cores)', int, 0)
-    .option('--block-size <n>', 'tokens per KV block', int, 16)
-    .option('--max-num-batched-tokens <n>', 'token budget of one step (chunked prefill)', int, 2048)
-    .option('--max-num-seqs <n>', 'max sequences in a batch', int, 64)
-    .option('--max-model-len <n>', 'max prompt + output tokens (default: the model\'s)', int)
+    .option('--threads <n>', 'CPU threads (0 = all cores)', intOption('--threads', 0), 0)
+    .option('--block-size <n>', 'tokens per KV block', intOption('--block-size', 1), 16)
+    .option('--max-num-batched-tokens <n>', 'token budget of one step (chunked prefill)', intOption('--max-num-batched-tokens', 1), 2048)
+    .option('--max-num-seqs <n>', 'max sequences in a batch', intOption('--max-num-seqs', 1), 64)
+    .option('--max-model-len <n>', 'max prompt + output tokens (default: the model\'s)', intOption('--max-model-len', 1))
     .option('--enable-prefix-caching', 'reuse KV of shared prefixes (default on)', true)
     .option('--no-enable-prefix-caching', 'disable prefix caching')
     .option('--kv-cache-dtype <dtype>', 'auto (f32 on CPU, model dtype on GPU) | float32 | float16 | bfloat16', dtype, 'auto')
     .option('--kv-cache-memory <size>', 'KV pool size, e.g. 2G (default: a fraction of free memory)')
-    .option('--gpu-memory-utilization <f>', 'fraction of free GPU memory for the KV pool', float, 0.9)
-    .option('--seed <n>', 'seed for dummy weights and unseeded sampling', int, 0)
+    .option('--gpu-memory-utilization <f>', 'fraction of free GPU memory for the KV pool', numOption('--gpu-memory-utilization'), 0.9)
+    .option('--seed <n>', 'seed for dummy weights and unseeded sampling', intOption('--seed'), 0)
     .option('--kv-transfer-config <json>', 'vLLM-style KV connector config, e.g. {"kv_connector":"PdConnector","kv_role":"kv_producer"}')
     .option('--kv-config <file>', 'KV layer YAML (LMCache field names); also PDSERVE_KV_CONFIG_FILE')
     .option('--access-log', 'log one line per HTTP response', false)

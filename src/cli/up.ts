@@ -4,17 +4,11 @@ import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { basename, resolve, join } from 'node:path';
 import { runUp } from '../up/launcher.js';
+import { intOption, numOption } from './flags.js';
 import type { UpOptions } from '../up/plan.js';
 
-const int = (name: string) => (v: string) => {
-  if (!/^\d+$/.test(v)) throw new Error(`${name} must be a non-negative integer, got ${v}`);
-  return Number(v);
-};
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a number >= 0, got ${v}`);
-  return n;
-};
+const int = (flag: string) => intOption(flag, 0);
+const num = (flag: string) => numOption(flag, 0);
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 
 /** Splits argv at the first "--": the part after it goes to every engine. */
