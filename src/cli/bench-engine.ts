@@ -1,10 +1,11 @@
 // `pdserve bench engine --model <dir|card> [--load-format dummy|safetensors] [--threads N] [--json]`
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { formatEngineBench, runEngineBench } from '../bench/engine-bench.js';
 import type { DType } from '../native/binding.js';
+import { resolveModel } from '../models/resolve.js';
+import { intFlag } from './flags.js';
 
 /** Commander's parsed flags (all strings except --json). */
 interface BenchEngineFlags {
@@ -21,17 +22,6 @@ interface BenchEngineFlags {
   json?: boolean;
 }
 
-/** A local HF directory (with config.json), or a built-in card: models/cards/<name>/ at the package root. */
-export function resolveModelDir(arg: string): string {
-  if (existsSync(join(arg, 'config.json'))) return resolve(arg);
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++, d = dirname(d)) {
-    const card = join(d, 'models', 'cards', arg);
-    if (existsSync(join(card, 'config.json'))) return card;
-  }
-  throw new Error(`model '${arg}' is neither a directory with config.json nor a built-in card (models/cards/${arg})`);
-}
-
 const dtypes = ['f32', 'f16', 'bf16'];
 
 function dtypeFlag(v: string | undefined, flag: string): DType | undefined {
@@ -39,29 +29,32 @@ function dtypeFlag(v: string | undefined, flag: string): DType | undefined {
   return v as DType | undefined;
 }
 
-function intFlag(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got '${v}'`);
-  return n;
+async function modelDir(arg: string, weights: 'safetensors' | 'dummy'): Promise<string> {
+  try {
+    return (await resolveModel(arg, { loadFormat: weights })).dir;
+  } catch (e) {
+    throw new Error(`model '${arg}' is neither a directory with config.json nor a built-in card: ${(e as Error).message}`);
+  }
 }
 
 async function benchEngine(o: BenchEngineFlags): Promise<void> {
-  const dir = resolveModelDir(o.model);
   const weights = o.loadFormat === 'dummy' ? 'dummy' : o.loadFormat === 'safetensors' || o.loadFormat === 'auto' ? 'safetensors' : null;
   if (!weights) throw new Error(`--load-format must be safetensors or dummy, got '${o.loadFormat}'`);
+  // a checkpoint dir needs only config.json here (no tokenizer); anything else resolves as `serve` does
+  const dir = existsSync(join(o.model, 'config.json')) ? resolve(o.model) : await modelDir(o.model, weights);
   const result = await runEngineBench(
     {
       dir,
       config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>,
       weights,
       device: o.device,
-      threads: intFlag(o.threads, '--threads', 0),
+      threads: intFlag('--threads', o.threads, 0),
       weightDtype: dtypeFlag(o.weightDtype, '--weight-dtype'),
       kvDtype: dtypeFlag(o.kvDtype, '--kv-dtype'),
-      promptLen: intFlag(o.promptLen, '--prompt-len', 1),
-      decodeCtx: intFlag(o.decodeCtx, '--decode-ctx', 0),
-      decodeBatches: o.batches.split(',').map((b) => intFlag(b, '--batches', 1)),
-      probeBytes: intFlag(o.probeMb, '--probe-mb', 1) * 2 ** 20,
+      promptLen: intFlag('--prompt-len', o.promptLen, 1),
+      decodeCtx: intFlag('--decode-ctx', o.decodeCtx, 0),
+      decodeBatches: o.batches.split(',').map((b) => intFlag('--batches', b, 1)),
+      probeBytes: intFlag('--probe-mb', o.probeMb, 1) * 2 ** 20,
     },
     o.json ? undefined : (l) => process.stderr.write(l + '\n'),
   );
