@@ -2,7 +2,7 @@
 // Freed chunk buffers are kept for reuse by chunks of the same size (most chunks are full chunks), so
 // a tier in steady LRU churn writes into memory that is already faulted in; spare + used <= budget.
 import { ChunkIndex } from '../chunk-index.js';
-import { type ChunkHandle, type ChunkKey, type Reservation, TierFullError } from './tier.js';
+import { type ChunkHandle, type ChunkKey, type Reservation } from './tier.js';
 import { IndexedTier } from './indexed-tier.js';
 
 export class CpuTier extends IndexedTier<Buffer> {
@@ -49,19 +49,9 @@ export class CpuTier extends IndexedTier<Buffer> {
 
 
   async reserve(key: ChunkKey, size: number): Promise<Reservation | null> {
-    const r = this.index.reserve(key, size);
-    if (r.status === 'exists') return null;
-    if (r.status === 'full') throw new TierFullError(this.name, size);
-    const entry = r.entry;
-    this.index.pin(entry); // while being written: a delete() meanwhile must not recycle the buffer
-    let open = true;
-    const finish = (commit: boolean) => {
-      if (!open) return;
-      open = false;
-      if (commit) this.index.commit(entry);
-      else this.index.abort(entry);
-      this.index.unpin(entry);
-    };
+    const w = this.beginWrite(key, size);
+    if (!w) return null;
+    const { entry, finish } = w;
     return {
       view: entry.payload,
       commit: async () => finish(true),

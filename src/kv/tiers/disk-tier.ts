@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ChunkIndex } from '../chunk-index.js';
-import { type ChunkHandle, type ChunkKey, type Reservation, TierFullError } from './tier.js';
+import { type ChunkHandle, type ChunkKey, type Reservation } from './tier.js';
 import { IndexedTier } from './indexed-tier.js';
 
 const EXT = '.kvchunk';
@@ -72,20 +72,10 @@ export class DiskTier extends IndexedTier<string> {
 
 
   async reserve(key: ChunkKey, size: number): Promise<Reservation | null> {
-    const r = this.index.reserve(key, size);
-    if (r.status === 'exists') return null;
-    if (r.status === 'full') throw new TierFullError(this.name, size);
-    const entry = r.entry;
-    this.index.pin(entry); // while being written: a delete() meanwhile must not unlink under the writer
+    const w = this.beginWrite(key, size);
+    if (!w) return null;
+    const { entry, finish } = w;
     const view = Buffer.allocUnsafeSlow(size);
-    let open = true;
-    const finish = (commit: boolean) => {
-      if (!open) return;
-      open = false;
-      if (commit) this.index.commit(entry);
-      else this.index.abort(entry);
-      this.index.unpin(entry);
-    };
     return {
       view,
       commit: async () => {

@@ -2,7 +2,7 @@
 // even once deleted), put through reserve, delete, stats, integrity. Subclasses own the payloads: get,
 // reserve, close.
 import type { ChunkIndex, IndexEntry } from '../chunk-index.js';
-import { putByReserve, type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats } from './tier.js';
+import { putByReserve, TierFullError, type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats } from './tier.js';
 
 export abstract class IndexedTier<P> implements KvTier {
   abstract readonly name: string;
@@ -18,6 +18,27 @@ export abstract class IndexedTier<P> implements KvTier {
 
   put(key: ChunkKey, bytes: Uint8Array): Promise<boolean> {
     return putByReserve(this, key, bytes);
+  }
+
+  /**
+   * Reserves a new entry, pinned while it is written (a delete() meanwhile must not free its payload).
+   * finish(commit) commits or aborts it, once. Null when the key exists; TierFullError when nothing fits.
+   */
+  protected beginWrite(key: ChunkKey, size: number): { entry: IndexEntry<P>; finish: (commit: boolean) => void } | null {
+    const r = this.index.reserve(key, size);
+    if (r.status === 'exists') return null;
+    if (r.status === 'full') throw new TierFullError(this.name, size);
+    const entry = r.entry;
+    this.index.pin(entry);
+    let open = true;
+    const finish = (commit: boolean) => {
+      if (!open) return;
+      open = false;
+      if (commit) this.index.commit(entry);
+      else this.index.abort(entry);
+      this.index.unpin(entry);
+    };
+    return { entry, finish };
   }
 
   protected holdPin(e: IndexEntry<P>): void {
