@@ -1,4 +1,5 @@
-// Element-wise dtype conversion (weight upload) and deterministic random fill (dummy weights).
+// Element-wise dtype conversion (weight upload, hi/lo split of f32 GEMM operands) and deterministic random
+// fill (dummy weights).
 #include "common.cuh"
 #include "kernels.h"
 
@@ -8,6 +9,16 @@ template <typename D, typename S>
 __global__ void convertKernel(D* out, const S* in, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     out[i] = fromF<D>(toF(in[i]));
+}
+
+template <typename T>
+__global__ void splitHiLoKernel(const float* x, T* hi, T* lo, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const float v = x[i];
+    const T h = fromF<T>(v);
+    hi[i] = h;
+    lo[i] = fromF<T>(v - toF(h));
+  }
 }
 
 __device__ __forceinline__ uint64_t mix64(uint64_t z) {  // splitmix64 finalizer
@@ -46,6 +57,15 @@ void launchFillRandom(DType t, void* out, size_t n, uint64_t seed, float scale, 
     fillRandomKernel<E><<<gridFor(n), 256, 0, s>>>((E*)out, n, seed, scale, offset);
   });
   checkLaunch("fill_random");
+}
+
+void launchSplitHiLo(DType t, const float* x, void* hi, void* lo, size_t n, cudaStream_t s) {
+  if (n == 0) return;
+  dispatchDType(t, [&](auto tag) {
+    using E = decltype(tag);
+    splitHiLoKernel<E><<<gridFor(n), 256, 0, s>>>(x, (E*)hi, (E*)lo, n);
+  });
+  checkLaunch("split_hi_lo");
 }
 
 }  // namespace pds::cuda

@@ -97,9 +97,10 @@ Cublas::~Cublas() {
 
 const std::string& Cublas::libraryPath() const { return api().path; }
 
-void Cublas::gemm(DType in, const void* A, const void* B, void* C, int M, int N, int K, bool cF32, int ldc) {
+void Cublas::gemm(DType in, const void* A, const void* B, void* C, int M, int N, int K, bool cF32, int ldc,
+                  bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  const float alpha = 1.f, beta = 0.f;
+  const float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
   // Column-major view: C^T [N, M] = B [N, K] (stored as col-major K x N, so transposed) * A^T (col-major K x M).
   ok(api().gemmEx(handle_, kOpT, kOpN, N, M, K, &alpha, B, cudaType(in), K, A, cudaType(in), K, &beta, C,
                   cF32 ? CUDA_R_32F : cudaType(in), ldc ? ldc : N, kCompute32F, kGemmDefault),

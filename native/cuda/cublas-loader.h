@@ -20,7 +20,9 @@ class Cublas {
 
   // Row-major C[M, N] = A[M, K] * B[N, K]^T (a Linear layer: A = activations, B = weight [out, in]).
   // A and B in `in`; C in `in`, or f32 when cF32. f32 accumulation (no TF32 for f32 inputs).
-  void gemm(DType in, const void* A, const void* B, void* C, int M, int N, int K, bool cF32, int ldc = 0);
+  // accumulate: C += A * B^T instead of C = A * B^T.
+  void gemm(DType in, const void* A, const void* B, void* C, int M, int N, int K, bool cF32, int ldc = 0,
+            bool accumulate = false);
   const std::string& libraryPath() const;
 
  private:

@@ -84,6 +84,8 @@ void CudaBackend::init() {
   name_ = "cuda:" + std::to_string(device_);
   check(cudaDeviceGetAttribute(&numSms_, cudaDevAttrMultiProcessorCount, device_), "device attributes");
   elem_ = dtypeSize(spec_.weightDtype);
+  actDt_ = kvDtype_ = spec_.weightDtype;
+  aElem_ = elem_;
   useGraphs_ = envInt("PDS_CUDA_GRAPHS", 1) != 0;
   gemvMaxRows_ = std::min(envInt("PDS_CUDA_GEMV_ROWS", 4), kGemvMaxRows);
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
@@ -245,11 +247,41 @@ void CudaBackend::finalizeWeights() {
   for (auto& [name, s] : slots_)
     if (!s.set) throw std::runtime_error("CUDA backend: missing weight " + name);
   if (spec_.tieWordEmbeddings) lmHead_ = embed_;
+  if (kv_.get()) prepareCompute();
   finalized_ = true;
 }
 
+// run_ = layers_ when activations are in the weight dtype; with f32 compute over bf16/f16 weights, the
+// small vectors the element-wise kernels read in the activation type (norm weights, biases) are converted
+// into one f32 buffer and run_ points there. Matrices and the embedding table are never copied.
+void CudaBackend::prepareCompute() {
+  clearGraphs();
+  run_ = layers_;
+  runFinalNorm_ = finalNorm_;
+  computeCopies_.reset();
+  if (!mixed()) return;
+  const int H = spec_.hiddenSize, D = spec_.headDim;
+  size_t total = H;
+  for (const Layer& L : layers_) total += 2 * (size_t)H + (L.qkvBias ? qkvRows_ : 0) + (L.qNorm ? 2 * (size_t)D : 0);
+  computeCopies_.alloc(total * aElem_, "f32 copies of norm weights and biases");
+  char* next = computeCopies_.as<char>();
+  auto copy = [&](void*& ptr, size_t n) {
+    if (!ptr) return;
+    launchConvert(actDt_, next, spec_.weightDtype, ptr, n, stream_);
+    ptr = next;
+    next += n * aElem_;
+  };
+  copy(runFinalNorm_, H);
+  for (Layer& L : run_) {
+    copy(L.inNorm, H); copy(L.postNorm, H);
+    copy(L.qkvBias, qkvRows_);
+    copy(L.qNorm, D); copy(L.kNorm, D);
+  }
+  check(cudaStreamSynchronize(stream_), "f32 copies of norm weights");
+}
+
 size_t CudaBackend::kvBytesPerToken() const {
-  return (size_t)spec_.numLayers * 2 * spec_.numKvHeads * spec_.headDim * elem_;
+  return (size_t)spec_.numLayers * 2 * spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype_);
 }
 
 size_t CudaBackend::freeMemoryBytes() const {
@@ -264,10 +296,11 @@ void CudaBackend::allocKvCache(int numBlocks, int blockSize, DType kvDtype) {
   std::lock_guard<std::mutex> lk2(xferMu_);
   check(cudaSetDevice(device_), "cudaSetDevice");
   if (numBlocks <= 0 || blockSize <= 0) throw std::runtime_error("CUDA backend: KV cache needs numBlocks > 0 and blockSize > 0");
-  if (kvDtype != spec_.weightDtype)
+  if (kvDtype != spec_.weightDtype && kvDtype != DType::F32)
     throw std::runtime_error(std::string("CUDA backend: KV cache dtype ") + dtypeStr(kvDtype) +
-                             " unsupported: it must equal the weight dtype (" + dtypeStr(spec_.weightDtype) + ")");
-  const size_t bytes = (size_t)numBlocks * blockSize * kvBytesPerToken();
+                             " unsupported: it must be the weight dtype (" + dtypeStr(spec_.weightDtype) + ") or f32");
+  const size_t bytes =
+      (size_t)numBlocks * blockSize * spec_.numLayers * 2 * spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype);
   size_t freeB = 0, total = 0;
   check(cudaMemGetInfo(&freeB, &total), "cudaMemGetInfo");
   freeB += kv_.bytes();  // the current cache is replaced, and kept if the new one cannot fit
@@ -285,6 +318,12 @@ void CudaBackend::allocKvCache(int numBlocks, int blockSize, DType kvDtype) {
   numBlocks_ = numBlocks;
   blockSize_ = blockSize;
   kvDtype_ = kvDtype;
+  if (kvDtype != actDt_) {  // activation buffers are re-sized for the new element size on the next forward
+    actDt_ = kvDtype;
+    aElem_ = dtypeSize(kvDtype);
+    capTokens_ = capLogits_ = 0;
+  }
+  if (finalized_) prepareCompute();
 }
 
 void CudaBackend::requireReady(const char* what) const {

@@ -56,6 +56,7 @@ class CudaBackend final : public Backend {
     bool set = false;
   };
   struct Layer { void *inNorm, *postNorm, *qkv, *qkvBias, *o, *qNorm, *kNorm, *gateUp, *down; };
+  bool mixed() const { return actDt_ != spec_.weightDtype; }
   struct Graph { cudaGraphExec_t exec = nullptr; uint64_t lastUse = 0; int seen = 0; };
   struct Plan;                     // host-side layout of one forward's int inputs (cuda-forward.cu)
 
@@ -64,6 +65,7 @@ class CudaBackend final : public Backend {
   void* allocWeight(size_t numel, const char* what);
   void addSlot(const std::string& name, void* dst, std::vector<int64_t> shape, int role);
   void linear(const void* x, const void* w, void* y, int M, int N, int K, bool outF32);
+  void prepareCompute();           // compute view of the weights for actDt_ (after finalize + KV alloc)
   void runModel(const Plan& p);    // everything between input upload and logits download
   void attention(const Plan& p, int layer, const void* kc, const void* vc);
   void clearGraphs();
@@ -74,7 +76,12 @@ class CudaBackend final : public Backend {
   ModelSpec spec_;
   int device_ = 0;
   std::string name_;
+  // Precision: weights in spec_.weightDtype (elem_ bytes). Activations and the KV cache in actDt_ (aElem_
+  // bytes) = the KV cache dtype: the weight dtype, or f32 with bf16/f16 weights ("f32 compute": matrices
+  // stay in their dtype, norm weights and biases get f32 copies, GEMM operands keep ~16 mantissa bits).
   size_t elem_ = 4;
+  DType actDt_ = DType::F32;
+  size_t aElem_ = 4;
   int qkvRows_ = 0;
   cudaStream_t stream_ = nullptr, xferStream_ = nullptr;
   DeviceBuffer blasWs_;
@@ -84,6 +91,10 @@ class CudaBackend final : public Backend {
   std::map<std::string, Slot> slots_;
   std::vector<Layer> layers_;
   void *embed_ = nullptr, *finalNorm_ = nullptr, *lmHead_ = nullptr;
+  // What runModel reads: layers_ itself, or (mixed()) the same with norm/bias pointers into computeCopies_.
+  std::vector<Layer> run_;
+  void* runFinalNorm_ = nullptr;
+  DeviceBuffer computeCopies_;
   size_t weightBytes_ = 0;
   bool finalized_ = false;
   DeviceBuffer invFreq_;
@@ -96,7 +107,7 @@ class CudaBackend final : public Backend {
   std::mutex computeMu_;
   PinnedBuffer hostInts_;
   DeviceBuffer devInts_, errFlag_;
-  DeviceBuffer x_, xn_, qkv_, attn_, ao_, gu_, act_, xnR_, logits_;
+  DeviceBuffer x_, xn_, qkv_, attn_, ao_, gu_, act_, xnR_, logits_, hiLo_;
   DeviceBuffer wsO_, wsML_;
   size_t capTokens_ = 0, capLogits_ = 0;
   bool useGraphs_ = true;

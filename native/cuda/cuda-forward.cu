@@ -35,9 +35,21 @@ void CudaBackend::clearGraphs() {
   graphs_.clear();
 }
 
+// y[M, N] = x[M, K] W[N, K]^T. Same dtype: x and y in the weight dtype (y f32 when outF32). f32 compute over
+// bf16/f16 weights (mixed()): x and y f32; the GEMV reads f32 x directly; cuBLAS needs both operands in the
+// weight dtype, so x is split into hi = (T) x and lo = (T) (x - hi) and y = hi W^T + lo W^T (two GEMMs,
+// ~16 mantissa bits of x: measured in NOTES.md, one rounded operand alone breaks the fixtures' bf16 rule).
 void CudaBackend::linear(const void* x, const void* w, void* y, int M, int N, int K, bool outF32) {
-  if (M <= gemvMaxRows_ && K % (16 / (int)elem_) == 0) launchGemv(spec_.weightDtype, x, w, y, M, N, K, outF32, stream_);
-  else blas_->gemm(spec_.weightDtype, x, w, y, M, N, K, outF32);
+  const DType wt = spec_.weightDtype;
+  if (M <= gemvMaxRows_ && K % (16 / (int)elem_) == 0) { launchGemv(actDt_, wt, x, w, y, M, N, K, outF32, stream_); return; }
+  if (!mixed()) { blas_->gemm(wt, x, w, y, M, N, K, outF32); return; }
+  const size_t n = (size_t)M * K;
+  if (hiLo_.bytes() < 2 * n * elem_) badBatch("internal: operand split buffer too small");
+  char* hi = hiLo_.as<char>();
+  char* lo = hi + n * elem_;
+  launchSplitHiLo(wt, (const float*)x, hi, lo, n, stream_);
+  blas_->gemm(wt, hi, w, y, M, N, K, true);
+  blas_->gemm(wt, lo, w, y, M, N, K, true, 0, true);
 }
 
 void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void* vc) {
@@ -47,14 +59,14 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
   if (p.prefillKernel) {
     PrefillAttnArgs a{qkv_.get(), qkvRows_, kc, vc, p.at(p.bt), p.btStride, p.at(p.tiles), p.numTiles,
                       p.at(p.qsl), p.at(p.ctx), nH, spec_.numKvHeads, D, blockSize_, scale, attn_.get()};
-    launchPrefillAttention(spec_.weightDtype, a, stream_);
+    launchPrefillAttention(actDt_, a, stream_);
     return;
   }
   const size_t perToken = (size_t)nH * p.maxSplits * D * sizeof(float);
   const int chunk = (int)std::min<size_t>(65535, std::max<size_t>(1, wsO_.bytes() / perToken));  // grid.z limit
   for (int t0 = 0; t0 < p.T; t0 += chunk) {
     PagedAttnArgs a;
-    a.q = (const char*)qkv_.get() + (size_t)t0 * qkvRows_ * elem_;
+    a.q = (const char*)qkv_.get() + (size_t)t0 * qkvRows_ * aElem_;
     a.qStride = qkvRows_;
     a.kCache = kc; a.vCache = vc;
     a.blockTables = p.at(p.bt); a.btStride = p.btStride;
@@ -63,22 +75,22 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     a.nH = nH; a.nKV = spec_.numKvHeads; a.D = D; a.blockSize = blockSize_;
     a.scale = scale; a.maxSplits = p.maxSplits; a.splitSize = p.splitSize;
     a.wsO = wsO_.as<float>(); a.wsML = wsML_.as<float>();
-    a.out = (char*)attn_.get() + (size_t)t0 * nH * D * elem_;
-    launchPagedAttention(spec_.weightDtype, a, stream_);
+    a.out = (char*)attn_.get() + (size_t)t0 * nH * D * aElem_;
+    launchPagedAttention(actDt_, a, stream_);
   }
 }
 
 void CudaBackend::runModel(const Plan& p) {
-  const DType dt = spec_.weightDtype;
+  const DType dt = actDt_;  // element-wise kernels, attention and the KV cache
   const int H = spec_.hiddenSize, I = spec_.intermediateSize, nH = spec_.numHeads, nKV = spec_.numKvHeads,
             D = spec_.headDim, T = p.T;
   const float eps = spec_.rmsNormEps;
-  const size_t plane = (size_t)numBlocks_ * blockSize_ * nKV * D * elem_;
+  const size_t plane = (size_t)numBlocks_ * blockSize_ * nKV * D * aElem_;
   check(cudaMemsetAsync(errFlag_.get(), 0, sizeof(int), stream_), "clear error flag");
-  launchEmbedding(dt, p.at(p.ids), T, embed_, spec_.vocabSize, H, x_.get(), errFlag_.as<int>(), stream_);
+  launchEmbedding(spec_.weightDtype, dt, p.at(p.ids), T, embed_, spec_.vocabSize, H, x_.get(), errFlag_.as<int>(), stream_);
   const int numLayers = debugLayers_ > 0 ? std::min(debugLayers_, spec_.numLayers) : spec_.numLayers;
   for (int l = 0; l < numLayers; ++l) {
-    const Layer& L = layers_[l];
+    const Layer& L = run_[l];
     launchRmsNorm(dt, x_.get(), l ? ao_.get() : nullptr, L.inNorm, xn_.get(), nullptr, T, H, eps, stream_);
     linear(xn_.get(), L.qkv, qkv_.get(), T, qkvRows_, H, false);
     char* kc = (char*)kv_.get() + (size_t)(2 * l) * plane;
@@ -92,14 +104,14 @@ void CudaBackend::runModel(const Plan& p) {
     // Decode: SiLU fused into the down GEMV when the recomputation per output row is cheap (measured: a win
     // at I = 3072, a loss at I = 14336).
     if (T <= gemvMaxRows_ && I % (16 / (int)elem_) == 0 && I <= 4096) {
-      launchGemvSilu(dt, gu_.get(), L.down, ao_.get(), T, H, I, stream_);
+      launchGemvSilu(dt, spec_.weightDtype, gu_.get(), L.down, ao_.get(), T, H, I, stream_);
     } else {
       launchSiluMul(dt, gu_.get(), act_.get(), T, I, stream_);
       linear(act_.get(), L.down, ao_.get(), T, H, I, false);
     }
   }
   if (p.R > 0) {
-    launchRmsNorm(dt, x_.get(), ao_.get(), finalNorm_, xnR_.get(), p.at(p.logitIdx), p.R, H, eps, stream_);
+    launchRmsNorm(dt, x_.get(), ao_.get(), runFinalNorm_, xnR_.get(), p.at(p.logitIdx), p.R, H, eps, stream_);
     linear(xnR_.get(), lmHead_, logits_.get(), p.R, spec_.vocabSize, H, true);
   }
 }
@@ -156,7 +168,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
   }
   p.maxSplits = (ctxCap + p.splitSize - 1) / p.splitSize;
-  p.prefillKernel = !decode && prefillAttentionSupported(spec_.weightDtype, spec_.headDim);
+  p.prefillKernel = !decode && prefillAttentionSupported(actDt_, spec_.headDim);
   if (p.prefillKernel)
     for (int s = 0; s < S; ++s) p.numTiles += (b.queryStartLoc[s + 1] - b.queryStartLoc[s] + kPrefillTileRows - 1) / kPrefillTileRows;
   size_t off = 0;
@@ -195,17 +207,20 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   if (T > (int)capTokens_) {
     const size_t cap = std::max<size_t>(16, ((size_t)T + 63) / 64 * 64);
     const int H = spec_.hiddenSize, I = spec_.intermediateSize;
-    x_.alloc(cap * H * elem_, "activations"); xn_.alloc(cap * H * elem_, "activations");
-    qkv_.alloc(cap * qkvRows_ * elem_, "activations");
-    attn_.alloc(cap * spec_.numHeads * spec_.headDim * elem_, "activations");
-    ao_.alloc(cap * H * elem_, "activations"); gu_.alloc(cap * 2 * I * elem_, "activations");
-    act_.alloc(cap * I * elem_, "activations");
+    const size_t e = aElem_, nHD = (size_t)spec_.numHeads * spec_.headDim;
+    x_.alloc(cap * H * e, "activations"); xn_.alloc(cap * H * e, "activations");
+    qkv_.alloc(cap * qkvRows_ * e, "activations");
+    attn_.alloc(cap * nHD * e, "activations");
+    ao_.alloc(cap * H * e, "activations"); gu_.alloc(cap * 2 * I * e, "activations");
+    act_.alloc(cap * I * e, "activations");
+    if (mixed()) hiLo_.alloc(2 * cap * std::max<size_t>({(size_t)H, (size_t)I, nHD}) * elem_, "GEMM operand split");
+    else hiLo_.reset();
     capTokens_ = cap;
     moved = true;
   }
   if (R > (int)capLogits_) {
     const size_t cap = std::max<size_t>(8, ((size_t)R + 7) / 8 * 8);
-    xnR_.alloc(cap * spec_.hiddenSize * elem_, "logit rows");
+    xnR_.alloc(cap * spec_.hiddenSize * aElem_, "logit rows");
     logits_.alloc(cap * spec_.vocabSize * sizeof(float), "logits");
     capLogits_ = cap;
     moved = true;

@@ -63,7 +63,7 @@ void CudaBackend::copyKv(bool gather, const int32_t* blockIds, int numBlocks, in
   for (int i = 0; i < used; ++i)
     if (blockIds[i] < 0 || blockIds[i] >= numBlocks_) fail("block id " + std::to_string(blockIds[i]) + " out of range");
 
-  const size_t rowBytes = (size_t)spec_.numKvHeads * spec_.headDim * elem_;
+  const size_t rowBytes = (size_t)spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype_);
   const size_t planeTok = (size_t)numTokens * rowBytes;
   const int planes = spec_.numLayers * 2;
   const size_t cachePlane = (size_t)numBlocks_ * bs * rowBytes;

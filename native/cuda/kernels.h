@@ -13,8 +13,9 @@
 namespace pds::cuda {
 
 // out[t, :] = table[ids[t], :] for t < T. An id outside [0, vocab) writes zeros and sets *errFlag = 1.
-void launchEmbedding(DType t, const int32_t* ids, int T, const void* table, int vocab, int hidden, void* out,
-                     int* errFlag, cudaStream_t s);
+// table in t; out in outT (t, or f32).
+void launchEmbedding(DType t, DType outT, const int32_t* ids, int T, const void* table, int vocab, int hidden,
+                     void* out, int* errFlag, cudaStream_t s);
 
 // For r < rows, with src = rowIdx ? rowIdx[r] : r:
 //   v = x[src] (+ addend[src], rounded to T; then x[src] = v)   out[r] = v * rsqrt(mean(v^2) + eps) * w
@@ -75,11 +76,14 @@ void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s);
 void launchArgmax(const float* logits, int rows, int V, int32_t* out, cudaStream_t s);
 
 // Small-batch matrix-vector product for decode: y[t, n] = sum_k x[t, k] * W[n, k], t < T <= kGemvMaxRows.
-// y is T-typed, or f32 when outF32. K must be a multiple of 16 / sizeof(T).
+// W in t; x in xt (t, or f32: then y is f32 too); y in t, or f32 when outF32. K must be a multiple of
+// 16 / sizeof(t).
 constexpr int kGemvMaxRows = 8;
-void launchGemv(DType t, const void* x, const void* W, void* y, int T, int N, int K, bool outF32, cudaStream_t s);
-// The same with the SwiGLU fused into the input: x[t, k] = silu(gu[t, k]) * gu[t, K + k], gu [T, 2K].
-void launchGemvSilu(DType t, const void* gu, const void* W, void* y, int T, int N, int K, cudaStream_t s);
+void launchGemv(DType xt, DType t, const void* x, const void* W, void* y, int T, int N, int K, bool outF32,
+                cudaStream_t s);
+// The same with the SwiGLU fused into the input: x[t, k] = silu(gu[t, k]) * gu[t, K + k], gu [T, 2K] in xt;
+// y in xt.
+void launchGemvSilu(DType xt, DType t, const void* gu, const void* W, void* y, int T, int N, int K, cudaStream_t s);
 
 // KV transfer between cache planes and a contiguous staging buffer. A plane is one (layer, K|V) slab:
 // cache plane p at cache + p * cachePlaneBytes ([blocks*blockSize rows of rowBytes]), staging plane p at
@@ -90,6 +94,9 @@ void launchKvPack(const void* cache, size_t cachePlaneBytes, void* staging, int 
 void launchKvUnpack(void* cache, size_t cachePlaneBytes, const void* staging, int planes, const int32_t* blockIds,
                     int numTokens, int blockSize, size_t rowBytes, cudaStream_t s);
 
+// f32 x split into two t-typed GEMM operands: hi[i] = (t) x[i], lo[i] = (t) (x[i] - hi[i]) (x ~= hi + lo with
+// ~16 mantissa bits for bf16).
+void launchSplitHiLo(DType t, const float* x, void* hi, void* lo, size_t n, cudaStream_t s);
 // out[i] = (dst) in[i] for i < n, converting between any two dtypes.
 void launchConvert(DType dst, void* out, DType src, const void* in, size_t n, cudaStream_t s);
 // out[i] = offset + scale * u(seed, i), u uniform in [-1, 1), deterministic per (seed, i).

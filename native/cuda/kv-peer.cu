@@ -140,7 +140,7 @@ void CudaBackend::kvCopyFromPeer(int peer, const int32_t* srcBlocks, const int32
     if (srcBlocks[i] < 0 || srcBlocks[i] >= p.numBlocks) fail(fn, "peer block id " + std::to_string(srcBlocks[i]) + " out of range");
     if (dstBlocks[i] < 0 || dstBlocks[i] >= numBlocks_) fail(fn, "block id " + std::to_string(dstBlocks[i]) + " out of range");
   }
-  const size_t blockBytes = (size_t)blockSize_ * spec_.numKvHeads * spec_.headDim * elem_;
+  const size_t blockBytes = (size_t)blockSize_ * spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype_);
   if (blockBytes % 16) fail(fn, "block of " + std::to_string(blockBytes) + " bytes is not a multiple of 16");
   const size_t idBytes = (size_t)2 * nBlocks * sizeof(int32_t);
   peerIds_.ensure(idBytes, "KV peer block ids");

@@ -43,7 +43,7 @@ export function registerServe(program: Command): void {
     .option('--max-model-len <n>', 'max prompt + output tokens (default: the model\'s)', intOption('--max-model-len', 1))
     .option('--enable-prefix-caching', 'reuse KV of shared prefixes (default on)', true)
     .option('--no-enable-prefix-caching', 'disable prefix caching')
-    .option('--kv-cache-dtype <dtype>', 'auto (f32 on CPU, model dtype on GPU) | float32 | float16 | bfloat16', dtype, 'auto')
+    .option('--kv-cache-dtype <dtype>', 'auto (f32 on CPU, the model dtype on GPU) | float32 | float16 | bfloat16; on GPU, float32 with bf16/f16 weights computes in f32 (closest to an fp32 reference; slower prefill)', dtype, 'auto')
     .option('--kv-cache-memory <size>', 'KV pool size, e.g. 2G (default: a fraction of free memory)')
     .option('--gpu-memory-utilization <f>', 'fraction of free GPU memory for the KV pool', numOption('--gpu-memory-utilization'), 0.9)
     .option('--seed <n>', 'seed for dummy weights and unseeded sampling', intOption('--seed'), 0)

@@ -68,6 +68,18 @@ export function deviceServeArgs(): string[] {
   return process.env.PDSERVE_TEST_SPLIT_GPUS ? common : ['--device', dev, ...common];
 }
 
+/**
+ * `pdserve serve` flags for the bf16 rule (bf16 weights; greedy equal to the fp32 reference wherever its
+ * margin > 0.05): on a GPU (PDSERVE_TEST_DEVICE) with an f32 KV cache, i.e. f32 compute over bf16 weights;
+ * on the CPU the KV cache is f32 already.
+ */
+export function bf16ServeArgs(): string[] {
+  const dev = process.env.PDSERVE_TEST_DEVICE;
+  const kv = process.env.PDSERVE_TEST_KV_DTYPE; // e.g. bfloat16, to see what a bf16 KV cache does
+  if (!dev) return ['--dtype', 'bfloat16', ...(kv ? ['--kv-cache-dtype', kv] : [])];
+  return ['--device', dev, '--dtype', 'bfloat16', '--kv-cache-dtype', kv || 'float32', '--kv-cache-memory', '512M'];
+}
+
 /** `pdserve up` flags for PDSERVE_TEST_SPLIT_GPUS="P:D" (e.g. "0:1"): prefillers on GPU P, decoders on GPU D. */
 export function upDeviceArgs(): string[] {
   const split = process.env.PDSERVE_TEST_SPLIT_GPUS;

@@ -141,7 +141,7 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
     std::vector<void*> ws;
     for (int c = 0; c < copies; ++c) ws.push_back(dev(wb));
     int c = 0;
-    timeIt(name, (double)wb, [&] { cuda::launchGemv(dt, xn, ws[c++ % copies], f32 ? lg : gu, 1, N, K, f32, st); });
+    timeIt(name, (double)wb, [&] { cuda::launchGemv(dt, dt, xn, ws[c++ % copies], f32 ? lg : gu, 1, N, K, f32, st); });
     for (void* p : ws) cudaFree(p);
   };
   timeIt("rmsnorm+residual", 3.0 * H * e, [&] { cuda::launchRmsNorm(dt, x, attn, w, xn, nullptr, 1, H, 1e-6f, st); });

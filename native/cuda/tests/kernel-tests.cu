@@ -39,7 +39,7 @@ void testEmbedding(DType t) {
   int32_t* di = devInts(ids);
   void* out = toDevice(t, std::vector<float>(ids.size() * H, 7.f));
   int* flag; TCHECK(cudaMalloc(&flag, 4)); TCHECK(cudaMemset(flag, 0, 4));
-  launchEmbedding(t, di, (int)ids.size(), dt, V, H, out, flag, 0);
+  launchEmbedding(t, t, di, (int)ids.size(), dt, V, H, out, flag, 0);
   sync();
   auto o = fromDevice(t, out, ids.size() * H);
   std::vector<double> ref(o.size());
@@ -48,10 +48,17 @@ void testEmbedding(DType t) {
   int f = 0; TCHECK(cudaMemcpy(&f, flag, 4, cudaMemcpyDeviceToHost));
   check(f == 1, "embedding/" + tag(t) + " (out-of-range ids -> zeros + flag)", relErr(o, ref), 0);
   TCHECK(cudaMemset(flag, 0, 4));
-  launchEmbedding(t, di, 4, dt, V, H, out, flag, 0);
+  launchEmbedding(t, t, di, 4, dt, V, H, out, flag, 0);
   sync();
   TCHECK(cudaMemcpy(&f, flag, 4, cudaMemcpyDeviceToHost));
   results().record(f == 0, "embedding/" + tag(t) + " (valid ids leave flag clear)", "");
+  if (t != DType::F32) {  // f32 compute over a bf16/f16 table: exact widening
+    void* o32 = toDevice(DType::F32, std::vector<float>(ids.size() * H, 7.f));
+    launchEmbedding(t, DType::F32, di, (int)ids.size(), dt, V, H, o32, flag, 0);
+    sync();
+    check(true, "embedding/" + tag(t) + " -> f32 out", relErr(fromDevice(DType::F32, o32, ids.size() * H), ref), 0);
+    cudaFree(o32);
+  }
   cudaFree(dt); cudaFree(di); cudaFree(out); cudaFree(flag);
 }
 
@@ -272,7 +279,7 @@ void testMatmul(DType t, int M, int N, int K, bool outF32, bool gemv, Cublas* bl
   void *dx = toDevice(t, x), *dw = toDevice(t, w);
   const DType ot = outF32 ? DType::F32 : t;
   void* dy = toDevice(ot, std::vector<float>((size_t)M * N, NAN));
-  if (gemv) launchGemv(t, dx, dw, dy, M, N, K, outF32, 0);
+  if (gemv) launchGemv(t, t, dx, dw, dy, M, N, K, outF32, 0);
   else blas->gemm(t, dx, dw, dy, M, N, K, outF32);
   sync();
   auto got = fromDevice(ot, dy, (size_t)M * N);
@@ -290,11 +297,62 @@ void testMatmul(DType t, int M, int N, int K, bool outF32, bool gemv, Cublas* bl
   cudaFree(dx); cudaFree(dw); cudaFree(dy);
 }
 
+// f32 activations x bf16/f16 weights (the f32-compute mode): GEMV reads f32 x; cuBLAS gets x split into hi + lo
+// weight-dtype operands, two GEMMs accumulated (as CudaBackend::linear). x is NOT rounded: the tolerance
+// (3e-5) fails if x were rounded to the weight dtype once (~2e-3 for bf16).
+void testMatmulMixed(DType wt, int M, int N, int K, bool gemv, Cublas* blas) {
+  auto x = randomVec(rng, (size_t)M * K, -1, 1, DType::F32), w = randomVec(rng, (size_t)N * K, -1, 1, wt);
+  void *dx = toDevice(DType::F32, x), *dw = toDevice(wt, w);
+  void* dy = toDevice(DType::F32, std::vector<float>((size_t)M * N, NAN));
+  void *hi = nullptr, *lo = nullptr;
+  if (gemv) launchGemv(DType::F32, wt, dx, dw, dy, M, N, K, false, 0);
+  else {
+    TCHECK(cudaMalloc(&hi, (size_t)M * K * 2)); TCHECK(cudaMalloc(&lo, (size_t)M * K * 2));
+    launchSplitHiLo(wt, (const float*)dx, hi, lo, (size_t)M * K, 0);
+    blas->gemm(wt, hi, dw, dy, M, N, K, true);
+    blas->gemm(wt, lo, dw, dy, M, N, K, true, 0, true);
+  }
+  sync();
+  auto got = fromDevice(DType::F32, dy, (size_t)M * N);
+  std::vector<double> ref((size_t)M * N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) s += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+      ref[(size_t)m * N + n] = s;
+    }
+  char nm[128];
+  std::snprintf(nm, sizeof nm, "%s/f32 x %s M=%d N=%d K=%d", gemv ? "gemv" : "cublas_split_gemm", tag(wt).c_str(), M, N, K);
+  check(true, nm, relErr(got, ref), 3e-5);
+  for (void* p : {dx, dw, dy, hi, lo}) if (p) cudaFree(p);
+}
+
+void testGemvSiluMixed(DType wt) {
+  const int M = 3, N = 64, K = 512;
+  auto gu = randomVec(rng, (size_t)M * 2 * K, -3, 3, DType::F32), w = randomVec(rng, (size_t)N * K, -1, 1, wt);
+  void *dg = toDevice(DType::F32, gu), *dw = toDevice(wt, w), *dy = toDevice(DType::F32, std::vector<float>((size_t)M * N, NAN));
+  launchGemvSilu(DType::F32, wt, dg, dw, dy, M, N, K, 0);
+  sync();
+  auto got = fromDevice(DType::F32, dy, (size_t)M * N);
+  std::vector<double> ref((size_t)M * N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double acc = 0;
+      for (int k = 0; k < K; ++k) {
+        const double g = gu[(size_t)m * 2 * K + k], u = gu[(size_t)m * 2 * K + K + k];
+        acc += g / (1 + std::exp(-g)) * u * (double)w[(size_t)n * K + k];
+      }
+      ref[(size_t)m * N + n] = acc;
+    }
+  check(true, "gemv_silu/f32 x " + tag(wt) + " M=3 N=64 K=512", relErr(got, ref), 3e-5);
+  cudaFree(dg); cudaFree(dw); cudaFree(dy);
+}
+
 void testGemvSilu(DType t) {
   const int M = 2, N = 64, K = 512;
   auto gu = randomVec(rng, (size_t)M * 2 * K, -3, 3, t), w = randomVec(rng, (size_t)N * K, -1, 1, t);
   void *dg = toDevice(t, gu), *dw = toDevice(t, w), *dy = toDevice(t, std::vector<float>((size_t)M * N, NAN));
-  launchGemvSilu(t, dg, dw, dy, M, N, K, 0);
+  launchGemvSilu(t, t, dg, dw, dy, M, N, K, 0);
   sync();
   auto got = fromDevice(t, dy, (size_t)M * N);
   std::vector<double> ref((size_t)M * N);
@@ -417,6 +475,12 @@ void runKernelTests(uint64_t seed) {
     testMatmul(t, 2, 77, 1024, true, true, nullptr);
   }
   for (DType t : kAll) testGemvSilu(t);
+  for (DType wt : {DType::BF16, DType::F16}) {
+    for (int M : {1, 4}) testMatmulMixed(wt, M, 300, 4096, true, nullptr);
+    testMatmulMixed(wt, 37, 96, 1024, false, &blas);
+    testMatmulMixed(wt, 130, 520, 2048, false, &blas);
+    testGemvSiluMixed(wt);
+  }
   testArgmax();
   testKvPack();
   testConvertAndFill();
