@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# On the lent GPU host: the fixture e2e tests with --device cuda (f32) and the engine benchmark in bf16.
+# On the lent GPU host: issue 5 acceptance 1 and 2 plus the fixture e2e tests with --device cuda.
+#   kernels vs CPU reference + fixture models through the .so (native/cuda/tests, when .device/cuda-run has them)
+#   serve-fixtures (f32), serve-bf16 (bf16 weights, f32 KV cache), disagg-up (f32, colocated P and D)
 # Expects (carried): .device/node.xz, .device/nm.tar.xz (production node_modules without the packaged
-# tokenizers), .device/fixtures.tar.xz, dist/, build/pdserve.node, build/pdserve_cuda.so.
+# tokenizers), .device/fixtures.tar.xz, dist/, build/pdserve.node, build/pdserve_cuda.so; optional
+# .device/cuda-run/{cuda-tests,pdserve_cuda.so,fixtures/}. Logs go to $OUT.
 set -uo pipefail
 xz -dc .device/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
 tar xJf .device/nm.tar.xz
@@ -9,8 +12,9 @@ mkdir -p /tmp/fx && tar xJf .device/fixtures.tar.xz -C /tmp/fx
 export PDSERVE_FIXTURES=/tmp/fx PDSERVE_TEST_DEVICE=cuda NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi -L
-node --test --test-concurrency=1 dist/test/e2e/serve-fixtures.test.js dist/test/e2e/disagg-up.test.js 2>&1 | tee "$OUT/e2e-cuda.log" | grep -E '^(not )?ok|^# (pass|fail)'
-for m in llama-3.1-8b qwen3-0.6b; do
-  node dist/src/cli/main.js bench engine --model $m --load-format dummy --device cuda --weight-dtype bf16 --kv-dtype bf16 \
-    --prompt-len 2048 --batches 1,32,64 2>&1 | tee -a "$OUT/bench-engine-cuda.log"
-done
+if [[ -x .device/cuda-run/cuda-tests ]]; then
+  (cd .device/cuda-run && ./cuda-tests --kernels --models fixtures --so ./pdserve_cuda.so) > "$OUT/cuda-tests.log" 2>&1
+  echo "cuda-tests exit $?"; grep -E '^(FAIL|INFO|checks)|greedy' "$OUT/cuda-tests.log"
+fi
+node --test --test-concurrency=1 dist/test/e2e/serve-fixtures.test.js dist/test/e2e/serve-bf16.test.js ${E2E_EXTRA:-} 2>&1 \
+  | tee "$OUT/e2e-cuda.log" | grep -E '^(not )?ok|^# (pass|fail)|differ'
