@@ -4,7 +4,7 @@
 #   serve-fixtures (f32), serve-bf16 (bf16 weights, f32 KV cache), disagg-up (f32, colocated P and D)
 # Expects (carried): .device/node.xz, .device/nm.tar.xz (production node_modules without the packaged
 # tokenizers), .device/fixtures.tar.xz, dist/, build/pdserve.node, build/pdserve_cuda.so; optional
-# .device/cuda-run/{cuda-tests,pdserve_cuda.so,fixtures/}. Logs go to $OUT.
+# .device/cuda-run/cuda-tests (scripts/device/build-cuda-tests.sh). Logs go to $OUT.
 set -uo pipefail
 xz -dc .device/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
 tar xJf .device/nm.tar.xz
@@ -13,7 +13,7 @@ export PDSERVE_FIXTURES=/tmp/fx PDSERVE_TEST_DEVICE=cuda NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi -L
 if [[ -x .device/cuda-run/cuda-tests ]]; then
-  (cd .device/cuda-run && ./cuda-tests --kernels --models fixtures --so ./pdserve_cuda.so) > "$OUT/cuda-tests.log" 2>&1
+  .device/cuda-run/cuda-tests --kernels --models /tmp/fx/models --so build/pdserve_cuda.so > "$OUT/cuda-tests.log" 2>&1
   echo "cuda-tests exit $?"; grep -E '^(FAIL|INFO|checks)|greedy' "$OUT/cuda-tests.log"
 fi
 node --test --test-concurrency=1 dist/test/e2e/serve-fixtures.test.js dist/test/e2e/serve-bf16.test.js ${E2E_EXTRA:-} 2>&1 \
