@@ -88,6 +88,7 @@ class Model : public Napi::ObjectWrap<Model> {
                         InstanceMethod<&Model::AllocKv>("allocKvCache"),
                         InstanceMethod<&Model::KvBytesPerToken>("kvBytesPerToken"),
                         InstanceMethod<&Model::FreeMemory>("freeMemoryBytes"),
+                        InstanceMethod<&Model::MeasureDeviceLimits>("measureDeviceLimits"),
                         InstanceMethod<&Model::Forward>("forward"),
                         InstanceMethod<&Model::KvGather>("kvGather"),
                         InstanceMethod<&Model::KvScatter>("kvScatter"),
@@ -203,6 +204,18 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value FreeMemory(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(),
                              static_cast<double>(locked(info.Env(), [](Backend& b) { return b.freeMemoryBytes(); })));
+  }
+  // { readBandwidthGBs, matmulPeakGflops } measured on the device, or null (cpu: use the host probes).
+  // Synchronous: seconds on the JS thread; meant for benchmarks only.
+  Napi::Value MeasureDeviceLimits(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Backend::DeviceLimits lim;
+    const bool ok = locked(env, [&](Backend& b) { return b.measureDeviceLimits(&lim); });
+    if (!ok) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("readBandwidthGBs", lim.readBandwidthGBs);
+    o.Set("matmulPeakGflops", lim.matmulPeakGflops);
+    return o;
   }
 
   Napi::Value Forward(const Napi::CallbackInfo& info) {

@@ -3,6 +3,7 @@
 //   cuda-forward.cu   forward(): input upload, the layer loop, decode CUDA graphs, logits download
 //   cuda-kv-copy.cu   kvGather / kvScatter
 //   kv-peer.cu        kvExportIpc / kvImportPeer / kvCopyFromPeer (GPU to GPU over CUDA IPC)
+//   device-limits.cu  measureDeviceLimits (copy bandwidth, cuBLAS GEMM peak) for benchmark ratios
 // Thread safety: forward and weight calls hold computeMu_; KV transfers hold xferMu_ and use their own
 // stream, so a transfer can run while another thread runs forward (on disjoint blocks).
 #pragma once
@@ -40,6 +41,7 @@ class CudaBackend final : public Backend {
   std::string kvExportIpc() override;                       // kv-peer.cu
   int kvImportPeer(const std::string& handle) override;
   void kvCopyFromPeer(int peer, const int32_t* srcBlocks, const int32_t* dstBlocks, int nBlocks) override;
+  bool measureDeviceLimits(DeviceLimits* out) override;  // device-limits.cu
 
   // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
   void setUseGraphs(bool on) { useGraphs_ = on; }

@@ -27,10 +27,11 @@ test('runEngineBench reports prefill, decode per batch and ratios', async () => 
     const r = await runEngineBench({ dir, weights: 'dummy', threads: 1, promptLen: 40, decodeBatches: [1, 3], decodeCtx: 20, decodeSteps: 2, probeBytes: 1 << 24 });
     assert.equal(r.prefill.tokens, 40);
     assert.deepEqual(r.decode.map((d) => d.batch), [1, 3]);
-    for (const v of [r.prefill.tokensPerSec, r.machine.readBandwidthGBs, r.machine.memcpyGBs, r.machine.matmulPeakGflops,
+    for (const v of [r.prefill.tokensPerSec, r.machine.readBandwidthGBs, r.machine.memcpyGBs ?? NaN, r.machine.matmulPeakGflops,
       r.ratios.decodeVsBandwidthFloor, r.ratios.prefillVsMatmulPeak, ...r.decode.map((d) => d.msPerStep)])
       assert.ok(Number.isFinite(v) && v > 0, `figure ${v}`);
     assert.equal(r.model.weightDtype, 'bf16');
+    assert.equal(r.machine.source, 'host'); // cpu: the host's probes
     assert.match(formatEngineBench(r, 'tiny'), /prefill 40 tokens: .* tok\/s[\s\S]*decode batch  3[\s\S]*ratios: decode batch-1 vs bandwidth floor/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

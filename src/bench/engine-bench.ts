@@ -1,7 +1,9 @@
 // `pdserve bench engine`: the native forward pass alone (no server), with the machine's measured limits
 // in the same run so the figures come with ratios:
 //   decode efficiency  = batch-1 tokens/s ÷ (read bandwidth ÷ bytes read per step)
-//   prefill efficiency = prefill GFLOP/s ÷ matmul micro-kernel peak GFLOP/s
+//   prefill efficiency = prefill GFLOP/s ÷ matmul peak GFLOP/s
+// On cpu the limits are the host's (read bandwidth, the f32 matmul micro-kernel); on a GPU the device's own
+// (device-to-device copy bandwidth, cuBLAS GEMM in the weight dtype), measured by the backend.
 // Decode steps run over `ctx` cached positions per sequence (cache contents do not change the work).
 import { availableParallelism } from 'node:os';
 import { loadNative, type DType, type NativeModel, type NativeModelSpec } from '../native/binding.js';
@@ -24,8 +26,9 @@ export interface EngineBenchOptions {
 }
 
 export interface EngineBenchResult {
-  model: { layers: number; hidden: number; vocab: number; weightDtype: DType; weightBytes: number; device: string; threads: number };
-  machine: { readBandwidthGBs: number; memcpyGBs: number; matmulPeakGflops: number; cpuFeatures: string[] };
+  model: { layers: number; hidden: number; vocab: number; weightDtype: DType; kvDtype: DType; weightBytes: number; device: string; threads: number };
+  /** Limits of the device the model runs on: `source` 'host' (cpu probes) or the GPU's name. memcpyGBs: host only. */
+  machine: { source: string; readBandwidthGBs: number; memcpyGBs?: number; matmulPeakGflops: number; cpuFeatures: string[] };
   /** cpuShare: process CPU time ÷ (wall time × threads) while timing; well below 1 means a busy machine. */
   prefill: { tokens: number; seconds: number; tokensPerSec: number; gflops: number; gflopsPerSec: number; cpuShare: number };
   decode: Array<{ batch: number; ctx: number; msPerStep: number; tokensPerSec: number; cpuShare: number }>;
@@ -86,19 +89,20 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
   const ctx = o.decodeCtx ?? 128;
   const steps = o.decodeSteps ?? 6;
 
-  log('measuring machine limits...');
-  const probe = o.probeBytes ?? 1 << 29;
-  let readBandwidthGBs = native.measureReadBandwidth(probe, 4, threads);
-  const memcpyGBs = native.measureMemcpy(Math.max(4096, probe / 2), 4);
-  const matmulPeakGflops = native.measureMatmulPeak(threads);
-
   log(`loading model (${o.weights} weights)...`);
   const { model, config } = await loadModel({ dir: o.dir, config: o.config, weights: o.weights, device: o.device, threads, weightDtype: o.weightDtype });
   const spec = config.spec;
   try {
+    log('measuring device limits...');
+    const probe = o.probeBytes ?? 1 << 29;
+    const dev = model.measureDeviceLimits();
+    let readBandwidthGBs = dev ? dev.readBandwidthGBs : native.measureReadBandwidth(probe, 4, threads);
+    const memcpyGBs = dev ? undefined : native.measureMemcpy(Math.max(4096, probe / 2), 4);
+    const matmulPeakGflops = dev ? dev.matmulPeakGflops : native.measureMatmulPeak(threads);
     const maxBatch = Math.max(...batches);
     const blocksPerSeq = Math.ceil((Math.max(promptLen, ctx + steps + 2)) / blockSize) + 1;
-    model.allocKvCache(blocksPerSeq * maxBatch, blockSize, o.kvDtype ?? 'f32');
+    const kvDtype: DType = o.kvDtype ?? (model.deviceName === 'cpu' ? 'f32' : spec.weightDtype);
+    model.allocKvCache(blocksPerSeq * maxBatch, blockSize, kvDtype);
     const nThreads = threads || availableParallelism();
     const tok = (i: number) => (i * 7919 + 13) % spec.vocabSize;
 
@@ -127,13 +131,14 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
       decode.push({ batch: b, ctx, msPerStep: med * 1e3, tokensPerSec: b / med, cpuShare: share });
     }
     // Bandwidth is the floor's denominator: probe again at the end and keep the best (bursty neighbours).
-    readBandwidthGBs = Math.max(readBandwidthGBs, native.measureReadBandwidth(probe, 4, threads));
+    const again = model.measureDeviceLimits()?.readBandwidthGBs ?? native.measureReadBandwidth(probe, 4, threads);
+    readBandwidthGBs = Math.max(readBandwidthGBs, again);
     const weightBytes = model.weightBytes();
     const bytesPerStep = weightBytes + ctx * model.kvBytesPerToken();
     const d1 = decode.find((d) => d.batch === 1) ?? decode[0];
     return {
-      model: { layers: spec.numLayers, hidden: spec.hiddenSize, vocab: spec.vocabSize, weightDtype: spec.weightDtype, weightBytes, device: model.deviceName, threads },
-      machine: { readBandwidthGBs, memcpyGBs, matmulPeakGflops, cpuFeatures: native.cpuFeatures() },
+      model: { layers: spec.numLayers, hidden: spec.hiddenSize, vocab: spec.vocabSize, weightDtype: spec.weightDtype, kvDtype, weightBytes, device: model.deviceName, threads },
+      machine: { source: dev ? model.deviceName : 'host', readBandwidthGBs, memcpyGBs, matmulPeakGflops, cpuFeatures: native.cpuFeatures() },
       prefill: { tokens: promptLen, seconds: best, tokensPerSec: promptLen / best, gflops: flops / 1e9, gflopsPerSec: flops / best / 1e9, cpuShare },
       decode,
       ratios: {
@@ -149,8 +154,10 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
 export function formatEngineBench(r: EngineBenchResult, name: string): string {
   const f = (x: number, d = 1) => x.toFixed(d);
   const lines = [
-    `engine bench: ${name} (${r.model.layers} layers, hidden ${r.model.hidden}, ${r.model.weightDtype} weights ${f(r.model.weightBytes / 2 ** 30, 2)} GiB) on ${r.model.device}, threads ${r.model.threads || 'all'}`,
-    `machine: read ${f(r.machine.readBandwidthGBs)} GB/s, memcpy ${f(r.machine.memcpyGBs)} GB/s, matmul peak ${f(r.machine.matmulPeakGflops)} GFLOP/s [${r.machine.cpuFeatures.join(' ')}]`,
+    `engine bench: ${name} (${r.model.layers} layers, hidden ${r.model.hidden}, ${r.model.weightDtype} weights ${f(r.model.weightBytes / 2 ** 30, 2)} GiB, ${r.model.kvDtype} KV cache) on ${r.model.device}, threads ${r.model.threads || 'all'}`,
+    r.machine.source === 'host'
+      ? `machine: read ${f(r.machine.readBandwidthGBs)} GB/s, memcpy ${f(r.machine.memcpyGBs ?? 0)} GB/s, matmul peak ${f(r.machine.matmulPeakGflops)} GFLOP/s [${r.machine.cpuFeatures.join(' ')}]`
+      : `device ${r.machine.source}: read ${f(r.machine.readBandwidthGBs)} GB/s (device-to-device copy), ${r.model.weightDtype} GEMM peak ${f(r.machine.matmulPeakGflops / 1e3)} TFLOP/s (cuBLAS 8192^3)`,
     `prefill ${r.prefill.tokens} tokens: ${f(r.prefill.tokensPerSec)} tok/s (${f(r.prefill.seconds, 2)} s, ${f(r.prefill.gflopsPerSec)} GFLOP/s, CPU share ${f(r.prefill.cpuShare, 2)})`,
     ...r.decode.map((d) => `decode batch ${String(d.batch).padStart(2)} (ctx ${d.ctx}): ${f(d.msPerStep, 2)} ms/step, ${f(d.tokensPerSec)} tok/s (CPU share ${f(d.cpuShare, 2)})`),
     `ratios: decode batch-1 vs bandwidth floor ${f(r.ratios.decodeVsBandwidthFloor, 2)}; prefill vs matmul peak ${f(r.ratios.prefillVsMatmulPeak, 2)}`,

@@ -14,7 +14,7 @@ interface BenchEngineFlags {
   device: string;
   threads: string;
   weightDtype?: string;
-  kvDtype: string;
+  kvDtype?: string;
   promptLen: string;
   decodeCtx: string;
   batches: string;
@@ -70,7 +70,7 @@ export function registerBenchEngine(bench: Command): void {
     .option('--device <device>', 'cpu | cuda | cuda:N', 'cpu')
     .option('--threads <n>', 'CPU threads (0 = all cores)', '0')
     .option('--weight-dtype <dtype>', 'f32 | f16 | bf16 (default: checkpoint dtype)')
-    .option('--kv-dtype <dtype>', 'f32 | f16 | bf16', 'f32')
+    .option('--kv-dtype <dtype>', 'f32 | f16 | bf16 (default: f32 on cpu, the weight dtype on a GPU; f32 with bf16 weights on a GPU = f32 compute)')
     .option('--prompt-len <n>', 'prefill length', '512')
     .option('--decode-ctx <n>', 'cached positions per sequence during decode', '128')
     .option('--batches <list>', 'decode batch sizes', '1,8,32')

@@ -60,6 +60,8 @@ export interface NativeModel {
   /** All layers, K and V, in the dtype of the last allocKvCache (f32 before the first): size the cache with
    *  layers * 2 * numKvHeads * headDim * dtypeBytes when it is not allocated yet. */
   kvBytesPerToken(): number;
+  /** Measured limits of the model's device (GPU: copy bandwidth, GEMM peak in the weight dtype); null on cpu. */
+  measureDeviceLimits(): { readBandwidthGBs: number; matmulPeakGflops: number } | null;
   freeMemoryBytes(): number;
   /** Runs on a native worker thread; resolves with float32 logits [R, vocab]. One at a time per model. */
   forward(batch: ForwardBatch): Promise<Float32Array>;

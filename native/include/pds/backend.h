@@ -53,6 +53,13 @@ class Backend {
   virtual void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) = 0;
   virtual void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) = 0;
 
+  // --- measured limits of the device (benchmark ratios) ---
+  // readBandwidthGBs: a large device-to-device copy, (bytes read + bytes written) / second;
+  // matmulPeakGflops: the best GEMM rate in the weight dtype (8192^3). Takes seconds and briefly allocates
+  // ~2.5 GiB. Returns false where the host's own probes apply (cpu: the binding's measure* functions).
+  struct DeviceLimits { double readBandwidthGBs = 0, matmulPeakGflops = 0; };
+  virtual bool measureDeviceLimits(DeviceLimits* out) { (void)out; return false; }
+
   // --- KV peer transfer (device to device on one host, NIXL style; CUDA IPC on cuda) ---
   // The defaults throw: a device without peer transfer (cpu) keeps the host path.
   // Opaque handle of this backend's KV allocation (what a peer needs to map it and check the layout).
