@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "pds/types.h"
 
@@ -62,6 +63,37 @@ template <typename F> inline void dispatchDType(DType t, F&& f) {
     case DType::BF16: f(__nv_bfloat16{}); break;
     default: throw std::runtime_error("CUDA backend: unsupported dtype");
   }
+}
+
+// Programmatic dependent launch (Hopper): a kernel launched with launchPdl may be scheduled while the previous
+// kernel on the stream still runs; it must call pdlWait() before touching ANY global memory (inputs it reads
+// and buffers it overwrites alike), which waits for the previous grid to complete and its writes to be
+// visible. With pdlWait() first thing, stream order semantics are unchanged; what overlaps is the launch and
+// scheduling latency of the next kernel (the dominant cost of small decode kernels). pdlTrigger() lets the
+// next kernel launch before this one finishes. Without the launch attribute both are no-ops.
+__device__ __forceinline__ void pdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdlTrigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+// PDS_CUDA_PDL=0 turns the attribute off (for measurements); on by default.
+bool pdlEnabled();
+// kernel<<<grid, block, smem, s>>>(args...) with the programmatic-serialization attribute when enabled.
+template <typename... KArgs, typename... Args>
+inline void launchPdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args&&... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid; cfg.blockDim = block; cfg.dynamicSmemBytes = smem; cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdlEnabled() ? 1 : 0;
+  check(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), "kernel launch");
 }
 
 inline const char* dtypeStr(DType t) { return t == DType::F32 ? "f32" : t == DType::F16 ? "f16" : "bf16"; }

@@ -56,6 +56,11 @@ int envInt(const char* name, int def) {
 
 }  // namespace
 
+bool pdlEnabled() {
+  static const bool on = envInt("PDS_CUDA_PDL", 1) != 0;
+  return on;
+}
+
 CudaBackend::CudaBackend(const ModelSpec& spec, const BackendOptions& opts) : spec_(spec) {
   validateSpec(spec_);
   int count = 0;

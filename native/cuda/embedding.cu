@@ -7,6 +7,8 @@ namespace pds::cuda {
 
 template <typename TW, typename TA>
 __global__ void embeddingKernel(const int32_t* ids, const TW* table, int vocab, int hidden, TA* out, int* errFlag) {
+  pdlWait();
+  pdlTrigger();
   const int t = blockIdx.x;
   const int id = ids[t];
   TA* dst = out + (size_t)t * hidden;
@@ -34,8 +36,8 @@ void launchEmbedding(DType t, DType outT, const int32_t* ids, int T, const void*
   if (outT != t && outT != DType::F32) throw std::runtime_error("CUDA backend: embedding: output must be the table dtype or f32");
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
-    if (outT == t) embeddingKernel<E, E><<<T, 128, 0, s>>>(ids, (const E*)table, vocab, hidden, (E*)out, errFlag);
-    else embeddingKernel<E, float><<<T, 128, 0, s>>>(ids, (const E*)table, vocab, hidden, (float*)out, errFlag);
+    if (outT == t) launchPdl(embeddingKernel<E, E>, T, 128, 0, s, ids, (const E*)table, vocab, hidden, (E*)out, errFlag);
+    else launchPdl(embeddingKernel<E, float>, T, 128, 0, s, ids, (const E*)table, vocab, hidden, (float*)out, errFlag);
   });
   checkLaunch("embedding");
 }

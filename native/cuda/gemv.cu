@@ -47,6 +47,8 @@ __device__ __forceinline__ void loadX(const TX* x, int r, int K, int k, float* v
 // wpr warps share a row (split K) when there are too few rows to fill the GPU; rows per block = 8 / wpr.
 template <typename TX, typename T, int R, bool OutF32, bool Silu>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemvKernel(const TX* x, const T* W, void* y, int N, int K, int wpr) {
+  pdlWait();
+  pdlTrigger();
   constexpr int V = Vec<T>::N;
   __shared__ float part[kGemvWarps][R];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -111,7 +113,7 @@ static void gemvRows(const void* x, const void* W, void* y, int R, int N, int K,
   const int blocks = (N + rowsPerBlock - 1) / rowsPerBlock;
   const TX* xx = (const TX*)x; const T* ww = (const T*)W;
   switch (R) {
-#define PDS_GEMV_CASE(r) case r: gemvKernel<TX, T, r, OutF32, Silu><<<blocks, kGemvWarps * 32, 0, s>>>(xx, ww, y, N, K, wpr); break;
+#define PDS_GEMV_CASE(r) case r: launchPdl(gemvKernel<TX, T, r, OutF32, Silu>, blocks, kGemvWarps * 32, 0, s, xx, ww, y, N, K, wpr); break;
     PDS_GEMV_CASE(1) PDS_GEMV_CASE(2) PDS_GEMV_CASE(3) PDS_GEMV_CASE(4)
     PDS_GEMV_CASE(5) PDS_GEMV_CASE(6) PDS_GEMV_CASE(7) PDS_GEMV_CASE(8)
 #undef PDS_GEMV_CASE

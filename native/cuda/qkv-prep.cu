@@ -12,6 +12,8 @@ template <typename T>
 __global__ void qkvPrepKernel(T* qkv, int nH, int nKV, int D, const T* bias, const T* qNormW, const T* kNormW,
                               float eps, const float* invFreq, const int32_t* positions, const int32_t* slots,
                               T* kCache, T* vCache) {
+  pdlWait();
+  pdlTrigger();
   const int t = blockIdx.x;
   const int head = blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
@@ -79,7 +81,7 @@ void launchQkvPrep(DType t, void* qkv, int T, int nH, int nKV, int D, const void
   dim3 grid(T, (heads + warps - 1) / warps);
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
-    qkvPrepKernel<E><<<grid, warps * 32, 0, s>>>((E*)qkv, nH, nKV, D, (const E*)bias, (const E*)qNormW,
+    launchPdl(qkvPrepKernel<E>, grid, warps * 32, 0, s, (E*)qkv, nH, nKV, D, (const E*)bias, (const E*)qNormW,
                                                  (const E*)kNormW, eps, invFreq, positions, slots, (E*)kCache,
                                                  (E*)vCache);
   });

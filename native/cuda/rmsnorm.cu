@@ -8,6 +8,8 @@ namespace pds::cuda {
 template <typename T>
 __global__ void rmsNormKernel(T* x, const T* addend, const T* w, T* out, const int32_t* rowIdx, int hidden,
                               float eps) {
+  pdlWait();
+  pdlTrigger();
   constexpr int N = Vec<T>::N;
   const int r = blockIdx.x;
   const int src = rowIdx ? rowIdx[r] : r;
@@ -53,7 +55,7 @@ void launchRmsNorm(DType t, void* x, const void* addend, const void* w, void* ou
   const int threads = vecs >= 512 ? 512 : vecs >= 256 ? 256 : vecs >= 128 ? 128 : 64;
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
-    rmsNormKernel<E><<<rows, threads, 0, s>>>((E*)x, (const E*)addend, (const E*)w, (E*)out, rowIdx, hidden, eps);
+    launchPdl(rmsNormKernel<E>, rows, threads, 0, s, (E*)x, (const E*)addend, (const E*)w, (E*)out, rowIdx, hidden, eps);
   });
   checkLaunch("rmsnorm");
 }

@@ -6,6 +6,8 @@ namespace pds::cuda {
 
 template <typename T>
 __global__ void siluMulKernel(const T* gu, T* out, int T_, int I) {
+  pdlWait();
+  pdlTrigger();
   constexpr int N = Vec<T>::N;
   const size_t perRow = I / N;
   const size_t total = (size_t)T_ * perRow;
@@ -26,6 +28,8 @@ __global__ void siluMulKernel(const T* gu, T* out, int T_, int I) {
 // Scalar variant for intermediate sizes that are not a multiple of the vector width.
 template <typename T>
 __global__ void siluMulScalarKernel(const T* gu, T* out, int T_, int I) {
+  pdlWait();
+  pdlTrigger();
   const size_t total = (size_t)T_ * I;
   for (size_t v = blockIdx.x * (size_t)blockDim.x + threadIdx.x; v < total; v += (size_t)gridDim.x * blockDim.x) {
     const size_t t = v / I, i = v % I;
@@ -41,7 +45,7 @@ void launchSiluMul(DType t, const void* gu, void* out, int T, int I, cudaStream_
     const int blocks = (int)std::min<size_t>((total + 255) / 256, 132 * 16);
     dispatchDType(t, [&](auto tag) {
       using E = decltype(tag);
-      siluMulScalarKernel<E><<<blocks, 256, 0, s>>>((const E*)gu, (E*)out, T, I);
+      launchPdl(siluMulScalarKernel<E>, blocks, 256, 0, s, (const E*)gu, (E*)out, T, I);
     });
     checkLaunch("silu_mul");
     return;
@@ -51,7 +55,7 @@ void launchSiluMul(DType t, const void* gu, void* out, int T, int I, cudaStream_
   const int blocks = (int)std::min<size_t>((total + threads - 1) / threads, 132 * 16);
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
-    siluMulKernel<E><<<blocks, threads, 0, s>>>((const E*)gu, (E*)out, T, I);
+    launchPdl(siluMulKernel<E>, blocks, threads, 0, s, (const E*)gu, (E*)out, T, I);
   });
   checkLaunch("silu_mul");
 }

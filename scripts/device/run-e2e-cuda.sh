@@ -7,7 +7,7 @@
 # .device/cuda-run/cuda-tests (scripts/device/build-cuda-tests.sh). Logs go to $OUT.
 set -uo pipefail
 xz -dc .device/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
-tar xJf .device/nm.tar.xz
+if [[ -f .device/nm-tok.tar.xz ]]; then tar xJf .device/nm-tok.tar.xz; else tar xJf .device/nm.tar.xz; fi
 mkdir -p /tmp/fx && tar xJf .device/fixtures.tar.xz -C /tmp/fx
 export PDSERVE_FIXTURES=/tmp/fx PDSERVE_TEST_DEVICE=cuda NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

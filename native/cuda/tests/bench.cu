@@ -163,13 +163,15 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
   cudaStreamDestroy(st);
 }
 
-void benchModel(const std::string& label, const ModelSpec& spec, double bw, double gemmPeak, bool kvGatherBench) {
+// kvDt: the KV cache dtype (= activations); f32 with bf16 weights is the f32-compute mode.
+void benchModel(const std::string& label, const ModelSpec& spec, double bw, double gemmPeak, bool kvGatherBench,
+                DType kvDt) {
   BackendOptions o; o.device = "cuda:0";
   cuda::CudaBackend be(spec, o);
   be.initDummyWeights(11);
   be.finalizeWeights();
   const int numBlocks = 4096;
-  be.allocKvCache(numBlocks, 16, spec.weightDtype);
+  be.allocKvCache(numBlocks, 16, kvDt);
   const int V = spec.vocabSize;
   std::vector<float> logits((size_t)64 * V);
   const size_t e = dtypeSize(spec.weightDtype);
@@ -253,7 +255,8 @@ void runBenchmarks(bool full) {
   qwen.headDim = 128; qwen.vocabSize = 151936; qwen.rmsNormEps = 1e-6f; qwen.ropeTheta = 1e6f; qwen.qkNorm = true;
   qwen.tieWordEmbeddings = true; qwen.weightDtype = DType::BF16;
   kernelBreakdown("Qwen3-0.6B", qwen, bw);
-  benchModel("Qwen3-0.6B", qwen, bw, peak, false);
+  benchModel("Qwen3-0.6B", qwen, bw, peak, false, DType::BF16);
+  benchModel("Qwen3-0.6B bf16+f32kv", qwen, bw, peak, false, DType::F32);
   if (full) {
     ModelSpec llama;
     llama.numLayers = 32; llama.hiddenSize = 4096; llama.intermediateSize = 14336; llama.numHeads = 32; llama.numKvHeads = 8;
@@ -261,7 +264,8 @@ void runBenchmarks(bool full) {
     llama.ropeType = RopeType::Llama3; llama.ropeFactor = 8; llama.ropeOriginalMaxPos = 8192;
     llama.weightDtype = DType::BF16;
     kernelBreakdown("Llama-3.1-8B", llama, bw);
-    benchModel("Llama-3.1-8B", llama, bw, peak, true);
+    benchModel("Llama-3.1-8B", llama, bw, peak, true, DType::BF16);
+    benchModel("Llama-3.1-8B bf16+f32kv", llama, bw, peak, false, DType::F32);
   }
   std::printf("\n%-52s | %-16s | %-30s | %s\n", "metric", "value", "ceiling / reference", "ratio");
   for (auto& r : table) std::printf("%-52s | %-16s | %-30s | %s\n", r.metric.c_str(), r.value.c_str(), r.ceiling.c_str(), r.ratio.c_str());
