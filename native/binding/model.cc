@@ -242,7 +242,9 @@ class Model : public Napi::ObjectWrap<Model> {
       };
       auto in = std::make_shared<In>(In{i32Vec(tok), i32Vec(pos), i32Vec(slot), i32Vec(qsl), i32Vec(ctx), i32Vec(bt), i32Vec(li)});
       const int vocab = spec_.vocabSize;
-      auto logits = std::make_shared<std::vector<float>>();
+      // logits [numLogits, vocab], allocated uninitialized (the backend overwrites all of it) and handed to JS
+      struct Logits { float* data = nullptr; size_t n = 0; ~Logits() { delete[] data; } };
+      auto logits = std::make_shared<Logits>();
       auto sh = sh_;
       auto job = new Job(
           env, sh,
@@ -259,18 +261,17 @@ class Model : public Napi::ObjectWrap<Model> {
             d.maxBlocksPerSeq = mb;
             d.numLogits = static_cast<int>(in->li.size());
             d.logitsIndices = in->li.data();
-            logits->resize(static_cast<size_t>(d.numLogits) * vocab);
-            sh->be->forward(d, logits->data());
+            logits->n = static_cast<size_t>(d.numLogits) * vocab;
+            if (logits->n) logits->data = new float[logits->n];
+            sh->be->forward(d, logits->data);
           },
           [logits](Napi::Env env) -> Napi::Value {
-            auto* v = new std::vector<float>(std::move(*logits));
-            if (v->empty()) {
-              delete v;
-              return Napi::Float32Array::New(env, 0);
-            }
-            auto ab = Napi::ArrayBuffer::New(env, v->data(), v->size() * 4,
-                                             [](Napi::Env, void*, std::vector<float>* p) { delete p; }, v);
-            return Napi::Float32Array::New(env, v->size(), ab, 0);
+            if (!logits->n) return Napi::Float32Array::New(env, 0);
+            float* data = logits->data;
+            const size_t n = logits->n;
+            logits->data = nullptr;  // owned by the ArrayBuffer from here
+            auto ab = Napi::ArrayBuffer::New(env, data, n * 4, [](Napi::Env, void* p) { delete[] static_cast<float*>(p); });
+            return Napi::Float32Array::New(env, n, ab, 0);
           });
       Napi::Promise p = job->promise();
       job->Queue();

@@ -107,7 +107,7 @@ class CudaBackend final : public Backend {
 
   // forward state
   std::mutex computeMu_;
-  PinnedBuffer hostInts_;
+  PinnedBuffer hostInts_, hostLogits_;  // logits land in pinned memory (one DMA), then one memcpy to the caller
   DeviceBuffer devInts_, errFlag_;
   DeviceBuffer x_, xn_, qkv_, attn_, ao_, gu_, act_, xnR_, logits_, hiLo_;
   DeviceBuffer wsO_, wsML_;

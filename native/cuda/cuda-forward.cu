@@ -2,6 +2,7 @@
 // model (as a replayed CUDA graph for pure decode batches seen before), and downloads f32 logits.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "common.cuh"
@@ -256,11 +257,17 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     if (g.exec) { check(cudaGraphLaunch(g.exec, stream_), "graph launch"); ran = true; }
   }
   if (!ran) runModel(p);
-  if (R) check(cudaMemcpyAsync(logitsOut, logits_.get(), (size_t)R * spec_.vocabSize * sizeof(float),
-                               cudaMemcpyDeviceToHost, stream_), "download logits");
+  // The caller's buffer is pageable (often freshly allocated): rather than a D2H staged through the driver's
+  // bounce buffers, one DMA into our pinned buffer, then one host memcpy.
+  const size_t logitBytes = (size_t)R * spec_.vocabSize * sizeof(float);
+  if (R) {
+    hostLogits_.ensure(logitBytes, "logits download buffer");
+    check(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), logitBytes, cudaMemcpyDeviceToHost, stream_), "download logits");
+  }
   check(cudaMemcpyAsync(h + flagOff, errFlag_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_), "download flag");
   check(cudaStreamSynchronize(stream_), "forward");
   if (h[flagOff]) badBatch("token id out of range (device check)");
+  if (R) std::memcpy(logitsOut, hostLogits_.get(), logitBytes);
 }
 
 cudaGraphExec_t CudaBackend::capture(const Plan& p) {
