@@ -90,6 +90,7 @@ class Model : public Napi::ObjectWrap<Model> {
                         InstanceMethod<&Model::FreeMemory>("freeMemoryBytes"),
                         InstanceMethod<&Model::MeasureDeviceLimits>("measureDeviceLimits"),
                         InstanceMethod<&Model::Forward>("forward"),
+                        InstanceMethod<&Model::ForwardSample>("forwardSample"),
                         InstanceMethod<&Model::KvGather>("kvGather"),
                         InstanceMethod<&Model::KvScatter>("kvScatter"),
                         InstanceMethod<&Model::KvExportIpc>("kvExportIpc"),
@@ -218,7 +219,13 @@ class Model : public Napi::ObjectWrap<Model> {
     return o;
   }
 
-  Napi::Value Forward(const Napi::CallbackInfo& info) {
+  // forward(batch) -> Promise<Float32Array> logits [numLogits, vocab]
+  Napi::Value Forward(const Napi::CallbackInfo& info) { return RunForward(info, false); }
+  // forwardSample(batch, sampling, wantLogits) -> Promise<{ tokens: Int32Array, logits: Float32Array | null }>
+  // sampling: { temperature, topP, minP, u: Float32Array, topK: Int32Array }, one entry per logits row.
+  Napi::Value ForwardSample(const Napi::CallbackInfo& info) { return RunForward(info, true); }
+
+  Napi::Value RunForward(const Napi::CallbackInfo& info, bool sample) {
     Napi::Env env = info.Env();
     try {
       be(env);
@@ -237,18 +244,42 @@ class Model : public Napi::ObjectWrap<Model> {
       if (pos.ElementLength() != T || slot.ElementLength() != T)
         throw Napi::RangeError::New(env, "forward: tokenIds, positions and slotMapping must have the same length");
       if (ctx.ElementLength() != S) throw Napi::RangeError::New(env, "forward: contextLens must have queryStartLoc.length - 1 entries");
+      const size_t R = li.ElementLength();
       struct In {
         std::vector<int32_t> tok, pos, slot, qsl, ctx, bt, li;
+        std::vector<RowSampling> sampling;
       };
-      auto in = std::make_shared<In>(In{i32Vec(tok), i32Vec(pos), i32Vec(slot), i32Vec(qsl), i32Vec(ctx), i32Vec(bt), i32Vec(li)});
+      auto in = std::make_shared<In>(In{i32Vec(tok), i32Vec(pos), i32Vec(slot), i32Vec(qsl), i32Vec(ctx), i32Vec(bt), i32Vec(li), {}});
+      bool wantLogits = true;
+      if (sample) {
+        if (!info[1].IsObject()) throw Napi::TypeError::New(env, "forwardSample: sampling must be an object");
+        Napi::Object so = info[1].As<Napi::Object>();
+        auto temp = f32Arg(env, so.Get("temperature"), "sampling.temperature", R);
+        auto topP = f32Arg(env, so.Get("topP"), "sampling.topP", R);
+        auto minP = f32Arg(env, so.Get("minP"), "sampling.minP", R);
+        auto u = f32Arg(env, so.Get("u"), "sampling.u", R);
+        auto topK = i32Arg(env, so.Get("topK"), "sampling.topK", R);
+        in->sampling.resize(R);
+        for (size_t r = 0; r < R; ++r) {
+          const float uu = u[r];
+          if (!(uu >= 0.f && uu < 1.f)) throw Napi::RangeError::New(env, "forwardSample: sampling.u must be in [0, 1)");
+          in->sampling[r] = RowSampling{temp[r], topP[r], minP[r], uu, topK[r]};
+        }
+        wantLogits = info[2].ToBoolean().Value();
+      }
       const int vocab = spec_.vocabSize;
       // logits [numLogits, vocab], allocated uninitialized (the backend overwrites all of it) and handed to JS
-      struct Logits { float* data = nullptr; size_t n = 0; ~Logits() { delete[] data; } };
-      auto logits = std::make_shared<Logits>();
+      struct Out {
+        float* logits = nullptr;
+        size_t n = 0;
+        std::vector<int32_t> tokens;
+        ~Out() { delete[] logits; }
+      };
+      auto out = std::make_shared<Out>();
       auto sh = sh_;
       auto job = new Job(
           env, sh,
-          [sh, in, logits, mb, vocab] {
+          [sh, in, out, mb, vocab, wantLogits] {
             BatchDesc d;
             d.numTokens = static_cast<int>(in->tok.size());
             d.numSeqs = static_cast<int>(in->ctx.size());
@@ -261,17 +292,36 @@ class Model : public Napi::ObjectWrap<Model> {
             d.maxBlocksPerSeq = mb;
             d.numLogits = static_cast<int>(in->li.size());
             d.logitsIndices = in->li.data();
-            logits->n = static_cast<size_t>(d.numLogits) * vocab;
-            if (logits->n) logits->data = new float[logits->n];
-            sh->be->forward(d, logits->data);
+            if (!in->sampling.empty()) {
+              out->tokens.resize(in->sampling.size());
+              d.sampling = in->sampling.data();
+              d.sampledTokens = out->tokens.data();
+            }
+            if (wantLogits) {
+              out->n = static_cast<size_t>(d.numLogits) * vocab;
+              if (out->n) out->logits = new float[out->n];
+            }
+            sh->be->forward(d, out->logits);
           },
-          [logits](Napi::Env env) -> Napi::Value {
-            if (!logits->n) return Napi::Float32Array::New(env, 0);
-            float* data = logits->data;
-            const size_t n = logits->n;
-            logits->data = nullptr;  // owned by the ArrayBuffer from here
-            auto ab = Napi::ArrayBuffer::New(env, data, n * 4, [](Napi::Env, void* p) { delete[] static_cast<float*>(p); });
-            return Napi::Float32Array::New(env, n, ab, 0);
+          [out, sample, wantLogits](Napi::Env env) -> Napi::Value {
+            Napi::Value logits = env.Null();
+            if (wantLogits) {
+              if (!out->n) logits = Napi::Float32Array::New(env, 0);
+              else {
+                float* data = out->logits;
+                const size_t n = out->n;
+                out->logits = nullptr;  // owned by the ArrayBuffer from here
+                auto ab = Napi::ArrayBuffer::New(env, data, n * 4, [](Napi::Env, void* p) { delete[] static_cast<float*>(p); });
+                logits = Napi::Float32Array::New(env, n, ab, 0);
+              }
+            }
+            if (!sample) return logits;
+            Napi::Object r = Napi::Object::New(env);
+            auto tokens = Napi::Int32Array::New(env, out->tokens.size());
+            std::copy(out->tokens.begin(), out->tokens.end(), tokens.Data());
+            r.Set("tokens", tokens);
+            r.Set("logits", logits);
+            return r;
           });
       Napi::Promise p = job->promise();
       job->Queue();

@@ -16,6 +16,7 @@
 #include "../cpu/dtype.h"
 #include "../cpu/kernels.h"
 #include "args.h"
+#include "pds/sample-row.h"
 #include "register.h"
 
 namespace pds::binding {
@@ -170,6 +171,20 @@ Napi::Value MatmulBench(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sec / iters);
 }
 
+// sampleRow(logits: Float32Array, { temperature, topP, minP, topK, u }) -> token id (pds/sample-row.h: the CPU
+// backend's sampler; tests hold it to src/engine/sampler.ts).
+Napi::Value SampleRowOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto logits = f32Arg(env, info[0], "sampleRow: logits", 1);
+  if (!info[1].IsObject()) throw Napi::TypeError::New(env, "sampleRow: params must be an object");
+  Napi::Object o = info[1].As<Napi::Object>();
+  auto num = [&](const char* k) { return o.Get(k).ToNumber().DoubleValue(); };
+  RowSampling p{static_cast<float>(num("temperature")), static_cast<float>(num("topP")), static_cast<float>(num("minP")),
+                static_cast<float>(num("u")), static_cast<int32_t>(num("topK"))};
+  std::vector<float> scratch;
+  return Napi::Number::New(env, sampleRow(logits.Data(), static_cast<int>(logits.ElementLength()), p, scratch));
+}
+
 Napi::Value KernelIsa(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), cpu::hasAvx512() ? "avx512" : "avx2");
 }
@@ -187,6 +202,7 @@ void registerOps(Napi::Env env, Napi::Object exports) {
   ops.Set("kernelIsa", Napi::Function::New(env, KernelIsa, "kernelIsa"));
   ops.Set("matmulBench", Napi::Function::New(env, MatmulBench, "matmulBench"));
   ops.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  ops.Set("sampleRow", Napi::Function::New(env, SampleRowOp, "sampleRow"));
   exports.Set("ops", ops);
 }
 

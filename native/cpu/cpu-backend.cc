@@ -14,6 +14,7 @@
 #include "host-buffer.h"
 #include "kernels.h"
 #include "pds/backend.h"
+#include "pds/sample-row.h"
 
 namespace pds {
 namespace {
@@ -212,7 +213,8 @@ class CpuBackend final : public Backend {
   std::vector<cpu::KvLayer> kvLayers_;
   DType kvDtype_ = DType::F32;
   // forward scratch
-  cpu::AlignedVec<float> x_, h_, qkv_, attn_, gu_, act_, cs_, fin_;
+  cpu::AlignedVec<float> x_, h_, qkv_, attn_, gu_, act_, cs_, fin_, logitsScratch_;
+  std::vector<std::vector<float>> sampleScratch_;  // per logits row: sampleRow's sorted copies
 };
 
 void CpuBackend::validateBatch(const BatchDesc& b) const {
@@ -241,6 +243,7 @@ void CpuBackend::validateBatch(const BatchDesc& b) const {
   }
   for (int t = 0; t < T; t++)
     if (b.slotMapping[t] >= slots) throw std::out_of_range("forward: slot " + std::to_string(b.slotMapping[t]) + " past the KV cache");
+  if (b.sampling && !b.sampledTokens) throw std::invalid_argument("forward: sampling without sampledTokens");
   for (int r = 0; r < b.numLogits; r++)
     if (b.logitsIndices[r] < 0 || b.logitsIndices[r] >= T)
       throw std::out_of_range("forward: logits index " + std::to_string(b.logitsIndices[r]) + " outside [0, numTokens)");
@@ -304,7 +307,19 @@ void CpuBackend::forward(const BatchDesc& b, float* logitsOut) {
     cpu::rmsnorm(x + static_cast<size_t>(b.logitsIndices[r]) * H, H, normF_.as<float>(), fin_.data() + static_cast<size_t>(r) * H,
                  H, 1, H, s.rmsNormEps);
   const void* head = s.tieWordEmbeddings ? embed_.data() : lmHead_.data();
-  cpu::matmul(pool_, fin_.data(), R, H, head, wd, s.vocabSize, logitsOut, s.vocabSize, false);
+  float* logits = logitsOut;
+  if (!logits) {
+    logitsScratch_.resize(static_cast<size_t>(R) * s.vocabSize);
+    logits = logitsScratch_.data();
+  }
+  cpu::matmul(pool_, fin_.data(), R, H, head, wd, s.vocabSize, logits, s.vocabSize, false);
+  if (b.sampling) {
+    sampleScratch_.resize(R);
+    pool_.parallelRange(R, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++)
+        b.sampledTokens[r] = sampleRow(logits + r * s.vocabSize, s.vocabSize, b.sampling[r], sampleScratch_[r]);
+    });
+  }
 }
 
 }  // namespace

@@ -125,7 +125,8 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   if (T <= 0 || S <= 0 || S > T || T > (1 << 24)) badBatch("need numTokens >= numSeqs >= 1 (got " + std::to_string(T) + ", " + std::to_string(S) + ")");
   if (!b.tokenIds || !b.positions || !b.slotMapping || !b.queryStartLoc || !b.contextLens || !b.blockTables)
     badBatch("missing input array");
-  if (R < 0 || R > T || (R > 0 && (!b.logitsIndices || !logitsOut))) badBatch("bad logits request");
+  if (R < 0 || R > T || (R > 0 && (!b.logitsIndices || (!logitsOut && !b.sampling)))) badBatch("bad logits request");
+  if (b.sampling && !b.sampledTokens) badBatch("sampling without sampledTokens");
   if (b.maxBlocksPerSeq <= 0) badBatch("maxBlocksPerSeq must be positive");
   if (b.queryStartLoc[0] != 0 || b.queryStartLoc[S] != T) badBatch("queryStartLoc must run from 0 to numTokens");
   bool decode = true;
@@ -257,17 +258,31 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     if (g.exec) { check(cudaGraphLaunch(g.exec, stream_), "graph launch"); ran = true; }
   }
   if (!ran) runModel(p);
+  // Token choice on the device: only R tokens come back (and the logits only when asked for).
+  const size_t paramBytes = ((size_t)R * sizeof(RowSampling) + 15) / 16 * 16;
+  if (b.sampling && R) {
+    sampleHost_.ensure(paramBytes + (size_t)R * sizeof(int32_t), "sampling parameters");
+    sampleDev_.ensure(paramBytes + (size_t)R * sizeof(int32_t), "sampling parameters");
+    std::memcpy(sampleHost_.get(), b.sampling, (size_t)R * sizeof(RowSampling));
+    check(cudaMemcpyAsync(sampleDev_.get(), sampleHost_.get(), (size_t)R * sizeof(RowSampling), cudaMemcpyHostToDevice, stream_),
+          "upload sampling parameters");
+    int32_t* tokens = (int32_t*)(sampleDev_.as<char>() + paramBytes);
+    launchSample(logits_.as<float>(), R, spec_.vocabSize, sampleDev_.as<RowSampling>(), tokens, stream_);
+    check(cudaMemcpyAsync(sampleHost_.as<char>() + paramBytes, tokens, (size_t)R * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),
+          "download sampled tokens");
+  }
   // The caller's buffer is pageable (often freshly allocated): rather than a D2H staged through the driver's
   // bounce buffers, one DMA into our pinned buffer, then one host memcpy.
-  const size_t logitBytes = (size_t)R * spec_.vocabSize * sizeof(float);
-  if (R) {
+  const size_t logitBytes = logitsOut ? (size_t)R * spec_.vocabSize * sizeof(float) : 0;
+  if (logitBytes) {
     hostLogits_.ensure(logitBytes, "logits download buffer");
     check(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), logitBytes, cudaMemcpyDeviceToHost, stream_), "download logits");
   }
   check(cudaMemcpyAsync(h + flagOff, errFlag_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_), "download flag");
   check(cudaStreamSynchronize(stream_), "forward");
   if (h[flagOff]) badBatch("token id out of range (device check)");
-  if (R) std::memcpy(logitsOut, hostLogits_.get(), logitBytes);
+  if (logitBytes) std::memcpy(logitsOut, hostLogits_.get(), logitBytes);
+  if (b.sampling && R) std::memcpy(b.sampledTokens, sampleHost_.as<char>() + paramBytes, (size_t)R * sizeof(int32_t));
 }
 
 cudaGraphExec_t CudaBackend::capture(const Plan& p) {

@@ -72,6 +72,9 @@ constexpr int kPrefillTileRows = 64;
 bool prefillAttentionSupported(DType t, int D);
 void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s);
 
+// out[r] = the token RowSampling params[r] picks from logits[r, 0..V) (see pds/types.h); params in device memory.
+void launchSample(const float* logits, int rows, int V, const RowSampling* params, int32_t* out, cudaStream_t s);
+
 // out[r] = index of the largest of logits[r, 0..V) (lowest index on ties).
 void launchArgmax(const float* logits, int rows, int V, int32_t* out, cudaStream_t s);
 

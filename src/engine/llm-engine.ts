@@ -1,12 +1,12 @@
 // LLMEngine.step() = schedule -> run model -> postprocess. Everything else is bookkeeping around it.
 import type { EngineConfig } from './config.js';
-import type { EngineStats, GenerateRequest, FinishReason } from './protocol.js';
+import type { EngineStats, GenerateRequest, FinishReason, TokenLogprob } from './protocol.js';
 import type { KvConnector } from './connector/base.js';
 import { BlockManager } from './block-manager.js';
 import { Scheduler, connectorView } from './scheduler.js';
-import { ModelRunner, type ForwardModel } from './model-runner.js';
+import { ModelRunner, type ForwardModel, type RunResult, type SamplingPlan } from './model-runner.js';
 import { Sequence } from './sequence.js';
-import { sampleRow } from './sampler.js';
+import { sampleRow, backendCanSample, GREEDY_EPS } from './sampler.js';
 import { Rng } from '../util/rng.js';
 import { PdsError } from '../util/errors.js';
 
@@ -94,12 +94,12 @@ export class LLMEngine {
       connector.startLoadKv(meta);
     }
     if (out.scheduled.length) {
-      const { logits, sampled } = await this.runner.run(out.scheduled);
+      const run = await this.runner.run(out.scheduled, (seqs) => this.planSampling(seqs));
       if (connector) {
         for (let l = 0; l < this.args.numLayers; l++) connector.saveKvLayer(l);
         await connector.waitForSave();
       }
-      this.postprocess(out.scheduled, logits, sampled);
+      this.postprocess(out.scheduled, run);
     }
     return this.takeOutputs();
   }
@@ -109,7 +109,28 @@ export class LLMEngine {
     return this.outbox.splice(0);
   }
 
-  private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, logits: Float32Array, sampled: Sequence[]): void {
+  /**
+   * Backend sampling for the rows it can do alone (no penalties, no logprobs, no min_tokens masking); the
+   * uniform draw comes from the request's RNG now, as sampleRow would draw it. Rows it cannot do are sampled
+   * on the host from the logits (then wanted), and their backend choice is ignored.
+   */
+  private planSampling(seqs: Sequence[]): SamplingPlan {
+    const R = seqs.length;
+    const arrays = { temperature: new Float32Array(R), topP: new Float32Array(R), minP: new Float32Array(R), topK: new Int32Array(R), u: new Float32Array(R) };
+    const host = new Array<boolean>(R).fill(false);
+    seqs.forEach((seq, r) => {
+      const sp = seq.sampling;
+      host[r] = !backendCanSample(sp, seq.numOutputTokens, this.args.eosTokenIds);
+      arrays.temperature[r] = sp.temperature;
+      arrays.topP[r] = sp.topP;
+      arrays.minP[r] = sp.minP;
+      arrays.topK[r] = sp.topK;
+      if (!host[r] && sp.temperature >= GREEDY_EPS) arrays.u[r] = Math.min((seq.rng ?? this.rng).random(), 0.99999994);
+    });
+    return { arrays, hostRows: host, wantLogits: host.some((h) => h) };
+  }
+
+  private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, { logits, tokens, plan, sampled }: RunResult): void {
     const bm = this.blockManager;
     for (const { seq, numNewTokens } of scheduled) {
       seq.numComputedTokens += numNewTokens;
@@ -118,15 +139,21 @@ export class LLMEngine {
     const V = this.runner.vocabSize;
     sampled.forEach((seq, r) => {
       if (seq.status === 'finished') return;
-      const row = logits.subarray(r * V, (r + 1) * V);
-      const { tokenId, logprob } = sampleRow(row, {
-        sampling: seq.sampling,
-        promptTokenIds: seq.promptTokenIds,
-        outputCounts: seq.outputCounts,
-        numOutputTokens: seq.numOutputTokens,
-        eosTokenIds: this.args.eosTokenIds,
-        rng: seq.rng ?? this.rng,
-      });
+      let tokenId: number;
+      let logprob: TokenLogprob | undefined;
+      if (tokens && plan && !plan.hostRows[r]) tokenId = tokens[r]!;
+      else {
+        if (!logits) throw new Error('internal: no logits for a host-sampled row');
+        const row = logits.subarray(r * V, (r + 1) * V);
+        ({ tokenId, logprob } = sampleRow(row, {
+          sampling: seq.sampling,
+          promptTokenIds: seq.promptTokenIds,
+          outputCounts: seq.outputCounts,
+          numOutputTokens: seq.numOutputTokens,
+          eosTokenIds: this.args.eosTokenIds,
+          rng: seq.rng ?? this.rng,
+        }));
+      }
       if (seq.numOutputTokens === 0) seq.firstTokenTime = performance.now();
       seq.appendToken(tokenId, logprob);
       const stop = this.checkStop(seq, tokenId);

@@ -1,16 +1,28 @@
 // Turns a scheduler step into one native forward: token ids, positions, slot mappings, block tables.
 // The only place where block tables become memory addresses (slot = block_id * block_size + offset).
-import type { ForwardBatch } from '../native/binding.js';
+import type { ForwardBatch, RowSamplingArrays } from '../native/binding.js';
 import type { ScheduledSeq } from './scheduler.js';
 import type { Sequence } from './sequence.js';
 
 /** The part of NativeModel the runner needs (a fake in scheduler tests). */
 export interface ForwardModel {
   forward(batch: ForwardBatch): Promise<Float32Array>;
+  /** Token choice in the backend (native models); without it every row is sampled from host logits. */
+  forwardSample?(batch: ForwardBatch, sampling: RowSamplingArrays, wantLogits: boolean): Promise<{ tokens: Int32Array; logits: Float32Array | null }>;
+}
+
+/** Decided by the engine once the sampled rows are known: backend sampling for every row, logits if some row needs them. */
+export interface SamplingPlan {
+  arrays: RowSamplingArrays;
+  /** rows sampled on the host from the logits (their backend choice is ignored) */
+  hostRows: readonly boolean[];
+  wantLogits: boolean;
 }
 
 export interface RunResult {
-  logits: Float32Array; // [rows, vocab]
+  logits: Float32Array | null; // [rows, vocab]; null when the plan did not want them
+  tokens: Int32Array | null; // [rows] the backend's choices, when a plan was given
+  plan: SamplingPlan | null;
   /** sequences that get a sampled token this step, in logits row order */
   sampled: Sequence[];
 }
@@ -60,11 +72,15 @@ export class ModelRunner {
     };
   }
 
-  async run(scheduled: readonly ScheduledSeq[]): Promise<RunResult> {
+  async run(scheduled: readonly ScheduledSeq[], plan?: (sampled: Sequence[]) => SamplingPlan | null): Promise<RunResult> {
     const { batch, sampled } = this.buildBatch(scheduled);
-    const logits = await this.model.forward(batch);
-    if (logits.length !== sampled.length * this.vocabSize)
+    const p = plan && this.model.forwardSample && sampled.length ? plan(sampled) : null;
+    let logits: Float32Array | null;
+    let tokens: Int32Array | null = null;
+    if (p) ({ logits, tokens } = await this.model.forwardSample!(batch, p.arrays, p.wantLogits));
+    else logits = await this.model.forward(batch);
+    if (logits && logits.length !== sampled.length * this.vocabSize)
       throw new Error(`model returned ${logits.length} logits, expected ${sampled.length} x ${this.vocabSize}`);
-    return { logits, sampled };
+    return { logits, tokens, plan: p, sampled };
   }
 }

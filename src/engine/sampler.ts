@@ -13,7 +13,17 @@ export interface SampleContext {
   rng: Rng;
 }
 
-const GREEDY_EPS = 1e-5;
+export const GREEDY_EPS = 1e-5;
+
+/**
+ * Whether the backend's token choice (pds::RowSampling: greedy / temperature / top-k / top-p / min-p from a
+ * uniform draw) gives what sampleRow would: no penalties, no logprobs, no min_tokens masking of eos/stop ids.
+ */
+export function backendCanSample(sp: SamplingParams, numOutputTokens: number, eosTokenIds: readonly number[]): boolean {
+  if (sp.logprobs !== null || sp.repetitionPenalty !== 1 || sp.presencePenalty !== 0 || sp.frequencyPenalty !== 0) return false;
+  if (numOutputTokens < sp.minTokens && ((!sp.ignoreEos && eosTokenIds.length > 0) || sp.stopTokenIds.length > 0)) return false;
+  return true;
+}
 
 export function sampleRow(logits: Float32Array, ctx: SampleContext): { tokenId: number; logprob?: TokenLogprob } {
   const sp = ctx.sampling;

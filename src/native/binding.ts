@@ -49,6 +49,18 @@ export interface ForwardBatch {
   logitsIndices: Int32Array; // [R]
 }
 
+/**
+ * Token choice per logits row, done by the backend (pds::RowSampling; same semantics as sampleRow in
+ * src/engine/sampler.ts without penalties, masks or logprobs). One entry per logits row.
+ */
+export interface RowSamplingArrays {
+  temperature: Float32Array; // < 1e-5: greedy
+  topP: Float32Array; // 1 = off
+  minP: Float32Array; // 0 = off
+  topK: Int32Array; // <= 0 = off
+  u: Float32Array; // uniform [0, 1) from the request's RNG
+}
+
 export interface NativeModel {
   readonly deviceName: string;
   /** Reads nbytes at `offset` of `path` straight into device memory (no JS heap), converting dtype. */
@@ -65,6 +77,8 @@ export interface NativeModel {
   freeMemoryBytes(): number;
   /** Runs on a native worker thread; resolves with float32 logits [R, vocab]. One at a time per model. */
   forward(batch: ForwardBatch): Promise<Float32Array>;
+  /** forward, then the backend picks each row's token; logits come back only when wantLogits (else null). */
+  forwardSample(batch: ForwardBatch, sampling: RowSamplingArrays, wantLogits: boolean): Promise<{ tokens: Int32Array; logits: Float32Array | null }>;
   /** [layers, 2, numTokens, kv_heads, head_dim] in the KV dtype, written at dst[0..]. Async, off the event loop. */
   kvGather(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void>;
   kvScatter(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void>;

@@ -101,6 +101,7 @@ void runModel(const std::string& dir, const std::string& soPath, DType dt, DType
   int maxBlocks = 0;
   for (auto& s : seqs) maxBlocks = std::max(maxBlocks, (int)s.blocks.size());
 
+  int sampledRows = 0, sampledBad = 0;
   // Batched forward over the given sequences, each contributing tokens [from, to) of its own stream.
   auto step = [&](const std::vector<int>& which, const std::vector<std::pair<int, int>>& ranges,
                   const std::function<int(const Seq&, int)>& tokenAt, std::vector<float>& logits) {
@@ -122,7 +123,15 @@ void runModel(const std::string& dir, const std::string& soPath, DType dt, DType
     b.queryStartLoc = qsl.data(); b.contextLens = ctx.data(); b.blockTables = bt.data();
     b.maxBlocksPerSeq = maxBlocks; b.numLogits = (int)li.size(); b.logitsIndices = li.data();
     logits.assign((size_t)li.size() * V, NAN);
+    // greedy token choice on the device beside the logits: must be the host argmax of the same logits
+    std::vector<RowSampling> greedy(li.size());
+    std::vector<int32_t> chosen(li.size(), -1);
+    b.sampling = greedy.data(); b.sampledTokens = chosen.data();
     be->forward(b, logits.data());
+    for (size_t r = 0; r < li.size(); ++r) {
+      ++sampledRows;
+      if (chosen[r] != argmax(logits.data() + r * V, V)) ++sampledBad;
+    }
   };
   auto promptTok = [](const Seq& s, int p) { return s.prompt[p]; };
   auto streamTok = [](const Seq& s, int p) {
@@ -184,6 +193,9 @@ void runModel(const std::string& dir, const std::string& soPath, DType dt, DType
   if (informational) std::printf("INFO %s greedy (teacher-forced batched decode) %s\n", name.c_str(), d);
   else results().record(bad == 0 && checked > 0, name + " greedy (teacher-forced batched decode)", d);
   if (dt == DType::F32) std::printf("INFO %s greedy mismatches at any step with margin >= 1e-3: %d\n", name.c_str(), badAny);
+
+  results().record(sampledBad == 0 && sampledRows > 0, name + " device greedy sampling == host argmax",
+                   "(" + std::to_string(sampledRows) + " rows, " + std::to_string(sampledBad) + " differ)");
 
   // KV round trip: the longest sequence's KV -> other blocks -> back; then a decode step on the moved blocks.
   size_t li = 0;

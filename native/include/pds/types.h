@@ -38,6 +38,22 @@ struct ModelSpec {
   DType ropeFreqDtype = DType::F32;
 };
 
+// How the backend picks the token of one logits row (src/engine/sampler.ts has the same semantics; the host
+// implementation is pds/sample-row.h, the CUDA kernel native/cuda/sample.cu):
+//   temperature < 1e-5: argmax, lowest index on ties.
+//   else, with m = the row's max and w(v) = exp((v - m) / temperature):
+//     thr = the topK-th largest value (0 < topK < vocab), then max(thr, m + ln(minP) * temperature) (minP > 0);
+//     topP < 1: thr = the largest value v >= thr with sum of w(x) over x >= v >= topP * sum of w(x) over x >= thr;
+//     token = the first index i whose running sum of w over kept values (x >= thr, index order) exceeds
+//     u * (sum of w over kept values); the last kept index if rounding leaves none.
+struct RowSampling {
+  float temperature = 0.f;
+  float topP = 1.f;
+  float minP = 0.f;
+  float u = 0.f;      // uniform in [0, 1), drawn by the caller (a seeded request stays reproducible)
+  int32_t topK = 0;   // <= 0: off
+};
+
 // One forward pass over a batch of sequences, each contributing >= 1 new tokens (prefill chunk or decode).
 // T = total new tokens, S = sequences, R = rows whose logits are wanted.
 // Sequence s owns rows [queryStartLoc[s], queryStartLoc[s+1]); its new tokens occupy positions
@@ -56,6 +72,10 @@ struct BatchDesc {
   int maxBlocksPerSeq = 0;
   int numLogits = 0;                      // R
   const int32_t* logitsIndices = nullptr; // [R] row indices into [0, T)
+  // Optional token choice on the device: with sampling [R] set, sampledTokens [R] receives each row's token.
+  // forward's logitsOut may then be null (the logits are not copied out).
+  const RowSampling* sampling = nullptr;
+  int32_t* sampledTokens = nullptr;
 };
 
 }  // namespace pds
