@@ -61,6 +61,12 @@ inline Napi::Int32Array i32Arg(const Napi::Env& env, const Napi::Value& v, const
   return a;
 }
 
+inline Napi::Uint8Array u8Arg(const Napi::Env& env, const Napi::Value& v, const std::string& what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, what + " must be a Uint8Array");
+  return v.As<Napi::Uint8Array>();
+}
+
 inline std::vector<int32_t> i32Vec(const Napi::Int32Array& a) {
   return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
 }

@@ -89,6 +89,8 @@ class Model : public Napi::ObjectWrap<Model> {
                         InstanceMethod<&Model::KvBytesPerToken>("kvBytesPerToken"),
                         InstanceMethod<&Model::FreeMemory>("freeMemoryBytes"),
                         InstanceMethod<&Model::MeasureDeviceLimits>("measureDeviceLimits"),
+                        InstanceMethod<&Model::RegisterHostMemory>("registerHostMemory"),
+                        InstanceMethod<&Model::UnregisterHostMemory>("unregisterHostMemory"),
                         InstanceMethod<&Model::Forward>("forward"),
                         InstanceMethod<&Model::ForwardSample>("forwardSample"),
                         InstanceMethod<&Model::KvGather>("kvGather"),
@@ -206,6 +208,21 @@ class Model : public Napi::ObjectWrap<Model> {
     return Napi::Number::New(info.Env(),
                              static_cast<double>(locked(info.Env(), [](Backend& b) { return b.freeMemoryBytes(); })));
   }
+  // registerHostMemory(view: Uint8Array) -> boolean: page-locks the view's bytes for the device's transfers
+  // (synchronous; pins every page). unregisterHostMemory(view) undoes it; call it before the memory goes away.
+  Napi::Value RegisterHostMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto v = u8Arg(env, info[0], "registerHostMemory: view");
+    const bool ok = locked(env, [&](Backend& b) { return b.registerHostMemory(v.Data(), v.ByteLength()); });
+    return Napi::Boolean::New(env, ok);
+  }
+  Napi::Value UnregisterHostMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto v = u8Arg(env, info[0], "unregisterHostMemory: view");
+    locked(env, [&](Backend& b) { b.unregisterHostMemory(v.Data()); return 0; });
+    return env.Undefined();
+  }
+
   // { readBandwidthGBs, matmulPeakGflops } measured on the device, or null (cpu: use the host probes).
   // Synchronous: seconds on the JS thread; meant for benchmarks only.
   Napi::Value MeasureDeviceLimits(const Napi::CallbackInfo& info) {

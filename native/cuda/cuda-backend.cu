@@ -158,6 +158,8 @@ CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
   if (xferStream_) cudaStreamSynchronize(xferStream_);
+  for (auto& [p, n] : registered_) cudaHostUnregister(p);
+  registered_.clear();
   closePeers();
   releaseHandles();
 }

@@ -42,6 +42,8 @@ class CudaBackend final : public Backend {
   int kvImportPeer(const std::string& handle) override;
   void kvCopyFromPeer(int peer, const int32_t* srcBlocks, const int32_t* dstBlocks, int nBlocks) override;
   bool measureDeviceLimits(DeviceLimits* out) override;  // device-limits.cu
+  bool registerHostMemory(void* p, size_t bytes) override;  // cuda-kv-copy.cu
+  void unregisterHostMemory(void* p) override;
 
   // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
   void setUseGraphs(bool on) { useGraphs_ = on; }
@@ -125,6 +127,7 @@ class CudaBackend final : public Backend {
   PinnedBuffer xferIds_, bounce_[2];
   DeviceBuffer xferDevIds_, xferStage_;
   cudaEvent_t bounceDone_[2] = {nullptr, nullptr};
+  std::map<void*, size_t> registered_;  // host ranges page-locked by registerHostMemory (released in the destructor)
 
   // peer KV allocations mapped with cudaIpcOpenMemHandle (kv-peer.cu); closed in the destructor
   struct Peer { void* base = nullptr; int device = -1; int numBlocks = 0; };

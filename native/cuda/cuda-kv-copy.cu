@@ -41,6 +41,29 @@ bool isPinned(const void* p) {
 
 }  // namespace
 
+bool CudaBackend::registerHostMemory(void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lk(xferMu_);
+  if (!p || !bytes) return false;
+  if (registered_.count(p)) return true;
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  if (cudaHostRegister(p, bytes, cudaHostRegisterPortable) != cudaSuccess) {
+    cudaGetLastError();  // not fatal: the range stays pageable
+    return false;
+  }
+  registered_[p] = bytes;
+  return true;
+}
+
+void CudaBackend::unregisterHostMemory(void* p) {
+  std::lock_guard<std::mutex> lk(xferMu_);
+  auto it = registered_.find(p);
+  if (it == registered_.end()) return;
+  cudaSetDevice(device_);
+  cudaHostUnregister(p);
+  cudaGetLastError();
+  registered_.erase(it);
+}
+
 void CudaBackend::kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) {
   copyKv(true, blockIds, numBlocks, numTokens, hostDst);
 }

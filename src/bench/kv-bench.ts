@@ -34,6 +34,8 @@ export interface KvBenchOptions {
   paths: Array<'local_cpu' | 'shm' | 'tcp'>;
   kvCache: 'fake' | 'native';
   threads: number; // native KV cache: CPU threads (0 = all)
+  /** native KV cache on this device (cpu | cuda | cuda:N); on a GPU the pool pages and the bare row's buffer are page-locked */
+  device?: string;
 }
 
 export interface KvBenchRow {
@@ -113,7 +115,7 @@ function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
   if (typeof n.createModel !== 'function') throw new Error('--kv-cache native needs the native core with models (createModel), which this build lacks');
   const model: NativeModel = n.createModel(
     { numLayers: o.numLayers, hiddenSize: o.numKvHeads * o.headDim, intermediateSize: 64, numHeads: o.numKvHeads, numKvHeads: o.numKvHeads, headDim: o.headDim, vocabSize: 64, rmsNormEps: 1e-6, ropeTheta: 1e6, ropeType: 'default', tieWordEmbeddings: true, qkvBias: false, qkNorm: false, weightDtype: 'f32' },
-    { device: 'cpu', threads: o.threads },
+    { device: o.device ?? 'cpu', threads: o.threads },
   );
   model.allocKvCache(2 * nBlocks, o.blockSize, o.kvDtype);
   const kv: KvCacheAccess = {
@@ -122,6 +124,17 @@ function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
     gather: (ids, nt, dst) => model.kvGather(ids, nt, dst),
     scatter: (ids, nt, src) => model.kvScatter(ids, nt, src),
   };
+  if (model.deviceName !== 'cpu')
+    kv.registerHost = (view) =>
+      model.registerHostMemory(view)
+        ? () => {
+            try {
+              model.unregisterHostMemory(view);
+            } catch {
+              /* disposed: the backend released it */
+            }
+          }
+        : null;
   return { kv, dispose: () => model.dispose() };
 }
 
@@ -135,6 +148,7 @@ async function benchTier(tier: KvTier, o: KvBenchOptions, label: string): Promis
   const nBlocks = Math.ceil(o.tokens / o.blockSize);
   const { kv, dispose } = makeKv(o);
   await touchAll(kv, o);
+  tier.attachKvCache?.(kv);
   const src = Array.from({ length: nBlocks }, (_, i) => i);
   const dst = Array.from({ length: nBlocks }, (_, i) => nBlocks + i);
   const bytes = o.tokens * kv.bytesPerToken;
@@ -172,6 +186,7 @@ async function benchBare(o: KvBenchOptions): Promise<KvBenchRow> {
   const { kv, dispose } = makeKv(o);
   await touchAll(kv, o);
   const buf = Buffer.allocUnsafeSlow(o.tokens * kv.bytesPerToken).fill(1);
+  const unpin = kv.registerHost?.(buf) ?? null; // GPU: the floor is a copy into page-locked memory
   const src = Int32Array.from({ length: nBlocks }, (_, i) => i);
   const dst = Int32Array.from({ length: nBlocks }, (_, i) => nBlocks + i);
   let g = Infinity;
@@ -186,6 +201,7 @@ async function benchBare(o: KvBenchOptions): Promise<KvBenchRow> {
     g = Math.min(g, t1 - t0);
     s = Math.min(s, t2 - t1);
   }
+  unpin?.();
   dispose();
   const gb = buf.length / GB;
   return { path: 'gather/scatter only', storeGBs: gb / (g / 1000), retrieveGBs: gb / (s / 1000), storeRatio: 0, retrieveRatio: 0 };
@@ -243,7 +259,7 @@ export function formatKvBench(r: KvBenchResult): string {
       ` = ${(r.kvBytes / GB).toFixed(4)} GB per prompt, ${r.chunks} chunks of ${o.chunkSize} tokens`,
     o.kvCache === 'fake'
       ? `KV cache: FakeKvCache (JS memcpy per run of consecutive ${o.blockSize}-token blocks; the engine's native gather/scatter is not used)`
-      : `KV cache: the engine's native KV cache, kvGather/kvScatter (${o.threads || 'all'} CPU threads; block size ${o.blockSize})`,
+      : `KV cache: the engine's native KV cache on ${o.device ?? 'cpu'}, kvGather/kvScatter (${o.device && o.device !== 'cpu' ? 'page-locked pool pages and floor buffer' : `${o.threads || 'all'} CPU threads`}; block size ${o.blockSize})`,
     `single-thread memcpy: ${r.memcpyGBs.toFixed(2)} GB/s (${r.memcpyMethod}; best of readings taken before each row)`,
     `best of ${o.iters} runs after 1 warm-up; tiers sized for ~1.2 prompts (steady-state LRU churn)`,
     `'gather/scatter only' = the KV cache copying into/out of one buffer, no tier: the floor of every path`,

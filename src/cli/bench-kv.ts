@@ -20,6 +20,7 @@ export function registerBenchKv(bench: Command): void {
     .option('--paths <list>', 'comma list of local_cpu, shm, tcp', 'local_cpu,shm,tcp')
     .option('--kv-cache <kind>', "fake (JS stand-in) | native (the engine's KV cache and gather/scatter)", 'fake')
     .option('--threads <n>', 'CPU threads of the native KV cache (0 = all)', '0')
+    .option('--device <device>', 'device of the native KV cache: cpu | cuda | cuda:N (implies --kv-cache native)', 'cpu')
     .option('--json', 'print JSON')
     .action(async (o) => {
       try {
@@ -39,7 +40,9 @@ export function registerBenchKv(bench: Command): void {
           paths: paths as KvBenchOptions['paths'],
           kvCache: o.kvCache,
           threads: int('--threads', o.threads, 0),
+          device: o.device,
         };
+        if (opts.device !== 'cpu') opts.kvCache = 'native';
         if (opts.chunkSize % opts.blockSize) throw new Error('--chunk-size must be a multiple of --block-size');
         const r = await runKvBench(opts);
         console.log(o.json ? JSON.stringify(r, null, 2) : formatKvBench(r));

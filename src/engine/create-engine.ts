@@ -49,6 +49,17 @@ export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerTo
     scatter: (ids, n, src) => native.kvScatter(ids, n, src),
   };
   // peer transfer only where the device has it (the cpu backend's methods throw "not supported")
+  if (native.deviceName.startsWith('cuda'))
+    access.registerHost = (view) =>
+      native.registerHostMemory(view)
+        ? () => {
+            try {
+              native.unregisterHostMemory(view);
+            } catch {
+              /* model disposed: the backend released it */
+            }
+          }
+        : null;
   if (native.deviceName.startsWith('cuda') && native.kvExportIpc && native.kvImportPeer && native.kvCopyFromPeer) {
     const peers = new Map<string, number>();
     access.exportPeerHandle = () => native.kvExportIpc!();

@@ -72,6 +72,10 @@ export interface NativeModel {
   /** All layers, K and V, in the dtype of the last allocKvCache (f32 before the first): size the cache with
    *  layers * 2 * numKvHeads * headDim * dtypeBytes when it is not allocated yet. */
   kvBytesPerToken(): number;
+  /** Page-locks the view's bytes for the device's KV transfers (cuda; false on cpu or failure). Synchronous. */
+  registerHostMemory(view: Uint8Array): boolean;
+  /** Undoes registerHostMemory; call before the memory is unmapped or freed. */
+  unregisterHostMemory(view: Uint8Array): void;
   /** Measured limits of the model's device (GPU: copy bandwidth, GEMM peak in the weight dtype); null on cpu. */
   measureDeviceLimits(): { readBandwidthGBs: number; matmulPeakGflops: number } | null;
   freeMemoryBytes(): number;

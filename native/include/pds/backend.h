@@ -53,6 +53,13 @@ class Backend {
   virtual void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) = 0;
   virtual void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) = 0;
 
+  // --- host memory the KV transfers copy to and from (kv-server pool pages, chunk buffers) ---
+  // Page-locks [p, p + bytes) for direct DMA (cudaHostRegister on cuda); false where the device has no use for
+  // it (cpu) or the registration failed (the memory then stays pageable and transfers stage through pinned
+  // buffers). Unregister before the memory is unmapped or freed.
+  virtual bool registerHostMemory(void* p, size_t bytes) { (void)p; (void)bytes; return false; }
+  virtual void unregisterHostMemory(void* p) { (void)p; }
+
   // --- measured limits of the device (benchmark ratios) ---
   // readBandwidthGBs: a large device-to-device copy, (bytes read + bytes written) / second;
   // matmulPeakGflops: the best GEMM rate in the weight dtype (8192^3). Takes seconds and briefly allocates

@@ -46,6 +46,11 @@ export interface KvCacheAccess {
   /** Layout of dst: [layers, 2, numTokens, kv_heads, head_dim]; tokens are the first numTokens slots of blockIds. */
   gather(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void>;
   scatter(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void>;
+  /**
+   * Page-locks host memory the transfers read or write (kv-server pool pages) for direct DMA; returns the
+   * undo, or null where it does not apply (cpu) or failed (the memory stays pageable: slower, still correct).
+   */
+  registerHost?(view: Uint8Array): (() => void) | null;
   /** Opaque handle a peer engine on this host maps to read this KV cache directly (absent/throws: no peer transfer). */
   exportPeerHandle?(): Uint8Array;
   /** All layers' K and V of the peer's blocks srcBlocks[i] into this cache's dstBlocks[i]; rejects on failure. */

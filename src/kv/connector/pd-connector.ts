@@ -226,6 +226,7 @@ export class PdConnector implements KvConnector {
     if (kv.bytesPerToken !== expect)
       throw new PdsError('PDS_ERR_CONFIG', `KV cache has ${kv.bytesPerToken} bytes per token but the model identity implies ${expect}`, 'kv_transfer_config');
     this.kv = kv;
+    for (const t of this.tiers) t.attachKvCache?.(kv);
   }
 
   private requireKv(): KvCacheAccess {

@@ -5,6 +5,7 @@
 // tcp mode (other hosts, or when the pool file cannot be mapped): PUT/GET move the bytes.
 // Availability: a down or slow server never blocks callers past the request timeout; lookups then
 // report 0 hits (a miss, so the engine computes), writes throw.
+import type { KvCacheAccess } from '../../engine/connector/base.js';
 import { PdsError } from '../../util/errors.js';
 import { getLogger } from '../../util/logger.js';
 import { KvClient, type HelloInfo } from '../server/kv-client.js';
@@ -31,6 +32,9 @@ export class PoolTier implements KvTier {
   private lastWarn = 0;
   /** Reused TCP staging buffers (a few chunks' worth: no fresh pages per chunk). */
   private readonly spare: Buffer[] = [];
+  /** The engine's KV cache (attachKvCache) and the undo of the pool pages' DMA registration. */
+  private kv: KvCacheAccess | null = null;
+  private unregister: Array<() => void> = [];
 
   constructor(private readonly opts: PoolTierOptions) {
     this.client = new KvClient({ host: opts.host, port: opts.port, timeoutMs: opts.timeoutMs, backoffMs: opts.backoffMs });
@@ -49,8 +53,36 @@ export class PoolTier implements KvTier {
     await this.client.request(Op.STATS, []);
   }
 
+  /** Registers the mapped pool pages with the engine's device (GPU: direct DMA to and from them). */
+  attachKvCache(kv: KvCacheAccess): void {
+    this.kv = kv;
+    this.registerPool();
+  }
+
+  private registerPool(): void {
+    this.unregisterPool();
+    if (!this.kv?.registerHost || !this.pool) return;
+    const t0 = performance.now();
+    let bytes = 0;
+    for (const m of this.pool.maps) {
+      const undo = this.kv.registerHost(m);
+      if (!undo) {
+        log.warn(`kv-server pool: page-locking ${m.byteLength} bytes for the GPU failed; transfers stage through pinned buffers`);
+        break;
+      }
+      this.unregister.push(undo);
+      bytes += m.byteLength;
+    }
+    if (bytes) log.info(`kv-server pool: ${bytes} bytes page-locked for GPU transfers in ${(performance.now() - t0).toFixed(0)} ms`);
+  }
+
+  private unregisterPool(): void {
+    for (const undo of this.unregister.splice(0)) undo();
+  }
+
   private onHello(h: HelloInfo): void {
     if (this.poolNonce?.equals(h.nonce)) return;
+    this.unregisterPool();
     this.pool = null;
     this.poolNonce = null;
     if (this.opts.transport === 'tcp') return;
@@ -60,7 +92,8 @@ export class PoolTier implements KvTier {
       if (head.toString('ascii', 0, 8) !== POOL_MAGIC || !head.subarray(8, 24).equals(h.nonce)) throw new Error('pool file belongs to another kv-server');
       this.pool = segs;
       this.poolNonce = Buffer.from(h.nonce);
-      void segs.prefault(() => this.pool !== segs).catch(() => {});
+      if (this.kv?.registerHost) this.registerPool(); // pins (and so maps) every page
+      else void segs.prefault(() => this.pool !== segs).catch(() => {});
       log.info(`kv-server ${this.opts.host}:${this.opts.port}: shared-memory pool ${h.poolFile} mapped (${h.poolSize} bytes)`);
     } catch (e) {
       const why = `cannot map pool file ${h.poolFile}: ${(e as Error).message}`;
@@ -226,6 +259,7 @@ export class PoolTier implements KvTier {
 
   async close(): Promise<void> {
     this.spare.length = 0;
+    this.unregisterPool();
     this.client.close();
   }
 }

@@ -10,6 +10,7 @@
 //  - A ChunkHandle from get() holds a pin until release(); its bytes are valid until then.
 //  - Eviction (LRU over committed, unpinned chunks) happens inside reserve/put when space runs out;
 //    when it cannot make room, reserve/put throw TierFullError.
+import type { KvCacheAccess } from '../../engine/connector/base.js';
 
 export type ChunkKey = string; // 64 lowercase hex chars
 
@@ -55,6 +56,9 @@ export interface KvTier {
   delete(key: ChunkKey): Promise<boolean>;
   stats(): Promise<TierStats>;
   close(): Promise<void>;
+  /** The engine's KV cache this tier serves (optional): a tier whose memory the device copies to and from
+   * directly (the pool's pages) registers it for DMA. */
+  attachKvCache?(kv: KvCacheAccess): void;
 }
 
 export class TierFullError extends Error {
