@@ -27,6 +27,9 @@ namespace {
 constexpr int kMaxGraphTokens = 512;
 constexpr size_t kMaxGraphs = 48;
 constexpr size_t kAttnWorkspaceBytes = (size_t)64 << 20;
+// Split-merge counters of the fused paged attention, at the end of wsML_: zeroed once at allocation, every
+// launch leaves them zeroed.
+constexpr size_t kAttnCounterInts = (size_t)1 << 18;
 
 }  // namespace
 
@@ -51,7 +54,10 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     return;
   }
   const size_t perToken = (size_t)nH * p.maxSplits * D * sizeof(float);
-  const int chunk = (int)std::min<size_t>(65535, std::max<size_t>(1, wsO_.bytes() / perToken));  // grid.z limit
+  const int ctrPerToken = pagedAttentionCountersPerToken(nH, spec_.numKvHeads);
+  const int chunk = (int)std::min<size_t>({65535, std::max<size_t>(1, wsO_.bytes() / perToken),  // grid.z limit
+                                           kAttnCounterInts / ctrPerToken});
+  int* counters = (int*)((char*)wsML_.get() + wsML_.bytes() - kAttnCounterInts * sizeof(int));
   for (int t0 = 0; t0 < p.T; t0 += chunk) {
     PagedAttnArgs a;
     a.q = (const char*)qkv_.get() + (size_t)t0 * qkvRows_ * elem_;
@@ -64,7 +70,8 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     a.scale = scale; a.maxSplits = p.maxSplits; a.splitSize = p.splitSize;
     a.wsO = wsO_.as<float>(); a.wsML = wsML_.as<float>();
     a.out = (char*)attn_.get() + (size_t)t0 * nH * D * elem_;
-    launchPagedAttention(spec_.weightDtype, a, stream_);
+    a.counters = counters;
+    launchPagedAttentionFused(spec_.weightDtype, a, stream_);
   }
 }
 
@@ -147,13 +154,13 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
   {
     // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
-    // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_.
-    const int G = spec_.numHeads / spec_.numKvHeads;
-    const int mg = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;  // query heads per block (paged-attention.cu)
-    const int perSplit = T * spec_.numKvHeads * ((G + mg - 1) / mg);
+    // is otherwise latency-bound on a few blocks), but no split below one pass of the fused kernel's
+    // loads, in multiples of 32 tokens, at most splitSize_.
+    const int perSplit = T * pagedAttentionCountersPerToken(spec_.numHeads, spec_.numKvHeads);
     const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
     const int want = (ctxCap + splits - 1) / splits;
-    p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
+    const int pass = pagedAttentionKeysPerPass(spec_.weightDtype, spec_.headDim, spec_.numHeads, spec_.numKvHeads);
+    p.splitSize = std::min(splitSize_, (std::max(want, pass) + 31) / 32 * 32);
   }
   p.maxSplits = (ctxCap + p.splitSize - 1) / p.splitSize;
   p.prefillKernel = !decode && prefillAttentionSupported(spec_.weightDtype, spec_.headDim);
@@ -212,7 +219,9 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   }
   if (!wsO_.get()) {
     wsO_.alloc(kAttnWorkspaceBytes, "attention workspace");
-    wsML_.alloc(kAttnWorkspaceBytes * 2 / spec_.headDim + 4096, "attention workspace");
+    wsML_.alloc(kAttnWorkspaceBytes * 2 / spec_.headDim + 4096 + kAttnCounterInts * sizeof(int), "attention workspace");
+    check(cudaMemsetAsync((char*)wsML_.get() + wsML_.bytes() - kAttnCounterInts * sizeof(int), 0,
+                          kAttnCounterInts * sizeof(int), stream_), "clear attention counters");
   }
   if (p.maxSplits > 1024) badBatch("context too long (" + std::to_string(maxCtx) + " tokens)");
   if ((size_t)spec_.numHeads * p.maxSplits * spec_.headDim * sizeof(float) > wsO_.bytes())
