@@ -2,6 +2,7 @@
 // model (as a replayed CUDA graph for pure decode batches seen before), and downloads f32 logits.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "common.cuh"
@@ -13,7 +14,7 @@ namespace pds::cuda {
 // Offsets are in int32 elements into devInts_ (and the pinned hostInts_ it is copied from).
 struct CudaBackend::Plan {
   int T = 0, S = 0, R = 0, btStride = 0, numTiles = 0, maxSplits = 0, splitSize = 0;
-  bool decode = false, prefillKernel = false;
+  bool decode = false, prefillKernel = false, fusedAttn = false;
   size_t ids = 0, pos = 0, slots = 0, qsl = 0, ctx = 0, bt = 0, logitIdx = 0, tokSeq = 0, tokCtx = 0, tiles = 0,
          total = 0;
   const int32_t* dev = nullptr;
@@ -30,6 +31,14 @@ constexpr size_t kAttnWorkspaceBytes = (size_t)64 << 20;
 // Split-merge counters of the fused paged attention, at the end of wsML_: zeroed once at allocation, every
 // launch leaves them zeroed.
 constexpr size_t kAttnCounterInts = (size_t)1 << 18;
+
+// Paged attention path: the one-launch kernel (launchPagedAttentionFused) for f16/bf16 batches of at most
+// this many tokens, else split + combine (launchPagedAttention: measured faster with f32 KV, and kept for
+// large batches and the generic prefill). PDS_CUDA_FUSED_ATTN_TOKENS overrides (0 = never).
+int fusedAttnMaxTokens() {
+  const char* e = std::getenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+  return e && *e ? std::atoi(e) : 8;
+}
 
 }  // namespace
 
@@ -71,7 +80,8 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     a.wsO = wsO_.as<float>(); a.wsML = wsML_.as<float>();
     a.out = (char*)attn_.get() + (size_t)t0 * nH * D * elem_;
     a.counters = counters;
-    launchPagedAttentionFused(spec_.weightDtype, a, stream_);
+    if (p.fusedAttn) launchPagedAttentionFused(spec_.weightDtype, a, stream_);
+    else launchPagedAttention(spec_.weightDtype, a, stream_);
   }
 }
 
@@ -154,12 +164,13 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
   {
     // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
-    // is otherwise latency-bound on a few blocks), but no split below one pass of the fused kernel's
-    // loads, in multiples of 32 tokens, at most splitSize_.
+    // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_; for the
+    // fused kernel no split below one pass of its loads.
+    p.fusedAttn = spec_.weightDtype != DType::F32 && T <= fusedAttnMaxTokens();
     const int perSplit = T * pagedAttentionCountersPerToken(spec_.numHeads, spec_.numKvHeads);
     const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
     const int want = (ctxCap + splits - 1) / splits;
-    const int pass = pagedAttentionKeysPerPass(spec_.weightDtype, spec_.headDim, spec_.numHeads, spec_.numKvHeads);
+    const int pass = p.fusedAttn ? pagedAttentionKeysPerPass(spec_.weightDtype, spec_.headDim, spec_.numHeads, spec_.numKvHeads) : 32;
     p.splitSize = std::min(splitSize_, (std::max(want, pass) + 31) / 32 * 32);
   }
   p.maxSplits = (ctxCap + p.splitSize - 1) / p.splitSize;
@@ -232,7 +243,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   check(cudaMemcpyAsync(devInts_.get(), h, p.total * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "upload inputs");
   bool ran = false;
   if (graph) {
-    const std::vector<int64_t> key = {T, R, p.btStride, p.maxSplits, p.splitSize, gemvMaxRows_};
+    const std::vector<int64_t> key = {T, R, p.btStride, p.maxSplits, p.splitSize, gemvMaxRows_, p.fusedAttn};
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
       if (graphs_.size() >= kMaxGraphs) {

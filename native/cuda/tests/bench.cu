@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -156,6 +157,8 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
   timeIt("attention combine alone", 0, [&] { cuda::launchAttentionCombine(dt, a, st); });
   int* ctr; TCHECK(cudaMalloc(&ctr, 4096)); TCHECK(cudaMemset(ctr, 0, 4096));
   a.counters = ctr;
+  a.splitSize = std::max(64, cuda::pagedAttentionKeysPerPass(dt, D, nH, nKV));  // as the forward at b=1
+  a.maxSplits = (ctx + a.splitSize - 1) / a.splitSize;
   timeIt("paged attention fused ctx 2049", 2.0 * plane, [&] { cuda::launchPagedAttentionFused(dt, a, st); });
   cudaFree(ctr);
   gemvBench("gemv o_proj", H, nH * D, false);
@@ -263,6 +266,14 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     const double ms = medianMs(3, 30, [&] { be.forward(dd, logits.data()); });
     row(label + " decode b=1 " + c.name, fmt("%.3f ms", ms), "floor " + fmt("%.3f ms", floorMs), fmt("%.2f of floor", floorMs / ms));
   }
+  {  // the same with the two-launch attention (PDS_CUDA_FUSED_ATTN_TOKENS=0), for the before/after ratio
+    be.setUseGraphs(true); be.setGemvMaxRows(4);
+    setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "0", 1);
+    const double ms = medianMs(3, 30, [&] { be.forward(dd, logits.data()); });
+    unsetenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+    row(label + " decode b=1 graphs+gemv, 2-launch attention", fmt("%.3f ms", ms), "floor " + fmt("%.3f ms", floorMs),
+        fmt("%.2f of floor", floorMs / ms));
+  }
   be.setUseGraphs(true); be.setGemvMaxRows(4);
 
   // decode batch 32 / 64 at context 512 (blocks 160.. , 33 per sequence)
@@ -274,8 +285,13 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     }
     Batch step = makeBatch(S, 512, 513, 160, 33, V, true);
     BatchDesc sd = step.desc();
-    const double ms = medianMs(3, 20, [&] { be.forward(sd, logits.data()); });
-    row(label + " decode b=" + std::to_string(S) + " ctx 512", fmt("%.0f tok/s", S / (ms * 1e-3)), fmt("%.2f ms/step", ms), "");
+    for (bool fused : {false, true}) {  // default path, then the fused attention forced
+      if (fused) setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "100000", 1);
+      const double ms = medianMs(3, 20, [&] { be.forward(sd, logits.data()); });
+      unsetenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+      row(label + " decode b=" + std::to_string(S) + " ctx 512" + (fused ? " fused attention" : ""),
+          fmt("%.0f tok/s", S / (ms * 1e-3)), fmt("%.2f ms/step", ms), "");
+    }
   }
 
   if (kvGatherBench) {
