@@ -32,12 +32,15 @@ constexpr size_t kAttnWorkspaceBytes = (size_t)64 << 20;
 // launch leaves them zeroed.
 constexpr size_t kAttnCounterInts = (size_t)1 << 18;
 
-// Paged attention path: the one-launch kernel (launchPagedAttentionFused) for f16/bf16 batches of at most
-// this many tokens, else split + combine (launchPagedAttention: measured faster with f32 KV, and kept for
-// large batches and the generic prefill). PDS_CUDA_FUSED_ATTN_TOKENS overrides (0 = never).
-int fusedAttnMaxTokens() {
+// Paged attention path: the one-launch kernel (launchPagedAttentionFused) for f16/bf16 on tensor cores at
+// any batch, and on CUDA cores (other head dims) for batches of at most 8 tokens; else split + combine
+// (launchPagedAttention: measured faster with f32 KV, and for large batches on CUDA cores).
+// PDS_CUDA_FUSED_ATTN_TOKENS=n overrides: fused for f16/bf16 batches of at most n tokens (0 = never).
+bool useFusedAttention(DType t, int D, int T) {
+  if (t == DType::F32) return false;
   const char* e = std::getenv("PDS_CUDA_FUSED_ATTN_TOKENS");
-  return e && *e ? std::atoi(e) : 8;
+  if (e && *e) return T <= std::atoi(e);
+  return pagedAttentionTensorCores(t, D) || T <= 8;
 }
 
 }  // namespace
@@ -163,15 +166,19 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   p.btStride = graph ? (b.maxBlocksPerSeq + 31) / 32 * 32 : b.maxBlocksPerSeq;
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
   {
-    // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
-    // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_; for the
-    // fused kernel no split below one pass of its loads.
-    p.fusedAttn = spec_.weightDtype != DType::F32 && T <= fusedAttnMaxTokens();
-    const int perSplit = T * pagedAttentionCountersPerToken(spec_.numHeads, spec_.numKvHeads);
-    const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
-    const int want = (ctxCap + splits - 1) / splits;
-    const int pass = p.fusedAttn ? pagedAttentionKeysPerPass(spec_.weightDtype, spec_.headDim, spec_.numHeads, spec_.numKvHeads) : 32;
-    p.splitSize = std::min(splitSize_, (std::max(want, pass) + 31) / 32 * 32);
+    // Split + combine: split the context so that the grid has ~8 blocks per SM (decode at small batch is
+    // otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_. The fused
+    // kernel chooses its own (pagedAttentionFusedSplit).
+    p.fusedAttn = useFusedAttention(spec_.weightDtype, spec_.headDim, T);
+    if (p.fusedAttn) {
+      p.splitSize = pagedAttentionFusedSplit(spec_.weightDtype, spec_.headDim, spec_.numHeads, spec_.numKvHeads, T,
+                                             ctxCap, numSms_);
+    } else {
+      const int perSplit = T * pagedAttentionCountersPerToken(spec_.numHeads, spec_.numKvHeads);
+      const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
+      const int want = (ctxCap + splits - 1) / splits;
+      p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
+    }
   }
   p.maxSplits = (ctxCap + p.splitSize - 1) / p.splitSize;
   p.prefillKernel = !decode && prefillAttentionSupported(spec_.weightDtype, spec_.headDim);

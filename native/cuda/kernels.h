@@ -62,6 +62,10 @@ void launchAttentionCombine(DType t, const PagedAttnArgs& a, cudaStream_t s);
 void launchPagedAttentionFused(DType t, const PagedAttnArgs& a, cudaStream_t s);
 // Keys one block of the fused kernel loads per pass: split sizes are best a multiple of this.
 int pagedAttentionKeysPerPass(DType t, int D, int nH, int nKV);
+// Whether the fused kernel runs on tensor cores for this KV dtype and head_dim (f16/bf16, D 64 or 128).
+bool pagedAttentionTensorCores(DType t, int D);
+// Split size for the fused kernel: T query tokens, contexts up to ctxCap, numSms SMs.
+int pagedAttentionFusedSplit(DType t, int D, int nH, int nKV, int T, int ctxCap, int numSms);
 // Counter ints launchPagedAttentionFused needs per token.
 inline int pagedAttentionCountersPerToken(int nH, int nKV) {
   const int G = nH / nKV, mg = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;

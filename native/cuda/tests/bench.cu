@@ -157,7 +157,9 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
   timeIt("attention combine alone", 0, [&] { cuda::launchAttentionCombine(dt, a, st); });
   int* ctr; TCHECK(cudaMalloc(&ctr, 4096)); TCHECK(cudaMemset(ctr, 0, 4096));
   a.counters = ctr;
-  a.splitSize = std::max(64, cuda::pagedAttentionKeysPerPass(dt, D, nH, nKV));  // as the forward at b=1
+  int devId = 0, sms = 0;
+  TCHECK(cudaGetDevice(&devId)); TCHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, devId));
+  a.splitSize = cuda::pagedAttentionFusedSplit(dt, D, nH, nKV, 1, ctx, sms);  // as the forward at b=1
   a.maxSplits = (ctx + a.splitSize - 1) / a.splitSize;
   timeIt("paged attention fused ctx 2049", 2.0 * plane, [&] { cuda::launchPagedAttentionFused(dt, a, st); });
   cudaFree(ctr);
@@ -194,9 +196,9 @@ void attentionBench(const std::string& label, int nH, int nKV, int D, int numSms
       TCHECK(cudaMemcpy(ints, hi.data(), hi.size() * 4, cudaMemcpyHostToDevice));
       const int perTok = cuda::pagedAttentionCountersPerToken(nH, nKV);
       const int splits = std::max(1, (8 * numSms + T * perTok - 1) / (T * perTok));
-      const int want = (ctx + splits - 1) / splits, pass = cuda::pagedAttentionKeysPerPass(dt, D, nH, nKV);
+      const int want = (ctx + splits - 1) / splits;
       const int oldSplit = std::min(256, std::max(32, (want + 31) / 32 * 32));
-      const int newSplit = std::min(256, (std::max(want, pass) + 31) / 32 * 32);
+      const int newSplit = cuda::pagedAttentionFusedSplit(dt, D, nH, nKV, T, ctx, numSms);
       float *wsO, *wsML; int* ctr;
       TCHECK(cudaMalloc(&wsO, (size_t)T * nH * 80 * D * 4)); TCHECK(cudaMalloc(&wsML, (size_t)T * nH * 80 * 8));
       TCHECK(cudaMalloc(&ctr, (size_t)T * perTok * 4)); TCHECK(cudaMemset(ctr, 0, (size_t)T * perTok * 4));
@@ -226,7 +228,7 @@ void attentionBench(const std::string& label, int nH, int nKV, int D, int numSms
       };
       run(false, oldSplit);
       run(true, newSplit);
-      for (int sp : {64, 128, 256, 512}) if (sp != newSplit) run(true, sp);
+      for (int sp : {128, 256, 512}) if (sp != newSplit) run(true, sp);
       for (void* p : {q, kc, vc, out, (void*)ints, (void*)wsO, (void*)wsML, (void*)ctr}) cudaFree(p);
     }
   }
@@ -285,11 +287,11 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     }
     Batch step = makeBatch(S, 512, 513, 160, 33, V, true);
     BatchDesc sd = step.desc();
-    for (bool fused : {false, true}) {  // default path, then the fused attention forced
-      if (fused) setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "100000", 1);
+    for (bool twoLaunch : {false, true}) {  // default path, then split + combine attention forced
+      if (twoLaunch) setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "0", 1);
       const double ms = medianMs(3, 20, [&] { be.forward(sd, logits.data()); });
       unsetenv("PDS_CUDA_FUSED_ATTN_TOKENS");
-      row(label + " decode b=" + std::to_string(S) + " ctx 512" + (fused ? " fused attention" : ""),
+      row(label + " decode b=" + std::to_string(S) + " ctx 512" + (twoLaunch ? ", 2-launch attention" : ""),
           fmt("%.0f tok/s", S / (ms * 1e-3)), fmt("%.2f ms/step", ms), "");
     }
   }

@@ -444,7 +444,8 @@ void runKernelTests(uint64_t seed) {
   testPagedAttention(DType::F32, 16, 12, 4, 32, true);    // G=3 (group of 4, one head idle)
   testPagedAttention(DType::F32, 64, 8, 2, 256, true, {300, 77}, {300, 77});   // prefill rows, causal
   testPagedAttention(DType::BF16, 128, 32, 8, 64, true, {2049}, {1});           // the benchmark decode shape
-  testPagedAttention(DType::BF16, 128, 32, 8, 128, true, {2049}, {1});          // the forward's split there
+  testPagedAttention(DType::BF16, 128, 32, 8, 128, true, {2049}, {1});
+  testPagedAttention(DType::BF16, 128, 16, 8, 256, true, {2049}, {1});          // the forward's split there
   // tensor-core kernel (f16/bf16, D 64/128): 3 of 8 head rows used, splits ending inside a warp step,
   // causal prefill rows
   testPagedAttention(DType::BF16, 64, 12, 4, 48, true);
