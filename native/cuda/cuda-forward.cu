@@ -169,10 +169,10 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     // Split + combine: split the context so that the grid has ~8 blocks per SM (decode at small batch is
     // otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_. The fused
     // kernel chooses its own (pagedAttentionFusedSplit).
-    p.fusedAttn = useFusedAttention(spec_.weightDtype, spec_.headDim, T);
+    const DType kvDt = spec_.weightDtype;  // the KV cache's dtype: the paged kernels' element type
+    p.fusedAttn = useFusedAttention(kvDt, spec_.headDim, T);
     if (p.fusedAttn) {
-      p.splitSize = pagedAttentionFusedSplit(spec_.weightDtype, spec_.headDim, spec_.numHeads, spec_.numKvHeads, T,
-                                             ctxCap, numSms_);
+      p.splitSize = pagedAttentionFusedSplit(kvDt, spec_.headDim, spec_.numHeads, spec_.numKvHeads, T, ctxCap, numSms_);
     } else {
       const int perSplit = T * pagedAttentionCountersPerToken(spec_.numHeads, spec_.numKvHeads);
       const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
