@@ -11,6 +11,8 @@ constexpr int kMaxCombineSplits = 1024;
 // each thread sums its output elements over the splits.
 template <typename T>
 __global__ void attentionCombineKernel(PagedAttnArgs a) {
+  pdlWait();
+  pdlTrigger();
   __shared__ float wS[kMaxCombineSplits];
   __shared__ float red[32];
   const int t = blockIdx.x, h = blockIdx.y, D = a.D;
@@ -58,7 +60,7 @@ void launchAttentionCombine(DType t, const PagedAttnArgs& a, cudaStream_t s) {
   const int threads = a.D >= 128 ? 128 : a.D >= 64 ? 64 : 32;
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
-    attentionCombineKernel<E><<<grid, threads, 0, s>>>(a);
+    launchPdl(attentionCombineKernel<E>, grid, threads, 0, s, a);
   });
   checkLaunch("attention_combine");
 }

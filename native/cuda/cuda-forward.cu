@@ -2,6 +2,7 @@
 // model (as a replayed CUDA graph for pure decode batches seen before), and downloads f32 logits.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -14,7 +15,7 @@ namespace pds::cuda {
 // Offsets are in int32 elements into devInts_ (and the pinned hostInts_ it is copied from).
 struct CudaBackend::Plan {
   int T = 0, S = 0, R = 0, btStride = 0, numTiles = 0, maxSplits = 0, splitSize = 0;
-  bool decode = false, prefillKernel = false;
+  bool decode = false, prefillKernel = false, fusedAttn = false;
   size_t ids = 0, pos = 0, slots = 0, qsl = 0, ctx = 0, bt = 0, logitIdx = 0, tokSeq = 0, tokCtx = 0, tiles = 0,
          total = 0;
   const int32_t* dev = nullptr;
@@ -28,6 +29,20 @@ namespace {
 constexpr int kMaxGraphTokens = 512;
 constexpr size_t kMaxGraphs = 48;
 constexpr size_t kAttnWorkspaceBytes = (size_t)64 << 20;
+// Split-merge counters of the fused paged attention, at the end of wsML_: zeroed once at allocation, every
+// launch leaves them zeroed.
+constexpr size_t kAttnCounterInts = (size_t)1 << 18;
+
+// Paged attention path: the one-launch kernel (launchPagedAttentionFused) for f16/bf16 on tensor cores at
+// any batch, and on CUDA cores (other head dims) for batches of at most 8 tokens; else split + combine
+// (launchPagedAttention: measured faster with f32 KV, and for large batches on CUDA cores).
+// PDS_CUDA_FUSED_ATTN_TOKENS=n overrides: fused for f16/bf16 batches of at most n tokens (0 = never).
+bool useFusedAttention(DType t, int D, int T) {
+  if (t == DType::F32) return false;
+  const char* e = std::getenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+  if (e && *e) return T <= std::atoi(e);
+  return pagedAttentionTensorCores(t, D) || T <= 8;
+}
 
 }  // namespace
 
@@ -64,7 +79,10 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     return;
   }
   const size_t perToken = (size_t)nH * p.maxSplits * D * sizeof(float);
-  const int chunk = (int)std::min<size_t>(65535, std::max<size_t>(1, wsO_.bytes() / perToken));  // grid.z limit
+  const int ctrPerToken = pagedAttentionCountersPerToken(nH, spec_.numKvHeads);
+  const int chunk = (int)std::min<size_t>({65535, std::max<size_t>(1, wsO_.bytes() / perToken),  // grid.z limit
+                                           kAttnCounterInts / ctrPerToken});
+  int* counters = (int*)((char*)wsML_.get() + wsML_.bytes() - kAttnCounterInts * sizeof(int));
   for (int t0 = 0; t0 < p.T; t0 += chunk) {
     PagedAttnArgs a;
     a.q = (const char*)qkv_.get() + (size_t)t0 * qkvRows_ * aElem_;
@@ -77,7 +95,9 @@ void CudaBackend::attention(const Plan& p, int layer, const void* kc, const void
     a.scale = scale; a.maxSplits = p.maxSplits; a.splitSize = p.splitSize;
     a.wsO = wsO_.as<float>(); a.wsML = wsML_.as<float>();
     a.out = (char*)attn_.get() + (size_t)t0 * nH * D * aElem_;
-    launchPagedAttention(actDt_, a, stream_);
+    a.counters = counters;
+    if (p.fusedAttn) launchPagedAttentionFused(actDt_, a, stream_);
+    else launchPagedAttention(actDt_, a, stream_);
   }
 }
 
@@ -160,14 +180,19 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   p.btStride = graph ? (b.maxBlocksPerSeq + 31) / 32 * 32 : b.maxBlocksPerSeq;
   const int ctxCap = graph ? p.btStride * bs : maxCtx;
   {
-    // Split the context so that the paged-attention grid has ~8 blocks per SM (decode at small batch
-    // is otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_.
-    const int G = spec_.numHeads / spec_.numKvHeads;
-    const int mg = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;  // query heads per block (paged-attention.cu)
-    const int perSplit = T * spec_.numKvHeads * ((G + mg - 1) / mg);
-    const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
-    const int want = (ctxCap + splits - 1) / splits;
-    p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
+    // Split + combine: split the context so that the grid has ~8 blocks per SM (decode at small batch is
+    // otherwise latency-bound on a few blocks), in multiples of 32 tokens, at most splitSize_. The fused
+    // kernel chooses its own (pagedAttentionFusedSplit).
+    const DType kvDt = actDt_;  // the KV cache's dtype: the paged kernels' element type
+    p.fusedAttn = useFusedAttention(kvDt, spec_.headDim, T);
+    if (p.fusedAttn) {
+      p.splitSize = pagedAttentionFusedSplit(kvDt, spec_.headDim, spec_.numHeads, spec_.numKvHeads, T, ctxCap, numSms_);
+    } else {
+      const int perSplit = T * pagedAttentionCountersPerToken(spec_.numHeads, spec_.numKvHeads);
+      const int splits = std::max(1, (8 * numSms_ + perSplit - 1) / perSplit);
+      const int want = (ctxCap + splits - 1) / splits;
+      p.splitSize = std::min(splitSize_, std::max(32, (want + 31) / 32 * 32));
+    }
   }
   p.maxSplits = (ctxCap + p.splitSize - 1) / p.splitSize;
   p.prefillKernel = !decode && prefillAttentionSupported(actDt_, spec_.headDim);
@@ -229,7 +254,9 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   }
   if (!wsO_.get()) {
     wsO_.alloc(kAttnWorkspaceBytes, "attention workspace");
-    wsML_.alloc(kAttnWorkspaceBytes * 2 / spec_.headDim + 4096, "attention workspace");
+    wsML_.alloc(kAttnWorkspaceBytes * 2 / spec_.headDim + 4096 + kAttnCounterInts * sizeof(int), "attention workspace");
+    check(cudaMemsetAsync((char*)wsML_.get() + wsML_.bytes() - kAttnCounterInts * sizeof(int), 0,
+                          kAttnCounterInts * sizeof(int), stream_), "clear attention counters");
   }
   if (p.maxSplits > 1024) badBatch("context too long (" + std::to_string(maxCtx) + " tokens)");
   if ((size_t)spec_.numHeads * p.maxSplits * spec_.headDim * sizeof(float) > wsO_.bytes())
@@ -240,7 +267,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   check(cudaMemcpyAsync(devInts_.get(), h, p.total * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "upload inputs");
   bool ran = false;
   if (graph) {
-    const std::vector<int64_t> key = {T, R, p.btStride, p.maxSplits, p.splitSize, gemvMaxRows_};
+    const std::vector<int64_t> key = {T, R, p.btStride, p.maxSplits, p.splitSize, gemvMaxRows_, p.fusedAttn};
     auto it = graphs_.find(key);
     if (it == graphs_.end()) {
       if (graphs_.size() >= kMaxGraphs) {

@@ -50,10 +50,28 @@ struct PagedAttnArgs {
   int maxSplits, splitSize;
   float* wsO; float* wsML;
   void* out;
+  // launchPagedAttentionFused only: [T, nKV * ceil(G / min(G, 8))] ints, all 0 before the launch and
+  // left 0 after it (G = nH / nKV). Not needed when maxSplits == 1.
+  int* counters = nullptr;
 };
 void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s);
 // Second pass of launchPagedAttention: merges the splits of each (token, head) into out.
 void launchAttentionCombine(DType t, const PagedAttnArgs& a, cudaStream_t s);
+// The same attention in one launch (decode path): K and V of a split loaded together, and the last split
+// of each (token, kv head group) to finish merges the splits (through wsO/wsML and counters). Any
+// splitSize >= 1.
+void launchPagedAttentionFused(DType t, const PagedAttnArgs& a, cudaStream_t s);
+// Keys one block of the fused kernel loads per pass: split sizes are best a multiple of this.
+int pagedAttentionKeysPerPass(DType t, int D, int nH, int nKV);
+// Whether the fused kernel runs on tensor cores for this KV dtype and head_dim (f16/bf16, D 64 or 128).
+bool pagedAttentionTensorCores(DType t, int D);
+// Split size for the fused kernel: T query tokens, contexts up to ctxCap, numSms SMs.
+int pagedAttentionFusedSplit(DType t, int D, int nH, int nKV, int T, int ctxCap, int numSms);
+// Counter ints launchPagedAttentionFused needs per token.
+inline int pagedAttentionCountersPerToken(int nH, int nKV) {
+  const int G = nH / nKV, mg = G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;
+  return nKV * ((G + mg - 1) / mg);
+}
 
 // Tiled causal prefill attention on tensor cores (f16/bf16, D in {64, 128}). Work items tiles[2*i] = sequence,
 // tiles[2*i+1] = first query row within that sequence's new rows (a multiple of 64). Sequence s's new rows

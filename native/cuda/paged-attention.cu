@@ -28,6 +28,8 @@ template <typename T> __device__ __forceinline__ void load8(const T* p, float* o
 // kMaxG = query heads per block (1, 2, 4 or 8: the GQA group, capped at 8); it sizes the registers.
 template <typename T, int kMaxG>
 __global__ void __launch_bounds__(kAttnThreads) pagedAttentionKernel(PagedAttnArgs a) {
+  pdlWait();
+  pdlTrigger();
   extern __shared__ float smem[];
   const int D = a.D, LPK = D / 8, NGRP = kAttnThreads / LPK;
   const int t = blockIdx.z, split = blockIdx.x;
@@ -178,7 +180,7 @@ static void launchPagedTyped(const PagedAttnArgs& a, cudaStream_t s) {
   }
   const int G = a.nH / a.nKV;
   dim3 grid(a.maxSplits, a.nKV * ((G + MG - 1) / MG), a.T);
-  pagedAttentionKernel<T, MG><<<grid, kAttnThreads, pagedSmemBytes(a, MG), s>>>(a);
+  launchPdl(pagedAttentionKernel<T, MG>, grid, kAttnThreads, pagedSmemBytes(a, MG), s, a);
 }
 
 void launchPagedAttention(DType t, const PagedAttnArgs& a, cudaStream_t s) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -154,12 +155,83 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
   a.scale = 0.1f; a.maxSplits = maxSplits; a.splitSize = splitSize; a.wsO = wsO; a.wsML = wsML; a.out = attn;
   timeIt("paged attention+combine ctx 2049", 2.0 * plane, [&] { cuda::launchPagedAttention(dt, a, st); });
   timeIt("attention combine alone", 0, [&] { cuda::launchAttentionCombine(dt, a, st); });
+  int* ctr; TCHECK(cudaMalloc(&ctr, 4096)); TCHECK(cudaMemset(ctr, 0, 4096));
+  a.counters = ctr;
+  int devId = 0, sms = 0;
+  TCHECK(cudaGetDevice(&devId)); TCHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, devId));
+  a.splitSize = cuda::pagedAttentionFusedSplit(dt, D, nH, nKV, 1, ctx, sms);  // as the forward at b=1
+  a.maxSplits = (ctx + a.splitSize - 1) / a.splitSize;
+  timeIt("paged attention fused ctx 2049", 2.0 * plane, [&] { cuda::launchPagedAttentionFused(dt, a, st); });
+  cudaFree(ctr);
   gemvBench("gemv o_proj", H, nH * D, false);
   gemvBench("gemv gate_up", 2 * I, H, false);
   timeIt("silu_mul", 3.0 * I * e, [&] { cuda::launchSiluMul(dt, gu, act, 1, I, st); });
   gemvBench("gemv down", H, I, false);
   gemvBench("gemv lm_head (f32 out)", s.vocabSize, H, true);
   for (void* p : {x, xn, qkv, attn, gu, act, lg, w, kc, vc, (void*)ints, (void*)inv, (void*)wsO, (void*)wsML}) cudaFree(p);
+  cudaStreamDestroy(st);
+}
+
+// Paged attention alone at the decode shapes: two-launch kernel (split + combine) vs the fused one, each
+// with the split the forward would choose (as cuda-forward.cu: ~8 blocks per SM, at most 256 tokens; the
+// fused kernel at least one pass), plus fixed fused splits. KV dtype bf16 and f32.
+void attentionBench(const std::string& label, int nH, int nKV, int D, int numSms, double bw) {
+  cudaStream_t st; TCHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  for (DType dt : {DType::BF16, DType::F32}) {
+    const size_t e = dtypeSize(dt);
+    for (int T : {1, 32, 64}) {
+      const int ctx = T == 1 ? 2049 : 513, bs = 16, bps = (ctx + bs - 1) / bs;
+      const size_t plane = (size_t)T * bps * bs * nKV * D * e;
+      void *q, *kc, *vc, *out;
+      TCHECK(cudaMalloc(&q, (size_t)T * nH * D * e)); TCHECK(cudaMalloc(&out, (size_t)T * nH * D * e));
+      TCHECK(cudaMalloc(&kc, plane)); TCHECK(cudaMalloc(&vc, plane));
+      cuda::launchFillRandom(dt, q, (size_t)T * nH * D, 1, 1.f, 0.f, st);
+      cuda::launchFillRandom(dt, kc, plane / e, 2, 1.f, 0.f, st);
+      cuda::launchFillRandom(dt, vc, plane / e, 3, 1.f, 0.f, st);
+      std::vector<int32_t> hi;
+      for (int t = 0; t < T; ++t) hi.push_back(t);
+      for (int t = 0; t < T; ++t) hi.push_back(ctx);
+      for (int j = 0; j < T * bps; ++j) hi.push_back(j);
+      int32_t* ints; TCHECK(cudaMalloc(&ints, hi.size() * 4));
+      TCHECK(cudaMemcpy(ints, hi.data(), hi.size() * 4, cudaMemcpyHostToDevice));
+      const int perTok = cuda::pagedAttentionCountersPerToken(nH, nKV);
+      const int splits = std::max(1, (8 * numSms + T * perTok - 1) / (T * perTok));
+      const int want = (ctx + splits - 1) / splits;
+      const int oldSplit = std::min(256, std::max(32, (want + 31) / 32 * 32));
+      const int newSplit = cuda::pagedAttentionFusedSplit(dt, D, nH, nKV, T, ctx, numSms);
+      float *wsO, *wsML; int* ctr;
+      TCHECK(cudaMalloc(&wsO, (size_t)T * nH * 80 * D * 4)); TCHECK(cudaMalloc(&wsML, (size_t)T * nH * 80 * 8));
+      TCHECK(cudaMalloc(&ctr, (size_t)T * perTok * 4)); TCHECK(cudaMemset(ctr, 0, (size_t)T * perTok * 4));
+      cuda::PagedAttnArgs a;
+      a.q = q; a.qStride = nH * D; a.kCache = kc; a.vCache = vc; a.blockTables = ints + 2 * T; a.btStride = bps;
+      a.tokenSeq = ints; a.tokenCtx = ints + T; a.T = T; a.nH = nH; a.nKV = nKV; a.D = D; a.blockSize = bs;
+      a.scale = 0.1f; a.wsO = wsO; a.wsML = wsML; a.out = out; a.counters = ctr;
+      TCHECK(cudaStreamSynchronize(st));
+      auto timeIt = [&](const std::string& name, const std::function<void()>& fn) {
+        fn(); TCHECK(cudaStreamSynchronize(st));
+        cudaGraph_t g; cudaGraphExec_t ge;
+        TCHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        for (int i = 0; i < 100; ++i) fn();
+        TCHECK(cudaStreamEndCapture(st, &g));
+        TCHECK(cudaGraphInstantiate(&ge, g, 0));
+        const double ms = medianMs(1, 5, [&] { TCHECK(cudaGraphLaunch(ge, st)); TCHECK(cudaStreamSynchronize(st)); }) / 100;
+        cudaGraphExecDestroy(ge); cudaGraphDestroy(g);
+        const double bytes = 2.0 * T * ctx * nKV * D * e;
+        row(label + " attn " + (dt == DType::F32 ? "f32" : "bf16") + " b=" + std::to_string(T) + " ctx " + std::to_string(ctx) + " " + name,
+            fmt("%.2f us", ms * 1e3), fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9), fmt("%.2f of bw", bytes / (ms * 1e-3) / bw));
+      };
+      auto run = [&](bool fused, int split) {
+        a.splitSize = split; a.maxSplits = (ctx + split - 1) / split;
+        timeIt(std::string(fused ? "fused" : "2-launch") + " split " + std::to_string(split), [&] {
+          if (fused) cuda::launchPagedAttentionFused(dt, a, st); else cuda::launchPagedAttention(dt, a, st);
+        });
+      };
+      run(false, oldSplit);
+      run(true, newSplit);
+      for (int sp : {128, 256, 512}) if (sp != newSplit) run(true, sp);
+      for (void* p : {q, kc, vc, out, (void*)ints, (void*)wsO, (void*)wsML, (void*)ctr}) cudaFree(p);
+    }
+  }
   cudaStreamDestroy(st);
 }
 
@@ -198,6 +270,14 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     const double ms = medianMs(3, 30, [&] { be.forward(dd, logits.data()); });
     row(label + " decode b=1 " + c.name, fmt("%.3f ms", ms), "floor " + fmt("%.3f ms", floorMs), fmt("%.2f of floor", floorMs / ms));
   }
+  {  // the same with the two-launch attention (PDS_CUDA_FUSED_ATTN_TOKENS=0), for the before/after ratio
+    be.setUseGraphs(true); be.setGemvMaxRows(4);
+    setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "0", 1);
+    const double ms = medianMs(3, 30, [&] { be.forward(dd, logits.data()); });
+    unsetenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+    row(label + " decode b=1 graphs+gemv, 2-launch attention", fmt("%.3f ms", ms), "floor " + fmt("%.3f ms", floorMs),
+        fmt("%.2f of floor", floorMs / ms));
+  }
   be.setUseGraphs(true); be.setGemvMaxRows(4);
 
   // decode batch 32 / 64 at context 512 (blocks 160.. , 33 per sequence)
@@ -209,8 +289,13 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     }
     Batch step = makeBatch(S, 512, 513, 160, 33, V, true);
     BatchDesc sd = step.desc();
-    const double ms = medianMs(3, 20, [&] { be.forward(sd, logits.data()); });
-    row(label + " decode b=" + std::to_string(S) + " ctx 512", fmt("%.0f tok/s", S / (ms * 1e-3)), fmt("%.2f ms/step", ms), "");
+    for (bool twoLaunch : {false, true}) {  // default path, then split + combine attention forced
+      if (twoLaunch) setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "0", 1);
+      const double ms = medianMs(3, 20, [&] { be.forward(sd, logits.data()); });
+      unsetenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+      row(label + " decode b=" + std::to_string(S) + " ctx 512" + (twoLaunch ? ", 2-launch attention" : ""),
+          fmt("%.0f tok/s", S / (ms * 1e-3)), fmt("%.2f ms/step", ms), "");
+    }
   }
 
   if (kvGatherBench) {
@@ -254,6 +339,8 @@ void runBenchmarks(bool full) {
   qwen.numLayers = 28; qwen.hiddenSize = 1024; qwen.intermediateSize = 3072; qwen.numHeads = 16; qwen.numKvHeads = 8;
   qwen.headDim = 128; qwen.vocabSize = 151936; qwen.rmsNormEps = 1e-6f; qwen.ropeTheta = 1e6f; qwen.qkNorm = true;
   qwen.tieWordEmbeddings = true; qwen.weightDtype = DType::BF16;
+  attentionBench("Qwen3-0.6B", 16, 8, 128, prop.multiProcessorCount, bw);
+  attentionBench("Llama-3.1-8B", 32, 8, 128, prop.multiProcessorCount, bw);
   kernelBreakdown("Qwen3-0.6B", qwen, bw);
   benchModel("Qwen3-0.6B", qwen, bw, peak, false, DType::BF16);
   benchModel("Qwen3-0.6B bf16+f32kv", qwen, bw, peak, false, DType::F32);

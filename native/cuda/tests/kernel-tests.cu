@@ -229,28 +229,48 @@ struct AttnCase {
   }
 };
 
-void testPagedAttention(DType t, int D, int nH, int nKV, int splitSize) {
+// fused = launchPagedAttentionFused, launched twice (output reset to NaN in between) to check that it
+// leaves its counters at zero for the next launch (CUDA-graph replays).
+void testPagedAttention(DType t, int D, int nH, int nKV, int splitSize, bool fused = false,
+                        std::vector<int> ctx = {1, 17, 255, 300, 1000}, std::vector<int> nNew = {1, 1, 3, 1, 5}) {
   AttnCase c; c.D = D; c.nH = nH; c.nKV = nKV;
-  c.ctx = {1, 17, 255, 300, 1000}; c.nNew = {1, 1, 3, 1, 5};
+  c.ctx = ctx; c.nNew = nNew;
   c.build(t);
+  const int maxCtx = *std::max_element(ctx.begin(), ctx.end());
   void *dq = toDevice(t, c.q), *dk = toDevice(t, c.k), *dv = toDevice(t, c.v);
   void* dout = toDevice(t, std::vector<float>((size_t)c.T * nH * D, NAN));
   int32_t *dbt = devInts(c.bt), *dseq = devInts(c.tokSeq), *dctx = devInts(c.tokCtx);
   PagedAttnArgs a;
   a.q = dq; a.qStride = nH * D; a.kCache = dk; a.vCache = dv; a.blockTables = dbt; a.btStride = c.btStride;
   a.tokenSeq = dseq; a.tokenCtx = dctx; a.T = c.T; a.nH = nH; a.nKV = nKV; a.D = D; a.blockSize = c.bs;
-  a.scale = 1.f / std::sqrt((float)D); a.splitSize = splitSize; a.maxSplits = (1000 + splitSize - 1) / splitSize + 1;
+  a.scale = 1.f / std::sqrt((float)D); a.splitSize = splitSize; a.maxSplits = (maxCtx + splitSize - 1) / splitSize + 1;
   TCHECK(cudaMalloc(&a.wsO, (size_t)c.T * nH * a.maxSplits * D * 4));
   TCHECK(cudaMalloc(&a.wsML, (size_t)c.T * nH * a.maxSplits * 2 * 4));
+  const size_t nCtr = (size_t)c.T * pagedAttentionCountersPerToken(nH, nKV);
+  TCHECK(cudaMalloc(&a.counters, nCtr * 4));
+  TCHECK(cudaMemset(a.counters, 0, nCtr * 4));
   a.out = dout;
-  launchPagedAttention(t, a, 0);
-  sync();
-  auto got = fromDevice(t, dout, (size_t)c.T * nH * D);
-  char nm[128];
-  std::snprintf(nm, sizeof nm, "paged_attention/%s D=%d heads=%d/%d (G=%d) split=%d ctx=1,17,255,300,1000", tag(t).c_str(), D, nH,
-                nKV, nH / nKV, splitSize);
-  check(true, nm, relErr(got, c.reference()), std::max(tolFor(t), 1e-5));
-  for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dseq, (void*)dctx, (void*)a.wsO, (void*)a.wsML}) cudaFree(p);
+  std::string ctxs;
+  for (size_t i = 0; i < ctx.size(); ++i) ctxs += (i ? "," : "") + std::to_string(ctx[i]) + (nNew[i] > 1 ? "x" + std::to_string(nNew[i]) : "");
+  char nm[200];
+  std::snprintf(nm, sizeof nm, "paged_attention%s/%s D=%d heads=%d/%d (G=%d) split=%d ctx=%s", fused ? "_fused" : "", tag(t).c_str(), D,
+                nH, nKV, nH / nKV, splitSize, ctxs.c_str());
+  const auto ref = c.reference();
+  for (int rep = 0; rep < (fused ? 2 : 1); ++rep) {
+    if (rep) TCHECK(cudaMemset(dout, 0xff, (size_t)c.T * nH * D * dtypeSize(t)));  // NaN in every dtype
+    if (fused) launchPagedAttentionFused(t, a, 0);
+    else launchPagedAttention(t, a, 0);
+    sync();
+    auto got = fromDevice(t, dout, (size_t)c.T * nH * D);
+    check(true, std::string(nm) + (rep ? " (2nd launch)" : ""), relErr(got, ref), std::max(tolFor(t), 1e-5));
+  }
+  if (fused) {
+    std::vector<int32_t> ctr(nCtr);
+    TCHECK(cudaMemcpy(ctr.data(), a.counters, nCtr * 4, cudaMemcpyDeviceToHost));
+    results().record(std::all_of(ctr.begin(), ctr.end(), [](int32_t v) { return v == 0; }),
+                     std::string(nm) + " leaves counters at 0", "");
+  }
+  for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dseq, (void*)dctx, (void*)a.wsO, (void*)a.wsML, (void*)a.counters}) cudaFree(p);
 }
 
 void testPrefillAttention(DType t, int D, int nH, int nKV) {
@@ -504,6 +524,32 @@ void runKernelTests(uint64_t seed) {
   testPagedAttention(DType::F32, 32, 8, 2, 64);      // llama3-tiny shape
   testPagedAttention(DType::BF16, 256, 4, 2, 256);
   testPagedAttention(DType::F16, 128, 16, 1, 256);   // G=16: two head groups per kv head
+  // fused kernel: the decode splits (64: one pass for bf16 D=128), few/many splits, one split (direct
+  // write), split sizes that are not a multiple of a pass, prefill-like causal rows of one sequence
+  for (DType t : kAll) {
+    for (int D : {64, 128})
+      for (int G : {1, 2, 4, 8}) testPagedAttention(t, D, 2 * G, 2, 64, true);
+    testPagedAttention(t, 128, 32, 8, 256, true);
+    testPagedAttention(t, 128, 16, 8, 2048, true);      // every context in one split
+  }
+  testPagedAttention(DType::BF16, 128, 32, 8, 32, true);
+  testPagedAttention(DType::BF16, 128, 32, 8, 96, true);
+  testPagedAttention(DType::F32, 8, 8, 4, 256, true);     // stories260K shape
+  testPagedAttention(DType::F32, 32, 8, 2, 64, true);     // llama3-tiny shape
+  testPagedAttention(DType::BF16, 256, 4, 2, 64, true);
+  testPagedAttention(DType::BF16, 256, 16, 2, 128, true); // D=256 with G=8
+  testPagedAttention(DType::F16, 128, 16, 1, 64, true);   // G=16: two head groups per kv head
+  testPagedAttention(DType::F32, 16, 12, 4, 32, true);    // G=3 (group of 4, one head idle)
+  testPagedAttention(DType::F32, 64, 8, 2, 256, true, {300, 77}, {300, 77});   // prefill rows, causal
+  testPagedAttention(DType::BF16, 128, 32, 8, 64, true, {2049}, {1});           // the benchmark decode shape
+  testPagedAttention(DType::BF16, 128, 32, 8, 128, true, {2049}, {1});
+  testPagedAttention(DType::BF16, 128, 16, 8, 256, true, {2049}, {1});          // the forward's split there
+  // tensor-core kernel (f16/bf16, D 64/128): 3 of 8 head rows used, splits ending inside a warp step,
+  // causal prefill rows
+  testPagedAttention(DType::BF16, 64, 12, 4, 48, true);
+  testPagedAttention(DType::F16, 64, 12, 4, 200, true);
+  testPagedAttention(DType::BF16, 128, 16, 2, 64, true, {300, 77}, {300, 77});
+  testPagedAttention(DType::F16, 128, 8, 1, 128, true, {129, 16, 15}, {3, 16, 1});
   for (DType t : {DType::F16, DType::BF16})
     for (int D : {64, 128})
       for (int G : {1, 4, 8}) testPrefillAttention(t, D, 2 * G, 2);
