@@ -1,6 +1,10 @@
 // createModel(spec, opts) -> NativeModel (src/native/binding.ts). A thin wrapper over pds::Backend:
 // argument checks, async workers for forward / KV transfer, no math. The backend is shared with in-flight
 // workers, so dispose() during a forward frees memory only when that forward finishes.
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -293,10 +297,17 @@ class Model : public Napi::ObjectWrap<Model> {
         ~Out() { delete[] logits; }
       };
       auto out = std::make_shared<Out>();
+      // PDS_TRACE_FORWARD=1: every 20th call prints where its wall time went (JS call -> worker start ->
+      // backend done -> promise settled), to tell binding overhead from device time.
+      static const bool trace = [] { const char* e = std::getenv("PDS_TRACE_FORWARD"); return e && *e == '1'; }();
+      using Clock = std::chrono::steady_clock;
+      auto times = std::make_shared<std::array<Clock::time_point, 3>>();
+      if (trace) (*times)[0] = Clock::now();
       auto sh = sh_;
       auto job = new Job(
           env, sh,
-          [sh, in, out, mb, vocab, wantLogits] {
+          [sh, in, out, mb, vocab, wantLogits, times] {
+            if (trace) (*times)[1] = Clock::now();
             BatchDesc d;
             d.numTokens = static_cast<int>(in->tok.size());
             d.numSeqs = static_cast<int>(in->ctx.size());
@@ -319,8 +330,17 @@ class Model : public Napi::ObjectWrap<Model> {
               if (out->n) out->logits = new float[out->n];
             }
             sh->be->forward(d, out->logits);
+            if (trace) (*times)[2] = Clock::now();
           },
-          [out, sample, wantLogits](Napi::Env env) -> Napi::Value {
+          [out, sample, wantLogits, times](Napi::Env env) -> Napi::Value {
+            if (trace) {
+              static int calls = 0;
+              const auto now = Clock::now();
+              auto us = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double, std::micro>(b - a).count(); };
+              if (++calls % 20 == 0)
+                std::fprintf(stderr, "forward trace: call->worker %.0f us, backend %.0f us, done->settle %.0f us\n",
+                             us((*times)[0], (*times)[1]), us((*times)[1], (*times)[2]), us((*times)[2], now));
+            }
             Napi::Value logits = env.Null();
             if (wantLogits) {
               if (!out->n) logits = Napi::Float32Array::New(env, 0);

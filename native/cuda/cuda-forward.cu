@@ -1,6 +1,8 @@
 // CudaBackend::forward: validates the batch on the host, uploads its int arrays in one copy, runs the
 // model (as a replayed CUDA graph for pure decode batches seen before), and downloads f32 logits.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -138,6 +140,11 @@ void CudaBackend::runModel(const Plan& p) {
 }
 
 void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
+  // PDS_TRACE_FORWARD=1: every 20th call prints host prep / enqueue / wait-for-GPU times.
+  static const bool trace = [] { const char* e = std::getenv("PDS_TRACE_FORWARD"); return e && *e == '1'; }();
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point tEntry = trace ? Clock::now() : Clock::time_point{};
+  Clock::time_point tPrepared, tEnqueued;
   std::lock_guard<std::mutex> lk(computeMu_);
   check(cudaSetDevice(device_), "cudaSetDevice");
   requireReady("forward");
@@ -264,6 +271,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
   if (moved) clearGraphs();
   p.dev = devInts_.as<int32_t>();
 
+  if (trace) tPrepared = Clock::now();
   check(cudaMemcpyAsync(devInts_.get(), h, p.total * sizeof(int32_t), cudaMemcpyHostToDevice, stream_), "upload inputs");
   bool ran = false;
   if (graph) {
@@ -306,7 +314,15 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     check(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), logitBytes, cudaMemcpyDeviceToHost, stream_), "download logits");
   }
   check(cudaMemcpyAsync(h + flagOff, errFlag_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_), "download flag");
+  if (trace) tEnqueued = Clock::now();
   check(cudaStreamSynchronize(stream_), "forward");
+  if (trace) {
+    static int calls = 0;
+    auto us = [](Clock::time_point a, Clock::time_point c) { return std::chrono::duration<double, std::micro>(c - a).count(); };
+    if (++calls % 20 == 0)
+      std::fprintf(stderr, "cuda forward trace (T=%d%s): prep %.0f us, enqueue %.0f us, wait %.0f us\n", T, ran ? ", graph" : "",
+                   us(tEntry, tPrepared), us(tPrepared, tEnqueued), us(tEnqueued, Clock::now()));
+  }
   if (h[flagOff]) badBatch("token id out of range (device check)");
   if (logitBytes) std::memcpy(logitsOut, hostLogits_.get(), logitBytes);
   if (b.sampling && R) std::memcpy(b.sampledTokens, sampleHost_.as<char>() + paramBytes, (size_t)R * sizeof(int32_t));

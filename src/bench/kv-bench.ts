@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadNative, type NativeModel } from '../native/binding.js';
+import { buildPath, loadNative, type NativeModel } from '../native/binding.js';
 import type { KvCacheAccess } from '../engine/connector/base.js';
 import type { Logger } from '../util/logger.js';
 import { chunkKeys, modelFingerprint, type ChunkRef } from '../kv/chunk-hash.js';
@@ -115,7 +115,7 @@ function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
   if (typeof n.createModel !== 'function') throw new Error('--kv-cache native needs the native core with models (createModel), which this build lacks');
   const model: NativeModel = n.createModel(
     { numLayers: o.numLayers, hiddenSize: o.numKvHeads * o.headDim, intermediateSize: 64, numHeads: o.numKvHeads, numKvHeads: o.numKvHeads, headDim: o.headDim, vocabSize: 64, rmsNormEps: 1e-6, ropeTheta: 1e6, ropeType: 'default', tieWordEmbeddings: true, qkvBias: false, qkNorm: false, weightDtype: 'f32' },
-    { device: o.device ?? 'cpu', threads: o.threads },
+    { device: o.device ?? 'cpu', threads: o.threads, cudaLibPath: o.device?.startsWith('cuda') ? buildPath('pdserve_cuda.so') : undefined },
   );
   model.allocKvCache(2 * nBlocks, o.blockSize, o.kvDtype);
   const kv: KvCacheAccess = {
