@@ -2,6 +2,7 @@
 // a paged KV cache, and the decoder forward pass over the kernels in kernels.h.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -168,6 +169,12 @@ class CpuBackend final : public Backend {
   }
 
   void forward(const BatchDesc& b, float* logitsOut) override;
+  // Test hook: PDS_CPU_ASYNC_FORWARD=1 routes forwards through the binding's asynchronous path (the defaults:
+  // the whole forward runs in forwardBegin, on the JS thread), so that path is tested without a GPU.
+  bool asyncForward() const override {
+    static const bool on = [] { const char* e = std::getenv("PDS_CPU_ASYNC_FORWARD"); return e && *e == '1'; }();
+    return on;
+  }
 
   void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) override {
     requireKv();

@@ -168,6 +168,9 @@ void CudaBackend::releaseHandles() {
   clearGraphs();
   blas_.reset();
   for (auto& ev : bounceDone_) { if (ev) cudaEventDestroy(ev); ev = nullptr; }
+  if (doneEvent_) cudaEventDestroy(doneEvent_);
+  doneEvent_ = nullptr;
+  pending_ = Pending{};
   if (stream_) cudaStreamDestroy(stream_);
   if (xferStream_) cudaStreamDestroy(xferStream_);
   stream_ = xferStream_ = nullptr;

@@ -9,6 +9,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,7 +36,11 @@ class CudaBackend final : public Backend {
   void allocKvCache(int numBlocks, int blockSize, DType kvDtype) override;
   size_t kvBytesPerToken() const override;
   size_t freeMemoryBytes() const override;
-  void forward(const BatchDesc& batch, float* logitsOut) override;
+  void forward(const BatchDesc& batch, float* logitsOut) override;  // = forwardBegin + forwardEnd
+  bool asyncForward() const override { return true; }
+  void forwardBegin(const BatchDesc& batch, float* logitsOut) override;
+  bool forwardReady() override;
+  void forwardEnd() override;
   void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) override;
   void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) override;
   std::string kvExportIpc() override;                       // kv-peer.cu
@@ -120,6 +125,18 @@ class CudaBackend final : public Backend {
   int debugLayers_ = 0;
   int numSms_ = 132;
   std::map<std::vector<int64_t>, Graph> graphs_;
+  // The forward in flight between forwardBegin and forwardEnd: where its outputs go once doneEvent_ fires.
+  struct Pending {
+    bool active = false, graph = false;
+    cudaEvent_t done = nullptr;
+    int T = 0, R = 0;
+    float* logitsOut = nullptr;
+    size_t logitBytes = 0, paramBytes = 0, flagOff = 0;
+    int32_t* sampled = nullptr;
+    std::chrono::steady_clock::time_point tEntry, tPrepared, tEnqueued;
+  };
+  Pending pending_;
+  cudaEvent_t doneEvent_ = nullptr;
   uint64_t graphClock_ = 0;
 
   // transfer state

@@ -139,13 +139,57 @@ void CudaBackend::runModel(const Plan& p) {
   }
 }
 
+namespace {
+// PDS_TRACE_FORWARD=1: every 20th forward prints host prep / enqueue / wait-for-GPU times.
+bool traceForward() {
+  static const bool on = [] { const char* e = std::getenv("PDS_TRACE_FORWARD"); return e && *e == '1'; }();
+  return on;
+}
+double usBetween(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+}  // namespace
+
 void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
-  // PDS_TRACE_FORWARD=1: every 20th call prints host prep / enqueue / wait-for-GPU times.
-  static const bool trace = [] { const char* e = std::getenv("PDS_TRACE_FORWARD"); return e && *e == '1'; }();
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point tEntry = trace ? Clock::now() : Clock::time_point{};
-  Clock::time_point tPrepared, tEnqueued;
+  forwardBegin(b, logitsOut);
+  forwardEnd();
+}
+
+bool CudaBackend::forwardReady() {
   std::lock_guard<std::mutex> lk(computeMu_);
+  if (!pending_.active) return true;
+  const cudaError_t e = cudaEventQuery(pending_.done);
+  if (e == cudaErrorNotReady) return false;
+  if (e != cudaSuccess) cudaGetLastError();  // forwardEnd reports it
+  return true;
+}
+
+void CudaBackend::forwardEnd() {
+  std::lock_guard<std::mutex> lk(computeMu_);
+  if (!pending_.active) return;
+  Pending p = pending_;
+  pending_ = Pending{};
+  check(cudaSetDevice(device_), "cudaSetDevice");
+  check(cudaEventSynchronize(p.done), "forward");
+  if (traceForward()) {
+    static int calls = 0;
+    if (++calls % 20 == 0)
+      std::fprintf(stderr, "cuda forward trace (T=%d%s): prep %.0f us, enqueue %.0f us, wait %.0f us\n", p.T,
+                   p.graph ? ", graph" : "", usBetween(p.tEntry, p.tPrepared), usBetween(p.tPrepared, p.tEnqueued),
+                   usBetween(p.tEnqueued, std::chrono::steady_clock::now()));
+  }
+  if (hostInts_.as<int32_t>()[p.flagOff]) badBatch("token id out of range (device check)");
+  if (p.logitBytes) std::memcpy(p.logitsOut, hostLogits_.get(), p.logitBytes);
+  if (p.sampled) std::memcpy(p.sampled, sampleHost_.as<char>() + p.paramBytes, (size_t)p.R * sizeof(int32_t));
+}
+
+void CudaBackend::forwardBegin(const BatchDesc& b, float* logitsOut) {
+  using Clock = std::chrono::steady_clock;
+  const bool trace = traceForward();
+  const Clock::time_point tEntry = trace ? Clock::now() : Clock::time_point{};
+  Clock::time_point tPrepared;
+  std::lock_guard<std::mutex> lk(computeMu_);
+  if (pending_.active) badBatch("a forward is already in flight (call forwardEnd first)");
   check(cudaSetDevice(device_), "cudaSetDevice");
   requireReady("forward");
   const int T = b.numTokens, S = b.numSeqs, R = b.numLogits, bs = blockSize_;
@@ -314,18 +358,15 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
     check(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), logitBytes, cudaMemcpyDeviceToHost, stream_), "download logits");
   }
   check(cudaMemcpyAsync(h + flagOff, errFlag_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_), "download flag");
-  if (trace) tEnqueued = Clock::now();
-  check(cudaStreamSynchronize(stream_), "forward");
-  if (trace) {
-    static int calls = 0;
-    auto us = [](Clock::time_point a, Clock::time_point c) { return std::chrono::duration<double, std::micro>(c - a).count(); };
-    if (++calls % 20 == 0)
-      std::fprintf(stderr, "cuda forward trace (T=%d%s): prep %.0f us, enqueue %.0f us, wait %.0f us\n", T, ran ? ", graph" : "",
-                   us(tEntry, tPrepared), us(tPrepared, tEnqueued), us(tEnqueued, Clock::now()));
-  }
-  if (h[flagOff]) badBatch("token id out of range (device check)");
-  if (logitBytes) std::memcpy(logitsOut, hostLogits_.get(), logitBytes);
-  if (b.sampling && R) std::memcpy(b.sampledTokens, sampleHost_.as<char>() + paramBytes, (size_t)R * sizeof(int32_t));
+  if (!doneEvent_) check(cudaEventCreateWithFlags(&doneEvent_, cudaEventDisableTiming), "create event");
+  check(cudaEventRecord(doneEvent_, stream_), "record forward event");
+  Pending pd;
+  pd.active = true; pd.done = doneEvent_; pd.T = T; pd.R = R; pd.graph = ran;
+  pd.logitsOut = logitsOut; pd.logitBytes = logitBytes;
+  pd.sampled = b.sampling && R ? b.sampledTokens : nullptr; pd.paramBytes = paramBytes;
+  pd.flagOff = flagOff;
+  if (trace) { pd.tEntry = tEntry; pd.tPrepared = tPrepared; pd.tEnqueued = Clock::now(); }
+  pending_ = pd;
 }
 
 cudaGraphExec_t CudaBackend::capture(const Plan& p) {

@@ -49,6 +49,16 @@ class Backend {
   // Runs the model on the batch; writes float32 logits [numLogits, vocab] to host memory `logitsOut`.
   virtual void forward(const BatchDesc& batch, float* logitsOut) = 0;
 
+  // --- asynchronous forward (devices with their own queue: cuda) ---
+  // forwardBegin validates and enqueues the forward, then returns; the batch's input arrays may be reused at
+  // once, but logitsOut and batch.sampledTokens must stay valid until forwardEnd. forwardReady() polls;
+  // forwardEnd() waits if needed, writes the outputs and throws what forward would have thrown. One forward
+  // in flight at a time (forwardBegin throws otherwise). The defaults run the whole forward in forwardBegin.
+  virtual bool asyncForward() const { return false; }
+  virtual void forwardBegin(const BatchDesc& batch, float* logitsOut) { forward(batch, logitsOut); }
+  virtual bool forwardReady() { return true; }
+  virtual void forwardEnd() {}
+
   // --- KV transfer (host buffer layout above; tokens are the first numTokens slots of blockIds) ---
   virtual void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) = 0;
   virtual void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) = 0;
