@@ -114,7 +114,7 @@ function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
   const n = loadNative();
   if (typeof n.createModel !== 'function') throw new Error('--kv-cache native needs the native core with models (createModel), which this build lacks');
   const model: NativeModel = n.createModel(
-    { numLayers: o.numLayers, hiddenSize: o.numKvHeads * o.headDim, intermediateSize: 64, numHeads: o.numKvHeads, numKvHeads: o.numKvHeads, headDim: o.headDim, vocabSize: 64, rmsNormEps: 1e-6, ropeTheta: 1e6, ropeType: 'default', tieWordEmbeddings: true, qkvBias: false, qkNorm: false, weightDtype: 'f32' },
+    { numLayers: o.numLayers, hiddenSize: o.numKvHeads * o.headDim, intermediateSize: 64, numHeads: o.numKvHeads, numKvHeads: o.numKvHeads, headDim: o.headDim, vocabSize: 64, rmsNormEps: 1e-6, ropeTheta: 1e6, ropeType: 'default', tieWordEmbeddings: true, qkvBias: false, qkNorm: false, weightDtype: o.kvDtype }, // on a GPU the KV dtype must be the weight dtype (or f32)
     { device: o.device ?? 'cpu', threads: o.threads, cudaLibPath: o.device?.startsWith('cuda') ? buildPath('pdserve_cuda.so') : undefined },
   );
   model.allocKvCache(2 * nBlocks, o.blockSize, o.kvDtype);
