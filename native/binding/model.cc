@@ -1,6 +1,8 @@
 // createModel(spec, opts) -> NativeModel (src/native/binding.ts). A thin wrapper over pds::Backend:
 // argument checks, async workers for forward / KV transfer, no math. The backend is shared with in-flight
-// workers, so dispose() during a forward frees memory only when that forward finishes.
+// workers, so dispose() during a forward frees memory only when that forward finishes. Backends with their
+// own queue (Backend::asyncForward: cuda) run forwards without workers: enqueued on the JS thread, polled
+// from setImmediate, completed there.
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -148,7 +150,6 @@ class Model : public Napi::ObjectWrap<Model> {
       if (!sh_ || !sh_->be || sh_->disposed) { RejectWith(env, call->deferred, std::runtime_error("model disposed")); continue; }
       try {
         BatchDesc d;
-        call->fill(d);
         float* logits = call->fill(d);
         sh_->be->forwardBegin(d, logits);
       } catch (const std::exception& e) {
