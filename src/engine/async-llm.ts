@@ -146,6 +146,7 @@ export class AsyncLLM implements EngineClient {
   async shutdown(): Promise<void> {
     this.closed = true;
     for (const id of [...this.live.keys()]) this.abort(id);
+    await this.engine.drainSaves();
     await this.connector?.shutdown();
   }
 }

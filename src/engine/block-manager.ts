@@ -124,6 +124,12 @@ export class BlockManager {
     }
   }
 
+  /** One more holder of blocks already in use (a background KV save); give them back with free(). */
+  retain(blockTable: readonly number[]): void {
+    for (const b of blockTable) if (this.refCount[b]! <= 0) throw new Error(`BlockManager: retain of free block ${b}`);
+    for (const b of blockTable) this.refCount[b]!++;
+  }
+
   /** Releases a sequence's blocks (reverse order, so prefix tails are evicted first). */
   free(blockTable: number[]): void {
     for (let i = blockTable.length - 1; i >= 0; i--) {

@@ -76,6 +76,16 @@ export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerTo
   return access;
 }
 
+/**
+ * Background KV saves (LLMEngine overlapKvSaves): on by default where the forward and KV transfers run side by
+ * side (cuda: compute and copy streams); PDS_OVERLAP_KV_SAVE=1 / 0 forces it on / off (measurements, tests).
+ */
+export function overlapKvSaves(deviceName: string): boolean {
+  const env = process.env.PDS_OVERLAP_KV_SAVE;
+  if (env === '1' || env === '0') return env === '1';
+  return deviceName.startsWith('cuda');
+}
+
 export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngine> {
   const config = parseEngineConfig(o.engine);
   const r = o.resolved;
@@ -139,6 +149,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
     eosTokenIds: tokenizer.eosTokenIds.length ? tokenizer.eosTokenIds : modelConfig.eosTokenIds,
     numLayers: spec.numLayers,
     connector,
+    overlapKvSaves: overlapKvSaves(native.deviceName),
   });
   const client = new AsyncLLM(
     engine,

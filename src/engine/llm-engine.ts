@@ -1,7 +1,8 @@
 // LLMEngine.step() = schedule -> run model -> postprocess. Everything else is bookkeeping around it.
 import type { EngineConfig } from './config.js';
 import type { EngineStats, GenerateRequest, FinishReason, TokenLogprob } from './protocol.js';
-import type { KvConnector } from './connector/base.js';
+import type { ConnectorMetadata, KvConnector } from './connector/base.js';
+import { getLogger } from '../util/logger.js';
 import { BlockManager } from './block-manager.js';
 import { Scheduler, connectorView } from './scheduler.js';
 import { ModelRunner, type ForwardModel, type RunResult, type SamplingPlan } from './model-runner.js';
@@ -9,6 +10,8 @@ import { Sequence } from './sequence.js';
 import { sampleRow, backendCanSample, GREEDY_EPS } from './sampler.js';
 import { Rng } from '../util/rng.js';
 import { PdsError } from '../util/errors.js';
+
+const log = getLogger('engine');
 
 export interface LLMEngineArgs {
   config: EngineConfig;
@@ -19,6 +22,12 @@ export interface LLMEngineArgs {
   eosTokenIds: number[];
   numLayers: number;
   connector: KvConnector | null;
+  /**
+   * Run each step's KV saves in the background, overlapping the next forward (devices whose forward and
+   * transfers run side by side: cuda). The blocks being saved are retained until their save ends, so a
+   * preempted request's blocks cannot be reused under a running gather.
+   */
+  overlapKvSaves?: boolean;
 }
 
 /** A sequence with news: new tokens (seq.pendingTokenIds) and/or it finished. */
@@ -40,6 +49,9 @@ export class LLMEngine {
   /** finished sequences whose final output went out (with kvTransferParams) while the peer still reads their blocks */
   private readonly sentHeld = new Set<string>();
   private readonly outbox: StepOutput[] = [];
+  /** Block lists retained by background KV saves (overlapKvSaves), and those saves. */
+  private readonly savingTables = new Set<number[]>();
+  private readonly savesInFlight = new Set<Promise<void>>();
 
   constructor(private readonly args: LLMEngineArgs) {
     const c = args.config;
@@ -83,6 +95,7 @@ export class LLMEngine {
     const connector = this.args.connector;
     if (connector) this.pollConnector(connector);
     const out = this.scheduler.schedule();
+    let saves: ConnectorMetadata['saves'] = [];
     if (connector) {
       const meta = connector.buildConnectorMeta({
         scheduled: out.scheduled.map(({ seq, numNewTokens }) => ({
@@ -91,17 +104,44 @@ export class LLMEngine {
           isPrefillDone: seq.numComputedTokens + numNewTokens >= seq.numPromptTokens,
         })),
       });
+      saves = meta.saves;
       connector.startLoadKv(meta);
     }
     if (out.scheduled.length) {
       const run = await this.runner.run(out.scheduled, (seqs) => this.planSampling(seqs));
       if (connector) {
         for (let l = 0; l < this.args.numLayers; l++) connector.saveKvLayer(l);
-        await connector.waitForSave();
+        if (this.args.overlapKvSaves) this.saveInBackground(connector, saves);
+        else await connector.waitForSave();
       }
       this.postprocess(out.scheduled, run);
     }
     return this.takeOutputs();
+  }
+
+  /** This step's saves run while the next steps compute; their blocks are retained until they end. */
+  private saveInBackground(connector: KvConnector, saves: ConnectorMetadata['saves']): void {
+    const held = saves.map((s) => s.blockIds.slice(0, this.blockManager.blocksFor(s.end)));
+    for (const t of held) {
+      this.blockManager.retain(t);
+      this.savingTables.add(t);
+    }
+    const p: Promise<void> = connector
+      .waitForSave()
+      .catch((e) => log.warn(`background KV save failed: ${(e as Error).message}`))
+      .finally(() => {
+        for (const t of held) {
+          this.savingTables.delete(t);
+          this.blockManager.free(t);
+        }
+        this.savesInFlight.delete(p);
+      });
+    this.savesInFlight.add(p);
+  }
+
+  /** Resolves when every background KV save has ended (shutdown waits for it before the model goes). */
+  async drainSaves(): Promise<void> {
+    while (this.savesInFlight.size) await Promise.all([...this.savesInFlight]);
   }
 
   /** Outputs produced since the last call (also by finishRequest between steps). */
@@ -240,6 +280,6 @@ export class LLMEngine {
   }
 
   checkIntegrity(): void {
-    this.blockManager.checkIntegrity(this.scheduler.liveTables());
+    this.blockManager.checkIntegrity([...this.scheduler.liveTables(), ...this.savingTables]);
   }
 }
