@@ -12,6 +12,8 @@ import { Rng } from '../util/rng.js';
 import { PdsError } from '../util/errors.js';
 
 const log = getLogger('engine');
+/** PDS_TRACE_STEPS=1: one log line per step with its forward and save/postprocess times. */
+const TRACE_STEPS = process.env.PDS_TRACE_STEPS === '1';
 
 export interface LLMEngineArgs {
   config: EngineConfig;
@@ -108,13 +110,19 @@ export class LLMEngine {
       connector.startLoadKv(meta);
     }
     if (out.scheduled.length) {
+      const t0 = TRACE_STEPS ? performance.now() : 0;
       const run = await this.runner.run(out.scheduled, (seqs) => this.planSampling(seqs));
+      const t1 = TRACE_STEPS ? performance.now() : 0;
       if (connector) {
         for (let l = 0; l < this.args.numLayers; l++) connector.saveKvLayer(l);
         if (this.args.overlapKvSaves) this.saveInBackground(connector, saves);
         else await connector.waitForSave();
       }
       this.postprocess(out.scheduled, run);
+      if (TRACE_STEPS) {
+        const tokens = out.scheduled.reduce((a, s) => a + s.numNewTokens, 0);
+        log.info(`step: ${out.scheduled.length} seqs, ${tokens} tokens: forward ${(t1 - t0).toFixed(2)} ms, save+postprocess ${(performance.now() - t1).toFixed(2)} ms`);
+      }
     }
     return this.takeOutputs();
   }
