@@ -1,7 +1,10 @@
 // Local CPU tier: chunks in process RAM under a byte budget, LRU eviction (LMCache's local_cpu).
 // Freed chunk buffers are kept for reuse by chunks of the same size (most chunks are full chunks), so
 // a tier in steady LRU churn writes into memory that is already faulted in; spare + used <= budget.
+// With a GPU's KV cache attached, each new buffer is page-locked once (direct DMA, no bounce buffers)
+// and unlocked when it is dropped or the tier closes.
 import { ChunkIndex } from '../chunk-index.js';
+import type { KvCacheAccess } from '../../engine/connector/base.js';
 import { type ChunkHandle, type ChunkKey, type Reservation } from './tier.js';
 import { IndexedTier } from './indexed-tier.js';
 
@@ -11,6 +14,9 @@ export class CpuTier extends IndexedTier<Buffer> {
   /** Freed buffers by length, for reuse. */
   private readonly spare = new Map<number, Buffer[]>();
   private spareBytes = 0;
+  /** The engine's KV cache (attachKvCache) and the undo of each page-locked buffer. */
+  private kv: KvCacheAccess | null = null;
+  private readonly locked = new Map<Buffer, () => void>();
 
   constructor(capacityBytes: number) {
     super(capacityBytes);
@@ -30,12 +36,25 @@ export class CpuTier extends IndexedTier<Buffer> {
     // Make room by dropping spare buffers of other sizes (their RAM goes back to the GC).
     for (const [len, list] of this.spare) {
       while (list.length && this.index.usedBytes + this.spareBytes + size > this.capacityBytes) {
-        list.pop();
+        this.unlock(list.pop()!);
         this.spareBytes -= len;
       }
       if (!list.length) this.spare.delete(len);
     }
-    return Buffer.allocUnsafeSlow(size);
+    const buf = Buffer.allocUnsafeSlow(size);
+    const undo = this.kv?.registerHost?.(buf);
+    if (undo) this.locked.set(buf, undo);
+    return buf;
+  }
+
+  /** New chunk buffers are page-locked for the device of this KV cache (where it has registerHost). */
+  attachKvCache(kv: KvCacheAccess): void {
+    this.kv = kv;
+  }
+
+  private unlock(buf: Buffer): void {
+    this.locked.get(buf)?.();
+    this.locked.delete(buf);
   }
 
   private recycle(buf: Buffer): void {
@@ -76,5 +95,7 @@ export class CpuTier extends IndexedTier<Buffer> {
     this.releasePins();
     this.spare.clear();
     this.spareBytes = 0;
+    for (const undo of this.locked.values()) undo();
+    this.locked.clear();
   }
 }
