@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPath, loadNative, type NativeModel } from '../native/binding.js';
 import type { KvCacheAccess } from '../engine/connector/base.js';
+import { kvCacheAccess } from '../engine/create-engine.js';
 import type { Logger } from '../util/logger.js';
 import { chunkKeys, modelFingerprint, type ChunkRef } from '../kv/chunk-hash.js';
 import { saveChunks } from '../kv/connector/chunk-saver.js';
@@ -118,23 +119,7 @@ function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
     { device: o.device ?? 'cpu', threads: o.threads, cudaLibPath: o.device?.startsWith('cuda') ? buildPath('pdserve_cuda.so') : undefined },
   );
   model.allocKvCache(2 * nBlocks, o.blockSize, o.kvDtype);
-  const kv: KvCacheAccess = {
-    blockSize: o.blockSize,
-    bytesPerToken: model.kvBytesPerToken(),
-    gather: (ids, nt, dst) => model.kvGather(ids, nt, dst),
-    scatter: (ids, nt, src) => model.kvScatter(ids, nt, src),
-  };
-  if (model.deviceName !== 'cpu')
-    kv.registerHost = (view) =>
-      model.registerHostMemory(view)
-        ? () => {
-            try {
-              model.unregisterHostMemory(view);
-            } catch {
-              /* disposed: the backend released it */
-            }
-          }
-        : null;
+  const kv = kvCacheAccess(model, o.blockSize, model.kvBytesPerToken()); // as the engine's connector sees it
   return { kv, dispose: () => model.dispose() };
 }
 
