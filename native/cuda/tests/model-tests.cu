@@ -5,7 +5,7 @@
 //   f32:  last_logits_top16 within 1e-3; greedy equal up to the first step with margin < 1e-3.
 //   bf16 weights + f32 KV cache (f32 compute): greedy equal at every step whose reference margin > 0.05.
 //   bf16 weights + bf16 KV cache: the same count, informational -- rounding K/V to bf16 alone moves these
-//   random-weight models' logits by more than 0.05 (NOTES.md, "bf16 accuracy").
+//   random-weight models' logits by more than 0.05 (NOTES.md, "bf16 accuracy"). f16 likewise (informational).
 // Also: KV gather -> scatter into other blocks -> gather round trip (pageable and pinned host memory),
 // a decode step on the moved blocks, and clear errors for bad input.
 #include <dlfcn.h>
@@ -56,9 +56,14 @@ struct Seq {
   int shared = 0;                // prompt tokens whose KV is reused from an earlier sequence
 };
 
+// "f32", "bf16", "f16", "bf16+f32kv": weight dtype, and the KV cache's when it differs.
+std::string modeName(DType dt, DType kvDt) {
+  auto n = [](DType t) { return t == DType::F32 ? "f32" : t == DType::F16 ? "f16" : "bf16"; };
+  return std::string(n(dt)) + (kvDt != dt ? std::string("+") + n(kvDt) + "kv" : "");
+}
+
 void runModel(const std::string& dir, const std::string& soPath, DType dt, DType kvDt) {
-  const std::string name = dir.substr(dir.find_last_of('/') + 1) + "/" +
-                           (dt == DType::F32 ? "f32" : kvDt == DType::F32 ? "bf16+f32kv" : "bf16");
+  const std::string name = dir.substr(dir.find_last_of('/') + 1) + "/" + modeName(dt, kvDt);
   const bool informational = dt != DType::F32 && kvDt != DType::F32;
   const Json cfg = Json::parse(readFile(dir + "/config.json"));
   const Json ref = Json::parse(readFile(dir + "/reference.json"));
@@ -259,14 +264,14 @@ void runModel(const std::string& dir, const std::string& soPath, DType dt, DType
 }  // namespace
 
 void runModelTests(const std::string& fixturesDir, const std::string& soPath) {
-  const std::pair<DType, DType> modes[] = {{DType::F32, DType::F32}, {DType::BF16, DType::F32}, {DType::BF16, DType::BF16}};
+  const std::pair<DType, DType> modes[] = {
+      {DType::F32, DType::F32}, {DType::BF16, DType::F32}, {DType::BF16, DType::BF16}, {DType::F16, DType::F16}};
   for (const char* m : {"stories260K", "llama3-tiny", "qwen2-tiny", "qwen3-tiny"})
     for (auto [dt, kvDt] : modes) {
       try {
         runModel(fixturesDir + "/" + m, soPath, dt, kvDt);
       } catch (const std::exception& e) {
-        const char* mode = dt == DType::F32 ? "/f32" : kvDt == DType::F32 ? "/bf16+f32kv" : "/bf16";
-        results().record(false, std::string(m) + mode, std::string("exception: ") + e.what());
+        results().record(false, std::string(m) + "/" + modeName(dt, kvDt), std::string("exception: ") + e.what());
       }
     }
 }
