@@ -88,7 +88,11 @@ struct PrefillAttnArgs {
 };
 constexpr int kPrefillTileRows = 64;
 bool prefillAttentionSupported(DType t, int D);
+// Runs launchPrefillAttentionMma (mma.sync, register-resident P, cp.async K/V ring), or the first WMMA
+// kernel when the environment has PDS_PREFILL_ATTN=wmma. Both: same arguments and results.
 void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s);
+void launchPrefillAttentionMma(DType t, const PrefillAttnArgs& a, cudaStream_t s);
+void launchPrefillAttentionWmma(DType t, const PrefillAttnArgs& a, cudaStream_t s);
 
 // out[r] = the token RowSampling params[r] picks from logits[r, 0..V) (see pds/types.h); params in device memory.
 void launchSample(const float* logits, int rows, int V, const RowSampling* params, int32_t* out, cudaStream_t s);

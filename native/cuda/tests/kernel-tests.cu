@@ -273,9 +273,11 @@ void testPagedAttention(DType t, int D, int nH, int nKV, int splitSize, bool fus
   for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dseq, (void*)dctx, (void*)a.wsO, (void*)a.wsML, (void*)a.counters}) cudaFree(p);
 }
 
-void testPrefillAttention(DType t, int D, int nH, int nKV) {
+// wmma = the first kernel (launchPrefillAttentionWmma), else the default mma.sync kernel.
+void testPrefillAttention(DType t, int D, int nH, int nKV, bool wmma = false,
+                          std::vector<int> ctx = {1, 65, 167, 337, 64}, std::vector<int> nNew = {1, 65, 130, 37, 64}) {
   AttnCase c; c.D = D; c.nH = nH; c.nKV = nKV;
-  c.ctx = {1, 65, 167, 337, 64}; c.nNew = {1, 65, 130, 37, 64};
+  c.ctx = ctx; c.nNew = nNew;
   c.build(t);
   const int S = (int)c.ctx.size();
   std::vector<int32_t> tiles, ctxs(c.ctx.begin(), c.ctx.end());
@@ -285,12 +287,14 @@ void testPrefillAttention(DType t, int D, int nH, int nKV) {
   int32_t *dbt = devInts(c.bt), *dtiles = devInts(tiles), *dqsl = devInts(c.qsl), *dctx = devInts(ctxs);
   PrefillAttnArgs a{dq, nH * D, dk, dv, dbt, c.btStride, dtiles, (int)tiles.size() / 2, dqsl, dctx, nH, nKV, D, c.bs,
                     1.f / std::sqrt((float)D), dout};
-  launchPrefillAttention(t, a, 0);
+  if (wmma) launchPrefillAttentionWmma(t, a, 0); else launchPrefillAttentionMma(t, a, 0);
   sync();
   auto got = fromDevice(t, dout, (size_t)c.T * nH * D);
-  char nm[128];
-  std::snprintf(nm, sizeof nm, "prefill_attention/%s D=%d heads=%d/%d (G=%d) rows=1,65,130,37,64 ctx=1,65,167,337,64",
-                tag(t).c_str(), D, nH, nKV, nH / nKV);
+  std::string rowList, ctxList;
+  for (int s = 0; s < S; ++s) { rowList += (s ? "," : "") + std::to_string(c.nNew[s]); ctxList += (s ? "," : "") + std::to_string(c.ctx[s]); }
+  char nm[200];
+  std::snprintf(nm, sizeof nm, "prefill_attention%s/%s D=%d heads=%d/%d (G=%d) rows=%s ctx=%s", wmma ? "_wmma" : "",
+                tag(t).c_str(), D, nH, nKV, nH / nKV, rowList.c_str(), ctxList.c_str());
   check(true, nm, relErr(got, c.reference()), tolFor(t));
   for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dtiles, (void*)dqsl, (void*)dctx}) cudaFree(p);
 }
@@ -552,7 +556,13 @@ void runKernelTests(uint64_t seed) {
   testPagedAttention(DType::F16, 128, 8, 1, 128, true, {129, 16, 15}, {3, 16, 1});
   for (DType t : {DType::F16, DType::BF16})
     for (int D : {64, 128})
-      for (int G : {1, 4, 8}) testPrefillAttention(t, D, 2 * G, 2);
+      for (int G : {1, 4, 8}) {
+        testPrefillAttention(t, D, 2 * G, 2);
+        testPrefillAttention(t, D, 2 * G, 2, true);
+      }
+  // long cached prefixes (many tiles through the cp.async ring, diagonal tiles at odd offsets), 2 kv heads
+  testPrefillAttention(DType::BF16, 128, 4, 2, false, {1100, 70, 300}, {150, 70, 1});
+  testPrefillAttention(DType::F16, 64, 8, 2, false, {777, 129}, {200, 129});
   Cublas blas(0, nullptr, 0);
   for (DType t : kAll) {
     testMatmul(t, 37, 96, 128, false, false, &blas);

@@ -1,0 +1,277 @@
+// Causal prefill attention, FlashAttention-2 style on mma.sync m16n8k16 (f16/bf16 in, f32 accumulate), the
+// default behind launchPrefillAttention. Same contract as the WMMA kernel (PrefillAttnArgs, kernels.h).
+// Block = 64 query rows of one head (4 warps x 16 rows), 128 threads. The sequence's keys and values stream
+// from the paged cache in 64-key tiles through a two-stage cp.async ring in shared memory (tile t+1 loads
+// while tile t is computed). Each warp keeps its Q fragments, S/P and O accumulators in registers: P feeds
+// the P V product straight from S's accumulator layout (no shared-memory round trip); fragments come from
+// shared memory through ldmatrix (K non-transposed, V transposed). Online softmax in base 2 (scale * log2 e
+// folded into one FMA); P is rounded once to T and the row sums add the rounded values (as the WMMA kernel).
+// Causal: a block stops at its last query position; a warp skips tiles past its own last row and masks only
+// the diagonal / ragged tiles. Grid = (head, tile) with tiles taken last-first (longest causal work first,
+// the heads of one tile side by side so GQA heads share K/V through L2).
+// Shared memory (row pitch D + 8 halves keeps ldmatrix rows on distinct banks): D = 128: Q 17 KB +
+// 2 stages x (K + V) 70 KB = 87 KB (2 blocks per SM); D = 64: 46 KB.
+#include <type_traits>
+
+#include "common.cuh"
+#include "kernels.h"
+
+namespace pds::cuda {
+namespace {
+
+constexpr int kRows = kPrefillTileRows, kKeys = 64, kThreads = 128;
+
+template <int D> struct MmaSmem {
+  static constexpr int LD = D + 8;                 // elements per shared row
+  static constexpr int q = 0;                      // [kRows][LD]
+  static constexpr int tile = kKeys * LD;          // one K or V tile
+  static constexpr int kv = kRows * LD;            // stage s: K at kv + 2 s tile, V at kv + (2 s + 1) tile
+  static constexpr size_t bytes = (size_t)(kv + 4 * tile) * 2;
+};
+
+__device__ __forceinline__ uint32_t smemAddr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+// 16-byte async copy global -> shared; with valid false the 16 bytes are zero-filled and nothing is read.
+__device__ __forceinline__ void cpAsync16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldsm4(uint32_t addr, uint32_t* r) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldsm4t(uint32_t addr, uint32_t* r) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+// c[0..3] += A (16x16, regs a[0..3]) * B (16x8, regs b0 b1). Layouts (lane = 4 g + q):
+//   A: a0 (g, 2q..2q+1) a1 (g+8, ..) a2 (g, 2q+8..) a3 (g+8, 2q+8..); B: b0 (k 2q..2q+1, n g) b1 (k 2q+8.., n g);
+//   C: c0 c1 (g, 2q..2q+1), c2 c3 (g+8, ..).
+template <typename T> __device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ float ex2(float x) {  // 2^x; -inf -> 0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Packs (x, y) as two T (x in the low half); xr, yr get the rounded values back as float.
+template <typename T> __device__ __forceinline__ uint32_t packRound(float x, float y, float& xr, float& yr) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(x, y);
+    xr = __low2float(v); yr = __high2float(v);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(x, y);
+    xr = __low2float(v); yr = __high2float(v);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y) {
+  float a, b;
+  return packRound<T>(x, y, a, b);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(PrefillAttnArgs a) {
+  using L = MmaSmem<D>;
+  constexpr int CPR = D / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(128) unsigned char smRaw[];
+  T* sm = reinterpret_cast<T*>(smRaw);
+
+  const int h = blockIdx.x, tile = gridDim.y - 1 - blockIdx.y;
+  const int seq = a.tiles[2 * tile], q0 = a.tiles[2 * tile + 1];
+  const int qsl = a.queryStartLoc[seq], n = a.queryStartLoc[seq + 1] - qsl;
+  const int ctx = a.contextLens[seq], base = ctx - n;
+  const int rowsValid = min(kRows, n - q0);
+  const int kvh = h / (a.nH / a.nKV);
+  const int32_t* bt = a.blockTables + (size_t)seq * a.btStride;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const T* kc = (const T*)a.kCache;
+  const T* vc = (const T*)a.vCache;
+  const int kvEnd = min(ctx, base + q0 + rowsValid);
+  const int nTiles = (kvEnd + kKeys - 1) / kKeys;
+
+  // Q rows past rowsValid are zero (their scores stay finite; they are never written).
+  for (int idx = tid; idx < kRows * CPR; idx += kThreads) {
+    const int r = idx / CPR, c = (idx % CPR) * 8;
+    const bool ok = r < rowsValid;
+    const T* src = (const T*)a.q + (size_t)(qsl + q0 + (ok ? r : 0)) * a.qStride + (size_t)h * D + c;
+    cpAsync16(smemAddr(sm + L::q + r * L::LD + c), src, ok);
+  }
+  // Keys past kvEnd are zero-filled (never read: a masked score times a zero V row stays 0, not NaN).
+  auto loadTile = [&](int t, int stage) {
+    T* ks = sm + L::kv + 2 * stage * L::tile;
+    const int kt = t * kKeys;
+    for (int idx = tid; idx < kKeys * CPR; idx += kThreads) {
+      const int r = idx / CPR, c = (idx % CPR) * 8, j = kt + r;
+      const bool ok = j < kvEnd;
+      size_t off = 0;
+      if (ok) off = (((size_t)__ldg(bt + j / a.blockSize) * a.blockSize + j % a.blockSize) * a.nKV + kvh) * D + c;
+      cpAsync16(smemAddr(ks + r * L::LD + c), kc + off, ok);
+      cpAsync16(smemAddr(ks + L::tile + r * L::LD + c), vc + off, ok);
+    }
+  };
+  if (nTiles > 0) loadTile(0, 0);
+  cpAsyncCommit();
+
+  const int g = lane >> 2, qd = lane & 3;
+  const int rowBase = warp * 16;
+  const bool warpActive = rowBase < rowsValid;
+  const int posMin = base + q0 + rowBase;                             // warp's first query position
+  const int posMax = base + q0 + min(rowBase + 15, rowsValid - 1);    // and its last valid one
+  const int posLo = posMin + g, posHi = posLo + 8;                     // this lane's two rows
+  const float sl2 = a.scale * 1.4426950408889634f;
+
+  uint32_t qf[D / 16][4];
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float mLo = -INFINITY, mHi = -INFINITY, lLo = 0.f, lHi = 0.f;
+
+  // ldmatrix lane addresses (elements): Q / A operand rows lane % 16, column half lane / 16;
+  // K (B of Q K^T, two n-tiles per x4): key (lane & 7) + 8 (lane >> 4), d half (lane >> 3) & 1;
+  // V (B of P V, transposed, two d-tiles per x4): key (lane & 7) + 8 ((lane >> 3) & 1), d half lane >> 4.
+  const int qOff = (rowBase + (lane & 15)) * L::LD + (lane >> 4) * 8;
+  const int kOff = ((lane & 7) + 8 * (lane >> 4)) * L::LD + ((lane >> 3) & 1) * 8;
+  const int vOff = ((lane & 7) + 8 * ((lane >> 3) & 1)) * L::LD + (lane >> 4) * 8;
+
+  for (int t = 0; t < nTiles; ++t) {
+    if (t + 1 < nTiles) loadTile(t + 1, (t + 1) & 1);
+    cpAsyncCommit();
+    cpAsyncWait<1>();
+    __syncthreads();
+    if (t == 0) {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) ldsm4(smemAddr(sm + L::q + qOff + kk * 16), qf[kk]);
+    }
+    const int kt = t * kKeys;
+    if (warpActive && kt <= posMax) {
+      const T* ks = sm + L::kv + 2 * (t & 1) * L::tile;
+      const T* vs = ks + L::tile;
+      float s[kKeys / 8][4];
+#pragma unroll
+      for (int i = 0; i < kKeys / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+        for (int np = 0; np < kKeys / 16; ++np) {
+          uint32_t b[4];
+          ldsm4(smemAddr(ks + kOff + np * 16 * L::LD + kk * 16), b);
+          mma16816<T>(s[2 * np], qf[kk], b[0], b[1]);
+          mma16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
+        }
+      }
+      if (kt + kKeys - 1 > posMin || kt + kKeys > kvEnd) {
+#pragma unroll
+        for (int nt = 0; nt < kKeys / 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int j = kt + 8 * nt + 2 * qd + (e & 1);
+            if (j > (e < 2 ? posLo : posHi) || j >= kvEnd) s[nt][e] = -INFINITY;
+          }
+      }
+      float mxLo = -INFINITY, mxHi = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kKeys / 8; ++nt) {
+        mxLo = fmaxf(mxLo, fmaxf(s[nt][0], s[nt][1]));
+        mxHi = fmaxf(mxHi, fmaxf(s[nt][2], s[nt][3]));
+      }
+#pragma unroll
+      for (int x = 1; x <= 2; x <<= 1) {
+        mxLo = fmaxf(mxLo, __shfl_xor_sync(0xffffffffu, mxLo, x));
+        mxHi = fmaxf(mxHi, __shfl_xor_sync(0xffffffffu, mxHi, x));
+      }
+      const float nLo = fmaxf(mLo, mxLo * sl2), nHi = fmaxf(mHi, mxHi * sl2);
+      const float rLo = nLo == -INFINITY ? 0.f : nLo, rHi = nHi == -INFINITY ? 0.f : nHi;
+      const float aLo = ex2(mLo - rLo), aHi = ex2(mHi - rHi);
+      mLo = nLo; mHi = nHi;
+      uint32_t p[kKeys / 8][2];
+      float sumLo = 0.f, sumHi = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < kKeys / 8; ++nt) {
+        float r0, r1, r2, r3;
+        p[nt][0] = packRound<T>(ex2(fmaf(s[nt][0], sl2, -rLo)), ex2(fmaf(s[nt][1], sl2, -rLo)), r0, r1);
+        p[nt][1] = packRound<T>(ex2(fmaf(s[nt][2], sl2, -rHi)), ex2(fmaf(s[nt][3], sl2, -rHi)), r2, r3);
+        sumLo += r0 + r1;
+        sumHi += r2 + r3;
+      }
+      lLo = lLo * aLo + sumLo;
+      lHi = lHi * aHi + sumHi;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i) { o[i][0] *= aLo; o[i][1] *= aLo; o[i][2] *= aHi; o[i][3] *= aHi; }
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        const uint32_t pa[4] = {p[2 * kk][0], p[2 * kk][1], p[2 * kk + 1][0], p[2 * kk + 1][1]};
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t b[4];
+          ldsm4t(smemAddr(vs + vOff + kk * 16 * L::LD + dp * 16), b);
+          mma16816<T>(o[2 * dp], pa, b[0], b[1]);
+          mma16816<T>(o[2 * dp + 1], pa, b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // the next iteration refills this stage
+  }
+  cpAsyncWait<0>();
+
+#pragma unroll
+  for (int x = 1; x <= 2; x <<= 1) {
+    lLo += __shfl_xor_sync(0xffffffffu, lLo, x);
+    lHi += __shfl_xor_sync(0xffffffffu, lHi, x);
+  }
+  const float iLo = lLo > 0.f ? 1.f / lLo : 0.f, iHi = lHi > 0.f ? 1.f / lHi : 0.f;
+  const int rLo = rowBase + g, rHi = rLo + 8;
+  T* outBase = (T*)a.out + (size_t)h * D + 2 * qd;
+  const size_t pitch = (size_t)a.nH * D;
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) {
+    if (rLo < rowsValid)
+      *reinterpret_cast<uint32_t*>(outBase + (size_t)(qsl + q0 + rLo) * pitch + 8 * i) = pack2<T>(o[i][0] * iLo, o[i][1] * iLo);
+    if (rHi < rowsValid)
+      *reinterpret_cast<uint32_t*>(outBase + (size_t)(qsl + q0 + rHi) * pitch + 8 * i) = pack2<T>(o[i][2] * iHi, o[i][3] * iHi);
+  }
+}
+
+template <typename T, int D> void launchTyped(const PrefillAttnArgs& a, cudaStream_t s) {
+  static unsigned devicesSet = 0;
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  if (!(devicesSet & (1u << dev))) {
+    check(cudaFuncSetAttribute(prefillAttentionMmaKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)MmaSmem<D>::bytes),
+          "prefill attention (mma): shared memory limit");
+    devicesSet |= 1u << dev;
+  }
+  dim3 grid(a.nH, a.numTiles);
+  prefillAttentionMmaKernel<T, D><<<grid, kThreads, MmaSmem<D>::bytes, s>>>(a);
+}
+
+}  // namespace
+
+void launchPrefillAttentionMma(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
+  if (a.numTiles <= 0) return;
+  if (!prefillAttentionSupported(t, a.D)) throw std::runtime_error("CUDA backend: prefill attention: unsupported dtype/head_dim");
+  if (a.numTiles > 65535) throw std::runtime_error("CUDA backend: prefill attention: more than 65535 row tiles");
+  if (t == DType::F16) {
+    if (a.D == 64) launchTyped<__half, 64>(a, s); else launchTyped<__half, 128>(a, s);
+  } else {
+    if (a.D == 64) launchTyped<__nv_bfloat16, 64>(a, s); else launchTyped<__nv_bfloat16, 128>(a, s);
+  }
+  checkLaunch("prefill_attention_mma");
+}
+
+}  // namespace pds::cuda
