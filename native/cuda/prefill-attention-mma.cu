@@ -21,11 +21,11 @@ namespace {
 
 constexpr int kRows = kPrefillTileRows, kKeys = 64, kThreads = 128;
 
-template <int D> struct MmaSmem {
+template <int D, int HPW> struct MmaSmem {
   static constexpr int LD = D + 8;                 // elements per shared row
-  static constexpr int q = 0;                      // [kRows][LD]
+  static constexpr int q = 0;                      // [HPW][kRows][LD]
   static constexpr int tile = kKeys * LD;          // one K or V tile
-  static constexpr int kv = kRows * LD;            // stage s: K at kv + 2 s tile, V at kv + (2 s + 1) tile
+  static constexpr int kv = HPW * kRows * LD;      // stage s: K at kv + 2 s tile, V at kv + (2 s + 1) tile
   static constexpr size_t bytes = (size_t)(kv + 4 * tile) * 2;
 };
 
@@ -84,48 +84,70 @@ template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y
   return packRound<T>(x, y, a, b);
 }
 
-template <typename T, int D>
+// HPW = query heads per block (1, or 2 of one kv head): with 2, every K / V fragment read from shared
+// memory feeds both heads' MMAs (half the ldmatrix traffic per MMA) and Q fragments are re-read from shared
+// memory per tile instead of held in registers.
+template <typename T, int D, int HPW>
 __global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(PrefillAttnArgs a) {
-  using L = MmaSmem<D>;
-  constexpr int CPR = D / 8;  // 16-byte chunks per row
+  using L = MmaSmem<D, HPW>;
+  constexpr int CPR = D / 8;                     // 16-byte chunks per row
+  constexpr int RPT = kKeys * CPR / kThreads;   // consecutive rows one thread copies per K or V tile
+  constexpr bool kQRegs = HPW == 1;
   extern __shared__ __align__(128) unsigned char smRaw[];
   T* sm = reinterpret_cast<T*>(smRaw);
 
-  const int h = blockIdx.x, tile = gridDim.y - 1 - blockIdx.y;
+  const int h0 = blockIdx.x * HPW, tile = gridDim.y - 1 - blockIdx.y;
   const int seq = a.tiles[2 * tile], q0 = a.tiles[2 * tile + 1];
   const int qsl = a.queryStartLoc[seq], n = a.queryStartLoc[seq + 1] - qsl;
   const int ctx = a.contextLens[seq], base = ctx - n;
   const int rowsValid = min(kRows, n - q0);
-  const int kvh = h / (a.nH / a.nKV);
+  const int kvh = h0 / (a.nH / a.nKV);
   const int32_t* bt = a.blockTables + (size_t)seq * a.btStride;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const T* kc = (const T*)a.kCache;
   const T* vc = (const T*)a.vCache;
   const int kvEnd = min(ctx, base + q0 + rowsValid);
   const int nTiles = (kvEnd + kKeys - 1) / kKeys;
+  const int bs = a.blockSize, bsShift = __ffs(bs) - 1;
+  const bool bsPow2 = bs == 1 << bsShift;
 
   // Q rows past rowsValid are zero (their scores stay finite; they are never written).
-  for (int idx = tid; idx < kRows * CPR; idx += kThreads) {
-    const int r = idx / CPR, c = (idx % CPR) * 8;
+  for (int idx = tid; idx < HPW * kRows * CPR; idx += kThreads) {
+    const int r = idx / CPR % kRows, hh = idx / (CPR * kRows), c = (idx % CPR) * 8;
     const bool ok = r < rowsValid;
-    const T* src = (const T*)a.q + (size_t)(qsl + q0 + (ok ? r : 0)) * a.qStride + (size_t)h * D + c;
-    cpAsync16(smemAddr(sm + L::q + r * L::LD + c), src, ok);
+    const T* src = (const T*)a.q + (size_t)(qsl + q0 + (ok ? r : 0)) * a.qStride + (size_t)(h0 + hh) * D + c;
+    cpAsync16(smemAddr(sm + L::q + (hh * kRows + r) * L::LD + c), src, ok);
   }
-  // Keys past kvEnd are zero-filled (never read: a masked score times a zero V row stays 0, not NaN).
+  // This thread copies chunk c0 of rows rBase .. rBase + RPT - 1 of each K / V tile. When the cache block
+  // size is a multiple of RPT those rows lie in one cache block, whose table entry is read one tile ahead
+  // (blkNext), so the copies never wait on a table load; otherwise each row reads its entry when copied.
+  const int rBase = (tid / CPR) * RPT, c0 = (tid % CPR) * 8;
+  const bool runs = bs % RPT == 0;
+  auto blockOf = [&](int j) { return __ldg(bt + (bsPow2 ? j >> bsShift : j / bs)); };
+  auto withinBlock = [&](int j) { return bsPow2 ? j & (bs - 1) : j - j / bs * bs; };
+  int blkNext = 0;
+  auto readTable = [&](int t) {
+    const int j = t * kKeys + rBase;
+    blkNext = runs && j < kvEnd ? blockOf(j) : 0;
+  };
+  // Keys past kvEnd are zero-filled (a masked score times a zero V row stays 0, not NaN).
   auto loadTile = [&](int t, int stage) {
     T* ks = sm + L::kv + 2 * stage * L::tile;
-    const int kt = t * kKeys;
-    for (int idx = tid; idx < kKeys * CPR; idx += kThreads) {
-      const int r = idx / CPR, c = (idx % CPR) * 8, j = kt + r;
+    const int j0 = t * kKeys + rBase;
+    const size_t run0 = (size_t)blkNext * bs + withinBlock(j0);
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const int j = j0 + i;
       const bool ok = j < kvEnd;
       size_t off = 0;
-      if (ok) off = (((size_t)__ldg(bt + j / a.blockSize) * a.blockSize + j % a.blockSize) * a.nKV + kvh) * D + c;
-      cpAsync16(smemAddr(ks + r * L::LD + c), kc + off, ok);
-      cpAsync16(smemAddr(ks + L::tile + r * L::LD + c), vc + off, ok);
+      if (ok) off = (((runs ? run0 + i : (size_t)blockOf(j) * bs + withinBlock(j))) * a.nKV + kvh) * D + c0;
+      cpAsync16(smemAddr(ks + (rBase + i) * L::LD + c0), kc + off, ok);
+      cpAsync16(smemAddr(ks + L::tile + (rBase + i) * L::LD + c0), vc + off, ok);
     }
   };
-  if (nTiles > 0) loadTile(0, 0);
+  if (nTiles > 0) { readTable(0); loadTile(0, 0); }
   cpAsyncCommit();
+  if (nTiles > 1) readTable(1);
 
   const int g = lane >> 2, qd = lane & 3;
   const int rowBase = warp * 16;
@@ -135,11 +157,16 @@ __global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(Prefill
   const int posLo = posMin + g, posHi = posLo + 8;                     // this lane's two rows
   const float sl2 = a.scale * 1.4426950408889634f;
 
-  uint32_t qf[D / 16][4];
-  float o[D / 8][4];
+  uint32_t qf[kQRegs ? D / 16 : 1][4];
+  float o[HPW][D / 8][4];
+  float mLo[HPW], mHi[HPW], lLo[HPW], lHi[HPW];
 #pragma unroll
-  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float mLo = -INFINITY, mHi = -INFINITY, lLo = 0.f, lHi = 0.f;
+  for (int hh = 0; hh < HPW; ++hh) {
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) o[hh][i][0] = o[hh][i][1] = o[hh][i][2] = o[hh][i][3] = 0.f;
+    mLo[hh] = mHi[hh] = -INFINITY;
+    lLo[hh] = lHi[hh] = 0.f;
+  }
 
   // ldmatrix lane addresses (elements): Q / A operand rows lane % 16, column half lane / 16;
   // K (B of Q K^T, two n-tiles per x4): key (lane & 7) + 8 (lane >> 4), d half (lane >> 3) & 1;
@@ -149,78 +176,108 @@ __global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(Prefill
   const int vOff = ((lane & 7) + 8 * ((lane >> 3) & 1)) * L::LD + (lane >> 4) * 8;
 
   for (int t = 0; t < nTiles; ++t) {
-    if (t + 1 < nTiles) loadTile(t + 1, (t + 1) & 1);
+    if (t + 1 < nTiles) {
+      loadTile(t + 1, (t + 1) & 1);
+      if (t + 2 < nTiles) readTable(t + 2);
+    }
     cpAsyncCommit();
     cpAsyncWait<1>();
     __syncthreads();
-    if (t == 0) {
+    if (kQRegs && t == 0) {
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) ldsm4(smemAddr(sm + L::q + qOff + kk * 16), qf[kk]);
+      for (int kk = 0; kk < D / 16; ++kk) ldsm4(smemAddr(sm + L::q + qOff + kk * 16), qf[kQRegs ? kk : 0]);
     }
     const int kt = t * kKeys;
     if (warpActive && kt <= posMax) {
       const T* ks = sm + L::kv + 2 * (t & 1) * L::tile;
       const T* vs = ks + L::tile;
-      float s[kKeys / 8][4];
+      float s[HPW][kKeys / 8][4];
 #pragma unroll
-      for (int i = 0; i < kKeys / 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+      for (int hh = 0; hh < HPW; ++hh)
+#pragma unroll
+        for (int i = 0; i < kKeys / 8; ++i) s[hh][i][0] = s[hh][i][1] = s[hh][i][2] = s[hh][i][3] = 0.f;
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qa[HPW][4];
+#pragma unroll
+        for (int hh = 0; hh < HPW; ++hh) {
+          if constexpr (kQRegs) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) qa[hh][e] = qf[kk][e];
+          } else {
+            ldsm4(smemAddr(sm + L::q + hh * kRows * L::LD + qOff + kk * 16), qa[hh]);
+          }
+        }
 #pragma unroll
         for (int np = 0; np < kKeys / 16; ++np) {
           uint32_t b[4];
           ldsm4(smemAddr(ks + kOff + np * 16 * L::LD + kk * 16), b);
-          mma16816<T>(s[2 * np], qf[kk], b[0], b[1]);
-          mma16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+          for (int hh = 0; hh < HPW; ++hh) {
+            mma16816<T>(s[hh][2 * np], qa[hh], b[0], b[1]);
+            mma16816<T>(s[hh][2 * np + 1], qa[hh], b[2], b[3]);
+          }
         }
       }
-      if (kt + kKeys - 1 > posMin || kt + kKeys > kvEnd) {
+      const bool mask = kt + kKeys - 1 > posMin || kt + kKeys > kvEnd;
+      uint32_t p[HPW][kKeys / 8][2];
 #pragma unroll
-        for (int nt = 0; nt < kKeys / 8; ++nt)
+      for (int hh = 0; hh < HPW; ++hh) {
+        if (mask) {
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int j = kt + 8 * nt + 2 * qd + (e & 1);
-            if (j > (e < 2 ? posLo : posHi) || j >= kvEnd) s[nt][e] = -INFINITY;
-          }
+          for (int nt = 0; nt < kKeys / 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int j = kt + 8 * nt + 2 * qd + (e & 1);
+              if (j > (e < 2 ? posLo : posHi) || j >= kvEnd) s[hh][nt][e] = -INFINITY;
+            }
+        }
+        float mxLo = -INFINITY, mxHi = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < kKeys / 8; ++nt) {
+          mxLo = fmaxf(mxLo, fmaxf(s[hh][nt][0], s[hh][nt][1]));
+          mxHi = fmaxf(mxHi, fmaxf(s[hh][nt][2], s[hh][nt][3]));
+        }
+#pragma unroll
+        for (int x = 1; x <= 2; x <<= 1) {
+          mxLo = fmaxf(mxLo, __shfl_xor_sync(0xffffffffu, mxLo, x));
+          mxHi = fmaxf(mxHi, __shfl_xor_sync(0xffffffffu, mxHi, x));
+        }
+        const float nLo = fmaxf(mLo[hh], mxLo * sl2), nHi = fmaxf(mHi[hh], mxHi * sl2);
+        const float rLo = nLo == -INFINITY ? 0.f : nLo, rHi = nHi == -INFINITY ? 0.f : nHi;
+        const float aLo = ex2(mLo[hh] - rLo), aHi = ex2(mHi[hh] - rHi);
+        mLo[hh] = nLo; mHi[hh] = nHi;
+        float sumLo = 0.f, sumHi = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < kKeys / 8; ++nt) {
+          float r0f, r1f, r2f, r3f;
+          p[hh][nt][0] = packRound<T>(ex2(fmaf(s[hh][nt][0], sl2, -rLo)), ex2(fmaf(s[hh][nt][1], sl2, -rLo)), r0f, r1f);
+          p[hh][nt][1] = packRound<T>(ex2(fmaf(s[hh][nt][2], sl2, -rHi)), ex2(fmaf(s[hh][nt][3], sl2, -rHi)), r2f, r3f);
+          sumLo += r0f + r1f;
+          sumHi += r2f + r3f;
+        }
+        lLo[hh] = lLo[hh] * aLo + sumLo;
+        lHi[hh] = lHi[hh] * aHi + sumHi;
+#pragma unroll
+        for (int i = 0; i < D / 8; ++i) { o[hh][i][0] *= aLo; o[hh][i][1] *= aLo; o[hh][i][2] *= aHi; o[hh][i][3] *= aHi; }
       }
-      float mxLo = -INFINITY, mxHi = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < kKeys / 8; ++nt) {
-        mxLo = fmaxf(mxLo, fmaxf(s[nt][0], s[nt][1]));
-        mxHi = fmaxf(mxHi, fmaxf(s[nt][2], s[nt][3]));
-      }
-#pragma unroll
-      for (int x = 1; x <= 2; x <<= 1) {
-        mxLo = fmaxf(mxLo, __shfl_xor_sync(0xffffffffu, mxLo, x));
-        mxHi = fmaxf(mxHi, __shfl_xor_sync(0xffffffffu, mxHi, x));
-      }
-      const float nLo = fmaxf(mLo, mxLo * sl2), nHi = fmaxf(mHi, mxHi * sl2);
-      const float rLo = nLo == -INFINITY ? 0.f : nLo, rHi = nHi == -INFINITY ? 0.f : nHi;
-      const float aLo = ex2(mLo - rLo), aHi = ex2(mHi - rHi);
-      mLo = nLo; mHi = nHi;
-      uint32_t p[kKeys / 8][2];
-      float sumLo = 0.f, sumHi = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < kKeys / 8; ++nt) {
-        float r0, r1, r2, r3;
-        p[nt][0] = packRound<T>(ex2(fmaf(s[nt][0], sl2, -rLo)), ex2(fmaf(s[nt][1], sl2, -rLo)), r0, r1);
-        p[nt][1] = packRound<T>(ex2(fmaf(s[nt][2], sl2, -rHi)), ex2(fmaf(s[nt][3], sl2, -rHi)), r2, r3);
-        sumLo += r0 + r1;
-        sumHi += r2 + r3;
-      }
-      lLo = lLo * aLo + sumLo;
-      lHi = lHi * aHi + sumHi;
-#pragma unroll
-      for (int i = 0; i < D / 8; ++i) { o[i][0] *= aLo; o[i][1] *= aLo; o[i][2] *= aHi; o[i][3] *= aHi; }
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t pa[4] = {p[2 * kk][0], p[2 * kk][1], p[2 * kk + 1][0], p[2 * kk + 1][1]};
+        uint32_t pa[HPW][4];
+#pragma unroll
+        for (int hh = 0; hh < HPW; ++hh) {
+          pa[hh][0] = p[hh][2 * kk][0]; pa[hh][1] = p[hh][2 * kk][1];
+          pa[hh][2] = p[hh][2 * kk + 1][0]; pa[hh][3] = p[hh][2 * kk + 1][1];
+        }
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
           uint32_t b[4];
           ldsm4t(smemAddr(vs + vOff + kk * 16 * L::LD + dp * 16), b);
-          mma16816<T>(o[2 * dp], pa, b[0], b[1]);
-          mma16816<T>(o[2 * dp + 1], pa, b[2], b[3]);
+#pragma unroll
+          for (int hh = 0; hh < HPW; ++hh) {
+            mma16816<T>(o[hh][2 * dp], pa[hh], b[0], b[1]);
+            mma16816<T>(o[hh][2 * dp + 1], pa[hh], b[2], b[3]);
+          }
         }
       }
     }
@@ -228,49 +285,61 @@ __global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(Prefill
   }
   cpAsyncWait<0>();
 
-#pragma unroll
-  for (int x = 1; x <= 2; x <<= 1) {
-    lLo += __shfl_xor_sync(0xffffffffu, lLo, x);
-    lHi += __shfl_xor_sync(0xffffffffu, lHi, x);
-  }
-  const float iLo = lLo > 0.f ? 1.f / lLo : 0.f, iHi = lHi > 0.f ? 1.f / lHi : 0.f;
   const int rLo = rowBase + g, rHi = rLo + 8;
-  T* outBase = (T*)a.out + (size_t)h * D + 2 * qd;
   const size_t pitch = (size_t)a.nH * D;
 #pragma unroll
-  for (int i = 0; i < D / 8; ++i) {
-    if (rLo < rowsValid)
-      *reinterpret_cast<uint32_t*>(outBase + (size_t)(qsl + q0 + rLo) * pitch + 8 * i) = pack2<T>(o[i][0] * iLo, o[i][1] * iLo);
-    if (rHi < rowsValid)
-      *reinterpret_cast<uint32_t*>(outBase + (size_t)(qsl + q0 + rHi) * pitch + 8 * i) = pack2<T>(o[i][2] * iHi, o[i][3] * iHi);
+  for (int hh = 0; hh < HPW; ++hh) {
+    float sLo = lLo[hh], sHi = lHi[hh];
+#pragma unroll
+    for (int x = 1; x <= 2; x <<= 1) {
+      sLo += __shfl_xor_sync(0xffffffffu, sLo, x);
+      sHi += __shfl_xor_sync(0xffffffffu, sHi, x);
+    }
+    const float iLo = sLo > 0.f ? 1.f / sLo : 0.f, iHi = sHi > 0.f ? 1.f / sHi : 0.f;
+    T* outBase = (T*)a.out + (size_t)(h0 + hh) * D + 2 * qd;
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) {
+      if (rLo < rowsValid)
+        *reinterpret_cast<uint32_t*>(outBase + (size_t)(qsl + q0 + rLo) * pitch + 8 * i) =
+            pack2<T>(o[hh][i][0] * iLo, o[hh][i][1] * iLo);
+      if (rHi < rowsValid)
+        *reinterpret_cast<uint32_t*>(outBase + (size_t)(qsl + q0 + rHi) * pitch + 8 * i) =
+            pack2<T>(o[hh][i][2] * iHi, o[hh][i][3] * iHi);
+    }
   }
 }
 
-template <typename T, int D> void launchTyped(const PrefillAttnArgs& a, cudaStream_t s) {
+template <typename T, int D, int HPW> void launchTyped(const PrefillAttnArgs& a, cudaStream_t s) {
   static unsigned devicesSet = 0;
   int dev = 0;
   check(cudaGetDevice(&dev), "cudaGetDevice");
   if (!(devicesSet & (1u << dev))) {
-    check(cudaFuncSetAttribute(prefillAttentionMmaKernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               (int)MmaSmem<D>::bytes),
+    check(cudaFuncSetAttribute(prefillAttentionMmaKernel<T, D, HPW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)MmaSmem<D, HPW>::bytes),
           "prefill attention (mma): shared memory limit");
     devicesSet |= 1u << dev;
   }
-  dim3 grid(a.nH, a.numTiles);
-  prefillAttentionMmaKernel<T, D><<<grid, kThreads, MmaSmem<D>::bytes, s>>>(a);
+  dim3 grid(a.nH / HPW, a.numTiles);
+  prefillAttentionMmaKernel<T, D, HPW><<<grid, kThreads, MmaSmem<D, HPW>::bytes, s>>>(a);
+}
+
+template <typename T> void launchHeads(const PrefillAttnArgs& a, int hpw, cudaStream_t s) {
+  if (a.D == 64) {
+    if (hpw == 2) launchTyped<T, 64, 2>(a, s); else launchTyped<T, 64, 1>(a, s);
+  } else {
+    if (hpw == 2) launchTyped<T, 128, 2>(a, s); else launchTyped<T, 128, 1>(a, s);
+  }
 }
 
 }  // namespace
 
-void launchPrefillAttentionMma(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
+void launchPrefillAttentionMma(DType t, const PrefillAttnArgs& a, cudaStream_t s, int headsPerBlock) {
   if (a.numTiles <= 0) return;
   if (!prefillAttentionSupported(t, a.D)) throw std::runtime_error("CUDA backend: prefill attention: unsupported dtype/head_dim");
   if (a.numTiles > 65535) throw std::runtime_error("CUDA backend: prefill attention: more than 65535 row tiles");
-  if (t == DType::F16) {
-    if (a.D == 64) launchTyped<__half, 64>(a, s); else launchTyped<__half, 128>(a, s);
-  } else {
-    if (a.D == 64) launchTyped<__nv_bfloat16, 64>(a, s); else launchTyped<__nv_bfloat16, 128>(a, s);
-  }
+  const int G = a.nH / a.nKV;
+  const int hpw = headsPerBlock == 1 || G % 2 != 0 ? 1 : 2;
+  if (t == DType::F16) launchHeads<__half>(a, hpw, s); else launchHeads<__nv_bfloat16>(a, hpw, s);
   checkLaunch("prefill_attention_mma");
 }
 

@@ -266,14 +266,15 @@ void prefillAttentionBench(const std::string& label, int nH, int nKV, int D) {
     const double pairs = (double)P * cached + (double)P * (P + 1) / 2;
     const double flops = 4.0 * D * nH * pairs;
     double msOld = 0;
-    for (bool wmma : {true, false}) {
-      a.out = wmma ? out0 : out1;
+    for (int variant : {0, 1, 2}) {  // WMMA, mma.sync one head per block, mma.sync default (2 heads when G even)
+      a.out = variant == 0 ? out0 : out1;
       const double ms = medianMs(3, 20, [&] {
-        if (wmma) cuda::launchPrefillAttentionWmma(dt, a, 0); else cuda::launchPrefillAttentionMma(dt, a, 0);
+        if (variant == 0) cuda::launchPrefillAttentionWmma(dt, a, 0);
+        else cuda::launchPrefillAttentionMma(dt, a, 0, variant == 1 ? 1 : 0);
       });
-      if (wmma) msOld = ms;
-      row(label + " prefill attn 2048 over " + std::to_string(cached) + (wmma ? " wmma" : " mma"), fmt("%.1f us", ms * 1e3),
-          fmt("%.0f TFLOP/s", flops / (ms * 1e-3) / 1e12), wmma ? "" : fmt("%.2fx of wmma", msOld / ms));
+      if (variant == 0) msOld = ms;
+      row(label + " prefill attn 2048 over " + std::to_string(cached) + (variant == 0 ? " wmma" : variant == 1 ? " mma 1 head" : " mma"),
+          fmt("%.1f us", ms * 1e3), fmt("%.0f TFLOP/s", flops / (ms * 1e-3) / 1e12), variant ? fmt("%.2fx of wmma", msOld / ms) : "");
     }
     std::vector<uint16_t> h0(qn), h1(qn);
     TCHECK(cudaMemcpy(h0.data(), out0, qn * 2, cudaMemcpyDeviceToHost));
