@@ -87,8 +87,11 @@ template <typename T> __device__ __forceinline__ uint32_t pack2(float x, float y
 // HPW = query heads per block (1, or 2 of one kv head): with 2, every K / V fragment read from shared
 // memory feeds both heads' MMAs (half the ldmatrix traffic per MMA) and Q fragments are re-read from shared
 // memory per tile instead of held in registers.
+// Work order: block w (linear id) takes item k of the list of (tile, head group) sorted by tile, last tile
+// (most keys) first: k = w, or with zigzag the second half of the ids reads the list from its light end
+// (a single-wave grid then pairs heavy and light blocks instead of piling the heaviest ones up together).
 template <typename T, int D, int HPW>
-__global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(PrefillAttnArgs a) {
+__global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(PrefillAttnArgs a, int zigzag) {
   using L = MmaSmem<D, HPW>;
   constexpr int CPR = D / 8;                     // 16-byte chunks per row
   constexpr int RPT = kKeys * CPR / kThreads;   // consecutive rows one thread copies per K or V tile
@@ -96,7 +99,9 @@ __global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(Prefill
   extern __shared__ __align__(128) unsigned char smRaw[];
   T* sm = reinterpret_cast<T*>(smRaw);
 
-  const int h0 = blockIdx.x * HPW, tile = gridDim.y - 1 - blockIdx.y;
+  const int B = gridDim.x * gridDim.y, w = blockIdx.y * gridDim.x + blockIdx.x, half = (B + 1) / 2;
+  const int k = zigzag && w >= half ? B - 1 - (w - half) : w;
+  const int h0 = (int)(k % gridDim.x) * HPW, tile = gridDim.y - 1 - (int)(k / gridDim.x);
   const int seq = a.tiles[2 * tile], q0 = a.tiles[2 * tile + 1];
   const int qsl = a.queryStartLoc[seq], n = a.queryStartLoc[seq + 1] - qsl;
   const int ctx = a.contextLens[seq], base = ctx - n;
@@ -309,37 +314,47 @@ __global__ void __launch_bounds__(kThreads, 2) prefillAttentionMmaKernel(Prefill
   }
 }
 
-template <typename T, int D, int HPW> void launchTyped(const PrefillAttnArgs& a, cudaStream_t s) {
+// order: 0 heavy first, 1 zigzag, < 0 zigzag when the whole grid fits on the device at once.
+template <typename T, int D, int HPW> void launchTyped(const PrefillAttnArgs& a, int order, cudaStream_t s) {
   static unsigned devicesSet = 0;
+  static int slots[32];  // resident blocks per device
   int dev = 0;
   check(cudaGetDevice(&dev), "cudaGetDevice");
+  if (dev >= 32) throw std::runtime_error("CUDA backend: prefill attention: device index >= 32");
   if (!(devicesSet & (1u << dev))) {
     check(cudaFuncSetAttribute(prefillAttentionMmaKernel<T, D, HPW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                (int)MmaSmem<D, HPW>::bytes),
           "prefill attention (mma): shared memory limit");
+    int perSm = 0, sms = 0;
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, prefillAttentionMmaKernel<T, D, HPW>, kThreads,
+                                                        MmaSmem<D, HPW>::bytes),
+          "prefill attention (mma): occupancy");
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    slots[dev] = perSm * sms;
     devicesSet |= 1u << dev;
   }
   dim3 grid(a.nH / HPW, a.numTiles);
-  prefillAttentionMmaKernel<T, D, HPW><<<grid, kThreads, MmaSmem<D, HPW>::bytes, s>>>(a);
+  const int zigzag = order < 0 ? (int)(grid.x * grid.y) <= slots[dev] : order;
+  prefillAttentionMmaKernel<T, D, HPW><<<grid, kThreads, MmaSmem<D, HPW>::bytes, s>>>(a, zigzag);
 }
 
-template <typename T> void launchHeads(const PrefillAttnArgs& a, int hpw, cudaStream_t s) {
+template <typename T> void launchHeads(const PrefillAttnArgs& a, int hpw, int order, cudaStream_t s) {
   if (a.D == 64) {
-    if (hpw == 2) launchTyped<T, 64, 2>(a, s); else launchTyped<T, 64, 1>(a, s);
+    if (hpw == 2) launchTyped<T, 64, 2>(a, order, s); else launchTyped<T, 64, 1>(a, order, s);
   } else {
-    if (hpw == 2) launchTyped<T, 128, 2>(a, s); else launchTyped<T, 128, 1>(a, s);
+    if (hpw == 2) launchTyped<T, 128, 2>(a, order, s); else launchTyped<T, 128, 1>(a, order, s);
   }
 }
 
 }  // namespace
 
-void launchPrefillAttentionMma(DType t, const PrefillAttnArgs& a, cudaStream_t s, int headsPerBlock) {
+void launchPrefillAttentionMma(DType t, const PrefillAttnArgs& a, cudaStream_t s, int headsPerBlock, int order) {
   if (a.numTiles <= 0) return;
   if (!prefillAttentionSupported(t, a.D)) throw std::runtime_error("CUDA backend: prefill attention: unsupported dtype/head_dim");
   if (a.numTiles > 65535) throw std::runtime_error("CUDA backend: prefill attention: more than 65535 row tiles");
   const int G = a.nH / a.nKV;
   const int hpw = headsPerBlock == 1 || G % 2 != 0 ? 1 : 2;
-  if (t == DType::F16) launchHeads<__half>(a, hpw, s); else launchHeads<__nv_bfloat16>(a, hpw, s);
+  if (t == DType::F16) launchHeads<__half>(a, hpw, order, s); else launchHeads<__nv_bfloat16>(a, hpw, order, s);
   checkLaunch("prefill_attention_mma");
 }
 

@@ -273,9 +273,10 @@ void testPagedAttention(DType t, int D, int nH, int nKV, int splitSize, bool fus
   for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dseq, (void*)dctx, (void*)a.wsO, (void*)a.wsML, (void*)a.counters}) cudaFree(p);
 }
 
-// Kernel variants: Mma = launchPrefillAttentionMma's choice (2 heads per block when G is even), Mma1 = one
-// head per block, Wmma = the first kernel (launchPrefillAttentionWmma).
-enum class PrefillKernel { Mma, Mma1, Wmma };
+// Kernel variants: Mma = launchPrefillAttentionMma's choices (2 heads per block when G is even; these small
+// grids fit the device, so zigzag order), Mma1 = one head per block, MmaHeavyFirst = most-keys-first order,
+// Wmma = the first kernel (launchPrefillAttentionWmma).
+enum class PrefillKernel { Mma, Mma1, MmaHeavyFirst, Wmma };
 void testPrefillAttention(DType t, int D, int nH, int nKV, PrefillKernel kernel = PrefillKernel::Mma,
                           std::vector<int> ctx = {1, 65, 167, 337, 64}, std::vector<int> nNew = {1, 65, 130, 37, 64},
                           int blockSize = 16) {
@@ -291,14 +292,15 @@ void testPrefillAttention(DType t, int D, int nH, int nKV, PrefillKernel kernel 
   PrefillAttnArgs a{dq, nH * D, dk, dv, dbt, c.btStride, dtiles, (int)tiles.size() / 2, dqsl, dctx, nH, nKV, D, c.bs,
                     1.f / std::sqrt((float)D), dout};
   if (kernel == PrefillKernel::Wmma) launchPrefillAttentionWmma(t, a, 0);
-  else launchPrefillAttentionMma(t, a, 0, kernel == PrefillKernel::Mma1 ? 1 : 0);
+  else launchPrefillAttentionMma(t, a, 0, kernel == PrefillKernel::Mma1 ? 1 : 0, kernel == PrefillKernel::MmaHeavyFirst ? 0 : -1);
   sync();
   auto got = fromDevice(t, dout, (size_t)c.T * nH * D);
   std::string rowList, ctxList;
   for (int s = 0; s < S; ++s) { rowList += (s ? "," : "") + std::to_string(c.nNew[s]); ctxList += (s ? "," : "") + std::to_string(c.ctx[s]); }
   char nm[200];
   std::snprintf(nm, sizeof nm, "prefill_attention%s/%s D=%d heads=%d/%d (G=%d) rows=%s ctx=%s block=%d",
-                kernel == PrefillKernel::Wmma ? "_wmma" : kernel == PrefillKernel::Mma1 ? "_mma1" : "",
+                kernel == PrefillKernel::Wmma ? "_wmma" : kernel == PrefillKernel::Mma1 ? "_mma1" :
+                kernel == PrefillKernel::MmaHeavyFirst ? "_heavy_first" : "",
                 tag(t).c_str(), D, nH, nKV, nH / nKV, rowList.c_str(), ctxList.c_str(), blockSize);
   check(true, nm, relErr(got, c.reference()), tolFor(t));
   for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dtiles, (void*)dqsl, (void*)dctx}) cudaFree(p);
@@ -569,6 +571,8 @@ void runKernelTests(uint64_t seed) {
   // long cached prefixes (many tiles through the cp.async ring, diagonal tiles at odd offsets), 2 kv heads
   testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::Mma, {1100, 70, 300}, {150, 70, 1});
   testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::Mma1, {1100, 70, 300}, {150, 70, 1});
+  testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::MmaHeavyFirst, {1100, 70, 300}, {150, 70, 1});
+  testPrefillAttention(DType::F16, 64, 2, 2, PrefillKernel::MmaHeavyFirst, {1100, 70, 300}, {150, 70, 1});
   testPrefillAttention(DType::F16, 64, 8, 2, PrefillKernel::Mma, {777, 129}, {200, 129});
   // cache blocks of 12 (not a power of two; D = 128: a thread's 8 rows straddle blocks) and 5
   testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::Mma, {300, 70}, {130, 70}, 12);
