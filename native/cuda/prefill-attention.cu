@@ -1,3 +1,5 @@
+// The first tensor-core prefill kernel, kept callable as launchPrefillAttentionWmma (PDS_PREFILL_ATTN=wmma
+// routes launchPrefillAttention here; the benchmark compares both); the default is prefill-attention-mma.cu.
 // Causal prefill attention on tensor cores (WMMA 16x16x16, f16/bf16 in, f32 accumulate), flash-style:
 // a block owns 64 query rows of one head (16 per warp) and streams the sequence's keys and values from the
 // paged cache in tiles of 64, keeping the running max m and sum l per row (online softmax); each warp keeps
@@ -5,6 +7,9 @@
 // Tiles past the block's last query position are skipped (causal). Shared memory, D = 128: ~61 KB
 // (3 blocks per SM).
 #include <mma.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "common.cuh"
 #include "kernels.h"
@@ -187,7 +192,7 @@ static void launchPrefillTyped(const PrefillAttnArgs& a, cudaStream_t s) {
   prefillAttentionKernel<T, D><<<grid, kPrefillThreads, PrefillLayout<D>::bytes, s>>>(a);
 }
 
-void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
+void launchPrefillAttentionWmma(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
   if (a.numTiles <= 0) return;
   if (!prefillAttentionSupported(t, a.D)) throw std::runtime_error("CUDA backend: prefill attention: unsupported dtype/head_dim");
   if (t == DType::F16) {
@@ -196,6 +201,11 @@ void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
     if (a.D == 64) launchPrefillTyped<__nv_bfloat16, 64>(a, s); else launchPrefillTyped<__nv_bfloat16, 128>(a, s);
   }
   checkLaunch("prefill_attention");
+}
+
+void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
+  const char* v = std::getenv("PDS_PREFILL_ATTN");  // read per launch: the benchmark flips it between runs
+  if (v != nullptr && std::string(v) == "wmma") launchPrefillAttentionWmma(t, a, s); else launchPrefillAttentionMma(t, a, s);
 }
 
 }  // namespace pds::cuda

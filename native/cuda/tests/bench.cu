@@ -5,6 +5,8 @@
 //     floor = (weight bytes read per token + KV bytes) / bandwidth; ratio = floor / measured
 //   prefill 2048 tokens: (2 * T * linear params + causal attention flops) / time, vs cuBLAS peak
 //   decode batch 32 and 64 (context 512): tokens/s
+//   prefill attention alone (2048 new rows over 0 / 2048 / 6144 cached tokens): the mma.sync kernel vs the
+//     WMMA one, TFLOP/s over the visible pairs; PDS_BENCH_PREFILL_ONLY=1 runs only the prefill rows
 //   KV gather of 7500 Llama-8B tokens at block size 16 (shuffled blocks), pinned and pageable host
 //     memory, vs one contiguous device-to-host copy of the same bytes into pinned memory
 // Times are medians over repeats with events or a synchronized host clock, after warm-up.
@@ -235,6 +237,60 @@ void attentionBench(const std::string& label, int nH, int nKV, int D, int numSms
   cudaStreamDestroy(st);
 }
 
+// Prefill attention alone: 2048 new query rows of one sequence (64-row tiles) over `cached` tokens already in
+// the paged cache (bf16, block 16, shuffled blocks), causal; the WMMA kernel vs the mma.sync one in the same
+// run. FLOPs = 4 D heads x visible (query, key) pairs. Also prints the two outputs' relative L2 difference.
+void prefillAttentionBench(const std::string& label, int nH, int nKV, int D) {
+  const DType dt = DType::BF16;
+  const int P = 2048, bs = 16;
+  for (int cached : {0, 2048, 6144}) {
+    const int ctx = cached + P, bps = (ctx + bs - 1) / bs;
+    const size_t plane = (size_t)bps * bs * nKV * D, qn = (size_t)P * nH * D;
+    void *q, *kc, *vc, *out0, *out1;
+    TCHECK(cudaMalloc(&q, qn * 2)); TCHECK(cudaMalloc(&out0, qn * 2)); TCHECK(cudaMalloc(&out1, qn * 2));
+    TCHECK(cudaMalloc(&kc, plane * 2)); TCHECK(cudaMalloc(&vc, plane * 2));
+    cuda::launchFillRandom(dt, q, qn, 1, 1.f, 0.f, 0);
+    cuda::launchFillRandom(dt, kc, plane, 2, 1.f, 0.f, 0);
+    cuda::launchFillRandom(dt, vc, plane, 3, 1.f, 0.f, 0);
+    std::vector<int32_t> hi = {0, P, ctx};  // queryStartLoc[2], contextLens[1]
+    const int numTiles = P / cuda::kPrefillTileRows;
+    for (int r = 0; r < P; r += cuda::kPrefillTileRows) { hi.push_back(0); hi.push_back(r); }
+    std::vector<int32_t> blocks(bps);
+    std::iota(blocks.begin(), blocks.end(), 0);
+    std::shuffle(blocks.begin(), blocks.end(), std::mt19937(7));
+    hi.insert(hi.end(), blocks.begin(), blocks.end());
+    int32_t* ints; TCHECK(cudaMalloc(&ints, hi.size() * 4));
+    TCHECK(cudaMemcpy(ints, hi.data(), hi.size() * 4, cudaMemcpyHostToDevice));
+    cuda::PrefillAttnArgs a{q, nH * D, kc, vc, ints + 3 + 2 * numTiles, bps, ints + 3, numTiles, ints, ints + 2,
+                            nH, nKV, D, bs, 1.f / std::sqrt((float)D), out0};
+    const double pairs = (double)P * cached + (double)P * (P + 1) / 2;
+    const double flops = 4.0 * D * nH * pairs;
+    double msOld = 0;
+    // WMMA; mma.sync with 1 head per block; 2 heads (when G is even) most keys first; 2 heads zigzag;
+    // the launcher's own choices (the forward's kernel; its output is compared with WMMA's below)
+    const char* names[] = {" wmma", " mma 1 head", " mma 2 heads heavy-first", " mma 2 heads zigzag", " mma default"};
+    for (int variant = 0; variant < 5; ++variant) {
+      if ((variant == 2 || variant == 3) && (nH / nKV) % 2) continue;
+      a.out = variant == 0 ? out0 : out1;
+      const double ms = medianMs(3, 20, [&] {
+        if (variant == 0) cuda::launchPrefillAttentionWmma(dt, a, 0);
+        else cuda::launchPrefillAttentionMma(dt, a, 0, variant == 1 ? 1 : 0, variant == 2 ? 0 : variant == 3 ? 1 : -1);
+      });
+      if (variant == 0) msOld = ms;
+      row(label + " prefill attn 2048 over " + std::to_string(cached) + names[variant], fmt("%.1f us", ms * 1e3),
+          fmt("%.0f TFLOP/s", flops / (ms * 1e-3) / 1e12), variant ? fmt("%.2fx of wmma", msOld / ms) : "");
+    }
+    std::vector<uint16_t> h0(qn), h1(qn);
+    TCHECK(cudaMemcpy(h0.data(), out0, qn * 2, cudaMemcpyDeviceToHost));
+    TCHECK(cudaMemcpy(h1.data(), out1, qn * 2, cudaMemcpyDeviceToHost));
+    auto bf = [](uint16_t b) { uint32_t u = (uint32_t)b << 16; float f; std::memcpy(&f, &u, 4); return (double)f; };
+    double dd = 0, nn = 0;
+    for (size_t i = 0; i < qn; ++i) { const double x = bf(h0[i]), y = bf(h1[i]); dd += (x - y) * (x - y); nn += x * x; }
+    row(label + " prefill attn 2048 over " + std::to_string(cached) + " mma vs wmma", fmt("%.2e rel L2", std::sqrt(dd / nn)));
+    for (void* p : {q, kc, vc, out0, out1, (void*)ints}) cudaFree(p);
+  }
+}
+
 // kvDt: the KV cache dtype (= activations); f32 with bf16 weights is the f32-compute mode.
 void benchModel(const std::string& label, const ModelSpec& spec, double bw, double gemmPeak, bool kvGatherBench,
                 DType kvDt) {
@@ -258,6 +314,30 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
   const double preFlops = 2.0 * P * linearParams + attnFlops + 2.0 * V * spec.hiddenSize;
   row(label + " prefill 2048 tok", fmt("%.1f ms", preMs), "cuBLAS " + fmt("%.0f TFLOP/s", gemmPeak / 1e12),
       fmt("%.0f TFLOP/s = ", preFlops / (preMs * 1e-3) / 1e12) + fmt("%.2f of peak", preFlops / (preMs * 1e-3) / gemmPeak));
+  {  // the same with the first (WMMA) prefill attention kernel, for the before/after ratio
+    setenv("PDS_PREFILL_ATTN", "wmma", 1);
+    const double ms = medianMs(1, 5, [&] { be.forward(pd, logits.data()); });
+    unsetenv("PDS_PREFILL_ATTN");
+    row(label + " prefill 2048 tok, wmma attention", fmt("%.1f ms", ms), "",
+        fmt("%.0f TFLOP/s = ", preFlops / (ms * 1e-3) / 1e12) + fmt("%.2f of peak", preFlops / (ms * 1e-3) / gemmPeak));
+  }
+  if (kvDt != DType::F32) {  // a chunk of 2048 over 6144 cached tokens (chunked prefill of a long prompt), both kernels
+    const int cached = 6144, bps = (cached + P) / 16;
+    for (int c0 = 0; c0 < cached; c0 += P) {  // fill the cache the chunk attends to
+      Batch fill = makeBatch(1, c0, c0 + P, 0, bps, V, false);
+      BatchDesc fd = fill.desc();
+      be.forward(fd, logits.data());
+    }
+    Batch chunk = makeBatch(1, cached, cached + P, 0, bps, V, false);
+    BatchDesc cd = chunk.desc();
+    const double ms = medianMs(1, 5, [&] { be.forward(cd, logits.data()); });
+    setenv("PDS_PREFILL_ATTN", "wmma", 1);
+    const double msOld = medianMs(1, 5, [&] { be.forward(cd, logits.data()); });
+    unsetenv("PDS_PREFILL_ATTN");
+    row(label + " prefill chunk 2048 over 6144 cached", fmt("%.1f ms", ms), "wmma attention " + fmt("%.1f ms", msOld),
+        fmt("%.2fx", msOld / ms));
+  }
+  if (std::getenv("PDS_BENCH_PREFILL_ONLY")) return;
 
   // decode batch 1 at context 2048 -> 2049
   Batch dec = makeBatch(1, P, P + 1, 0, 160, V, true);
@@ -339,20 +419,26 @@ void runBenchmarks(bool full) {
   qwen.numLayers = 28; qwen.hiddenSize = 1024; qwen.intermediateSize = 3072; qwen.numHeads = 16; qwen.numKvHeads = 8;
   qwen.headDim = 128; qwen.vocabSize = 151936; qwen.rmsNormEps = 1e-6f; qwen.ropeTheta = 1e6f; qwen.qkNorm = true;
   qwen.tieWordEmbeddings = true; qwen.weightDtype = DType::BF16;
-  attentionBench("Qwen3-0.6B", 16, 8, 128, prop.multiProcessorCount, bw);
-  attentionBench("Llama-3.1-8B", 32, 8, 128, prop.multiProcessorCount, bw);
-  kernelBreakdown("Qwen3-0.6B", qwen, bw);
+  // PDS_BENCH_PREFILL_ONLY=1: only the prefill rows (attention alone, then the bf16 models' prefill 2048)
+  const bool prefillOnly = std::getenv("PDS_BENCH_PREFILL_ONLY") != nullptr;
+  prefillAttentionBench("Qwen3-0.6B", 16, 8, 128);
+  prefillAttentionBench("Llama-3.1-8B", 32, 8, 128);
+  if (!prefillOnly) {
+    attentionBench("Qwen3-0.6B", 16, 8, 128, prop.multiProcessorCount, bw);
+    attentionBench("Llama-3.1-8B", 32, 8, 128, prop.multiProcessorCount, bw);
+    kernelBreakdown("Qwen3-0.6B", qwen, bw);
+  }
   benchModel("Qwen3-0.6B", qwen, bw, peak, false, DType::BF16);
-  benchModel("Qwen3-0.6B bf16+f32kv", qwen, bw, peak, false, DType::F32);
+  if (!prefillOnly) benchModel("Qwen3-0.6B bf16+f32kv", qwen, bw, peak, false, DType::F32);
   if (full) {
     ModelSpec llama;
     llama.numLayers = 32; llama.hiddenSize = 4096; llama.intermediateSize = 14336; llama.numHeads = 32; llama.numKvHeads = 8;
     llama.headDim = 128; llama.vocabSize = 128256; llama.rmsNormEps = 1e-5f; llama.ropeTheta = 500000.f;
     llama.ropeType = RopeType::Llama3; llama.ropeFactor = 8; llama.ropeOriginalMaxPos = 8192;
     llama.weightDtype = DType::BF16;
-    kernelBreakdown("Llama-3.1-8B", llama, bw);
-    benchModel("Llama-3.1-8B", llama, bw, peak, true, DType::BF16);
-    benchModel("Llama-3.1-8B bf16+f32kv", llama, bw, peak, false, DType::F32);
+    if (!prefillOnly) kernelBreakdown("Llama-3.1-8B", llama, bw);
+    benchModel("Llama-3.1-8B", llama, bw, peak, !prefillOnly, DType::BF16);
+    if (!prefillOnly) benchModel("Llama-3.1-8B bf16+f32kv", llama, bw, peak, false, DType::F32);
   }
   std::printf("\n%-52s | %-16s | %-30s | %s\n", "metric", "value", "ceiling / reference", "ratio");
   for (auto& r : table) std::printf("%-52s | %-16s | %-30s | %s\n", r.metric.c_str(), r.value.c_str(), r.ceiling.c_str(), r.ratio.c_str());

@@ -273,9 +273,15 @@ void testPagedAttention(DType t, int D, int nH, int nKV, int splitSize, bool fus
   for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dseq, (void*)dctx, (void*)a.wsO, (void*)a.wsML, (void*)a.counters}) cudaFree(p);
 }
 
-void testPrefillAttention(DType t, int D, int nH, int nKV) {
-  AttnCase c; c.D = D; c.nH = nH; c.nKV = nKV;
-  c.ctx = {1, 65, 167, 337, 64}; c.nNew = {1, 65, 130, 37, 64};
+// Kernel variants: Mma = launchPrefillAttentionMma's choices (2 heads per block when G is even; these small
+// grids fit the device, so zigzag order), Mma1 = one head per block, MmaHeavyFirst = most-keys-first order,
+// Wmma = the first kernel (launchPrefillAttentionWmma).
+enum class PrefillKernel { Mma, Mma1, MmaHeavyFirst, Wmma };
+void testPrefillAttention(DType t, int D, int nH, int nKV, PrefillKernel kernel = PrefillKernel::Mma,
+                          std::vector<int> ctx = {1, 65, 167, 337, 64}, std::vector<int> nNew = {1, 65, 130, 37, 64},
+                          int blockSize = 16) {
+  AttnCase c; c.D = D; c.nH = nH; c.nKV = nKV; c.bs = blockSize;
+  c.ctx = ctx; c.nNew = nNew;
   c.build(t);
   const int S = (int)c.ctx.size();
   std::vector<int32_t> tiles, ctxs(c.ctx.begin(), c.ctx.end());
@@ -285,12 +291,17 @@ void testPrefillAttention(DType t, int D, int nH, int nKV) {
   int32_t *dbt = devInts(c.bt), *dtiles = devInts(tiles), *dqsl = devInts(c.qsl), *dctx = devInts(ctxs);
   PrefillAttnArgs a{dq, nH * D, dk, dv, dbt, c.btStride, dtiles, (int)tiles.size() / 2, dqsl, dctx, nH, nKV, D, c.bs,
                     1.f / std::sqrt((float)D), dout};
-  launchPrefillAttention(t, a, 0);
+  if (kernel == PrefillKernel::Wmma) launchPrefillAttentionWmma(t, a, 0);
+  else launchPrefillAttentionMma(t, a, 0, kernel == PrefillKernel::Mma1 ? 1 : 0, kernel == PrefillKernel::MmaHeavyFirst ? 0 : -1);
   sync();
   auto got = fromDevice(t, dout, (size_t)c.T * nH * D);
-  char nm[128];
-  std::snprintf(nm, sizeof nm, "prefill_attention/%s D=%d heads=%d/%d (G=%d) rows=1,65,130,37,64 ctx=1,65,167,337,64",
-                tag(t).c_str(), D, nH, nKV, nH / nKV);
+  std::string rowList, ctxList;
+  for (int s = 0; s < S; ++s) { rowList += (s ? "," : "") + std::to_string(c.nNew[s]); ctxList += (s ? "," : "") + std::to_string(c.ctx[s]); }
+  char nm[200];
+  std::snprintf(nm, sizeof nm, "prefill_attention%s/%s D=%d heads=%d/%d (G=%d) rows=%s ctx=%s block=%d",
+                kernel == PrefillKernel::Wmma ? "_wmma" : kernel == PrefillKernel::Mma1 ? "_mma1" :
+                kernel == PrefillKernel::MmaHeavyFirst ? "_heavy_first" : "",
+                tag(t).c_str(), D, nH, nKV, nH / nKV, rowList.c_str(), ctxList.c_str(), blockSize);
   check(true, nm, relErr(got, c.reference()), tolFor(t));
   for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dtiles, (void*)dqsl, (void*)dctx}) cudaFree(p);
 }
@@ -552,7 +563,21 @@ void runKernelTests(uint64_t seed) {
   testPagedAttention(DType::F16, 128, 8, 1, 128, true, {129, 16, 15}, {3, 16, 1});
   for (DType t : {DType::F16, DType::BF16})
     for (int D : {64, 128})
-      for (int G : {1, 4, 8}) testPrefillAttention(t, D, 2 * G, 2);
+      for (int G : {1, 4, 8}) {
+        testPrefillAttention(t, D, 2 * G, 2);
+        testPrefillAttention(t, D, 2 * G, 2, PrefillKernel::Wmma);
+        if (G > 1) testPrefillAttention(t, D, 2 * G, 2, PrefillKernel::Mma1);
+      }
+  // long cached prefixes (many tiles through the cp.async ring, diagonal tiles at odd offsets), 2 kv heads
+  testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::Mma, {1100, 70, 300}, {150, 70, 1});
+  testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::Mma1, {1100, 70, 300}, {150, 70, 1});
+  testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::MmaHeavyFirst, {1100, 70, 300}, {150, 70, 1});
+  testPrefillAttention(DType::F16, 64, 2, 2, PrefillKernel::MmaHeavyFirst, {1100, 70, 300}, {150, 70, 1});
+  testPrefillAttention(DType::F16, 64, 8, 2, PrefillKernel::Mma, {777, 129}, {200, 129});
+  // cache blocks of 12 (not a power of two; D = 128: a thread's 8 rows straddle blocks) and 5
+  testPrefillAttention(DType::BF16, 128, 4, 2, PrefillKernel::Mma, {300, 70}, {130, 70}, 12);
+  testPrefillAttention(DType::BF16, 64, 4, 2, PrefillKernel::Mma, {300, 70}, {130, 70}, 12);
+  testPrefillAttention(DType::F16, 128, 2, 2, PrefillKernel::Mma, {300, 70}, {130, 70}, 5);
   Cublas blas(0, nullptr, 0);
   for (DType t : kAll) {
     testMatmul(t, 37, 96, 128, false, false, &blas);
