@@ -7,6 +7,7 @@ import type { KvTransferConfig } from './connector/types.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import { IncrementalDetokenizer } from '../tokenizer/incremental-detokenizer.js';
 import { loadModel } from './loader/load-model.js';
+import { warmUp } from './warm-up.js';
 import type { ModelConfig } from './loader/model-config.js';
 import { parseEngineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
 import { LLMEngine } from './llm-engine.js';
@@ -131,6 +132,10 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   }
   native.allocKvCache(numBlocks, config.blockSize, kvDtype);
   log.info(`KV cache: ${numBlocks} blocks x ${config.blockSize} tokens (${numBlocks * config.blockSize} tokens, ${kvDtype}, ${formatGiB(numBlocks * bytesPerBlock)}); max model len ${maxModelLen}`);
+  if (native.deviceName.startsWith('cuda')) {
+    const ms = await warmUp(native, { blockSize: config.blockSize, numBlocks, maxNumBatchedTokens: config.maxNumBatchedTokens });
+    log.info(`warm-up forward (${Math.min(config.maxNumBatchedTokens, numBlocks * config.blockSize)} tokens) in ${ms.toFixed(0)} ms`);
+  }
 
   let connector: KvConnector | null = null;
   if (o.kvTransferConfig) {
