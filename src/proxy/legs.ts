@@ -84,21 +84,14 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       sawFailure = true;
       if (++failures >= 2) break;
     } catch (e) {
-      if (ctx.clientSignal.aborted) {
-        count('aborted');
-        return { kind: 'aborted' };
-      }
-      if (timedOut) {
-        count('timeout');
-        return { kind: 'timeout', upstream: up };
-      }
-      if (isUnreachable(e)) {
-        count('unreachable');
-        up.markDown(errorText(e));
-        log.warn(`prefill instance ${up.origin} unreachable (${errorText(e)}); trying the next one`);
+      const kind = failureKind(e, ctx, timedOut);
+      count(kind);
+      if (kind === 'aborted') return { kind };
+      if (kind === 'timeout') return { kind, upstream: up };
+      if (kind === 'unreachable') {
+        markUnreachable(up, 'prefill', e);
         continue;
       }
-      count('error');
       log.warn(`prefill on ${up.origin} failed: ${errorText(e)} (request ${ctx.requestId})`);
       sawFailure = true;
       if (++failures >= 2) break;
@@ -109,6 +102,19 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
     }
   }
   return { kind: 'fallback', reason: sawFailure ? 'prefill_5xx' : 'unreachable' };
+}
+
+/** Why a leg's request failed, in the order that matters: the client left, the leg timed out, the upstream is gone, other. */
+function failureKind(e: unknown, ctx: LegContext, timedOut: boolean): 'aborted' | 'timeout' | 'unreachable' | 'error' {
+  if (ctx.clientSignal.aborted) return 'aborted';
+  if (timedOut) return 'timeout';
+  if (isUnreachable(e)) return 'unreachable';
+  return 'error';
+}
+
+function markUnreachable(up: Upstream, role: 'prefill' | 'decode', e: unknown): void {
+  up.markDown(errorText(e));
+  log.warn(`${role} instance ${up.origin} unreachable (${errorText(e)}); trying the next one`);
 }
 
 function kvParamsOf(buf: Buffer): unknown {
@@ -149,21 +155,14 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       up.markUp(); // it answered
       return { kind: 'ok', upstream: up, res };
     } catch (e) {
-      if (ctx.clientSignal.aborted) {
-        count('aborted');
-        return { kind: 'aborted' };
-      }
-      if (isTimeout(e)) {
-        count('timeout');
-        return { kind: 'timeout', upstream: up };
-      }
-      if (isUnreachable(e)) {
-        count('unreachable');
-        up.markDown(errorText(e));
-        log.warn(`decode instance ${up.origin} unreachable (${errorText(e)}); trying the next one`);
+      const kind = failureKind(e, ctx, isTimeout(e));
+      count(kind);
+      if (kind === 'aborted') return { kind };
+      if (kind === 'timeout') return { kind, upstream: up };
+      if (kind === 'unreachable') {
+        markUnreachable(up, 'decode', e);
         continue;
       }
-      count('error');
       return { kind: 'error', upstream: up, message: errorText(e) };
     }
   }
