@@ -4,13 +4,14 @@
 //   node scripts/device/forward-latency.mjs [card=qwen3-0.6b] [device=cuda] [calls=200]
 import { loadModel } from '../../dist/src/engine/loader/load-model.js';
 import { resolveModel } from '../../dist/src/models/resolve.js';
+import { greedyRows } from '../../dist/src/native/binding.js';
 
 const [card = 'qwen3-0.6b', device = 'cuda', calls = '200'] = process.argv.slice(2);
 const r = await resolveModel(card, { loadFormat: 'dummy' });
 const { model, config } = await loadModel({ dir: r.dir, config: r.config, weights: 'dummy', device });
 const bs = 16, ctx = 2048, blocks = ctx / bs + 2;
 model.allocKvCache(blocks, bs, config.spec.weightDtype);
-const greedy = { temperature: new Float32Array(1), topP: Float32Array.of(1), minP: new Float32Array(1), topK: new Int32Array(1), u: new Float32Array(1) };
+const greedy = greedyRows(1);
 const batch = (pos) => ({
   tokenIds: Int32Array.of(pos % 1000), positions: Int32Array.of(pos), slotMapping: Int32Array.of(pos),
   queryStartLoc: Int32Array.of(0, 1), contextLens: Int32Array.of(pos + 1),

@@ -7,7 +7,7 @@
 // Decode steps run over `ctx` cached positions per sequence (cache contents do not change the work); each
 // forward picks tokens in the backend (greedy) as the serving engine does, no logits copied out.
 import { availableParallelism } from 'node:os';
-import { loadNative, type DType, type NativeModel, type NativeModelSpec } from '../native/binding.js';
+import { greedyRows, loadNative, type DType, type NativeModel, type NativeModelSpec } from '../native/binding.js';
 import { loadModel } from '../engine/loader/load-model.js';
 
 export interface EngineBenchOptions {
@@ -70,11 +70,6 @@ function seqBatch(seqs: Array<{ tokens: number[]; start: number; firstBlock: num
   };
 }
 
-/** Greedy token choice for n rows (RowSamplingArrays). */
-function greedy(n: number) {
-  return { temperature: new Float32Array(n), topP: new Float32Array(n).fill(1), minP: new Float32Array(n), topK: new Int32Array(n), u: new Float32Array(n) };
-}
-
 let lastCpuShare = 0;
 /** Wall seconds of f; records the CPU share it got (process CPU time ÷ wall ÷ threads). */
 async function timed(f: () => Promise<unknown>, threads = 1): Promise<number> {
@@ -113,7 +108,7 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
     const tok = (i: number) => (i * 7919 + 13) % spec.vocabSize;
 
     log(`prefill ${promptLen} tokens...`);
-    const step = (b: ReturnType<typeof seqBatch>) => model.forwardSample(b, greedy(b.logitsIndices.length), false);
+    const step = (b: ReturnType<typeof seqBatch>) => model.forwardSample(b, greedyRows(b.logitsIndices.length), false);
     await step(seqBatch([{ tokens: Array.from({ length: 16 }, (_, i) => tok(i)), start: 0, firstBlock: 0 }], blocksPerSeq)); // warm-up
     const prompt = Array.from({ length: promptLen }, (_, i) => tok(i));
     let best = Infinity;

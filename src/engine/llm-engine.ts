@@ -9,6 +9,7 @@ import { ModelRunner, type ForwardModel, type RunResult, type SamplingPlan } fro
 import { Sequence } from './sequence.js';
 import { sampleRow, backendCanSample, GREEDY_EPS } from './sampler.js';
 import { Rng } from '../util/rng.js';
+import { greedyRows } from '../native/binding.js';
 import { PdsError } from '../util/errors.js';
 
 const log = getLogger('engine');
@@ -164,7 +165,7 @@ export class LLMEngine {
    */
   private planSampling(seqs: Sequence[]): SamplingPlan {
     const R = seqs.length;
-    const arrays = { temperature: new Float32Array(R), topP: new Float32Array(R), minP: new Float32Array(R), topK: new Int32Array(R), u: new Float32Array(R) };
+    const arrays = greedyRows(R);
     const host = new Array<boolean>(R).fill(false);
     seqs.forEach((seq, r) => {
       const sp = seq.sampling;

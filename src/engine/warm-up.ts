@@ -2,14 +2,13 @@
 // initialisation and algorithm choice, activation buffers sized for the largest step: ~200 ms measured on an
 // H200 for the first 2048-token step). Uses the first blocks of the KV pool as scratch: nothing is registered
 // in the block manager, and every later step writes its KV before reading it.
-import type { NativeModel } from '../native/binding.js';
+import { greedyRows, type NativeModel } from '../native/binding.js';
 
 export async function warmUp(model: NativeModel, o: { blockSize: number; numBlocks: number; maxNumBatchedTokens: number }): Promise<number> {
   const T = Math.max(1, Math.min(o.maxNumBatchedTokens, o.numBlocks * o.blockSize));
   const blocks = Math.ceil(T / o.blockSize);
   const positions = Int32Array.from({ length: T }, (_, i) => i);
   const t0 = performance.now();
-  const greedy = { temperature: new Float32Array(1), topP: Float32Array.of(1), minP: new Float32Array(1), topK: new Int32Array(1), u: new Float32Array(1) };
   await model.forwardSample(
     {
       tokenIds: new Int32Array(T),
@@ -21,7 +20,7 @@ export async function warmUp(model: NativeModel, o: { blockSize: number; numBloc
       maxBlocksPerSeq: blocks,
       logitsIndices: Int32Array.of(T - 1),
     },
-    greedy,
+    greedyRows(1),
     false,
   );
   return performance.now() - t0;

@@ -61,6 +61,11 @@ export interface RowSamplingArrays {
   u: Float32Array; // uniform [0, 1) from the request's RNG
 }
 
+/** n rows of greedy token choice (every other field at its "off" value); planners overwrite what they need. */
+export function greedyRows(n: number): RowSamplingArrays {
+  return { temperature: new Float32Array(n), topP: new Float32Array(n).fill(1), minP: new Float32Array(n), topK: new Int32Array(n), u: new Float32Array(n) };
+}
+
 export interface NativeModel {
   readonly deviceName: string;
   /** Reads nbytes at `offset` of `path` straight into device memory (no JS heap), converting dtype. */
