@@ -132,9 +132,9 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
       const [med, share] = times[Math.floor(times.length / 2)];
       decode.push({ batch: b, ctx, msPerStep: med * 1e3, tokensPerSec: b / med, cpuShare: share });
     }
-    // Bandwidth is the floor's denominator: probe again at the end and keep the best (bursty neighbours).
-    const again = model.measureDeviceLimits()?.readBandwidthGBs ?? native.measureReadBandwidth(probe, 4, threads);
-    readBandwidthGBs = Math.max(readBandwidthGBs, again);
+    // Bandwidth is the floor's denominator: on the host probe again at the end and keep the best (bursty
+    // neighbours share the cores); a GPU's probe is not repeated (it would rerun the GEMM probe too).
+    if (!dev) readBandwidthGBs = Math.max(readBandwidthGBs, native.measureReadBandwidth(probe, 4, threads));
     const weightBytes = model.weightBytes();
     const bytesPerStep = weightBytes + ctx * model.kvBytesPerToken();
     const d1 = decode.find((d) => d.batch === 1) ?? decode[0];
