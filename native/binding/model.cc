@@ -163,9 +163,14 @@ class Model : public Napi::ObjectWrap<Model> {
     }
     if (asyncBusy_) { asyncBusy_ = false; Unref(); }
   }
+  // setImmediate and the poll callback, made once per model (the poll runs every loop turn while a forward flies).
+  Napi::FunctionReference setImmediate_, pollFn_;
   void SchedulePoll(Napi::Env env) {
-    Napi::Function setImmediate = env.Global().Get("setImmediate").As<Napi::Function>();
-    setImmediate.Call({Napi::Function::New(env, [this](const Napi::CallbackInfo& info) { PollAsync(info.Env()); }, "pdsForwardPoll")});
+    if (pollFn_.IsEmpty()) {
+      setImmediate_ = Napi::Persistent(env.Global().Get("setImmediate").As<Napi::Function>());
+      pollFn_ = Napi::Persistent(Napi::Function::New(env, [this](const Napi::CallbackInfo& info) { PollAsync(info.Env()); }, "pdsForwardPoll"));
+    }
+    setImmediate_.Call({pollFn_.Value()});
   }
   void PollAsync(Napi::Env env) {
     if (!asyncInflight_) return;
