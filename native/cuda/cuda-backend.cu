@@ -96,6 +96,7 @@ void CudaBackend::init() {
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
   check(cudaStreamCreateWithFlags(&xferStream_, cudaStreamNonBlocking), "create stream");
   for (auto& ev : bounceDone_) check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "create event");
+  check(cudaEventCreateWithFlags(&doneEvent_, cudaEventDisableTiming), "create event");
   blasWs_.alloc(32u << 20, "cuBLAS workspace");
   blas_ = std::make_unique<Cublas>(stream_, blasWs_.get(), blasWs_.bytes());
 

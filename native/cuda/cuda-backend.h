@@ -128,7 +128,6 @@ class CudaBackend final : public Backend {
   // The forward in flight between forwardBegin and forwardEnd: where its outputs go once doneEvent_ fires.
   struct Pending {
     bool active = false, graph = false;
-    cudaEvent_t done = nullptr;
     int T = 0, R = 0;
     float* logitsOut = nullptr;
     size_t logitBytes = 0, paramBytes = 0, flagOff = 0;

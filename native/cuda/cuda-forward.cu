@@ -158,7 +158,7 @@ void CudaBackend::forward(const BatchDesc& b, float* logitsOut) {
 bool CudaBackend::forwardReady() {
   std::lock_guard<std::mutex> lk(computeMu_);
   if (!pending_.active) return true;
-  const cudaError_t e = cudaEventQuery(pending_.done);
+  const cudaError_t e = cudaEventQuery(doneEvent_);
   if (e == cudaErrorNotReady) return false;
   if (e != cudaSuccess) cudaGetLastError();  // forwardEnd reports it
   return true;
@@ -170,7 +170,7 @@ void CudaBackend::forwardEnd() {
   Pending p = pending_;
   pending_ = Pending{};
   check(cudaSetDevice(device_), "cudaSetDevice");
-  check(cudaEventSynchronize(p.done), "forward");
+  check(cudaEventSynchronize(doneEvent_), "forward");
   if (traceForward()) {
     static int calls = 0;
     if (++calls % 20 == 0)
@@ -358,10 +358,9 @@ void CudaBackend::forwardBegin(const BatchDesc& b, float* logitsOut) {
     check(cudaMemcpyAsync(hostLogits_.get(), logits_.get(), logitBytes, cudaMemcpyDeviceToHost, stream_), "download logits");
   }
   check(cudaMemcpyAsync(h + flagOff, errFlag_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream_), "download flag");
-  if (!doneEvent_) check(cudaEventCreateWithFlags(&doneEvent_, cudaEventDisableTiming), "create event");
   check(cudaEventRecord(doneEvent_, stream_), "record forward event");
   Pending pd;
-  pd.active = true; pd.done = doneEvent_; pd.T = T; pd.R = R; pd.graph = ran;
+  pd.active = true; pd.T = T; pd.R = R; pd.graph = ran;
   pd.logitsOut = logitsOut; pd.logitBytes = logitBytes;
   pd.sampled = b.sampling && R ? b.sampledTokens : nullptr; pd.paramBytes = paramBytes;
   pd.flagOff = flagOff;
