@@ -51,6 +51,20 @@ template <typename F> double medianMs(int warm, int reps, F&& fn) {
   return t[t.size() / 2];
 }
 
+// ms per call of fn, launched 100 times inside one captured CUDA graph (median of 5 replays, after one eager
+// call): launch overhead as in the decode graphs.
+double graphLaunchMs(cudaStream_t st, const std::function<void()>& fn) {
+  fn(); TCHECK(cudaStreamSynchronize(st));
+  cudaGraph_t g; cudaGraphExec_t ge;
+  TCHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < 100; ++i) fn();
+  TCHECK(cudaStreamEndCapture(st, &g));
+  TCHECK(cudaGraphInstantiate(&ge, g, 0));
+  const double ms = medianMs(1, 5, [&] { TCHECK(cudaGraphLaunch(ge, st)); TCHECK(cudaStreamSynchronize(st)); }) / 100;
+  cudaGraphExecDestroy(ge); cudaGraphDestroy(g);
+  return ms;
+}
+
 double measureBandwidth() {
   const size_t bytes = (size_t)2 << 30;
   void *a, *b;
@@ -127,14 +141,7 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
   TCHECK(cudaMalloc(&wsO, (size_t)nH * maxSplits * D * 4)); TCHECK(cudaMalloc(&wsML, (size_t)nH * maxSplits * 8));
   TCHECK(cudaStreamSynchronize(st));
   auto timeIt = [&](const char* name, double bytes, const std::function<void()>& fn) {
-    fn(); TCHECK(cudaStreamSynchronize(st));
-    cudaGraph_t g; cudaGraphExec_t ge;
-    TCHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < 100; ++i) fn();
-    TCHECK(cudaStreamEndCapture(st, &g));
-    TCHECK(cudaGraphInstantiate(&ge, g, 0));
-    const double ms = medianMs(1, 5, [&] { TCHECK(cudaGraphLaunch(ge, st)); TCHECK(cudaStreamSynchronize(st)); }) / 100;
-    cudaGraphExecDestroy(ge); cudaGraphDestroy(g);
+    const double ms = graphLaunchMs(st, fn);
     row(label + " kernel " + name, fmt("%.2f us", ms * 1e3), bytes > 0 ? fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9) : "",
         bytes > 0 ? fmt("%.2f of bw", bytes / (ms * 1e-3) / bw) : "");
   };
@@ -210,14 +217,7 @@ void attentionBench(const std::string& label, int nH, int nKV, int D, int numSms
       a.scale = 0.1f; a.wsO = wsO; a.wsML = wsML; a.out = out; a.counters = ctr;
       TCHECK(cudaStreamSynchronize(st));
       auto timeIt = [&](const std::string& name, const std::function<void()>& fn) {
-        fn(); TCHECK(cudaStreamSynchronize(st));
-        cudaGraph_t g; cudaGraphExec_t ge;
-        TCHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-        for (int i = 0; i < 100; ++i) fn();
-        TCHECK(cudaStreamEndCapture(st, &g));
-        TCHECK(cudaGraphInstantiate(&ge, g, 0));
-        const double ms = medianMs(1, 5, [&] { TCHECK(cudaGraphLaunch(ge, st)); TCHECK(cudaStreamSynchronize(st)); }) / 100;
-        cudaGraphExecDestroy(ge); cudaGraphDestroy(g);
+        const double ms = graphLaunchMs(st, fn);
         const double bytes = 2.0 * T * ctx * nKV * D * e;
         row(label + " attn " + (dt == DType::F32 ? "f32" : "bf16") + " b=" + std::to_string(T) + " ctx " + std::to_string(ctx) + " " + name,
             fmt("%.2f us", ms * 1e3), fmt("%.0f GB/s", bytes / (ms * 1e-3) / 1e9), fmt("%.2f of bw", bytes / (ms * 1e-3) / bw));
