@@ -306,6 +306,31 @@ void testPrefillAttention(DType t, int D, int nH, int nKV, PrefillKernel kernel 
   for (void* p : {dq, dk, dv, dout, (void*)dbt, (void*)dtiles, (void*)dqsl, (void*)dctx}) cudaFree(p);
 }
 
+// ref[m, n] = sum_k x[m, k] * w[n, k], in double (x [M, K], w [N, K]).
+template <typename X>
+std::vector<double> refMatmul(const std::vector<X>& x, const std::vector<float>& w, int M, int N, int K) {
+  std::vector<double> ref((size_t)M * N);
+  for (int m = 0; m < M; ++m)
+    for (int n = 0; n < N; ++n) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) s += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+      ref[(size_t)m * N + n] = s;
+    }
+  return ref;
+}
+
+// SwiGLU of a [M, 2K] gate/up buffer: silu(g) * u per [M, K] element, rounded through *roundAs when given
+// (what the separate SiLU kernel would store).
+std::vector<double> siluInputs(const std::vector<float>& gu, int M, int K, const DType* roundAs) {
+  std::vector<double> a((size_t)M * K);
+  for (int m = 0; m < M; ++m)
+    for (int k = 0; k < K; ++k) {
+      const double g = gu[(size_t)m * 2 * K + k], u = gu[(size_t)m * 2 * K + K + k], v = g / (1 + std::exp(-g)) * u;
+      a[(size_t)m * K + k] = roundAs ? roundTo(*roundAs, (float)v) : v;
+    }
+  return a;
+}
+
 void testMatmul(DType t, int M, int N, int K, bool outF32, bool gemv, Cublas* blas) {
   auto x = randomVec(rng, (size_t)M * K, -1, 1, t), w = randomVec(rng, (size_t)N * K, -1, 1, t);
   void *dx = toDevice(t, x), *dw = toDevice(t, w);
@@ -315,13 +340,7 @@ void testMatmul(DType t, int M, int N, int K, bool outF32, bool gemv, Cublas* bl
   else blas->gemm(t, dx, dw, dy, M, N, K, outF32);
   sync();
   auto got = fromDevice(ot, dy, (size_t)M * N);
-  std::vector<double> ref((size_t)M * N);
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) {
-      double s = 0;
-      for (int k = 0; k < K; ++k) s += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
-      ref[(size_t)m * N + n] = s;
-    }
+  const std::vector<double> ref = refMatmul(x, w, M, N, K);
   char nm[128];
   std::snprintf(nm, sizeof nm, "%s/%s M=%d N=%d K=%d out=%s", gemv ? "gemv" : "cublas_gemm", tag(t).c_str(), M, N, K,
                 outF32 ? "f32" : tag(t).c_str());
@@ -346,13 +365,7 @@ void testMatmulMixed(DType wt, int M, int N, int K, bool gemv, Cublas* blas) {
   }
   sync();
   auto got = fromDevice(DType::F32, dy, (size_t)M * N);
-  std::vector<double> ref((size_t)M * N);
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) {
-      double s = 0;
-      for (int k = 0; k < K; ++k) s += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
-      ref[(size_t)m * N + n] = s;
-    }
+  const std::vector<double> ref = refMatmul(x, w, M, N, K);
   char nm[128];
   std::snprintf(nm, sizeof nm, "%s/f32 x %s M=%d N=%d K=%d", gemv ? "gemv" : "cublas_split_gemm", tag(wt).c_str(), M, N, K);
   check(true, nm, relErr(got, ref), 3e-5);
@@ -366,16 +379,7 @@ void testGemvSiluMixed(DType wt) {
   launchGemvSilu(DType::F32, wt, dg, dw, dy, M, N, K, 0);
   sync();
   auto got = fromDevice(DType::F32, dy, (size_t)M * N);
-  std::vector<double> ref((size_t)M * N);
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) {
-      double acc = 0;
-      for (int k = 0; k < K; ++k) {
-        const double g = gu[(size_t)m * 2 * K + k], u = gu[(size_t)m * 2 * K + K + k];
-        acc += g / (1 + std::exp(-g)) * u * (double)w[(size_t)n * K + k];
-      }
-      ref[(size_t)m * N + n] = acc;
-    }
+  const std::vector<double> ref = refMatmul(siluInputs(gu, M, K, nullptr), w, M, N, K);  // f32 x: no rounding
   check(true, "gemv_silu/f32 x " + tag(wt) + " M=3 N=64 K=512", relErr(got, ref), 3e-5);
   cudaFree(dg); cudaFree(dw); cudaFree(dy);
 }
@@ -387,16 +391,7 @@ void testGemvSilu(DType t) {
   launchGemvSilu(t, t, dg, dw, dy, M, N, K, 0);
   sync();
   auto got = fromDevice(t, dy, (size_t)M * N);
-  std::vector<double> ref((size_t)M * N);
-  for (int m = 0; m < M; ++m)
-    for (int n = 0; n < N; ++n) {
-      double acc = 0;
-      for (int k = 0; k < K; ++k) {
-        const double g = gu[(size_t)m * 2 * K + k], u = gu[(size_t)m * 2 * K + K + k];
-        acc += roundTo(t, (float)(g / (1 + std::exp(-g)) * u)) * (double)w[(size_t)n * K + k];
-      }
-      ref[(size_t)m * N + n] = acc;
-    }
+  const std::vector<double> ref = refMatmul(siluInputs(gu, M, K, &t), w, M, N, K);
   check(true, "gemv_silu/" + tag(t) + " M=2 N=64 K=512", relErr(got, ref), std::max(tolFor(t), 1e-5));
   cudaFree(dg); cudaFree(dw); cudaFree(dy);
 }
