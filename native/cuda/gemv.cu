@@ -121,11 +121,15 @@ static void gemvRows(const void* x, const void* W, void* y, int R, int N, int K,
   }
 }
 
+static void checkGemvArgs(DType xt, DType t, int K) {
+  if (K % (16 / (int)dtypeSize(t))) throw std::runtime_error("CUDA backend: gemv: K not a multiple of the vector width");
+  if (xt != t && xt != DType::F32) throw std::runtime_error("CUDA backend: gemv: x must be in the weight dtype or f32");
+}
+
 void launchGemv(DType xt, DType t, const void* x, const void* W, void* y, int T, int N, int K, bool outF32,
                 cudaStream_t s) {
   if (T <= 0 || N <= 0) return;
-  if (K % (16 / (int)dtypeSize(t))) throw std::runtime_error("CUDA backend: gemv: K not a multiple of the vector width");
-  if (xt != t && xt != DType::F32) throw std::runtime_error("CUDA backend: gemv: x must be in the weight dtype or f32");
+  checkGemvArgs(xt, t, K);
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
     if (xt != t) gemvRows<float, E, true, false>(x, W, y, T, N, K, s);
@@ -137,8 +141,7 @@ void launchGemv(DType xt, DType t, const void* x, const void* W, void* y, int T,
 
 void launchGemvSilu(DType xt, DType t, const void* gu, const void* W, void* y, int T, int N, int K, cudaStream_t s) {
   if (T <= 0 || N <= 0) return;
-  if (K % (16 / (int)dtypeSize(t))) throw std::runtime_error("CUDA backend: gemv: K not a multiple of the vector width");
-  if (xt != t && xt != DType::F32) throw std::runtime_error("CUDA backend: gemv: x must be in the weight dtype or f32");
+  checkGemvArgs(xt, t, K);
   dispatchDType(t, [&](auto tag) {
     using E = decltype(tag);
     if (xt != t) gemvRows<float, E, true, true>(gu, W, y, T, N, K, s);
