@@ -8,15 +8,10 @@
 // forward picks tokens in the backend (greedy) as the serving engine does, no logits copied out.
 import { availableParallelism } from 'node:os';
 import { greedyRows, loadNative, type DType, type NativeModel, type NativeModelSpec } from '../native/binding.js';
-import { loadModel } from '../engine/loader/load-model.js';
+import { loadModel, type LoadModelOptions } from '../engine/loader/load-model.js';
 
-export interface EngineBenchOptions {
-  dir: string;
-  config?: Record<string, unknown>;
-  weights: 'safetensors' | 'dummy';
-  device?: string;
-  threads?: number;
-  weightDtype?: DType;
+/** The model as loadModel takes it (dummy weights use its default seed), plus the bench's own knobs. */
+export interface EngineBenchOptions extends Omit<LoadModelOptions, 'dummySeed'> {
   kvDtype?: DType;
   promptLen?: number;
   decodeBatches?: number[];
