@@ -1,6 +1,9 @@
 // Typed errors with stable codes, mapped once to HTTP statuses (server/http-errors.ts uses httpStatus).
 export type ErrorCode =
   | 'PDS_ERR_BAD_REQUEST'
+  | 'PDS_ERR_UNAUTHORIZED'
+  | 'PDS_ERR_FORBIDDEN'
+  | 'PDS_ERR_PAYLOAD_TOO_LARGE'
   | 'PDS_ERR_MODEL_NOT_FOUND'
   | 'PDS_ERR_CONTEXT_LENGTH'
   | 'PDS_ERR_NOT_FOUND'
@@ -15,6 +18,9 @@ export type ErrorCode =
 
 const statusOf: Record<ErrorCode, number> = {
   PDS_ERR_BAD_REQUEST: 400,
+  PDS_ERR_UNAUTHORIZED: 401,
+  PDS_ERR_FORBIDDEN: 403,
+  PDS_ERR_PAYLOAD_TOO_LARGE: 413,
   PDS_ERR_MODEL_NOT_FOUND: 404,
   PDS_ERR_CONTEXT_LENGTH: 400,
   PDS_ERR_NOT_FOUND: 404,
@@ -45,7 +51,10 @@ export class PdsError extends Error {
 /** OpenAI-style error type names by HTTP status. */
 export function openAiErrorType(status: number): string {
   if (status === 400) return 'BadRequestError';
+  if (status === 401) return 'AuthenticationError';
+  if (status === 403) return 'PermissionDeniedError';
   if (status === 404) return 'NotFoundError';
+  if (status === 413) return 'BadRequestError';
   if (status === 429) return 'RateLimitError';
   if (status === 503) return 'ServiceUnavailableError';
   if (status >= 500) return 'InternalServerError';
