@@ -7,7 +7,7 @@ export function registerBenchDecodeTtft(bench: Command): void {
   bench
     .command('decode-ttft')
     .description('decoder TTFT: KV retrieved from the kv-server vs computed locally')
-    .argument('[model]', 'model (default: the demo model)')
+    .argument('[model]', 'model (default: stories260k, the built-in tiny story model)')
     .option('--load-format <fmt>', 'passed to the engines')
     .option('--prompt-len <n>', 'prompt tokens', '2048')
     .option('--iters <n>', 'measurements per path', '3')

@@ -1,6 +1,7 @@
 // `pdserve serve [MODEL]`: one engine behind the OpenAI-compatible API (vLLM's flag names).
 import type { Command } from 'commander';
 import { resolveModel } from '../models/resolve.js';
+import { describeSamplingDefaults, resolveSamplingDefaults } from '../models/generation-config.js';
 import { createEngine } from '../engine/create-engine.js';
 import { createApiServer } from '../server/api-server.js';
 import { registerDebugRoutes } from '../server/debug-routes.js';
@@ -28,11 +29,12 @@ const dtype = (v: string) => {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('serve a model (local HF dir, built-in card, HF repo id; none = the demo model) over the OpenAI API')
+    .description('serve a model (local HF dir, built-in card, HF repo id; none = stories260k, a tiny story model) over the OpenAI API')
     .argument('[model]', 'model directory, built-in card name (qwen3-0.6b, ...) or HF repo id')
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
     .option('--port <port>', 'port to listen on', intOption('--port', 0), 8000)
-    .option('--served-model-name <name>', 'model name in the API (default: the model argument)')
+    .option('--served-model-name <names...>', 'model name(s) in the API; the first is reported in responses (default: the model argument as given)')
+    .option('--generation-config <mode>', 'sampling defaults: auto (the model\'s generation_config.json) | vllm (none) | a folder with generation_config.json', 'auto')
     .option('--load-format <fmt>', 'auto | safetensors | dummy (random weights)', 'auto')
     .option('--dtype <dtype>', 'weight dtype: auto | float32 | float16 | bfloat16', dtype, 'auto')
     .option('--device <device>', 'cpu | cuda | cuda:N', 'cpu')
@@ -69,7 +71,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   const resolved = await resolveModel(model, { loadFormat });
   const created = await createEngine({
     resolved,
-    servedModelName: o.servedModelName,
+    servedModelName: o.servedModelName?.[0],
     engine: {
       device: o.device,
       threads: o.threads,
@@ -87,7 +89,12 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     kvTransferConfig,
     connectorFactory: kvConnectorFactory,
   });
-  const server = createApiServer(created.client, { maxModelLen: created.maxModelLen, servedModelName: o.servedModelName ?? resolved.name, accessLog: o.accessLog });
+  const samplingDefaults = resolveSamplingDefaults(o.generationConfig, resolved.generationConfig);
+  const overridden = describeSamplingDefaults(samplingDefaults);
+  if (overridden) log.warn(overridden);
+  const server = createApiServer(created.client, {
+    maxModelLen: created.maxModelLen, servedModelName: o.servedModelName ?? resolved.name, accessLog: o.accessLog, samplingDefaults,
+  });
   registerDebugRoutes(server.app, created.client);
   const p2p = created.connector instanceof P2pConnector ? created.connector : null;
   if (p2p) registerKvRoutes(server.app, p2p);

@@ -103,6 +103,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   const { model: native, config: modelConfig } = loaded;
   const spec = modelConfig.spec;
   const name = o.servedModelName ?? r.name;
+  if (r.description && r.weights !== 'dummy') log.info(`${name}: ${r.description}`);
   log.info(`Loaded ${name} (${modelConfig.arch}, ${spec.numLayers} layers, ${spec.weightDtype} weights, ${formatGiB(native.weightBytes())}) on ${native.deviceName} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   if (r.weights === 'dummy') log.warn(`${name} has RANDOM weights (${r.isDemo ? 'built-in demo model' : '--load-format dummy'}): its text is meaningless; use it to test plumbing and speed`);
 
@@ -165,7 +166,9 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
       maxModelLen,
       vocabSize: spec.vocabSize,
       dummyWeights: r.weights === 'dummy',
-      description: r.weights === 'dummy' ? `${name} with RANDOM weights (${r.isDemo ? 'demo model' : 'load-format dummy'})` : `${name} (${modelConfig.arch})`,
+      description: r.weights === 'dummy'
+        ? `${name} with RANDOM weights (${r.isDemo ? 'demo model' : 'load-format dummy'})`
+        : r.description ?? `${name} (${modelConfig.arch})`,
     },
     (skipSpecialTokens, promptIds) => new IncrementalDetokenizer(tokenizer, { skipSpecialTokens, promptIds }),
     connector,

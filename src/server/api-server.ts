@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { EngineClient } from '../engine/protocol.js';
+import type { SamplingDefaults } from '../models/generation-config.js';
 import { getLogger } from '../util/logger.js';
 import { PdsError, openAiErrorBody } from '../util/errors.js';
 import { handleChat } from './chat.js';
@@ -19,6 +20,7 @@ export interface ApiServerOptions {
   servedModelName?: string | string[]; // default engine.model.name; the first is reported in responses
   maxModelLen: number;
   maxLogprobs?: number; // default 20 (vLLM's --max-logprobs)
+  samplingDefaults?: SamplingDefaults; // from --generation-config (default none)
   bodyLimit?: number; // bytes, default 64 MiB
   accessLog?: boolean; // uvicorn-style line per response (default false)
   version?: string; // reported by GET /version (default: package.json's)
@@ -42,6 +44,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
     modelNames: names,
     maxModelLen: opts.maxModelLen,
     maxLogprobs: opts.maxLogprobs ?? 20,
+    samplingDefaults: opts.samplingDefaults ?? {},
     metrics: new ServerMetrics(engine, names[0]!),
     ids: new RequestIds(),
   };

@@ -24,7 +24,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   }
   if (body.top_logprobs != null && body.top_logprobs < 0) throw badRequest('`top_logprobs` must be a positive value.', 'top_logprobs');
   const logprobs = body.logprobs ? body.top_logprobs ?? 0 : null;
-  const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs');
+  const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
   const tok = ctx.engine.tokenizer;
   const prompt = encodeChatPrompt(body.messages, tok, {
     addGenerationPrompt: body.add_generation_prompt ?? true,
@@ -33,7 +33,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     ...(body.tools?.length ? { tools: body.tools } : {}),
   });
   const maxParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-  const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, null,
+  const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? null,
     prompt.tokenIds.length, ctx.maxModelLen, maxParam, 'messages');
   const sampling = withMaxTokens(base, maxTokens);
 

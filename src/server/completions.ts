@@ -23,10 +23,10 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
   if (body.suffix) throw badRequest('suffix is not supported', 'suffix');
   if (body.echo && body.logprobs != null) throw badRequest('echo together with logprobs is not supported', 'echo');
   const tok = ctx.engine.tokenizer;
-  const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs);
+  const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs, 'logprobs', ctx.samplingDefaults);
   const prompts = encodeCompletionPrompts(body.prompt, tok, body.add_special_tokens ?? true);
   const samplings = prompts.map((p) => withMaxTokens(base,
-    resolveMaxTokens(body.max_tokens ?? null, DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
+    resolveMaxTokens(body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
 
   const headerId = clientRequestId(request);
   const baseId = headerId ?? randomId();

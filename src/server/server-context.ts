@@ -1,6 +1,7 @@
 // What every route handler shares: the engine, the served names and limits, metrics, in-flight ids.
 import type { ZodType } from 'zod';
 import type { EngineClient } from '../engine/protocol.js';
+import type { SamplingDefaults } from '../models/generation-config.js';
 import { PdsError } from '../util/errors.js';
 import { zodToPdsError } from './http-errors.js';
 import type { ServerMetrics } from './metrics.js';
@@ -11,6 +12,7 @@ export interface ServerContext {
   modelNames: string[]; // accepted `model` values; [0] is reported in responses
   maxModelLen: number;
   maxLogprobs: number;
+  samplingDefaults: SamplingDefaults; // the model's generation-config defaults ({} = the server's own)
   metrics: ServerMetrics;
   ids: RequestIds;
 }

@@ -54,7 +54,7 @@ test('pdserve up with stories260K: "Once upon a time" streamed and not streamed'
   const c = readReference(fx, 'stories260K').cases[0]!;
   const up = await spawnUp([join(fx, 'models', 'stories260K'), ...engineArgs]);
   try {
-    const body = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: c.greedy.length, temperature: 0, ignore_eos: true };
+    const body = { model: join(fx, 'models', 'stories260K'), prompt: 'Once upon a time', max_tokens: c.greedy.length, temperature: 0, ignore_eos: true };
     const r = await postJson(`${up.url}/v1/completions`, body);
     assert.equal(r.status, 200);
     assert.equal(r.json.choices[0].text, c.greedy_text);
