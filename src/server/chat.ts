@@ -6,7 +6,7 @@ import type { GenerateRequest } from '../engine/protocol.js';
 import { collect } from './engine-run.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
-import { chatLogprobs } from './logprobs.js';
+import { chatLogprobs, LogprobText } from './logprobs.js';
 import { encodeChatPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
 import { chatRequestSchema, type ChatRequest } from './request-schemas.js';
@@ -58,7 +58,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     choices: [{
       index: 0,
       message: { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
-      logprobs: logprobs !== null ? chatLogprobs(tok, c!.logprobs, !!body.return_tokens_as_token_ids) : null,
+      logprobs: logprobs !== null ? chatLogprobs(new LogprobText(tok, prompt.tokenIds, !!body.return_tokens_as_token_ids), c!.logprobs) : null,
       finish_reason: c!.finishReason,
       stop_reason: c!.stopReason,
       ...(body.return_token_ids ? { token_ids: c!.tokenIds } : {}),
@@ -80,6 +80,7 @@ async function streamChat(
   const usage = new StreamUsage(1);
   const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
+    const lpText = new LogprobText(tok, req.promptTokenIds, !!body.return_tokens_as_token_ids);
     await runBatch(ctx, [req], signal, async (outputs) => {
       for await (const out of outputs) {
         if (!sse) {
@@ -98,7 +99,7 @@ async function streamChat(
           choices: [{
             index: 0,
             delta: out.newText || !out.finished ? { content: out.newText } : {},
-            logprobs: lps ? chatLogprobs(tok, lps, !!body.return_tokens_as_token_ids) : null,
+            logprobs: lps ? chatLogprobs(lpText, lps) : null,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
             ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),

@@ -6,7 +6,7 @@ import type { GenerateRequest, RequestOutput } from '../engine/protocol.js';
 import { collect } from './engine-run.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
-import { completionLogprobs, logprobsTextLength } from './logprobs.js';
+import { completionLogprobs, LogprobText, logprobsTextLength } from './logprobs.js';
 import { encodeCompletionPrompts, type EncodedPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
 import { completionRequestSchema, type CompletionRequest } from './request-schemas.js';
@@ -48,7 +48,7 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     choices: results.map((c, i) => ({
       index: i,
       text: (body.echo ? echoText(ctx, prompts[i]!) : '') + c.text,
-      logprobs: body.logprobs != null ? completionLogprobs(tok, c.logprobs, 0, !!body.return_tokens_as_token_ids) : null,
+      logprobs: body.logprobs != null ? completionLogprobs(new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids), c.logprobs, 0) : null,
       finish_reason: c.finishReason,
       stop_reason: c.stopReason,
       ...(body.return_token_ids ? { prompt_token_ids: c.promptTokenIds, token_ids: c.tokenIds } : {}),
@@ -76,24 +76,25 @@ async function streamCompletion(
     await runBatch(ctx, reqs, signal, async (outputs: AsyncIterable<RequestOutput>, i) => {
       let first = true;
       let offset = 0;
+      const lpText = new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids);
       for await (const out of outputs) {
         usage.add(i, out);
-        const lps = body.logprobs != null ? out.newLogprobs ?? [] : null;
+        const lps = body.logprobs != null ? completionLogprobs(lpText, out.newLogprobs ?? [], offset) : null;
         const text = (first && body.echo ? echoText(ctx, prompts[i]!) : '') + out.newText;
-        if (!text && !out.finished && !body.return_token_ids && !lps?.length) continue;
+        if (!text && !out.finished && !body.return_token_ids && !lps?.tokens.length) continue;
         await open().send({
           ...head,
           choices: [{
             index: i,
             text,
-            logprobs: lps ? completionLogprobs(tok, lps, offset, !!body.return_tokens_as_token_ids) : null,
+            logprobs: lps,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             stop_reason: out.finished ? out.stopReason ?? null : null,
             ...(body.return_token_ids ? { token_ids: out.newTokenIds, ...(first ? { prompt_token_ids: out.promptTokenIds } : {}) } : {}),
           }],
           ...(continuous ? { usage: usage.of(i) } : {}),
         });
-        if (lps) offset += logprobsTextLength(tok, lps, !!body.return_tokens_as_token_ids);
+        if (lps) offset += logprobsTextLength(lps);
         first = false;
       }
     });

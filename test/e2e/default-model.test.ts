@@ -1,4 +1,4 @@
-// Issue 13 items 4, 6, 8: the first run answers in words (stories260k shipped as the default model), the
+// Issue 13 items 4, 5, 6, 8: the first run answers in words (stories260k shipped as the default model), the
 // model argument as given is the served name, several --served-model-name values, and generation_config.json
 // sampling defaults (vLLM's --generation-config). Needs no fixtures: the default card ships its weights.
 import { test } from 'node:test';
@@ -23,7 +23,7 @@ function assertReadable(text: string): void {
   assert.ok(words.filter((w) => common.has(w)).length >= 3, `not English: ${JSON.stringify(text)}`);
 }
 
-test('serve with no model: stories260k answers in words (completions and chat), named as a tiny story model', async () => {
+test('serve with no model: stories260k answers in words (completions and chat), named as a tiny story model; its logprobs index the text', async () => {
   const s = await spawnPdserve(['serve']);
   try {
     const models = (await (await fetch(`${s.url}/v1/models`)).json()) as any;
@@ -39,6 +39,19 @@ test('serve with no model: stories260k answers in words (completions and chat), 
     // the chat prompt is BOS + the text: the same greedy answer as the completion of that text
     const g = await postJson(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 32, temperature: 0 });
     assert.equal(c.json.choices[0].message.content, g.json.choices[0].text);
+    // completion logprobs of a SentencePiece model: the tokens concatenate to the text, offsets index it
+    const lp = await postJson(`${s.url}/v1/completions`, { prompt: 'Once upon a time', max_tokens: 32, temperature: 0, logprobs: 5 });
+    const { tokens, text_offset, top_logprobs } = lp.json.choices[0].logprobs;
+    assert.equal(tokens.join(''), lp.json.choices[0].text);
+    text_offset.forEach((o: number, i: number) => assert.equal(lp.json.choices[0].text.slice(o, o + tokens[i].length), tokens[i]));
+    for (const d of top_logprobs) assert.ok(Object.keys(d).length >= 5, JSON.stringify(d));
+    const streamed = await fetch(`${s.url}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'Once upon a time', max_tokens: 32, temperature: 0, logprobs: 5, stream: true }),
+    });
+    const chunks = (await streamed.text()).split('\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)).choices[0]);
+    assert.deepEqual(chunks.flatMap((c: any) => c.logprobs?.tokens ?? []), tokens);
+    assert.deepEqual(chunks.flatMap((c: any) => c.logprobs?.text_offset ?? []), text_offset);
     assert.match(s.logs(), /tiny story model/);
     assert.doesNotMatch(s.logs(), /RANDOM weights/);
   } finally {
