@@ -4,12 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { openAiErrorBody } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
 import { normalizeProxyConfig, type ProxyConfig } from './config.js';
-import { handleGenerate, sendJson } from './generate.js';
+import { handleGenerate } from './generate.js';
+import { registerInfoRelay } from './info-relay.js';
 import { ProxyMetrics } from './metrics.js';
 import type { ProxyState } from './state.js';
 import { StatsWindow } from './stats-window.js';
 import { UpstreamSet } from './upstream-set.js';
-import { errorText } from './upstream.js';
 
 const log = getLogger('proxy');
 
@@ -54,22 +54,7 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     });
   }
 
-  app.get('/v1/models', async (_req, reply) => {
-    reply.hijack();
-    const ordered = [...st.decoders.all.filter((u) => u.healthy), ...st.decoders.all.filter((u) => !u.healthy)];
-    for (const up of ordered) {
-      try {
-        const res = await up.pool.request({ path: '/v1/models', method: 'GET', headersTimeout: config.decodeTimeoutMs });
-        const body = Buffer.from(await res.body.arrayBuffer());
-        reply.raw.writeHead(res.statusCode, { 'content-type': String(res.headers['content-type'] ?? 'application/json'), 'content-length': body.length });
-        reply.raw.end(body);
-        return;
-      } catch (e) {
-        log.warn(`GET /v1/models on ${up.origin} failed: ${errorText(e)}`);
-      }
-    }
-    sendJson(reply.raw, 503, openAiErrorBody(503, 'no decode instance is reachable'));
-  });
+  registerInfoRelay(app, st);
 
   const instances = (set: UpstreamSet) =>
     set.all.map((u) => ({ url: u.origin, healthy: u.healthy, inflight: u.inflight, last_error: u.lastError }));

@@ -28,21 +28,27 @@ export function packageVersion(): string {
 export function registerInfoRoutes(app: FastifyInstance, ctx: ServerContext, version: string): void {
   const created = nowSeconds();
   const m = ctx.engine.model;
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: ctx.modelNames.map((id) => ({
-      id,
-      object: 'model',
-      created,
-      owned_by: 'pdserve',
-      root: m.root,
-      parent: null,
-      max_model_len: ctx.maxModelLen,
-      description: m.dummyWeights ? `[random dummy weights: output is meaningless] ${m.description}` : m.description,
-      dummy_weights: m.dummyWeights,
-      permission: [],
-    })),
-  }));
+  const card = (id: string) => ({
+    id,
+    object: 'model',
+    created,
+    owned_by: 'pdserve',
+    root: m.root,
+    parent: null,
+    max_model_len: ctx.maxModelLen,
+    description: m.dummyWeights ? `[random dummy weights: output is meaningless] ${m.description}` : m.description,
+    dummy_weights: m.dummyWeights,
+    permission: [],
+  });
+  app.get('/v1/models', async () => ({ object: 'list', data: ctx.modelNames.map(card) }));
+  // OpenAI's retrieve-model; the id may contain slashes ("Qwen/Qwen3-0.6B", a path), so take the rest of the URL
+  app.get('/v1/models/*', async (req, reply) => {
+    const id = decodeURIComponent((req.params as { '*': string })['*']);
+    if (!ctx.modelNames.includes(id)) {
+      return reply.code(404).send(openAiErrorBody(404, `The model \`${id}\` does not exist.`, 'model', 'model_not_found'));
+    }
+    return card(id);
+  });
 
   const health = async (_req: unknown, reply: FastifyReply) => {
     if (ctx.engine.isHealthy()) return reply.code(200).send();
