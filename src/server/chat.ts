@@ -26,8 +26,12 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   const logprobs = body.logprobs ? body.top_logprobs ?? 0 : null;
   const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
   const tok = ctx.engine.tokenizer;
+  if (body.continue_final_message && body.add_generation_prompt) {
+    throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
+  }
   const prompt = encodeChatPrompt(body.messages, tok, {
-    addGenerationPrompt: body.add_generation_prompt ?? true,
+    addGenerationPrompt: body.add_generation_prompt ?? !body.continue_final_message,
+    continueFinalMessage: body.continue_final_message ?? false,
     addSpecialTokens: body.add_special_tokens ?? false,
     ...(body.chat_template_kwargs ? { chatTemplateKwargs: body.chat_template_kwargs } : {}),
     ...(body.tools?.length ? { tools: body.tools } : {}),

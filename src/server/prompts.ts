@@ -55,6 +55,7 @@ export function toChatMessages(messages: WireChatMessage[]): ChatMessage[] {
 
 export interface ChatPromptOptions {
   addGenerationPrompt: boolean;
+  continueFinalMessage?: boolean;
   addSpecialTokens: boolean; // vLLM's chat default: false (the template carries BOS)
   chatTemplateKwargs?: Record<string, unknown>;
   tools?: unknown[]; // rendered by templates that support tools; no tool-call parsing happens
@@ -66,6 +67,7 @@ export function encodeChatPrompt(messages: WireChatMessage[], tok: Tokenizer, o:
   try {
     text = tok.applyChatTemplate(toChatMessages(messages), {
       addGenerationPrompt: o.addGenerationPrompt,
+      ...(o.continueFinalMessage ? { continueFinalMessage: true } : {}),
       ...(o.chatTemplateKwargs ? { chatTemplateKwargs: o.chatTemplateKwargs } : {}),
       ...(o.tools ? { tools: o.tools } : {}),
     });

@@ -65,6 +65,7 @@ export const chatRequestSchema = z.object({
   top_logprobs: int().nullish(),
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   add_generation_prompt: z.boolean().nullish(),
+  continue_final_message: z.boolean().nullish(),
   add_special_tokens: z.boolean().nullish(),
   echo: z.boolean().nullish(),
   tools: z.array(z.unknown()).nullish(),
