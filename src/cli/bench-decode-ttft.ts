@@ -1,7 +1,7 @@
 // `pdserve bench decode-ttft [MODEL] [--load-format dummy] [--prompt-len 2048]`: decoder TTFT with the
-// prompt's KV retrieved from the kv-server vs computed locally (src/bench/decode-ttft.ts).
+// prompt's KV retrieved from the kv-server vs computed locally (src/perf/decode-ttft.ts).
 import type { Command } from 'commander';
-import { formatDecodeTtft, runDecodeTtft } from '../bench/decode-ttft.js';
+import { formatDecodeTtft, runDecodeTtft } from '../perf/decode-ttft.js';
 
 export function registerBenchDecodeTtft(bench: Command): void {
   bench

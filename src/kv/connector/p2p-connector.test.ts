@@ -11,7 +11,7 @@ import { toHttpError } from '../../server/http-errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { ModelIdentity } from '../chunk-hash.js';
 import { parseKvConfig, type KvConfigInput } from '../config.js';
-import { FakeKvCache } from '../testing/fake-kv-cache.js';
+import { HostKvCache } from '../host-kv-cache.js';
 import { FakePeerKvCache } from '../testing/fake-peer-kv-cache.js';
 import { P2pConnector, httpRelease, remoteSourceOf, type SendRelease } from './p2p-connector.js';
 import { PdConnector } from './pd-connector.js';
@@ -107,7 +107,7 @@ describe('P2pConnector', () => {
     const errors = await untilRecv(C.conn, 'r1');
     assert.equal(errors.size, 0);
     assert.equal((C.kv as FakePeerKvCache).copies, 1, 'one batched copy');
-    assert.deepEqual(Buffer.from((C.kv as FakeKvCache).read(cb, 599)), Buffer.from((P.kv as FakeKvCache).read(pb, 599)));
+    assert.deepEqual(Buffer.from((C.kv as HostKvCache).read(cb, 599)), Buffer.from((P.kv as HostKvCache).read(pb, 599)));
     await sleep(5);
     assert.deepEqual(net.sent, ['r1']);
     assert.deepEqual([...P.conn.getFinished().doneSending], ['r1'], 'released by the decoder');
@@ -159,7 +159,7 @@ describe('P2pConnector', () => {
   it('without peer copy (cpu) the consumer takes the pool path and releases the producer at once', async () => {
     const net = fakeNetwork();
     const P = make('kv_producer', net, { port: 7004 });
-    const C = make('kv_consumer', net, { kv: new FakeKvCache(128, BS, 2, 2, 4, 4) });
+    const C = make('kv_consumer', net, { kv: new HostKvCache(128, BS, 2, 2, 4, 4) });
     const p = prompt(50);
     const { fin } = produce(P.conn, P.kv as FakePeerKvCache, 'r4', p, blocks(50, 0));
     const r = C.conn.getNumNewMatchedTokens(req('r4', p, 0, [], fin.kvTransferParams), 0);
@@ -172,7 +172,7 @@ describe('P2pConnector', () => {
 
   it('a producer without a peer handle (cpu) or a request without do_remote_decode takes the pool path', () => {
     const net = fakeNetwork();
-    const cpu = make('kv_producer', net, { port: 7005, kv: new FakeKvCache(128, BS, 2, 2, 4, 4) });
+    const cpu = make('kv_producer', net, { port: 7005, kv: new HostKvCache(128, BS, 2, 2, 4, 4) });
     const a = cpu.conn.requestFinished(req('a', prompt(40), 40, blocks(40, 0), { do_remote_decode: true }), blocks(40, 0));
     assert.deepEqual(a, { delayFree: false });
     const gpu = make('kv_producer', net, { port: 7006 });

@@ -10,7 +10,7 @@ import { chunkKeys, modelFingerprint, type ModelIdentity } from '../chunk-hash.j
 import { parseKvConfig, type KvConfigInput } from '../config.js';
 import { KvServer } from '../server/kv-server.js';
 import { PAGE_SIZE } from '../server/protocol.js';
-import { FakeKvCache } from '../testing/fake-kv-cache.js';
+import { HostKvCache } from '../host-kv-cache.js';
 import { PoolTier } from '../tiers/pool-tier.js';
 import { PdConnector } from './pd-connector.js';
 import { createConnector, tiersFromConfig } from './registry.js';
@@ -30,7 +30,7 @@ before(async () => {
 after(() => server.stop());
 
 function make(role: 'kv_producer' | 'kv_consumer' | 'kv_both', over: KvConfigInput = {}, log?: Logger) {
-  const kv = new FakeKvCache(128, BS, 2, 2, 4, 4);
+  const kv = new HostKvCache(128, BS, 2, 2, 4, 4);
   const config = parseKvConfig({
     chunk_size: CHUNK, local_cpu: false, remote_url: `pdkv://127.0.0.1:${server.port}`, blocking_timeout_secs: 2,
     extra_config: { remote_timeout_secs: 0.5, lookup_backoff_time: 0.05 }, ...over,
@@ -43,7 +43,7 @@ function make(role: 'kv_producer' | 'kv_consumer' | 'kv_both', over: KvConfigInp
 const req = (id: string, p: number[], computed: number, blockIds: number[]): ConnectorRequest => ({ requestId: id, promptTokenIds: p, numComputedTokens: computed, blockIds });
 
 /** Drives a producer like the engine: chunked prefill steps of `step` tokens, save after each forward. */
-async function produce(conn: KvConnector, kv: FakeKvCache, id: string, p: number[], blockIds: number[], step = 256) {
+async function produce(conn: KvConnector, kv: HostKvCache, id: string, p: number[], blockIds: number[], step = 256) {
   kv.fill(blockIds, 0, p.length);
   let computed = 0;
   while (computed < p.length) {
