@@ -87,7 +87,7 @@ export async function benchSweep(s: SweepConfig, preset: string | null, print: P
   print('');
   print(formatSweepSummary(res).replace(/\n$/, ''));
   if (res.interrupted) {
-    print(`Interrupted: kept ${res.completed_points} completed points of ${res.planned_points}${cutShort ? `; the point in progress (${cutShort}) was discarded` : ''}.`);
+    print(`Interrupted: kept ${res.completed_points} completed point${res.completed_points === 1 ? '' : 's'} of ${res.planned_points}${cutShort ? `; the point in progress (${cutShort}) was discarded` : ''}.`);
   }
   writeSweepOutputs(res, s, print);
   return res.interrupted ? 130 : 0;
