@@ -21,7 +21,7 @@ export interface SweepConfig {
   attainmentTarget: number;
   /** Sweep JSON path, or null (not saved). */
   jsonPath: string | null;
-  /** HTML report path, or null. */
+  /** HTML report path (default: beside the JSON, .html), or null. */
   reportPath: string | null;
 }
 
@@ -88,6 +88,7 @@ export function parseSweep(o: RawOptions, common: WorkloadConfig & ReportConfig,
   const dir = common.resultDir;
   const join = (f: string) => (dir ? `${dir.replace(/\/+$/, '')}/${f}` : f);
   const jsonPath = common.resultFilename ? join(common.resultFilename) : common.saveResult || dir ? join(`sweep-${date}.json`) : null;
-  const reportPath = (o.report as string | undefined) ?? (dir ? join(`sweep-${date}.html`) : null);
+  // the report goes beside the JSON unless --report names it
+  const reportPath = (o.report as string | undefined) ?? (jsonPath ? jsonPath.replace(/\.json$/i, '') + '.html' : null);
   return { kind, values, targets, attainmentTarget: att, jsonPath, reportPath };
 }

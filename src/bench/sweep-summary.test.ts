@@ -71,6 +71,10 @@ test('sweep options: one of rates or concurrencies, targets, GPUs, SLOs required
   assert.equal(s.jsonPath, '/tmp/x/sweep-D.json');
   assert.equal(s.reportPath, '/tmp/x/sweep-D.html');
   assert.equal(parseSweep({ maxConcurrencies: '8,16', target: ['A=http://h:1'], sloAttainment: '99' }, common, 'D').attainmentTarget, 99);
+  const named = parseSweep({ requestRates: '1', target: ['A=http://h:1'] }, { ...common, resultDir: null, resultFilename: 'ab.json' }, 'D');
+  assert.deepEqual([named.jsonPath, named.reportPath], ['ab.json', 'ab.html']);
+  const none = parseSweep({ requestRates: '1', target: ['A=http://h:1'] }, { ...common, resultDir: null }, 'D');
+  assert.deepEqual([none.jsonPath, none.reportPath], [null, null]);
   const t = ['A=http://h:1'];
   assert.throws(() => parseSweep({ target: t }, common, 'D'), /exactly one of --request-rates/);
   assert.throws(() => parseSweep({ requestRates: '1', maxConcurrencies: '2', target: t }, common, 'D'), /exactly one of/);
