@@ -195,7 +195,9 @@ describe('PdConnector', () => {
     }
     assert.ok(Date.now() - t0 < 1000);
     assert.equal(r.count, 319);
-    const admin = new PoolTier({ host: '127.0.0.1', port: server.port, transport: 'tcp', timeoutMs: 1000, backoffMs: 50 });
+    // only a chunk's writer may delete it: the admin speaks as the producer's writer id
+    const writerId = (P.conn.tiers.find((t) => t instanceof PoolTier) as PoolTier).client.writerId;
+    const admin = new PoolTier({ host: '127.0.0.1', port: server.port, transport: 'tcp', timeoutMs: 1000, backoffMs: 50, writerId });
     assert.equal(await admin.delete(keys[2]!.key), true); // chunk [128, 192)
     await admin.close();
     const cb = blocks(320, 30);
