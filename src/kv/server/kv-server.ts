@@ -229,19 +229,22 @@ export class KvServer {
     socket.on('data', (chunk: Buffer) => {
       const now = Date.now();
       conn.lastActive = now;
-      const frames = conn.reader.push(chunk);
-      for (const f of frames) {
-        if (conn.closing) return;
+      let completed = 0;
+      conn.reader.pushEach(chunk, (f) => {
+        if (conn.closing) return false;
+        completed++;
         if (isReadError(f)) {
           const status = f.kind === 'too_large' ? Status.TOO_LARGE : Status.BAD_REQUEST;
           const msg = f.kind === 'too_large' ? `frame payload ${f.length} > max ${conn.authed ? (f.op === Op.PUT ? this.opts.maxPayload : CONTROL_MAX_PAYLOAD) : PREAUTH_MAX_PAYLOAD} for op ${f.op}${conn.authed ? '' : ' before AUTH'}` : `${f.kind.replace('_', ' ')}`;
           this.warn('bad-frame', `connection ${conn.id} (${socket.remoteAddress}): ${msg}; closing it`);
-          return this.closeWith(conn, f.op, f.reqId, status, msg);
+          this.closeWith(conn, f.op, f.reqId, status, msg);
+          return false;
         }
-        this.handle(conn, f);
-      }
+        this.handle(conn, f); // before the next frame is parsed: a PUT's target sees this frame's effects
+        return !conn.closing;
+      });
       if (!conn.reader.midFrame) conn.frameStart = 0;
-      else if (frames.length || conn.frameStart === 0) conn.frameStart = now;
+      else if (completed || conn.frameStart === 0) conn.frameStart = now;
       if (socket.writableLength > this.opts.maxInFlightBytes && !conn.stalledSince && !conn.closing) {
         conn.stalledSince = now;
         socket.pause();
@@ -516,6 +519,7 @@ export class KvServer {
           const d = f.direct as ReturnType<KvServer['putTarget']> | undefined;
           if (!d) return fail(Status.BAD_REQUEST, 'PUT wants key + bytes');
           if ('status' in d) return fail(d.status, d.msg);
+          if (conn.allocs.get(d.entry.key) !== d.entry) return fail(Status.NOT_FOUND, 'allocation ended before the PUT completed');
           this.takeAlloc(conn, d.entry.key);
           return this.endWrite(d.entry, true) ? ok() : fail(Status.NOT_FOUND, 'allocation was deleted before commit');
         }

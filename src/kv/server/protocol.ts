@@ -144,7 +144,17 @@ export class FrameReader {
   /** Frames completed by this chunk; a ReadError ends the list (and the stream). */
   push(chunk: Buffer): Array<Frame | ReadError> {
     const out: Array<Frame | ReadError> = [];
-    if (this.failed) return out;
+    this.pushEach(chunk, (f) => (out.push(f), true));
+    return out;
+  }
+
+  /**
+   * Like push, but hands each frame to `each` as soon as it is complete, before the next frame's bytes are
+   * parsed (so a DirectSink target sees the effects of every earlier frame); `each` returning false stops.
+   */
+  pushEach(chunk: Buffer, each: (f: Frame | ReadError) => boolean): void {
+    const out = { push: (f: Frame | ReadError) => (each(f) ? 0 : (this.failed = true, 0)) };
+    if (this.failed) return;
     let pos = 0;
     while (pos < chunk.length) {
       if (!this.cur) {
@@ -162,7 +172,7 @@ export class FrameReader {
         if (bad) {
           this.failed = true;
           out.push({ kind: bad, reqId, op, length });
-          return out;
+          return;
         }
         const d = this.direct && op === this.direct.op && length > this.direct.prefix ? this.direct : null;
         const head = d ? d.prefix : length;
@@ -183,11 +193,11 @@ export class FrameReader {
         pos += n;
       }
       if (c.fill === c.payload.length && (!c.sink || c.sink.fill === c.rest)) {
-        out.push({ op: c.op, status: c.status, reqId: c.reqId, payload: c.payload, ...(c.sink ? { direct: c.sink.ctx } : {}) });
         this.cur = null;
+        out.push({ op: c.op, status: c.status, reqId: c.reqId, payload: c.payload, ...(c.sink ? { direct: c.sink.ctx } : {}) });
+        if (this.failed) return;
       }
     }
-    return out;
   }
 
   /** true while a frame has started (header or payload bytes received) but is not complete. */
