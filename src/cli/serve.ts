@@ -8,7 +8,8 @@ import { registerDebugRoutes } from '../server/debug-routes.js';
 import { registerKvRoutes } from '../server/kv-routes.js';
 import { P2pConnector } from '../kv/connector/p2p-connector.js';
 import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
-import { kvConnectorFactory } from '../kv/connector/engine-factory.js';
+import { pdConnectorFactory } from '../kv/connector/engine-factory.js';
+import { resolveInternalSecret } from '../security/internal-secret.js';
 import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
 import { getLogger } from '../util/logger.js';
@@ -51,6 +52,7 @@ export function registerServe(program: Command): void {
     .option('--seed <n>', 'seed for dummy weights and unseeded sampling', intOption('--seed'), 0)
     .option('--kv-transfer-config <json>', 'vLLM-style KV connector config, e.g. {"kv_connector":"PdConnector","kv_role":"kv_producer"}')
     .option('--kv-config <file>', 'KV layer YAML (LMCache field names); also PDSERVE_KV_CONFIG_FILE')
+    .option('--internal-secret-file <path>', 'file (mode 0600) of the deployment\'s internal secret (kv-server authentication); also $PDSERVE_INTERNAL_SECRET_FILE')
     .option('--access-log', 'log one line per HTTP response', false)
     .action(async (model: string | undefined, o: Record<string, any>) => {
       try {
@@ -68,6 +70,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   if (!['auto', 'safetensors', 'dummy'].includes(loadFormat)) throw new PdsError('PDS_ERR_CONFIG', `--load-format must be auto, safetensors or dummy (got ${loadFormat})`);
   if (o.kvConfig) process.env.PDSERVE_KV_CONFIG_FILE = o.kvConfig;
   const kvTransferConfig = o.kvTransferConfig ? parseKvTransferConfig(o.kvTransferConfig) : undefined;
+  const secret = resolveInternalSecret(o.internalSecretFile);
   const resolved = await resolveModel(model, { loadFormat });
   const created = await createEngine({
     resolved,
@@ -87,7 +90,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
       weightDtype: o.dtype,
     },
     kvTransferConfig,
-    connectorFactory: kvConnectorFactory,
+    connectorFactory: pdConnectorFactory(null, undefined, { secret: secret?.key ?? null }),
   });
   const samplingDefaults = resolveSamplingDefaults(o.generationConfig, resolved.generationConfig);
   const overridden = describeSamplingDefaults(samplingDefaults);

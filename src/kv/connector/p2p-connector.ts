@@ -178,7 +178,7 @@ export class P2pConnector implements KvConnector {
       this.pending.delete(id);
       this.releaseOnce(id, p);
     }
-    if (!this.producesP2p(req)) return this.inner.requestFinished(req, blockIds);
+    if (!blockIds.length || !this.producesP2p(req)) return this.inner.requestFinished(req, blockIds); // no blocks: nothing to hold for a peer
     if (this.held.has(id)) return { delayFree: true };
     const timer = setTimeout(() => {
       if (!this.held.delete(id)) return;
