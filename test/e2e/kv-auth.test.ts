@@ -46,7 +46,7 @@ test('kv-server and engines authenticate each other; impostors and secret-less c
   const procs: Array<Spawned | undefined> = [];
   const kvs: ChildProcess[] = [];
   try {
-    const ref = await spawnPdserve(['serve']);
+    const ref = await spawnPdserve(['serve', model]);
     procs.push(ref);
     const want = (await tokens(ref.url)).ids;
 
@@ -55,8 +55,8 @@ test('kv-server and engines authenticate each other; impostors and secret-less c
     const kv = await kvServer(kvPort, secretFile);
     kvs.push(kv.proc);
     const env = { ...kvEnv(kvPort), PDSERVE_INTERNAL_SECRET_FILE: secretFile };
-    const p = await spawnPdserve(['serve', '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_producer"}'], { env });
-    const d = await spawnPdserve(['serve', '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_consumer"}'], { env });
+    const p = await spawnPdserve(['serve', model, '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_producer"}'], { env });
+    const d = await spawnPdserve(['serve', model, '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_consumer"}'], { env });
     procs.push(p, d);
     // a client without the secret: refused at connect, before any op
     const none = new KvClient({ host: '127.0.0.1', port: kvPort, timeoutMs: 2000, backoffMs: 100 });
@@ -76,7 +76,7 @@ test('kv-server and engines authenticate each other; impostors and secret-less c
     const fakePort = await freePort();
     const fake = await kvServer(fakePort, null);
     kvs.push(fake.proc);
-    const e = await spawnPdserve(['serve', '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_both"}'], { env: { ...kvEnv(fakePort), PDSERVE_INTERNAL_SECRET_FILE: secretFile } });
+    const e = await spawnPdserve(['serve', model, '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_both"}'], { env: { ...kvEnv(fakePort), PDSERVE_INTERNAL_SECRET_FILE: secretFile } });
     procs.push(e);
     const g = await tokens(e.url);
     assert.deepEqual(g.ids, want, 'computed locally, still right');
