@@ -29,6 +29,8 @@ interface ProxyFlags {
   maxInflight: number;
   prefillMaxInflight: number;
   localPrefillBelow: number;
+  kvServer?: string;
+  prefillHeartbeat?: number;
 }
 
 /** Flags -> ProxyConfig. No upstream flag at all = vLLM's defaults (localhost:8100 / localhost:8200). */
@@ -55,6 +57,8 @@ export function proxyConfigFromFlags(f: ProxyFlags): ProxyConfig {
     maxInflight: f.maxInflight,
     prefillMaxInflight: f.prefillMaxInflight,
     localPrefillBelow: f.localPrefillBelow,
+    kvServer: f.kvServer ?? null,
+    prefillHeartbeatMs: (f.prefillHeartbeat ?? defaultProxyConfig.prefillHeartbeatMs / 1000) * 1000,
   };
 }
 
@@ -79,6 +83,8 @@ export function registerProxy(program: Command): void {
     .option('--max-inflight <n>', 'requests in flight beyond which clients get 429 (0 = unlimited)', num('--max-inflight'), d.maxInflight)
     .option('--prefill-max-inflight <n>', 'prefill legs per prefiller; when all are full the decoder prefills locally (0 = unlimited)', num('--prefill-max-inflight'), d.prefillMaxInflight)
     .option('--local-prefill-below <n>', 'prompts smaller than this (token ids, or characters/4) skip the prefill leg (0 = off)', num('--local-prefill-below'), d.localPrefillBelow)
+    .option('--kv-server <host:port>', 'kv-server to probe (TCP) and report in /health; down = status "degraded"')
+    .option('--prefill-heartbeat <s>', 'while a prefill leg waits, probe the prefiller every this many seconds; 2 misses = frozen: the decoder prefills (0 = off)', num('--prefill-heartbeat'), d.prefillHeartbeatMs / 1000)
     .action(async (flags: ProxyFlags) => {
       let proxy;
       try {

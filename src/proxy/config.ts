@@ -15,6 +15,8 @@ export interface ProxyConfig {
   prefillMaxInflight: number; // per prefiller; 0 = unlimited; all full -> the decoder prefills locally
   localPrefillBelow: number; // prompt size (conditional.ts) below which the decoder prefills locally; 0 = off
   bodyLimitBytes: number;
+  kvServer: string | null; // "host:port" of the kv-server, probed for /health; null = none
+  prefillHeartbeatMs: number; // while a prefill leg waits, GET /health every this often; 2 misses = frozen -> fallback; 0 = off
 }
 
 export const defaultProxyConfig: Omit<ProxyConfig, 'prefillers' | 'decoders'> = {
@@ -29,6 +31,8 @@ export const defaultProxyConfig: Omit<ProxyConfig, 'prefillers' | 'decoders'> = 
   prefillMaxInflight: 0,
   localPrefillBelow: 0,
   bodyLimitBytes: 64 * 1024 * 1024,
+  kvServer: null,
+  prefillHeartbeatMs: 1_000,
 };
 
 /** "host:port", "http://host:port[/]" -> "http://host:port" (origin only; paths are not allowed). */
@@ -96,5 +100,7 @@ export function normalizeProxyConfig(c: ProxyConfig): ProxyConfig {
     maxInflight: Math.floor(nonNeg(c.maxInflight, 'max inflight')),
     prefillMaxInflight: Math.floor(nonNeg(c.prefillMaxInflight, 'prefill max inflight')),
     localPrefillBelow: nonNeg(c.localPrefillBelow, 'local prefill threshold'),
+    kvServer: c.kvServer ?? null,
+    prefillHeartbeatMs: nonNeg(c.prefillHeartbeatMs ?? 0, 'prefill heartbeat'),
   };
 }

@@ -3,8 +3,8 @@
 //    client's, or a new UUID) for both legs and the response.
 // 2. Prefill leg (only when prefillers exist and the prompt is not below --local-prefill-below):
 //    prefillBody() to a prefiller, round robin. 2xx: keep its kv_transfer_params. 4xx: relayed to the
-//    client as is, no decode. Unreachable / 5xx / all busy: the decoder prefills locally (fallback).
-//    Timeout: 504.
+//    client as is, no decode. Unreachable / 5xx / frozen (heartbeat) / all busy: the decoder prefills
+//    locally (fallback). Timeout: 504. Retry rules (at most one per request): legs.ts.
 // 3. Decode leg: the original bytes (or the body plus the prefiller's kv_transfer_params) to a
 //    decoder, round robin; its status and body relayed chunk by chunk. None reachable: 503.
 // A client disconnect at any point aborts the leg in flight (its engine sees the socket close).
@@ -69,7 +69,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
   try {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
     if (typeof req.headers.authorization === 'string') headers.authorization = req.headers.authorization;
-    const ctx: LegContext = { path, requestId, headers, clientSignal: clientAbort.signal, metrics: st.metrics };
+    const ctx: LegContext = { path, requestId, headers, clientSignal: clientAbort.signal, metrics: st.metrics, retry: { left: 1 } };
 
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
@@ -97,6 +97,8 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
           st.metrics.fallbacks.inc({ reason: p.reason });
           if (p.reason !== 'busy') log.warn(`no prefiller could take request ${requestId} (${p.reason}); the decoder prefills it locally`);
           break;
+        case 'failed':
+          return fail('upstream_error', 502, `${p.message}; not retried (this request already had its one retry)`, requestId);
         case 'timeout':
           return fail('timeout', 504, `prefill on ${p.upstream.origin} took longer than ${st.config.prefillTimeoutMs / 1000} s`, requestId);
         case 'aborted':

@@ -10,6 +10,8 @@ import { ProxyMetrics } from './metrics.js';
 import type { ProxyState } from './state.js';
 import { StatsWindow } from './stats-window.js';
 import { UpstreamSet } from './upstream-set.js';
+import { Heartbeat } from './heartbeat.js';
+import { KvServerProbe } from './kv-probe.js';
 
 const log = getLogger('proxy');
 
@@ -34,7 +36,13 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     stats: new StatsWindow(),
     inflight: 0,
     aborters: new Set(),
+    kvServer: config.kvServer ? new KvServerProbe(config.kvServer) : null,
   };
+  if (config.prefillHeartbeatMs > 0) {
+    // a probe may take up to 2 intervals (at least 1 s) on a loaded machine before it counts as missed
+    const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
+    for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
+  }
   const app = Fastify({ logger: false, bodyLimit: config.bodyLimitBytes, forceCloseConnections: true });
   // Engines accept JSON whatever the content-type says (curl -d sends form-urlencoded): take bytes.
   app.removeAllContentTypeParsers();
@@ -58,12 +66,16 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
 
   const instances = (set: UpstreamSet) =>
     set.all.map((u) => ({ url: u.origin, healthy: u.healthy, inflight: u.inflight, last_error: u.lastError }));
+  // 503 'unhealthy': no decoder, nothing can be served. 200 'degraded': it serves, but an engine or the
+  // kv-server is down (requests fall back: other engines, or decoders computing prompts themselves).
   app.get('/health', async (_req, reply) => {
     const ok = st.decoders.healthyCount() > 0;
+    const whole = st.decoders.healthyCount() === st.decoders.size && st.prefillers.healthyCount() === st.prefillers.size && (st.kvServer?.healthy ?? true);
     return reply.code(ok ? 200 : 503).send({
-      status: ok ? 'ok' : 'unhealthy',
+      status: !ok ? 'unhealthy' : whole ? 'ok' : 'degraded',
       prefill_instances: instances(st.prefillers),
       decode_instances: instances(st.decoders),
+      kv_server: st.kvServer?.toJSON() ?? null,
     });
   });
   app.get('/healthcheck', async () => ({
@@ -85,7 +97,13 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
   const checkHealth = () => {
     if (!checking) {
       const timeout = Math.max(500, Math.min(config.healthIntervalMs || 2000, 5000));
-      checking = Promise.all([st.prefillers.checkAll(timeout), st.decoders.checkAll(timeout)])
+      const kvCheck = async () => {
+        const kv = st.kvServer;
+        if (!kv || !(await kv.check(timeout))) return;
+        if (kv.healthy) log.info(`kv-server ${kv.address} is reachable again`);
+        else log.warn(`kv-server ${kv.address} is down (${kv.lastError}): decoders compute prompts themselves`);
+      };
+      checking = Promise.all([st.prefillers.checkAll(timeout), st.decoders.checkAll(timeout), kvCheck()])
         .then(() => undefined)
         .finally(() => {
           checking = null;
