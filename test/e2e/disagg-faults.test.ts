@@ -8,6 +8,7 @@ import { fixturesOrSkip, readReference, comparableSteps, type ReferenceCase } fr
 import { postJson, spawnPdserve, freePort } from '../helpers/spawn-server.js';
 import { spawnUp, type UpRun } from '../helpers/spawn-up.js';
 import { KvClient } from '../../src/kv/server/kv-client.js';
+import { loadInternalSecret } from '../../src/security/internal-secret.js';
 import { Op } from '../../src/kv/server/protocol.js';
 import { spawn } from 'node:child_process';
 import { cliPath } from '../helpers/fixtures.js';
@@ -22,8 +23,9 @@ function children(up: UpRun): Map<string, { pid: number; port: number }> {
   return m;
 }
 
-async function kvStats(port: number): Promise<Record<string, number>> {
-  const c = new KvClient({ host: '127.0.0.1', port, timeoutMs: 3000, backoffMs: 100 });
+async function kvStats(port: number, secretFile: string): Promise<Record<string, number>> {
+  // up's kv-server authenticates every client with the deployment's internal secret
+  const c = new KvClient({ host: '127.0.0.1', port, timeoutMs: 3000, backoffMs: 100, secret: loadInternalSecret(secretFile).key });
   try {
     const r = await c.request(Op.STATS, []);
     return JSON.parse(r.payload.toString('utf8'));
@@ -64,7 +66,7 @@ test('faults: client gone, kv-server killed, prefiller killed, decoder killed', 
     await Promise.all(Array.from({ length: 6 }, (_, k) => abortMidStream(up.url, { prompt: ref.cases[k % 4]!.prompt, max_tokens: 300, ignore_eos: true, stream: true })));
     await new Promise((r) => setTimeout(r, 1500));
     for (const [, e] of engines) await integrity(e.port);
-    const st = await kvStats(kv.port);
+    const st = await kvStats(kv.port, join(up.runDir, 'internal-secret'));
     assert.equal(st.writing, 0, 'no half-written chunk left');
     assert.equal(st.pinnedChunks, 0, 'no pins left');
 
