@@ -38,20 +38,23 @@ export class LogprobText {
     this.context = Array.from(promptIds).slice(-WINDOW);
   }
 
-  /** What `id` adds after the current context. */
-  textOf(id: number): string {
+  private decode(ids: number[]): string {
+    return this.tok.decode(ids, { skipSpecialTokens: false, cleanUpTokenizationSpaces: false });
+  }
+
+  /** What `id` adds after the current context, whose own text (partial characters dropped) is `before`. */
+  private textAfter(id: number, before: string): string {
     if (this.asIds) return `token_id:${id}`;
-    const decode = (ids: number[]) => this.tok.decode(ids, { skipSpecialTokens: false, cleanUpTokenizationSpaces: false });
-    if (this.tok.isSpecial(id) || !this.context.length) return decode([id]);
-    const before = stripPartial(decode(this.context));
-    const after = stripPartial(decode([...this.context, id]));
-    return after.startsWith(before) ? after.slice(before.length) : decode([id]);
+    if (this.tok.isSpecial(id) || !this.context.length) return this.decode([id]);
+    const after = stripPartial(this.decode([...this.context, id]));
+    return after.startsWith(before) ? after.slice(before.length) : this.decode([id]);
   }
 
   /** Texts of the sampled token and its candidates; then the sampled id joins the context. */
   next(lp: TokenLogprob): { token: string; top: Array<{ id: number; token: string; logprob: number }> } {
-    const token = this.textOf(lp.tokenId);
-    const top = lp.top.map((e) => ({ id: e.tokenId, token: e.tokenId === lp.tokenId ? token : this.textOf(e.tokenId), logprob: e.logprob }));
+    const before = this.asIds || !this.context.length ? '' : stripPartial(this.decode(this.context)); // once per step
+    const token = this.textAfter(lp.tokenId, before);
+    const top = lp.top.map((e) => ({ id: e.tokenId, token: e.tokenId === lp.tokenId ? token : this.textAfter(e.tokenId, before), logprob: e.logprob }));
     this.context.push(lp.tokenId);
     if (this.context.length > WINDOW) this.context.shift();
     return { token, top };

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { launchChromium } from '../helpers/chromium.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,6 @@ import { cliPath } from '../helpers/fixtures.js';
 import { startStubServer } from '../../src/bench/stub-server.js';
 import { colorOf, sweepPlotIds } from '../../src/bench/sweep-report.js';
 
-const chromiumPath = process.env.PDSERVE_CHROMIUM || '/usr/bin/chromium';
 
 function run(args: string[], opts: { sigintAfter?: RegExp; delayMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -92,16 +92,8 @@ test('sweep: two targets over three rates, attainment from the per-request data,
     const page = readFileSync(html, 'utf8');
     assert.doesNotMatch(page, /(src|href)="https?:/, 'no network references');
     for (const id of sweepPlotIds) assert.match(page, new RegExp(`data-plot="${id}"`));
-    if (!existsSync(chromiumPath)) {
-      console.log(`# chromium not found at ${chromiumPath}: skipping the HTML render check`);
-      t.skip('chromium not installed');
-      return;
-    }
-    const { chromium } = await import('playwright-core');
-    const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'pds-chromium-')), {
-      executablePath: chromiumPath, headless: true, bypassCSP: true, viewport: { width: 1250, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    const ctx = await launchChromium(t);
+    if (!ctx) return;
     try {
       const pg = await ctx.newPage();
       const requests: string[] = [];
