@@ -9,6 +9,9 @@ import { badRequest } from './http-errors.js';
 import { chatLogprobs } from './logprobs.js';
 import { encodeChatPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
+import { isPeerRequest } from './edge-auth.js';
+import { checkChat, checkStop } from './request-limits.js';
+import { checkDecodeLimits } from './decode-limits.js';
 import { chatRequestSchema, type ChatRequest } from './request-schemas.js';
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
@@ -24,9 +27,11 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   }
   if (body.top_logprobs != null && body.top_logprobs < 0) throw badRequest('`top_logprobs` must be a positive value.', 'top_logprobs');
   const logprobs = body.logprobs ? body.top_logprobs ?? 0 : null;
+  checkStop(body.stop, ctx.limits);
+  checkChat(body, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs');
   const tok = ctx.engine.tokenizer;
-  const prompt = encodeChatPrompt(body.messages, tok, {
+  const prompt = await encodeChatPrompt(body.messages, ctx.encoder, tok, {
     addGenerationPrompt: body.add_generation_prompt ?? true,
     addSpecialTokens: body.add_special_tokens ?? false,
     ...(body.chat_template_kwargs ? { chatTemplateKwargs: body.chat_template_kwargs } : {}),
@@ -36,6 +41,8 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, null,
     prompt.tokenIds.length, ctx.maxModelLen, maxParam, 'messages');
   const sampling = withMaxTokens(base, maxTokens);
+  if (body.decode_limits) checkDecodeLimits(body.decode_limits, null, prompt.tokenIds.length, ctx.maxModelLen, 'messages');
+  const kvParams = body.kv_transfer_params && isPeerRequest(request) ? body.kv_transfer_params : null;
 
   const headerId = clientRequestId(request);
   const baseId = headerId ?? randomId();
@@ -43,7 +50,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     requestId: ctx.ids.acquire(headerId ?? `chatcmpl-${baseId}`),
     promptTokenIds: prompt.tokenIds,
     sampling,
-    ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
+    ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   };
   reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);
