@@ -10,6 +10,10 @@ import type { ProxyState } from './state.js';
 import { StatsWindow } from './stats-window.js';
 import { UpstreamSet } from './upstream-set.js';
 import { errorText } from './upstream.js';
+import { ApiKeyGuard } from '../security/api-key.js';
+import { signRequest } from '../security/request-signing.js';
+import { applyListenerLimits, checkListenerLimits, fastifyListenerOptions } from '../util/http-listener.js';
+import { upstreamCredentials } from './intake.js';
 
 const log = getLogger('proxy');
 
@@ -35,7 +39,17 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     inflight: 0,
     aborters: new Set(),
   };
-  const app = Fastify({ logger: false, bodyLimit: config.bodyLimitBytes, forceCloseConnections: true });
+  const listener = checkListenerLimits({ ...config.listener, bodyLimitBytes: config.bodyLimitBytes });
+  const app = Fastify({ logger: false, forceCloseConnections: true, ...fastifyListenerOptions(listener) });
+  applyListenerLimits(app.server, listener);
+  // clients' API keys on /v1/* (vLLM's rule); checked before the body is read
+  const guard = new ApiKeyGuard(config.apiKeys);
+  app.addHook('onRequest', async (req, reply) => {
+    if (!guard.enabled || !req.url.startsWith('/v1/')) return;
+    if (!guard.admits(req.headers.authorization)) {
+      return reply.code(401).send(openAiErrorBody(401, 'Unauthorized: a valid API key is required (Authorization: Bearer KEY)'));
+    }
+  });
   // Engines accept JSON whatever the content-type says (curl -d sends form-urlencoded): take bytes.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -59,7 +73,8 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     const ordered = [...st.decoders.all.filter((u) => u.healthy), ...st.decoders.all.filter((u) => !u.healthy)];
     for (const up of ordered) {
       try {
-        const res = await up.pool.request({ path: '/v1/models', method: 'GET', headersTimeout: config.decodeTimeoutMs });
+        const auth = config.internalKey ? signRequest(config.internalKey, 'GET', '/v1/models', null) : {};
+        const res = await up.pool.request({ path: '/v1/models', method: 'GET', headers: { ...upstreamCredentials(config), ...auth }, headersTimeout: config.decodeTimeoutMs });
         const body = Buffer.from(await res.body.arrayBuffer());
         reply.raw.writeHead(res.statusCode, { 'content-type': String(res.headers['content-type'] ?? 'application/json'), 'content-length': body.length });
         reply.raw.end(body);
