@@ -46,6 +46,15 @@ export interface ApiServer {
 
 const log = getLogger('api_server');
 
+/** true when the body holds only JSON whitespace (or nothing). */
+function isBlank(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
+  }
+  return true;
+}
+
 export function createApiServer(engine: EngineClient, opts: ApiServerOptions): ApiServer {
   const names = opts.servedModelName === undefined ? [engine.model.name]
     : Array.isArray(opts.servedModelName) ? opts.servedModelName : [opts.servedModelName];
@@ -71,12 +80,12 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
   // Every body is read as JSON whatever its content type says (curl -d, text/plain), depth-checked first;
   // the raw text is kept for internal-signature checks.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
-    const text = String(body);
-    keepRawBody(req, text);
-    if (!text.trim()) return done(null, undefined);
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const raw = body as Buffer;
+    keepRawBody(req, raw);
+    if (isBlank(raw)) return done(null, undefined);
     try {
-      done(null, parseJsonBody(text));
+      done(null, parseJsonBody(raw));
     } catch (e) {
       done(Object.assign(new Error((e as Error).message), { statusCode: e instanceof JsonBodyError ? 400 : 500 }), undefined);
     }

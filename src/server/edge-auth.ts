@@ -32,8 +32,8 @@ export function accessOf(path: string): Access {
 const isLoopback = (ip: string) => ip === '::1' || ip.startsWith('127.') || ip.startsWith('::ffff:127.');
 
 /** Keeps the raw body text a content-type parser read (signatures cover the exact bytes). */
-export function keepRawBody(req: FastifyRequest, text: string): void {
-  (req as unknown as Record<symbol, string>)[rawBody] = text;
+export function keepRawBody(req: FastifyRequest, raw: string | Buffer): void {
+  (req as unknown as Record<symbol, string | Buffer>)[rawBody] = raw;
 }
 
 /** True when this request carried a valid internal signature (a proxy or peer engine sent it). */
@@ -67,7 +67,7 @@ export function registerEdgeAuth(app: FastifyInstance, o: EdgeAuthOptions): void
   app.addHook('preHandler', async (req: FastifyRequest, reply: FastifyReply) => {
     const header = req.headers[AUTH_HEADER];
     if (header === undefined || !o.internalKey || accessOf(pathOf(req)) === 'open') return;
-    const body = (req as unknown as Record<symbol, string | undefined>)[rawBody] ?? '';
+    const body = (req as unknown as Record<symbol, string | Buffer | undefined>)[rawBody] ?? '';
     const r = verifyRequest(o.internalKey, req.method, req.url, header, body, nonces);
     if (!r.ok) throw new PdsError('PDS_ERR_UNAUTHORIZED', `internal signature refused: ${r.reason}`);
     (req as unknown as Record<symbol, boolean>)[peerFlag] = true;
