@@ -7,6 +7,8 @@ import { getLogger } from '../util/logger.js';
 import { sendJson } from './generate.js';
 import type { ProxyState } from './state.js';
 import { errorText } from './upstream.js';
+import { upstreamCredentials } from './intake.js';
+import { signRequest } from '../security/request-signing.js';
 
 const log = getLogger('proxy');
 
@@ -14,9 +16,15 @@ async function relay(st: ProxyState, method: 'GET' | 'POST', path: string, body:
   const ordered = [...st.decoders.all.filter((u) => u.healthy), ...st.decoders.all.filter((u) => !u.healthy)];
   for (const up of ordered) {
     try {
+      // the proxy's own credentials, never the client's: its upstream key and a signature per attempt
+      const headers: Record<string, string> = {
+        ...upstreamCredentials(st.config),
+        ...(st.config.internalKey ? signRequest(st.config.internalKey, method, path, body) : {}),
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      };
       const res = await up.pool.request({
-        path, method, headersTimeout: st.config.decodeTimeoutMs, bodyTimeout: st.config.decodeTimeoutMs,
-        ...(body ? { body, headers: { 'content-type': 'application/json' } } : {}),
+        path, method, headers, headersTimeout: st.config.decodeTimeoutMs, bodyTimeout: st.config.decodeTimeoutMs,
+        ...(body ? { body } : {}),
       });
       const bytes = Buffer.from(await res.body.arrayBuffer());
       if (res.statusCode >= 500) throw new Error(`HTTP ${res.statusCode}`);

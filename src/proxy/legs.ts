@@ -19,7 +19,9 @@ const log = getLogger('proxy');
 export interface LegContext {
   path: string; // "/v1/completions" | "/v1/chat/completions"
   requestId: string;
-  headers: Record<string, string>; // forwarded to the engines (content-type, x-request-id, authorization)
+  headers: Record<string, string>; // sent to the engines (content-type, x-request-id; never the client's authorization)
+  /** per-attempt headers for a POST of `body` (a fresh internal signature each time); default: headers */
+  headersFor?: (body: string) => Record<string, string>;
   clientSignal: AbortSignal;
   metrics: ProxyMetrics;
   retry: { left: number }; // retries this request may still spend (starts at 1)
@@ -88,7 +90,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       const res = await up.pool.request({
         path: ctx.path,
         method: 'POST',
-        headers: ctx.headers,
+        headers: ctx.headersFor ? ctx.headersFor(body) : ctx.headers,
         body,
         signal: leg.signal,
         headersTimeout: timeoutMs + 1000,
@@ -181,7 +183,7 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       const res = await up.pool.request({
         path: ctx.path,
         method: 'POST',
-        headers: ctx.headers,
+        headers: ctx.headersFor ? ctx.headersFor(body) : ctx.headers,
         body,
         signal: ctx.clientSignal,
         headersTimeout: timeoutMs,

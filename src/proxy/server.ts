@@ -12,6 +12,8 @@ import { StatsWindow } from './stats-window.js';
 import { UpstreamSet } from './upstream-set.js';
 import { Heartbeat } from './heartbeat.js';
 import { KvServerProbe } from './kv-probe.js';
+import { ApiKeyGuard } from '../security/api-key.js';
+import { applyListenerLimits, checkListenerLimits, fastifyListenerOptions } from '../util/http-listener.js';
 
 const log = getLogger('proxy');
 
@@ -43,7 +45,19 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
     for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
   }
-  const app = Fastify({ logger: false, bodyLimit: config.bodyLimitBytes, forceCloseConnections: true });
+  const listener = checkListenerLimits({ ...config.listener, bodyLimitBytes: config.bodyLimitBytes });
+  const app = Fastify({ logger: false, forceCloseConnections: true, ...fastifyListenerOptions(listener) });
+  applyListenerLimits(app.server, listener);
+  // clients' API keys on /v1/* (vLLM's rule) and the tokenizer routes (they cost CPU, as on the engines);
+  // checked before the body is read
+  const guard = new ApiKeyGuard(config.apiKeys);
+  const guarded = (url: string) => url.startsWith('/v1/') || /^\/(tokenize|detokenize)(\?|$)/.test(url);
+  app.addHook('onRequest', async (req, reply) => {
+    if (!guard.enabled || !guarded(req.url)) return;
+    if (!guard.admits(req.headers.authorization)) {
+      return reply.code(401).send(openAiErrorBody(401, 'Unauthorized: a valid API key is required (Authorization: Bearer KEY)'));
+    }
+  });
   // Engines accept JSON whatever the content-type says (curl -d sends form-urlencoded): take bytes.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

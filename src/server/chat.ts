@@ -9,6 +9,9 @@ import { badRequest } from './http-errors.js';
 import { chatLogprobs, LogprobText } from './logprobs.js';
 import { encodeChatPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
+import { isPeerRequest } from './edge-auth.js';
+import { checkChat, checkStop } from './request-limits.js';
+import { checkDecodeLimits } from './decode-limits.js';
 import { chatRequestSchema, type ChatRequest } from './request-schemas.js';
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
@@ -24,12 +27,14 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   }
   if (body.top_logprobs != null && body.top_logprobs < 0) throw badRequest('`top_logprobs` must be a positive value.', 'top_logprobs');
   const logprobs = body.logprobs ? body.top_logprobs ?? 0 : null;
+  checkStop(body.stop, ctx.limits);
+  checkChat(body, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
   const tok = ctx.engine.tokenizer;
   if (body.continue_final_message && body.add_generation_prompt) {
     throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
   }
-  const prompt = encodeChatPrompt(body.messages, tok, {
+  const prompt = await encodeChatPrompt(body.messages, ctx.encoder, tok, {
     addGenerationPrompt: body.add_generation_prompt ?? !body.continue_final_message,
     continueFinalMessage: body.continue_final_message ?? false,
     addSpecialTokens: body.add_special_tokens ?? false,
@@ -40,6 +45,8 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? null,
     prompt.tokenIds.length, ctx.maxModelLen, maxParam, 'messages');
   const sampling = withMaxTokens(base, maxTokens);
+  if (body.decode_limits) checkDecodeLimits(body.decode_limits, null, prompt.tokenIds.length, ctx.maxModelLen, 'messages');
+  const kvParams = body.kv_transfer_params && isPeerRequest(request) ? body.kv_transfer_params : null;
 
   const headerId = clientRequestId(request);
   const baseId = headerId ?? randomId();
@@ -47,7 +54,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     requestId: ctx.ids.acquire(headerId ?? `chatcmpl-${baseId}`),
     promptTokenIds: prompt.tokenIds,
     sampling,
-    ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
+    ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   };
   reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);

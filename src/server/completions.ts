@@ -9,6 +9,9 @@ import { badRequest } from './http-errors.js';
 import { completionLogprobs, LogprobText, logprobsTextLength } from './logprobs.js';
 import { encodeCompletionPrompts, type EncodedPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
+import { isPeerRequest } from './edge-auth.js';
+import { checkCompletionPrompts, checkStop } from './request-limits.js';
+import { checkDecodeLimits } from './decode-limits.js';
 import { completionRequestSchema, type CompletionRequest } from './request-schemas.js';
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
@@ -23,10 +26,15 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
   if (body.suffix) throw badRequest('suffix is not supported', 'suffix');
   if (body.echo && body.logprobs != null) throw badRequest('echo together with logprobs is not supported', 'echo');
   const tok = ctx.engine.tokenizer;
+  checkStop(body.stop, ctx.limits);
+  checkCompletionPrompts(body.prompt, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs, 'logprobs', ctx.samplingDefaults);
-  const prompts = encodeCompletionPrompts(body.prompt, tok, body.add_special_tokens ?? true);
+  const prompts = await encodeCompletionPrompts(body.prompt, ctx.encoder, tok.vocabSize, body.add_special_tokens ?? true);
   const samplings = prompts.map((p) => withMaxTokens(base,
     resolveMaxTokens(body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
+  if (body.decode_limits) for (const p of prompts) checkDecodeLimits(body.decode_limits, ctx.samplingDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'prompt');
+  // peer-only: a client's kv_transfer_params would make this engine contact a host of its choosing
+  const kvParams = body.kv_transfer_params && isPeerRequest(request) ? body.kv_transfer_params : null;
 
   const headerId = clientRequestId(request);
   const baseId = headerId ?? randomId();
@@ -35,7 +43,7 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     requestId: ctx.ids.acquire(headerId ? (list ? `${headerId}-${i}` : headerId) : `cmpl-${baseId}-${i}`),
     promptTokenIds: p.tokenIds,
     sampling: samplings[i]!,
-    ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
+    ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   }));
   reply.header('x-request-id', baseId);
   const head = { id: `cmpl-${baseId}`, object: 'text_completion', created: nowSeconds(), model: servedName(ctx) };

@@ -23,7 +23,7 @@ describe('info routes', () => {
     const m = j.data[0];
     assert.equal(m.object, 'model');
     assert.equal(m.owned_by, 'pdserve');
-    assert.equal(m.root, '/models/fake-model');
+    assert.equal(m.root, 'served'); // the served name, never a disk path
     assert.equal(m.max_model_len, 2048);
     assert.equal(m.dummy_weights, false);
     assert.match(m.description, /fake engine/);
