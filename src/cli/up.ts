@@ -55,7 +55,7 @@ export function registerUp(program: Command): void {
     .argument('[engine-flags...]', 'after "--": flags passed to every engine')
     .option('--prefill <n>', 'prefill instances (0 = colocated baseline: decoders only)', int('--prefill'), 1)
     .option('--decode <n>', 'decode instances', int('--decode'), 1)
-    .option('--host <host>', 'address the proxy listens on', '0.0.0.0')
+    .option('--host <host>', 'address the proxy listens on (0.0.0.0 = all; then set --api-key)', '127.0.0.1')
     .option('--port <port>', 'proxy port', int('--port'), 9000)
     .option('--device <device>', 'device for every engine: cpu | cuda | cuda:N (spread over GPUs with --prefill-devices/--decode-devices)')
     .option('--prefill-devices <ids>', 'CUDA device ids for the prefillers, round robin (e.g. 0,1)', list)

@@ -9,6 +9,7 @@ import { postJson, spawnPdserve, freePort } from '../helpers/spawn-server.js';
 import { spawnUp, type UpRun } from '../helpers/spawn-up.js';
 import { KvClient } from '../../src/kv/server/kv-client.js';
 import { loadInternalSecret } from '../../src/security/internal-secret.js';
+import { signRequest } from '../../src/security/request-signing.js';
 import { Op } from '../../src/kv/server/protocol.js';
 import { spawn } from 'node:child_process';
 import { cliPath } from '../helpers/fixtures.js';
@@ -34,8 +35,10 @@ async function kvStats(port: number, secretFile: string): Promise<Record<string,
   }
 }
 
-async function integrity(port: number) {
-  const r = await fetch(`http://127.0.0.1:${port}/debug/integrity`);
+async function integrity(port: number, secretFile: string) {
+  // /debug/* is internal: signed with the deployment's secret
+  const key = loadInternalSecret(secretFile).key;
+  const r = await fetch(`http://127.0.0.1:${port}/debug/integrity`, { headers: signRequest(key, 'GET', '/debug/integrity', null) });
   const j = (await r.json()) as any;
   assert.equal(r.status, 200, JSON.stringify(j));
   assert.equal(j.ok, true);
@@ -65,7 +68,7 @@ test('faults: client gone, kv-server killed, prefiller killed, decoder killed', 
     // clients disconnecting mid-stream: both legs aborted, nothing leaks
     await Promise.all(Array.from({ length: 6 }, (_, k) => abortMidStream(up.url, { prompt: ref.cases[k % 4]!.prompt, max_tokens: 300, ignore_eos: true, stream: true })));
     await new Promise((r) => setTimeout(r, 1500));
-    for (const [, e] of engines) await integrity(e.port);
+    for (const [, e] of engines) await integrity(e.port, join(up.runDir, 'internal-secret'));
     const st = await kvStats(kv.port, join(up.runDir, 'internal-secret'));
     assert.equal(st.writing, 0, 'no half-written chunk left');
     assert.equal(st.pinnedChunks, 0, 'no pins left');
@@ -80,8 +83,8 @@ test('faults: client gone, kv-server killed, prefiller killed, decoder killed', 
     // a prefiller killed: the other serves
     process.kill(ch.get('prefiller-0')!.pid, 'SIGKILL');
     await Promise.all([0, 1, 2, 4].map((i) => checkCase(up.url, ref.cases[i]!)));
-    await integrity(ch.get('prefiller-1')!.port);
-    await integrity(ch.get('decoder-0')!.port);
+    await integrity(ch.get('prefiller-1')!.port, join(up.runDir, 'internal-secret'));
+    await integrity(ch.get('decoder-0')!.port, join(up.runDir, 'internal-secret'));
 
     // the only decoder killed: 503 JSON
     process.kill(ch.get('decoder-0')!.pid, 'SIGKILL');

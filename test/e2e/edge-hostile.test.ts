@@ -53,7 +53,7 @@ test('hostile input through 1P1D: 400s, a live canary, API keys, internal endpoi
     const X = await spawnPdserve(['proxy', '--prefiller', P.url, '--decoder', D.url, '--internal-secret-file', secretPath, '--api-key', 'sk-user',
       '--max-request-body-bytes', '64M', '--stats-interval', '0']);
     procs.push(X);
-    const small = { model: 'pdserve-demo', prompt: 'Once upon a time', max_tokens: 2, temperature: 0 };
+    const small = { prompt: 'Once upon a time', max_tokens: 2, temperature: 0 };
 
     // --- acceptance 6: keys on /v1/*, /health open, internal endpoints refuse the users' key
     for (const s of [X, P, D]) {
@@ -109,19 +109,23 @@ test('hostile input through 1P1D: 400s, a live canary, API keys, internal endpoi
       }
     })();
     await new Promise((r) => setTimeout(r, 1000));
-    const big = JSON.stringify({ ...small, prompt: 'x'.repeat(56 * 1024 * 1024) });
-    const t0 = performance.now();
-    const rb = await post(`${X.url}/v1/completions`, big, USER);
-    const bigMs = performance.now() - t0;
-    assert.equal(rb.status, 400, rb.text.slice(0, 300));
-    assert.match(rb.json.error.message, /refused before tokenization/);
-    assert.ok(bigMs < 20_000, `56 MiB answered in ${bigMs.toFixed(0)} ms`);
-    const many = await post(`${X.url}/v1/completions`, { ...small, prompt: Array.from({ length: 10_000 }, () => 'Once upon a time') }, USER);
-    assert.equal(many.status, 400, many.text.slice(0, 300));
-    assert.equal(many.json.error.param, 'prompt');
-    await new Promise((r) => setTimeout(r, 2000));
-    running = false;
-    await canary;
+    let bigMs = NaN;
+    try {
+      const big = JSON.stringify({ ...small, prompt: 'x'.repeat(56 * 1024 * 1024) });
+      const t0 = performance.now();
+      const rb = await post(`${X.url}/v1/completions`, big, USER);
+      bigMs = performance.now() - t0;
+      assert.equal(rb.status, 400, rb.text.slice(0, 300));
+      assert.match(rb.json.error.message, /refused before tokenization/);
+      assert.ok(bigMs < 60_000, `56 MiB answered in ${bigMs.toFixed(0)} ms`); // a few seconds on a quiet machine; bounded generously for loaded CI
+      const many = await post(`${X.url}/v1/completions`, { ...small, prompt: Array.from({ length: 10_000 }, () => 'Once upon a time') }, USER);
+      assert.equal(many.status, 400, many.text.slice(0, 300));
+      assert.equal(many.json.error.param, 'prompt');
+      await new Promise((r) => setTimeout(r, 2000));
+    } finally {
+      running = false; // a failed assertion above must not leave the canary loop running (the test would never end)
+      await canary;
+    }
     for (const s of [P, D]) assert.equal((await fetch(`${s.url}/health`)).status, 200, 'no engine died');
     assert.equal(canaryFailures, 0, 'every canary request was answered');
     assert.ok(lat.length >= 5, `canary answered ${lat.length} times`);

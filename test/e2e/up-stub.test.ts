@@ -109,9 +109,11 @@ test('up 1P2D: configs, flags, ready line, routing through the proxy; SIGTERM st
     const health = (await (await fetch(`${url}/health`)).json()) as any;
     assert.deepEqual(health.kv_server, { address: `127.0.0.1:${kvPort}`, healthy: true, last_error: null }, 'the proxy probes the kv-server');
 
+    const noKey = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) });
+    assert.equal(noKey.status, 401, 'up --api-key: the proxy refuses a client without the key');
     const texts = new Set<string>();
     for (let i = 0; i < 2; i++) {
-      const res = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) });
+      const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { authorization: 'Bearer user-key-1' }, body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) });
       assert.equal(res.status, 200);
       texts.add(((await res.json()) as any).choices[0].text);
     }
