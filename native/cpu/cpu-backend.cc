@@ -166,25 +166,9 @@ class CpuBackend final : public Backend {
   }
   // The HostBuffer behind a weight-layout buffer.
   HostBuffer* buffer(WeightBuffer b, int layer) {
-    switch (b) {
-      case WeightBuffer::Embed: return &embed_;
-      case WeightBuffer::FinalNorm: return &normF_;
-      case WeightBuffer::LmHead: return &lmHead_;
-      default: break;
-    }
-    Layer& L = layers_.at(layer);
-    switch (b) {
-      case WeightBuffer::InNorm: return &L.ln1;
-      case WeightBuffer::PostNorm: return &L.ln2;
-      case WeightBuffer::Qkv: return &L.wqkv;
-      case WeightBuffer::QkvBias: return &L.qkvBias;
-      case WeightBuffer::QNorm: return &L.qNorm;
-      case WeightBuffer::KNorm: return &L.kNorm;
-      case WeightBuffer::O: return &L.wo;
-      case WeightBuffer::GateUp: return &L.wgu;
-      case WeightBuffer::Down: return &L.wd;
-      default: throw std::logic_error("weight layout: unknown buffer");
-    }
+    const WeightFields<HostBuffer, Layer> f{&embed_, &normF_, &lmHead_, &Layer::ln1, &Layer::ln2, &Layer::wqkv,
+                                            &Layer::qkvBias, &Layer::qNorm, &Layer::kNorm, &Layer::wo, &Layer::wgu, &Layer::wd};
+    return weightField(f, layers_, b, layer);
   }
   void requireKv() const {
     if (kvLayers_.empty()) throw std::runtime_error("KV cache not allocated (call allocKvCache first)");

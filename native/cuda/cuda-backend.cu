@@ -156,25 +156,9 @@ void CudaBackend::addSlot(const std::string& name, void* dst, std::vector<int64_
 }
 
 void** CudaBackend::weightPtr(WeightBuffer b, int layer) {
-  switch (b) {
-    case WeightBuffer::Embed: return &embed_;
-    case WeightBuffer::FinalNorm: return &finalNorm_;
-    case WeightBuffer::LmHead: return &lmHead_;
-    default: break;
-  }
-  Layer& L = layers_.at(layer);
-  switch (b) {
-    case WeightBuffer::InNorm: return &L.inNorm;
-    case WeightBuffer::PostNorm: return &L.postNorm;
-    case WeightBuffer::Qkv: return &L.qkv;
-    case WeightBuffer::QkvBias: return &L.qkvBias;
-    case WeightBuffer::QNorm: return &L.qNorm;
-    case WeightBuffer::KNorm: return &L.kNorm;
-    case WeightBuffer::O: return &L.o;
-    case WeightBuffer::GateUp: return &L.gateUp;
-    case WeightBuffer::Down: return &L.down;
-    default: throw std::logic_error("CUDA backend: weight layout: unknown buffer");
-  }
+  const WeightFields<void*, Layer> f{&embed_, &finalNorm_, &lmHead_, &Layer::inNorm, &Layer::postNorm, &Layer::qkv,
+                                     &Layer::qkvBias, &Layer::qNorm, &Layer::kNorm, &Layer::o, &Layer::gateUp, &Layer::down};
+  return weightField(f, layers_, b, layer);
 }
 
 void CudaBackend::setWeight(const std::string& name, const void* host, DType srcDtype,

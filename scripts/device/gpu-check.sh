@@ -72,7 +72,9 @@ cmd_pack() {
     -o build/kv-peer-bench native/cuda/tests/peer/kv-peer-bench.cu -ldl -lpthread || return 1
   build/cuda-tests --expect-no-gpu --so build/pdserve_cuda.so || echo "(a GPU is present here: the no-GPU check is skipped)"
   mkdir -p .device/cuda-run
-  grep -qxF '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> "$(git rev-parse --git-dir)/info/exclude"
+  local excl
+  excl="$(git rev-parse --git-common-dir)/info/exclude"
+  grep -qxF '/.device/' "$excl" 2>/dev/null || echo '/.device/' >> "$excl"
   cp build/cuda-tests build/kv-peer-bench scripts/device/lib/compare-hf.py scripts/device/lib/hf-bf16-greedy.py .device/cuda-run/
   [[ -f .device/node.xz && .device/node.xz -nt "$(command -v node)" ]] || xz -T2 -6 -c "$(command -v node)" > .device/node.xz
   local fixtures=${PDSERVE_FIXTURES:-../shared/fixtures}

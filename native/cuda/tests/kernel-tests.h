@@ -14,6 +14,7 @@
 
 namespace pds::test::kernels {
 
+inline std::mt19937 rng;  // seeded by runKernelTests: one stream for the whole run, in its order
 inline const DType kAll[] = {DType::F32, DType::F16, DType::BF16};
 inline std::string tag(DType t) { return t == DType::F32 ? "f32" : t == DType::F16 ? "f16" : "bf16"; }
 

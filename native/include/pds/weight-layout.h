@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,38 @@ inline WeightLayout weightLayout(const ModelSpec& s) {
     slot(p + "mlp.down_proj.weight", B::Down, l, 0, {H, I}, R::Matrix);
   }
   return w;
+}
+
+// Where a backend keeps each buffer: its own members for the global ones, one field per layer buffer
+// (T = the backend's buffer type; a field of Layer for each per-layer buffer).
+template <class T, class Layer>
+struct WeightFields {
+  T *embed, *finalNorm, *lmHead;
+  T Layer::*inNorm, Layer::*postNorm, Layer::*qkv, Layer::*qkvBias, Layer::*qNorm, Layer::*kNorm, Layer::*o,
+      Layer::*gateUp, Layer::*down;
+};
+
+template <class T, class Layer>
+T* weightField(const WeightFields<T, Layer>& f, std::vector<Layer>& layers, WeightBuffer b, int layer) {
+  switch (b) {
+    case WeightBuffer::Embed: return f.embed;
+    case WeightBuffer::FinalNorm: return f.finalNorm;
+    case WeightBuffer::LmHead: return f.lmHead;
+    default: break;
+  }
+  Layer& L = layers.at(static_cast<size_t>(layer));
+  switch (b) {
+    case WeightBuffer::InNorm: return &(L.*f.inNorm);
+    case WeightBuffer::PostNorm: return &(L.*f.postNorm);
+    case WeightBuffer::Qkv: return &(L.*f.qkv);
+    case WeightBuffer::QkvBias: return &(L.*f.qkvBias);
+    case WeightBuffer::QNorm: return &(L.*f.qNorm);
+    case WeightBuffer::KNorm: return &(L.*f.kNorm);
+    case WeightBuffer::O: return &(L.*f.o);
+    case WeightBuffer::GateUp: return &(L.*f.gateUp);
+    case WeightBuffer::Down: return &(L.*f.down);
+    default: throw std::logic_error("weight layout: unknown buffer");
+  }
 }
 
 inline std::string shapeString(const std::vector<int64_t>& s) {
