@@ -12,10 +12,10 @@ import { pdConnectorFactory } from '../kv/connector/engine-factory.js';
 import { resolveInternalSecret } from '../security/internal-secret.js';
 import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
+import { parseDtypeOption } from '../util/dtype.js';
 import { getLogger } from '../util/logger.js';
 import { PdsError } from '../util/errors.js';
 import { intOption, numOption } from './flags.js';
-import { parseDtypeOption } from '../util/dtype.js';
 
 const log = getLogger('serve');
 
