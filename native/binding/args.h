@@ -1,4 +1,5 @@
 // Argument checks shared by the binding files: typed accessors that throw JS TypeError/RangeError.
+// (C++ exceptions from below the binding are mapped to JS errors in js-error.h.)
 #pragma once
 #include <napi.h>
 
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "js-error.h"
 #include "pds/types.h"
 
 namespace pds::binding {
@@ -75,22 +77,6 @@ inline Napi::Float32Array newF32(const Napi::Env& env, const float* src, size_t 
   auto out = Napi::Float32Array::New(env, n);
   if (n) std::memcpy(out.Data(), src, n * 4);
   return out;
-}
-
-// Runs f, turning std exceptions into JS errors (out_of_range / invalid_argument -> RangeError / TypeError).
-template <class F>
-auto guarded(const Napi::Env& env, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::out_of_range& e) {
-    throw Napi::RangeError::New(env, e.what());
-  } catch (const std::invalid_argument& e) {
-    throw Napi::TypeError::New(env, e.what());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
 }
 
 }  // namespace pds::binding

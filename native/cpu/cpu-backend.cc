@@ -15,14 +15,16 @@
 #include "host-buffer.h"
 #include "kernels.h"
 #include "pds/backend.h"
+#include "pds/batch-check.h"
 #include "pds/sample-row.h"
+#include "pds/weight-layout.h"
 
 namespace pds {
 namespace {
 
 using cpu::HostBuffer;
 
-// One weight tensor slot: where a named HF tensor lands (possibly inside a fused buffer).
+// One weight tensor slot: where a named HF tensor lands (possibly inside a fused buffer; pds/weight-layout.h).
 struct Slot {
   HostBuffer* buf;
   DType dtype;        // dtype kept in memory
@@ -42,49 +44,16 @@ class CpuBackend final : public Backend {
     validateSpec();
     const ModelSpec& s = spec_;
     const DType wd = s.weightDtype;
-    const size_t H = s.hiddenSize, I = s.intermediateSize, hd = s.headDim, nH = s.numHeads, kvh = s.numKvHeads;
-    qkvOut_ = static_cast<int>((nH + 2 * kvh) * hd);
-    embed_ = HostBuffer(static_cast<size_t>(s.vocabSize) * H * dtypeSize(wd));
-    addSlot("model.embed_tokens.weight", &embed_, wd, 0, {s.vocabSize, static_cast<int64_t>(H)}, 0);
-    normF_ = HostBuffer(H * 4);
-    addSlot("model.norm.weight", &normF_, DType::F32, 0, {static_cast<int64_t>(H)}, 1);
-    if (!s.tieWordEmbeddings) {
-      lmHead_ = HostBuffer(static_cast<size_t>(s.vocabSize) * H * dtypeSize(wd));
-      addSlot("lm_head.weight", &lmHead_, wd, 0, {s.vocabSize, static_cast<int64_t>(H)}, 0);
-    }
+    qkvOut_ = (s.numHeads + 2 * s.numKvHeads) * s.headDim;
     layers_.resize(s.numLayers);
-    const int64_t h64 = H, i64 = I;
-    for (int l = 0; l < s.numLayers; l++) {
-      Layer& L = layers_[l];
-      const std::string p = "model.layers." + std::to_string(l) + ".";
-      L.ln1 = HostBuffer(H * 4);
-      L.ln2 = HostBuffer(H * 4);
-      addSlot(p + "input_layernorm.weight", &L.ln1, DType::F32, 0, {h64}, 1);
-      addSlot(p + "post_attention_layernorm.weight", &L.ln2, DType::F32, 0, {h64}, 1);
-      L.wqkv = HostBuffer(qkvOut_ * H * dtypeSize(wd));
-      addSlot(p + "self_attn.q_proj.weight", &L.wqkv, wd, 0, {static_cast<int64_t>(nH * hd), h64}, 0);
-      addSlot(p + "self_attn.k_proj.weight", &L.wqkv, wd, nH * hd * H, {static_cast<int64_t>(kvh * hd), h64}, 0);
-      addSlot(p + "self_attn.v_proj.weight", &L.wqkv, wd, (nH + kvh) * hd * H, {static_cast<int64_t>(kvh * hd), h64}, 0);
-      if (s.qkvBias) {
-        L.qkvBias = HostBuffer(qkvOut_ * 4);
-        addSlot(p + "self_attn.q_proj.bias", &L.qkvBias, DType::F32, 0, {static_cast<int64_t>(nH * hd)}, 2);
-        addSlot(p + "self_attn.k_proj.bias", &L.qkvBias, DType::F32, nH * hd, {static_cast<int64_t>(kvh * hd)}, 2);
-        addSlot(p + "self_attn.v_proj.bias", &L.qkvBias, DType::F32, (nH + kvh) * hd, {static_cast<int64_t>(kvh * hd)}, 2);
-      }
-      if (s.qkNorm) {
-        L.qNorm = HostBuffer(hd * 4);
-        L.kNorm = HostBuffer(hd * 4);
-        addSlot(p + "self_attn.q_norm.weight", &L.qNorm, DType::F32, 0, {static_cast<int64_t>(hd)}, 1);
-        addSlot(p + "self_attn.k_norm.weight", &L.kNorm, DType::F32, 0, {static_cast<int64_t>(hd)}, 1);
-      }
-      L.wo = HostBuffer(H * nH * hd * dtypeSize(wd));
-      addSlot(p + "self_attn.o_proj.weight", &L.wo, wd, 0, {h64, static_cast<int64_t>(nH * hd)}, 0);
-      L.wgu = HostBuffer(2 * I * H * dtypeSize(wd));
-      addSlot(p + "mlp.gate_proj.weight", &L.wgu, wd, 0, {i64, h64}, 0);
-      addSlot(p + "mlp.up_proj.weight", &L.wgu, wd, I * H, {i64, h64}, 0);
-      L.wd = HostBuffer(H * I * dtypeSize(wd));
-      addSlot(p + "mlp.down_proj.weight", &L.wd, wd, 0, {h64, i64}, 0);
-    }
+    // Norm weights and biases are kept in f32, matrices and the embedding in the weight dtype.
+    const WeightLayout layout = weightLayout(s);
+    auto f32Role = [](WeightRole r) { return r == WeightRole::Norm || r == WeightRole::Bias; };
+    for (const WeightBufferSpec& w : layout.buffers)
+      *buffer(w.buffer, w.layer) = HostBuffer(w.numel * (f32Role(w.role) ? 4 : dtypeSize(wd)));
+    for (const WeightSlotSpec& w : layout.slots)
+      slots_[w.name] = Slot{buffer(w.buffer, w.layer), f32Role(w.role) ? DType::F32 : wd, w.elemOffset, w.shape,
+                            w.role == WeightRole::Norm ? 1 : w.role == WeightRole::Bias ? 2 : 0};
     invFreq_.resize(s.headDim / 2);
     cpu::ropeInvFreq(s, invFreq_.data());
   }
@@ -93,11 +62,12 @@ class CpuBackend final : public Backend {
   const ModelSpec& spec() const override { return spec_; }
 
   void setWeight(const std::string& name, const void* host, DType srcDtype, const std::vector<int64_t>& shape) override {
+    if (isIgnoredWeight(spec_, name)) return;  // tied lm_head: the embedding serves (weight-layout.h)
     auto it = slots_.find(name);
     if (it == slots_.end()) throw std::runtime_error("unknown weight '" + name + "' for this model spec");
     const Slot& sl = it->second;
     if (shape != sl.shape)
-      throw std::runtime_error("weight '" + name + "' has shape " + shapeStr(shape) + ", expected " + shapeStr(sl.shape));
+      throw std::runtime_error("weight '" + name + "' has shape " + shapeString(shape) + ", expected " + shapeString(sl.shape));
     size_t n = 1;
     for (int64_t d : shape) n *= static_cast<size_t>(d);
     cpu::convert(host, srcDtype, static_cast<char*>(sl.buf->data()) + sl.elemOffset * dtypeSize(sl.dtype), sl.dtype, n);
@@ -194,18 +164,16 @@ class CpuBackend final : public Backend {
     if (s.numHeads % s.numKvHeads) throw std::invalid_argument("model spec: numHeads must be a multiple of numKvHeads");
     if (s.headDim % 2 || s.headDim > 256) throw std::invalid_argument("model spec: headDim must be even and <= 256");
   }
-  void addSlot(const std::string& name, HostBuffer* buf, DType dt, size_t off, std::vector<int64_t> shape, int kind) {
-    slots_[name] = Slot{buf, dt, off, std::move(shape), kind};
-  }
-  static std::string shapeStr(const std::vector<int64_t>& s) {
-    std::string r = "[";
-    for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
-    return r + "]";
+  // The HostBuffer behind a weight-layout buffer.
+  HostBuffer* buffer(WeightBuffer b, int layer) {
+    const WeightFields<HostBuffer, Layer> f{&embed_, &normF_, &lmHead_, &Layer::ln1, &Layer::ln2, &Layer::wqkv,
+                                            &Layer::qkvBias, &Layer::qNorm, &Layer::kNorm, &Layer::wo, &Layer::wgu, &Layer::wd};
+    return weightField(f, layers_, b, layer);
   }
   void requireKv() const {
     if (kvLayers_.empty()) throw std::runtime_error("KV cache not allocated (call allocKvCache first)");
   }
-  void validateBatch(const BatchDesc& b) const;
+  void validateBatch(const BatchDesc& b, bool logitsOut) const;  // pds/batch-check.h + readiness
 
   ModelSpec spec_;
   cpu::ThreadPool pool_;
@@ -224,40 +192,14 @@ class CpuBackend final : public Backend {
   std::vector<std::vector<float>> sampleScratch_;  // per logits row: sampleRow's sorted copies
 };
 
-void CpuBackend::validateBatch(const BatchDesc& b) const {
+void CpuBackend::validateBatch(const BatchDesc& b, bool logitsOut) const {
   if (!finalized_) throw std::runtime_error("forward before finalizeWeights");
   requireKv();
-  const int T = b.numTokens, S = b.numSeqs;
-  if (T <= 0 || S <= 0) throw std::invalid_argument("forward: empty batch");
-  if (b.queryStartLoc[0] != 0 || b.queryStartLoc[S] != T)
-    throw std::invalid_argument("forward: queryStartLoc must start at 0 and end at numTokens");
-  const cpu::KvLayer& k0 = kvLayers_[0];
-  const int64_t slots = static_cast<int64_t>(k0.numBlocks) * k0.blockSize;
-  for (int s = 0; s < S; s++) {
-    int n = b.queryStartLoc[s + 1] - b.queryStartLoc[s];
-    if (n < 0) throw std::invalid_argument("forward: queryStartLoc must be non-decreasing");
-    if (n > b.contextLens[s])
-      throw std::invalid_argument("forward: sequence " + std::to_string(s) + " has more new tokens than contextLens");
-    int used = (b.contextLens[s] + k0.blockSize - 1) / k0.blockSize;
-    if (used > b.maxBlocksPerSeq)
-      throw std::invalid_argument("forward: sequence " + std::to_string(s) + " context exceeds maxBlocksPerSeq");
-    for (int i = 0; i < used; i++) {
-      int blk = b.blockTables[static_cast<size_t>(s) * b.maxBlocksPerSeq + i];
-      if (blk < 0 || blk >= k0.numBlocks)
-        throw std::out_of_range("forward: block table entry " + std::to_string(blk) + " of sequence " +
-                                std::to_string(s) + " is outside the KV cache");
-    }
-  }
-  for (int t = 0; t < T; t++)
-    if (b.slotMapping[t] >= slots) throw std::out_of_range("forward: slot " + std::to_string(b.slotMapping[t]) + " past the KV cache");
-  if (b.sampling && !b.sampledTokens) throw std::invalid_argument("forward: sampling without sampledTokens");
-  for (int r = 0; r < b.numLogits; r++)
-    if (b.logitsIndices[r] < 0 || b.logitsIndices[r] >= T)
-      throw std::out_of_range("forward: logits index " + std::to_string(b.logitsIndices[r]) + " outside [0, numTokens)");
+  checkBatch(b, spec_.vocabSize, KvGeometry{kvLayers_[0].numBlocks, kvLayers_[0].blockSize}, logitsOut);
 }
 
 void CpuBackend::forward(const BatchDesc& b, float* logitsOut) {
-  validateBatch(b);
+  validateBatch(b, logitsOut != nullptr);
   const ModelSpec& s = spec_;
   const int T = b.numTokens, H = s.hiddenSize, I = s.intermediateSize, hd = s.headDim, nH = s.numHeads,
             kvh = s.numKvHeads, Q = qkvOut_;

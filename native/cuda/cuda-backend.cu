@@ -8,6 +8,7 @@
 
 #include "common.cuh"
 #include "kernels.h"
+#include "pds/weight-layout.h"
 
 namespace pds::cuda {
 namespace {
@@ -100,53 +101,13 @@ void CudaBackend::init() {
   blasWs_.alloc(32u << 20, "cuBLAS workspace");
   blas_ = std::make_unique<Cublas>(stream_, blasWs_.get(), blasWs_.bytes());
 
-  const int H = spec_.hiddenSize, I = spec_.intermediateSize, D = spec_.headDim, nH = spec_.numHeads,
-            nKV = spec_.numKvHeads;
-  qkvRows_ = (nH + 2 * nKV) * D;
-  embed_ = allocWeight((size_t)spec_.vocabSize * H, "embed_tokens");
-  addSlot("model.embed_tokens.weight", embed_, {spec_.vocabSize, H}, 3);
-  finalNorm_ = allocWeight(H, "norm");
-  addSlot("model.norm.weight", finalNorm_, {H}, 1);
-  if (!spec_.tieWordEmbeddings) {
-    lmHead_ = allocWeight((size_t)spec_.vocabSize * H, "lm_head");
-    addSlot("lm_head.weight", lmHead_, {spec_.vocabSize, H}, 0);
-  }
-  layers_.resize(spec_.numLayers);
-  for (int l = 0; l < spec_.numLayers; ++l) {
-    Layer& L = layers_[l];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    L.inNorm = allocWeight(H, "input_layernorm");
-    addSlot(p + "input_layernorm.weight", L.inNorm, {H}, 1);
-    L.postNorm = allocWeight(H, "post_attention_layernorm");
-    addSlot(p + "post_attention_layernorm.weight", L.postNorm, {H}, 1);
-    L.qkv = allocWeight((size_t)qkvRows_ * H, "qkv_proj");
-    char* qkv = (char*)L.qkv;
-    addSlot(p + "self_attn.q_proj.weight", qkv, {nH * D, H}, 0);
-    addSlot(p + "self_attn.k_proj.weight", qkv + (size_t)nH * D * H * elem_, {nKV * D, H}, 0);
-    addSlot(p + "self_attn.v_proj.weight", qkv + (size_t)(nH + nKV) * D * H * elem_, {nKV * D, H}, 0);
-    L.qkvBias = nullptr;
-    if (spec_.qkvBias) {
-      L.qkvBias = allocWeight(qkvRows_, "qkv bias");
-      char* b = (char*)L.qkvBias;
-      addSlot(p + "self_attn.q_proj.bias", b, {nH * D}, 2);
-      addSlot(p + "self_attn.k_proj.bias", b + (size_t)nH * D * elem_, {nKV * D}, 2);
-      addSlot(p + "self_attn.v_proj.bias", b + (size_t)(nH + nKV) * D * elem_, {nKV * D}, 2);
-    }
-    L.qNorm = L.kNorm = nullptr;
-    if (spec_.qkNorm) {
-      L.qNorm = allocWeight(D, "q_norm");
-      addSlot(p + "self_attn.q_norm.weight", L.qNorm, {D}, 1);
-      L.kNorm = allocWeight(D, "k_norm");
-      addSlot(p + "self_attn.k_norm.weight", L.kNorm, {D}, 1);
-    }
-    L.o = allocWeight((size_t)H * nH * D, "o_proj");
-    addSlot(p + "self_attn.o_proj.weight", L.o, {H, nH * D}, 0);
-    L.gateUp = allocWeight((size_t)2 * I * H, "gate_up_proj");
-    addSlot(p + "mlp.gate_proj.weight", L.gateUp, {I, H}, 0);
-    addSlot(p + "mlp.up_proj.weight", (char*)L.gateUp + (size_t)I * H * elem_, {I, H}, 0);
-    L.down = allocWeight((size_t)H * I, "down_proj");
-    addSlot(p + "mlp.down_proj.weight", L.down, {H, I}, 0);
-  }
+  qkvRows_ = (spec_.numHeads + 2 * spec_.numKvHeads) * spec_.headDim;
+  // Every buffer and tensor in the weight dtype (pds/weight-layout.h); absent buffers stay null.
+  layers_.assign(spec_.numLayers, Layer{});
+  const WeightLayout layout = weightLayout(spec_);
+  for (const WeightBufferSpec& w : layout.buffers) *weightPtr(w.buffer, w.layer) = allocWeight(w.numel, w.what);
+  for (const WeightSlotSpec& w : layout.slots)
+    addSlot(w.name, (char*)*weightPtr(w.buffer, w.layer) + w.elemOffset * elem_, w.shape, (int)w.role);
   const std::vector<float> inv = ropeInvFreq(spec_);
   invFreq_.alloc(inv.size() * sizeof(float), "rope frequencies");
   check(cudaMemcpyAsync(invFreq_.get(), inv.data(), inv.size() * sizeof(float), cudaMemcpyHostToDevice, stream_),
@@ -194,25 +155,23 @@ void CudaBackend::addSlot(const std::string& name, void* dst, std::vector<int64_
   slots_[name] = std::move(s);
 }
 
-static std::string shapeStr(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
+void** CudaBackend::weightPtr(WeightBuffer b, int layer) {
+  const WeightFields<void*, Layer> f{&embed_, &finalNorm_, &lmHead_, &Layer::inNorm, &Layer::postNorm, &Layer::qkv,
+                                     &Layer::qkvBias, &Layer::qNorm, &Layer::kNorm, &Layer::o, &Layer::gateUp, &Layer::down};
+  return weightField(f, layers_, b, layer);
 }
 
 void CudaBackend::setWeight(const std::string& name, const void* host, DType srcDtype,
                             const std::vector<int64_t>& shape) {
   std::lock_guard<std::mutex> lk(computeMu_);
   check(cudaSetDevice(device_), "cudaSetDevice");
+  if (isIgnoredWeight(spec_, name)) return;  // tied lm_head: the embedding serves (weight-layout.h)
   auto it = slots_.find(name);
-  if (it == slots_.end()) {
-    if (name == "lm_head.weight" && spec_.tieWordEmbeddings) return;  // tied: the embedding serves
-    throw std::runtime_error("CUDA backend: unknown weight " + name);
-  }
+  if (it == slots_.end()) throw std::runtime_error("CUDA backend: unknown weight " + name);
   Slot& s = it->second;
   if (shape != s.shape)
-    throw std::runtime_error("CUDA backend: weight " + name + " has shape " + shapeStr(shape) + ", expected " +
-                             shapeStr(s.shape));
+    throw std::runtime_error("CUDA backend: weight " + name + " has shape " + shapeString(shape) + ", expected " +
+                             shapeString(s.shape));
   if ((int)srcDtype < 0 || (int)srcDtype > 2) throw std::runtime_error("CUDA backend: weight " + name + ": unsupported dtype");
   if (!host) throw std::runtime_error("CUDA backend: weight " + name + ": null data");
   const size_t srcElem = dtypeSize(srcDtype);

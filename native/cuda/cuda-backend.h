@@ -1,9 +1,11 @@
 // The CUDA implementation of pds::Backend (one model on one GPU). Split over files by concern:
-//   cuda-backend.cu   construction, weights, KV allocation, the C factory
-//   cuda-forward.cu   forward(): input upload, the layer loop, decode CUDA graphs, logits download
-//   cuda-kv-copy.cu   kvGather / kvScatter
-//   kv-peer.cu        kvExportIpc / kvImportPeer / kvCopyFromPeer (GPU to GPU over CUDA IPC)
-//   device-limits.cu  measureDeviceLimits (copy bandwidth, cuBLAS GEMM peak) for benchmark ratios
+//   cuda-backend.cu      construction, weights (pds/weight-layout.h), KV allocation, the C factory
+//   cuda-forward.cu      forward(): batch check (pds/batch-check.h), input upload, the layer loop, decode
+//                        CUDA graphs, logits download
+//   kv-host-transfer.cu  kvGather / kvScatter between the paged cache and host memory (kernels in
+//                        kv-pack-kernels.cu); registerHostMemory
+//   kv-peer-ipc.cu       kvExportIpc / kvImportPeer / kvCopyFromPeer (GPU to GPU over CUDA IPC)
+//   device-limits.cu     measureDeviceLimits (copy bandwidth, cuBLAS GEMM peak) for benchmark ratios
 // Thread safety: forward and weight calls hold computeMu_; KV transfers hold xferMu_ and use their own
 // stream, so a transfer can run while another thread runs forward (on disjoint blocks).
 #pragma once
@@ -19,6 +21,7 @@
 #include "cublas-loader.h"
 #include "device-buffer.h"
 #include "pds/backend.h"
+#include "pds/weight-layout.h"
 
 namespace pds::cuda {
 
@@ -43,11 +46,11 @@ class CudaBackend final : public Backend {
   void forwardEnd() override;
   void kvGather(const int32_t* blockIds, int numBlocks, int numTokens, void* hostDst) override;
   void kvScatter(const int32_t* blockIds, int numBlocks, int numTokens, const void* hostSrc) override;
-  std::string kvExportIpc() override;                       // kv-peer.cu
+  std::string kvExportIpc() override;                       // kv-peer-ipc.cu
   int kvImportPeer(const std::string& handle) override;
   void kvCopyFromPeer(int peer, const int32_t* srcBlocks, const int32_t* dstBlocks, int nBlocks) override;
   bool measureDeviceLimits(DeviceLimits* out) override;  // device-limits.cu
-  bool registerHostMemory(void* p, size_t bytes) override;  // cuda-kv-copy.cu
+  bool registerHostMemory(void* p, size_t bytes) override;  // kv-host-transfer.cu
   void unregisterHostMemory(void* p) override;
 
   // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
@@ -61,10 +64,13 @@ class CudaBackend final : public Backend {
     void* dst = nullptr;
     std::vector<int64_t> shape;
     size_t numel = 0;
-    int role = 0;                  // 0 matrix, 1 norm weight, 2 bias, 3 embedding
+    int role = 0;                  // WeightRole: 0 matrix, 1 norm weight, 2 bias, 3 embedding
     bool set = false;
   };
-  struct Layer { void *inNorm, *postNorm, *qkv, *qkvBias, *o, *qNorm, *kNorm, *gateUp, *down; };
+  struct Layer {                   // null where the spec has no such buffer (qkvBias, qNorm, kNorm)
+    void *inNorm = nullptr, *postNorm = nullptr, *qkv = nullptr, *qkvBias = nullptr, *o = nullptr, *qNorm = nullptr,
+         *kNorm = nullptr, *gateUp = nullptr, *down = nullptr;
+  };
   bool mixed() const { return actDt_ != spec_.weightDtype; }
   struct Graph { cudaGraphExec_t exec = nullptr; uint64_t lastUse = 0; int seen = 0; };
   struct Plan;                     // host-side layout of one forward's int inputs (cuda-forward.cu)
@@ -73,6 +79,7 @@ class CudaBackend final : public Backend {
   void releaseHandles();           // graphs, cuBLAS, events, streams
   void* allocWeight(size_t numel, const char* what);
   void addSlot(const std::string& name, void* dst, std::vector<int64_t> shape, int role);
+  void** weightPtr(WeightBuffer b, int layer);  // the member or layer field behind a weight-layout buffer
   void linear(const void* x, const void* w, void* y, int M, int N, int K, bool outF32);
   void prepareCompute();           // compute view of the weights for actDt_ (after finalize + KV alloc)
   void runModel(const Plan& p);    // everything between input upload and logits download
@@ -145,7 +152,7 @@ class CudaBackend final : public Backend {
   cudaEvent_t bounceDone_[2] = {nullptr, nullptr};
   std::map<void*, size_t> registered_;  // host ranges page-locked by registerHostMemory (released in the destructor)
 
-  // peer KV allocations mapped with cudaIpcOpenMemHandle (kv-peer.cu); closed in the destructor
+  // peer KV allocations mapped with cudaIpcOpenMemHandle (kv-peer-ipc.cu); closed in the destructor
   struct Peer { void* base = nullptr; int device = -1; int numBlocks = 0; };
   std::vector<Peer> peers_;
   std::map<std::string, int> peerByHandle_;

@@ -1,4 +1,4 @@
-// CudaBackend::forward: validates the batch on the host, uploads its int arrays in one copy, runs the
+// CudaBackend::forward: validates the batch on the host (pds/batch-check.h), uploads its int arrays in one copy, runs the
 // model (as a replayed CUDA graph for pure decode batches seen before), and downloads f32 logits.
 #include <algorithm>
 #include <chrono>
@@ -11,6 +11,7 @@
 #include "common.cuh"
 #include "cuda-backend.h"
 #include "kernels.h"
+#include "pds/batch-check.h"
 
 namespace pds::cuda {
 
@@ -193,35 +194,9 @@ void CudaBackend::forwardBegin(const BatchDesc& b, float* logitsOut) {
   check(cudaSetDevice(device_), "cudaSetDevice");
   requireReady("forward");
   const int T = b.numTokens, S = b.numSeqs, R = b.numLogits, bs = blockSize_;
-  if (T <= 0 || S <= 0 || S > T || T > (1 << 24)) badBatch("need numTokens >= numSeqs >= 1 (got " + std::to_string(T) + ", " + std::to_string(S) + ")");
-  if (!b.tokenIds || !b.positions || !b.slotMapping || !b.queryStartLoc || !b.contextLens || !b.blockTables)
-    badBatch("missing input array");
-  if (R < 0 || R > T || (R > 0 && (!b.logitsIndices || (!logitsOut && !b.sampling)))) badBatch("bad logits request");
-  if (b.sampling && !b.sampledTokens) badBatch("sampling without sampledTokens");
-  if (b.maxBlocksPerSeq <= 0) badBatch("maxBlocksPerSeq must be positive");
-  if (b.queryStartLoc[0] != 0 || b.queryStartLoc[S] != T) badBatch("queryStartLoc must run from 0 to numTokens");
-  bool decode = true;
-  int maxCtx = 0;
-  for (int s = 0; s < S; ++s) {
-    const int n = b.queryStartLoc[s + 1] - b.queryStartLoc[s], ctx = b.contextLens[s];
-    if (n < 1) badBatch("sequence " + std::to_string(s) + " has no new tokens");
-    if (ctx < n || ctx > b.maxBlocksPerSeq * bs)
-      badBatch("sequence " + std::to_string(s) + ": context length " + std::to_string(ctx) + " out of range");
-    decode = decode && n == 1;
-    maxCtx = std::max(maxCtx, ctx);
-    const int32_t* row = b.blockTables + (size_t)s * b.maxBlocksPerSeq;
-    for (int j = 0; j < (ctx + bs - 1) / bs; ++j)
-      if (row[j] < 0 || row[j] >= numBlocks_)
-        badBatch("sequence " + std::to_string(s) + ": block id " + std::to_string(row[j]) + " out of range");
-  }
-  for (int t = 0; t < T; ++t) {
-    if (b.tokenIds[t] < 0 || b.tokenIds[t] >= spec_.vocabSize)
-      badBatch("token id " + std::to_string(b.tokenIds[t]) + " out of range [0, " + std::to_string(spec_.vocabSize) + ")");
-    if (b.slotMapping[t] < -1 || b.slotMapping[t] >= numBlocks_ * bs) badBatch("slot out of range");
-    if (b.positions[t] < 0) badBatch("negative position");
-  }
-  for (int r = 0; r < R; ++r)
-    if (b.logitsIndices[r] < 0 || b.logitsIndices[r] >= T) badBatch("logits index out of range");
+  const BatchFacts facts = checkBatch(b, spec_.vocabSize, KvGeometry{numBlocks_, bs}, logitsOut != nullptr);
+  const bool decode = facts.decode;
+  const int maxCtx = facts.maxContext;
 
   Plan p;
   p.T = T; p.S = S; p.R = R; p.decode = decode;

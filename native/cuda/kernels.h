@@ -88,12 +88,14 @@ struct PrefillAttnArgs {
 };
 constexpr int kPrefillTileRows = 64;
 bool prefillAttentionSupported(DType t, int D);
-// Runs launchPrefillAttentionMma (mma.sync, register-resident P, cp.async K/V ring), or the first WMMA
-// kernel when the environment has PDS_PREFILL_ATTN=wmma. Both: same arguments and results.
+// prefill-attention.cu: runs launchPrefillAttentionMma (the default: mma.sync, register-resident P, cp.async
+// K/V ring), or the fallback launchPrefillAttentionWmma (prefill-attention-wmma-fallback.cu) when the
+// environment has PDS_PREFILL_ATTN=wmma. Both: same arguments and results.
 void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s);
 // headsPerBlock: 0 = the kernel's choice (2 query heads of one kv head per block when nH / nKV is even), 1 = one.
 // order (which blocks start first): -1 = the kernel's choice, 0 = most keys first, 1 = heavy/light zigzag.
 void launchPrefillAttentionMma(DType t, const PrefillAttnArgs& a, cudaStream_t s, int headsPerBlock = 0, int order = -1);
+// The fallback (WMMA 16x16x16, S and P through shared memory).
 void launchPrefillAttentionWmma(DType t, const PrefillAttnArgs& a, cudaStream_t s);
 
 // out[r] = the token RowSampling params[r] picks from logits[r, 0..V) (see pds/types.h); params in device memory.

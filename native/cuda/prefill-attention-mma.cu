@@ -1,12 +1,12 @@
 // Causal prefill attention, FlashAttention-2 style on mma.sync m16n8k16 (f16/bf16 in, f32 accumulate), the
-// default behind launchPrefillAttention. Same contract as the WMMA kernel (PrefillAttnArgs, kernels.h).
+// default behind launchPrefillAttention. Same contract as the WMMA fallback kernel (PrefillAttnArgs, kernels.h).
 // Block = 64 query rows (4 warps x 16 rows, 128 threads) of 1 query head, or of 2 heads sharing a kv head.
 // The sequence's keys and values stream from the paged cache in 64-key tiles through a two-stage cp.async
 // ring in shared memory (tile t+1 loads while tile t is computed). Each warp keeps S/P and O accumulators in
 // registers (and Q fragments, with 1 head): P feeds the P V product straight from S's accumulator layout (no
 // shared-memory round trip); fragments come from shared memory through ldmatrix (K non-transposed, V
 // transposed). Online softmax in base 2 (scale * log2 e folded into one FMA); P is rounded once to T and
-// the row sums add the rounded values (as the WMMA kernel).
+// the row sums add the rounded values (as the WMMA fallback).
 // Causal: a block stops at its last query position; a warp skips tiles past its own last row and masks only
 // the diagonal / ragged tiles. Work order: see the kernel.
 // Shared memory (row pitch D + 8 halves keeps ldmatrix rows on distinct banks), D = 128: Q 17 KB per head +

@@ -11,6 +11,7 @@ import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
 import { pdConnectorFactory } from '../kv/connector/engine-factory.js';
 import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
+import { parseDtypeOption } from '../util/dtype.js';
 import { getLogger } from '../util/logger.js';
 import { PdsError } from '../util/errors.js';
 import { intOption, numOption } from './flags.js';
@@ -21,14 +22,7 @@ import { defaultBodyLimit } from '../server/request-limits.js';
 
 const log = getLogger('serve');
 
-const dtypeAlias: Record<string, 'auto' | 'f32' | 'f16' | 'bf16'> = {
-  auto: 'auto', f32: 'f32', float32: 'f32', float: 'f32', f16: 'f16', float16: 'f16', half: 'f16', bf16: 'bf16', bfloat16: 'bf16',
-};
-const dtype = (v: string) => {
-  const d = dtypeAlias[v.toLowerCase()];
-  if (!d) throw new Error(`unsupported dtype "${v}" (auto, float32, float16, bfloat16)`);
-  return d;
-};
+const dtype = parseDtypeOption;
 
 export function registerServe(program: Command): void {
   const cmd = program

@@ -13,7 +13,7 @@ export const engineConfigSchema = z
     enablePrefixCaching: z.boolean().default(true),
     kvCacheDtype: z.enum(['auto', 'f32', 'f16', 'bf16']).default('auto'),
     kvCacheMemory: z.number().int().positive().optional(), // bytes; overrides the fraction below
-    gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9), // cuda: fraction of free memory for weights? no: KV pool after weights
+    gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9), // cuda: the KV pool gets this fraction of the memory left after the weights
     cpuKvFraction: z.number().gt(0).max(1).default(0.25), // cpu: fraction of MemAvailable for the KV pool (capped at 4 GiB)
     seed: z.number().int().default(0),
     weightDtype: z.enum(['auto', 'f32', 'f16', 'bf16']).default('auto'),

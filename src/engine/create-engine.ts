@@ -2,6 +2,7 @@
 // sized from memory, connector, LLMEngine and its async front end.
 import type { ResolvedModel } from '../models/types.js';
 import type { DType, NativeModel } from '../native/binding.js';
+import { dtypeBytes } from '../util/dtype.js';
 import type { KvCacheAccess, KvConnector } from './connector/base.js';
 import type { KvTransferConfig } from './connector/types.js';
 import { loadTokenizer, type LoadTokenizerOptions } from '../tokenizer/load.js';
@@ -41,7 +42,6 @@ export interface CreatedEngine {
   tokenizerSource: LoadTokenizerOptions;
 }
 
-const dtypeBytes: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
 
 /** The connector's view of the native KV cache; peer handles are imported once each (keyed by their bytes). */
 export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerToken: number): KvCacheAccess {
@@ -122,7 +122,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   if (config.kvCacheMemory) budget = config.kvCacheMemory;
   else if (config.device === 'cpu') budget = Math.min(4 * 2 ** 30, config.cpuKvFraction * native.freeMemoryBytes());
   else budget = config.gpuMemoryUtilization * native.freeMemoryBytes();
-  const useful = config.maxNumSeqs * Math.ceil(maxModelLen / config.blockSize) + 1; // more blocks than this can never be used at once... except as prefix cache
+  const useful = config.maxNumSeqs * Math.ceil(maxModelLen / config.blockSize) + 1; // blocks every sequence at full length could hold at once; more serve only as prefix cache
   let numBlocks = Math.floor(budget / bytesPerBlock);
   if (!config.kvCacheMemory) numBlocks = Math.min(numBlocks, Math.max(useful, 1024));
   const minBlocks = Math.ceil(maxModelLen / config.blockSize);

@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type DType = 'f32' | 'f16' | 'bf16';
+import type { DType } from '../util/dtype.js';
+
+export type { DType } from '../util/dtype.js';
 
 /** Mirrors pds::ModelSpec (native/include/pds/types.h). */
 export interface NativeModelSpec {

@@ -125,6 +125,35 @@ test('bad specs and weights give errors, not crashes', () => {
   assert.throws(() => m.weightBytes(), /disposed/);
 });
 
+test('tied embeddings (HF tie_word_embeddings): a stored lm_head.weight is ignored; untied reads it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pds-tied-'));
+  const file = join(dir, 'lm_head.bin');
+  const V = spec.vocabSize, H = spec.hiddenSize;
+  writeFileSync(file, Buffer.from(Float32Array.from({ length: V * H }, (_, i) => Math.sin(i * 0.37)).buffer));
+  const tied = newModel();
+  const untied = loadNative().createModel({ ...spec, tieWordEmbeddings: false }, { device: 'cpu', threads: 2 });
+  try {
+    const before = await prefill(tied, [1, 2, 3], [0]);
+    tied.loadTensor('lm_head.weight', file, 0, V * H * 4, 'f32', [V, H]);  // accepted, changes nothing
+    tied.finalizeWeights();
+    assert.deepEqual(await prefill(tied, [1, 2, 3], [0]), before);
+
+    untied.initDummyWeights(7);  // same seed as newModel: every shared tensor equal, lm_head random
+    untied.finalizeWeights();
+    untied.allocKvCache(32, bs, 'bf16');
+    const random = await prefill(untied, [1, 2, 3], [0]);
+    untied.loadTensor('lm_head.weight', file, 0, V * H * 4, 'f32', [V, H]);
+    const loaded = await prefill(untied, [1, 2, 3], [0]);
+    assert.notDeepEqual(loaded, random, 'untied: the loaded lm_head produces the logits');
+    assert.notDeepEqual(loaded, before);
+    assert.throws(() => untied.loadTensor('lm_head.weight', file, 0, 16, 'f32', [2, 2]), /shape \[2, 2\], expected \[50, 64\]/);
+  } finally {
+    tied.dispose();
+    untied.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('dispose during a forward waits for it; later calls reject', async () => {
   const m = newModel();
   const p = prefill(m, [1, 2, 3], [0]);

@@ -22,13 +22,14 @@ import { PoolTier } from '../kv/tiers/pool-tier.js';
 import type { KvTier } from '../kv/tiers/tier.js';
 import { MAX_POOL_BYTES } from '../kv/server/kv-server.js';
 import { PAGE_SIZE } from '../kv/server/protocol.js';
+import { dtypeBytes, type DType } from '../util/dtype.js';
 
 export interface KvBenchOptions {
   tokens: number; // 7500
   numLayers: number; // 28 (Qwen3-0.6B)
   numKvHeads: number; // 8
   headDim: number; // 128
-  kvDtype: 'f32' | 'f16' | 'bf16';
+  kvDtype: DType;
   chunkSize: number; // 256
   blockSize: number; // 16
   iters: number; // timed runs per figure (after one warm-up)
@@ -57,7 +58,6 @@ export interface KvBenchResult {
 }
 
 const GB = 2 ** 30;
-const DT: Record<string, number> = { f32: 4, f16: 2, bf16: 2 };
 const quiet: Logger = { debug() {}, info() {}, warn: (m) => console.error(m), error: (m) => console.error(m) };
 
 /** Single-thread memcpy GB/s: the native helper when built, else Buffer.copy of 256 MiB. */
@@ -108,7 +108,7 @@ async function startServerChild(poolSize: number): Promise<{ port: number; child
 function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
   const nBlocks = Math.ceil(o.tokens / o.blockSize);
   if (o.kvCache === 'fake') {
-    const kv = new HostKvCache(2 * nBlocks, o.blockSize, o.numLayers, o.numKvHeads, o.headDim, DT[o.kvDtype]!);
+    const kv = new HostKvCache(2 * nBlocks, o.blockSize, o.numLayers, o.numKvHeads, o.headDim, dtypeBytes[o.kvDtype]);
     kv.data.fill(7);
     return { kv, dispose() {} };
   }
@@ -193,7 +193,7 @@ async function benchBare(o: KvBenchOptions): Promise<KvBenchRow> {
 }
 
 export async function runKvBench(o: KvBenchOptions): Promise<KvBenchResult> {
-  const bpt = o.numLayers * 2 * o.numKvHeads * o.headDim * DT[o.kvDtype]!;
+  const bpt = o.numLayers * 2 * o.numKvHeads * o.headDim * dtypeBytes[o.kvDtype];
   const kvBytes = o.tokens * bpt;
   // memcpy is measured before every row and the best figure is the denominator: on a busy machine a
   // single low reading would flatter every ratio.

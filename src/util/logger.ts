@@ -1,4 +1,4 @@
-// vLLM-style log lines: `INFO 11-21 05:30:00 [component] message`. Writes to stderr? no: stdout, like vLLM.
+// vLLM-style log lines on stdout (as vLLM): `INFO 11-21 05:30:00 [component] message`.
 type Level = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 const order: Record<Level, number> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40 };
 const envLevel = (process.env.PDSERVE_LOG_LEVEL || 'INFO').toUpperCase() as Level;

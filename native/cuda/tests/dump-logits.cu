@@ -1,5 +1,5 @@
 // Debugging aid: the last-row logits of one fixture case after the first n layers (n = 1..L), written as
-// raw f32 [L, vocab] so that scripts/device/compare-hf.py can diff them against transformers layer by layer.
+// raw f32 [L, vocab] so that scripts/device/lib/compare-hf.py (gpu-check.sh hf-compare) can diff them against transformers layer by layer.
 #include <cstdio>
 
 #include "../cuda-backend.h"

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -54,13 +55,13 @@ inline ModelSpec specFromConfig(const Json& c, DType weightDtype) {
   return s;
 }
 
-// Every tensor of model.safetensors goes through Backend::setWeight in its stored dtype.
-inline void loadSafetensors(Backend& b, const std::string& path) {
-  const std::string data = readFile(path);
+// Calls fn(name, data, dtype, shape) for every tensor of a safetensors file (data points into `file`).
+inline void forEachTensor(const std::string& file,
+                          const std::function<void(const std::string&, const char*, DType, const std::vector<int64_t>&)>& fn) {
   uint64_t n = 0;
-  std::memcpy(&n, data.data(), 8);
-  const Json h = Json::parse(data.substr(8, n));
-  const char* base = data.data() + 8 + n;
+  std::memcpy(&n, file.data(), 8);
+  const Json h = Json::parse(file.substr(8, n));
+  const char* base = file.data() + 8 + n;
   for (const auto& [name, t] : h.obj) {
     if (name == "__metadata__") continue;
     const std::string dt = t["dtype"].str;
@@ -68,8 +69,16 @@ inline void loadSafetensors(Backend& b, const std::string& path) {
                   : throw std::runtime_error("unsupported safetensors dtype " + dt);
     std::vector<int64_t> shape;
     for (auto& e : t["shape"].arr) shape.push_back((int64_t)e.num);
-    b.setWeight(name, base + (size_t)t["data_offsets"][0].num, d, shape);
+    fn(name, base + (size_t)t["data_offsets"][0].num, d, shape);
   }
+}
+
+// Every tensor of model.safetensors goes through Backend::setWeight in its stored dtype.
+inline void loadSafetensors(Backend& b, const std::string& path) {
+  const std::string data = readFile(path);
+  forEachTensor(data, [&](const std::string& name, const char* p, DType d, const std::vector<int64_t>& shape) {
+    b.setWeight(name, p, d, shape);
+  });
   b.finalizeWeights();
 }
 

@@ -7,7 +7,7 @@
 //   bf16 weights + bf16 KV cache: the same count, informational -- rounding K/V to bf16 alone moves these
 //   random-weight models' logits by more than 0.05 (NOTES.md, "bf16 accuracy"). f16 likewise (informational).
 // Also: KV gather -> scatter into other blocks -> gather round trip (pageable and pinned host memory),
-// a decode step on the moved blocks, and clear errors for bad input.
+// a decode step on the moved blocks, clear errors for bad input, and the tied lm_head (tiedHeadCheck).
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -261,6 +261,64 @@ void runModel(const std::string& dir, const std::string& soPath, DType dt, DType
   }
 }
 
+// Tied embeddings (HF tie_word_embeddings): the output projection is embed_tokens, and a stored
+// lm_head.weight is ignored. Checked on one fixture in f32: a tied model given a junk lm_head.weight must
+// give the same logits as before it, and the same logits as the untied model whose lm_head.weight is a copy
+// of embed_tokens (bit for bit: the same kernels over the same values).
+void tiedHeadCheck(const std::string& dir, const std::string& soPath) {
+  const std::string name = dir.substr(dir.find_last_of('/') + 1) + "/f32";
+  const Json cfg = Json::parse(readFile(dir + "/config.json"));
+  const Json ref = Json::parse(readFile(dir + "/reference.json"));
+  const std::vector<int> prompt = ref["cases"].arr.at(0)["prompt"].ints();
+  const std::string file = readFile(dir + "/model.safetensors");
+  ModelSpec spec = specFromConfig(cfg, DType::F32);
+  const int bs = 16, V = spec.vocabSize, H = spec.hiddenSize, n = (int)prompt.size();
+  auto run = [&](Backend& be) {
+    be.allocKvCache((n + bs - 1) / bs + 1, bs, DType::F32);
+    std::vector<int32_t> ids(prompt.begin(), prompt.end()), pos(n), slots(n), qsl = {0, n}, ctx = {n}, bt, li = {n - 1};
+    for (int i = 0; i < n; ++i) pos[i] = slots[i] = i;
+    for (int b = 0; b < (n + bs - 1) / bs; ++b) bt.push_back(b);
+    BatchDesc d;
+    d.numTokens = n; d.numSeqs = 1; d.tokenIds = ids.data(); d.positions = pos.data(); d.slotMapping = slots.data();
+    d.queryStartLoc = qsl.data(); d.contextLens = ctx.data(); d.blockTables = bt.data();
+    d.maxBlocksPerSeq = (int)bt.size(); d.numLogits = 1; d.logitsIndices = li.data();
+    std::vector<float> logits(V);
+    be.forward(d, logits.data());
+    return logits;
+  };
+  auto maxDiff = [&](const std::vector<float>& a, const std::vector<float>& b) {
+    double m = 0;
+    for (int i = 0; i < V; ++i) m = std::max(m, (double)std::fabs(a[i] - b[i]));
+    return m;
+  };
+  auto load = [&](Backend& be, bool copyEmbedToHead) {
+    forEachTensor(file, [&](const std::string& t, const char* p, DType d, const std::vector<int64_t>& shape) {
+      be.setWeight(t, p, d, shape);
+      if (copyEmbedToHead && t == "model.embed_tokens.weight") be.setWeight("lm_head.weight", p, d, shape);
+    });
+  };
+  spec.tieWordEmbeddings = true;
+  auto tied = makeBackend(soPath, spec);
+  load(*tied, false);
+  tied->finalizeWeights();
+  const std::vector<float> a = run(*tied);
+  std::vector<float> junk((size_t)V * H);
+  for (size_t i = 0; i < junk.size(); ++i) junk[i] = std::sin(0.37f * (float)i);
+  std::string msg;
+  const bool accepted = !throwsWith([&] { tied->setWeight("lm_head.weight", junk.data(), DType::F32, {V, H}); }, "", &msg);
+  tied->finalizeWeights();
+  const std::vector<float> b = run(*tied);
+  spec.tieWordEmbeddings = false;
+  auto untied = makeBackend(soPath, spec);
+  load(*untied, true);
+  untied->finalizeWeights();
+  const std::vector<float> c = run(*untied);
+  char d[160];
+  std::snprintf(d, sizeof d, "(stored lm_head accepted: %s; after it max diff %.1e; vs untied lm_head = embed %.1e)",
+                accepted ? "yes" : "no", maxDiff(a, b), maxDiff(a, c));
+  results().record(accepted && maxDiff(a, b) == 0 && maxDiff(a, c) == 0, name + " tied lm_head (HF tie_word_embeddings)", d);
+}
+
 }  // namespace
 
 void runModelTests(const std::string& fixturesDir, const std::string& soPath) {
@@ -274,6 +332,11 @@ void runModelTests(const std::string& fixturesDir, const std::string& soPath) {
         results().record(false, std::string(m) + "/" + modeName(dt, kvDt), std::string("exception: ") + e.what());
       }
     }
+  try {
+    tiedHeadCheck(fixturesDir + "/stories260K", soPath);
+  } catch (const std::exception& e) {
+    results().record(false, "stories260K tied lm_head", std::string("exception: ") + e.what());
+  }
 }
 
 }  // namespace pds::test

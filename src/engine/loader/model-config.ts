@@ -2,6 +2,7 @@
 // Supported: LlamaForCausalLM (incl. rope_type llama3), MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM.
 // Both rope config styles: legacy rope_theta/rope_scaling and rope_parameters {rope_theta, rope_type, ...}.
 import type { DType, NativeModelSpec } from '../../native/binding.js';
+import { dtypeFromName } from '../../util/dtype.js';
 import { PdsError } from '../../util/errors.js';
 
 export const supportedArchitectures = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM'] as const;
@@ -44,12 +45,9 @@ function int(cfg: Record<string, unknown>, key: string, def?: number): number {
 
 export function parseDtype(v: unknown): DType {
   if (v === undefined || v === null) return 'f32';
-  switch (String(v).replace(/^torch\./, '')) {
-    case 'float32': case 'f32': return 'f32';
-    case 'float16': case 'f16': case 'half': return 'f16';
-    case 'bfloat16': case 'bf16': return 'bf16';
-    default: throw new ModelConfigError(`config.json: unsupported dtype '${String(v)}' (expected float32, float16 or bfloat16)`);
-  }
+  const d = dtypeFromName(String(v));
+  if (!d) throw new ModelConfigError(`config.json: unsupported dtype '${String(v)}' (expected float32, float16 or bfloat16)`);
+  return d;
 }
 
 function idList(v: unknown): number[] {

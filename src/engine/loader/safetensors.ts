@@ -4,12 +4,8 @@ import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PdsError } from '../../util/errors.js';
+import { safetensorsDtypeBytes as dtypeBytes } from '../../util/dtype.js';
 
-/** Element sizes of every dtype the format defines; only F32/F16/BF16 can be loaded as weights. */
-const dtypeBytes: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
-  F8_E4M3: 1, F8_E5M2: 1,
-};
 const maxHeaderBytes = 100 * 1024 * 1024;
 
 export interface TensorInfo {

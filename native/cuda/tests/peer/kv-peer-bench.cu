@@ -4,7 +4,7 @@
 // on B == what was kvScatter'ed on A), then compares the copy's bandwidth with a measured
 // cudaMemcpyPeer of the same bytes between plain allocations on the same GPUs (ratio printed).
 // Shape: Llama-3.1-8B KV (32 layers, 8 kv heads, head dim 128, bf16, block 16): 7500 tokens ~ 0.98 GB.
-//   build: scripts/device/build-kv-peer-bench.sh
+//   build: scripts/device/gpu-check.sh pack (here); run: scripts/device/gpu-check.sh 2gpu (2-GPU host)
 //   run:   build/kv-peer-bench --so build/pdserve_cuda.so [--tokens 7500] [--reps 10] [--src 0 --dst 1]
 #include <cuda_runtime.h>
 #include <dlfcn.h>

@@ -2,11 +2,11 @@
 // (exact: the checkpoints are bf16), f32 activations and a bf16 KV cache, teacher-forced on the reference
 // greedy tokens. Prints, per model, the last-prompt top16 max |logit - ref| and the mismatches at steps whose
 // reference margin > 0.05 (the CUDA bf16 acceptance rule), to compare with native/cuda/tests --models.
-//   node scripts/device/cpu-bf16-kv-floor.mjs [FIXTURES_DIR]     (after `node scripts/build.mjs`)
+//   node scripts/device/lib/cpu-bf16-kv-floor.mjs [FIXTURES_DIR]     (after `node scripts/build.mjs`)
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { loadModel } from '../../dist/src/engine/loader/load-model.js';
-import { argmax, ContiguousRunner } from '../../dist/src/native/contiguous-runner.js';
+import { loadModel } from '../../../dist/src/engine/loader/load-model.js';
+import { argmax, ContiguousRunner } from '../../../dist/src/native/testing/contiguous-runner.js';
 
 const fixtures = process.argv[2] ?? process.env.PDSERVE_FIXTURES ?? '/work/shared/fixtures';
 const blockSize = 16;
