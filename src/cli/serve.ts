@@ -1,4 +1,5 @@
 // `pdserve serve [MODEL]`: one engine behind the OpenAI-compatible API (vLLM's flag names).
+import { createGrammarService } from '../structured/create.js';
 import type { Command } from 'commander';
 import { resolveModel } from '../models/resolve.js';
 import { describeSamplingDefaults, resolveSamplingDefaults } from '../models/generation-config.js';
@@ -106,7 +107,10 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   const encoder: PromptEncoder = o.tokenizerPoolSize > 0
     ? await TokenizerPool.start({ load: created.tokenizerSource, size: o.tokenizerPoolSize, maxQueue: o.tokenizerQueue, deadlineMs: o.tokenizationTimeout * 1000 })
     : new InlineEncoder(created.client.tokenizer);
+  const eosIds = created.client.tokenizer.eosTokenIds.length ? created.client.tokenizer.eosTokenIds : created.modelConfig.eosTokenIds;
+  const grammar = await createGrammarService(created.tokenizerSource.tokenizerJsonPath, created.client.model.vocabSize, eosIds);
   const server = createApiServer(created.client, {
+    grammar,
     maxModelLen: created.maxModelLen,
     servedModelName: o.servedModelName ?? resolved.name,
     accessLog: o.accessLog,
@@ -137,6 +141,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     force.unref();
     await server.close().catch(() => {});
     await encoder.close().catch(() => {});
+    await grammar.close().catch(() => {});
     await created.client.shutdown().catch(() => {});
     created.native.dispose();
     process.exit(0);

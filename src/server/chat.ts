@@ -17,6 +17,7 @@ import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
 import { SseWriter, streamError } from './sse.js';
 import { StreamUsage, usageOf } from './usage.js';
+import { attachConstraints, structuredSpecOf } from './structured-fields.js';
 
 export async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = parseBody(chatRequestSchema, request.body);
@@ -30,6 +31,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   checkStop(body.stop, ctx.limits);
   checkChat(body, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
+  const structured = structuredSpecOf(body);
   const tok = ctx.engine.tokenizer;
   if (body.continue_final_message && body.add_generation_prompt) {
     throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
@@ -56,6 +58,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     sampling,
     ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   };
+  await attachConstraints(ctx, structured, [req]);
   reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);
   if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply);

@@ -8,6 +8,7 @@ import { zodToPdsError } from './http-errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { RequestIds } from './request-context.js';
 import type { RequestLimits } from './request-limits.js';
+import type { GrammarService } from '../structured/grammar-service.js';
 
 export interface ServerContext {
   engine: EngineClient;
@@ -19,6 +20,7 @@ export interface ServerContext {
   ids: RequestIds;
   encoder: PromptEncoder; // request text -> token ids (off the event loop unless configured inline)
   limits: RequestLimits; // checked before the encoder runs
+  grammar: GrammarService | null; // structured output (null: requests that ask for it get a 400)
 }
 
 export function servedName(ctx: ServerContext): string {
