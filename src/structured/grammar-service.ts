@@ -144,12 +144,15 @@ export class GrammarService {
       if (!m.ok) void this.killWorker();
       this.finishJob(m.id, m);
     });
+    // an unexpected end fails the job in flight; a worker we replaced on purpose ends silently
     w.on('error', (e) => {
-      if (this.worker === w) this.worker = null;
+      if (this.worker !== w) return;
+      this.worker = null;
       if (this.current) this.finishJob(this.current.job.id, { ok: false, error: `compiler worker failed: ${e.message}` });
     });
     w.on('exit', () => {
-      if (this.worker === w) this.worker = null;
+      if (this.worker !== w) return;
+      this.worker = null;
       if (this.current) this.finishJob(this.current.job.id, { ok: false, error: 'compiler worker exited' });
     });
     this.worker = w;
