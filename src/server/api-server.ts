@@ -24,6 +24,7 @@ import { ServerMetrics } from './metrics.js';
 import { RequestIds } from './request-context.js';
 import type { ServerContext } from './server-context.js';
 import type { GrammarService } from '../structured/grammar-service.js';
+import type { ToolSettings } from './tools/tool-plan.js';
 
 export interface ApiServerOptions {
   servedModelName?: string | string[]; // default engine.model.name; the first is reported in responses
@@ -39,6 +40,7 @@ export interface ApiServerOptions {
   accessLog?: boolean; // uvicorn-style line per response (default false)
   version?: string; // reported by GET /version (default: package.json's)
   grammar?: GrammarService | null; // structured output / tool choice (default none: such requests get a 400)
+  tools?: ToolSettings; // default: auto tool choice off, no parser
 }
 
 export interface ApiServer {
@@ -74,6 +76,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
     encoder: opts.encoder ?? new InlineEncoder(engine.tokenizer),
     limits: { ...defaultRequestLimits, ...opts.limits },
     grammar: opts.grammar ?? null,
+    tools: opts.tools ?? { enableAutoToolChoice: false, toolCallParser: null },
   };
   const listener = checkListenerLimits({
     ...defaultListenerLimits,

@@ -79,6 +79,8 @@ export const chatRequestSchema = z.object({
   add_special_tokens: z.boolean().nullish(),
   echo: z.boolean().nullish(),
   tools: z.array(z.unknown()).nullish(),
+  tool_choice: z.unknown().optional(), // server/tools/tool-plan.ts
+  parallel_tool_calls: z.boolean().nullish(),
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 export type WireChatMessage = z.infer<typeof chatMessage>;
