@@ -47,9 +47,9 @@ export class GrammarService {
     return this.init.vocabSize;
   }
 
-  /** Builds the main instance's TokenizerInfo now (otherwise on the first request). */
+  /** Builds both instances' TokenizerInfo now (otherwise on the first request): compiles a tiny grammar. */
   warm(): Promise<void> {
-    return this.compiler().then(() => undefined);
+    return this.compile({ kind: 'choice', choices: ['ok'] }, 'warm-up').then(() => undefined);
   }
 
   /** A new matcher for `spec`; PdsError 400 naming `param` when the spec does not compile. */
