@@ -8,6 +8,7 @@ import { Scheduler, connectorView } from './scheduler.js';
 import { ModelRunner, type ForwardModel, type RunResult, type SamplingPlan } from './model-runner.js';
 import { Sequence } from './sequence.js';
 import { sampleRow, backendCanSample, GREEDY_EPS } from './sampler.js';
+import { sampleMaskedRow } from '../structured/masked-sample.js';
 import { Rng } from '../util/rng.js';
 import { greedyRows } from '../native/binding.js';
 import { PdsError } from '../util/errors.js';
@@ -200,7 +201,11 @@ export class LLMEngine {
       let tokenId: number;
       let logprob: TokenLogprob | undefined;
       if (tokens && plan && !plan.hostRows[r]) tokenId = tokens[r]!;
-      else {
+      else if (seq.constraint && logits && backendCanSample(seq.sampling, seq.numOutputTokens, this.args.eosTokenIds)) {
+        // grammar row the backend's sampler could do but for the mask: mask here, sample natively
+        const u = seq.sampling.temperature >= GREEDY_EPS ? Math.min((seq.rng ?? this.rng).random(), 0.99999994) : 0;
+        tokenId = sampleMaskedRow(logits.subarray(r * V, (r + 1) * V), seq.constraint.mask, seq.sampling, u);
+      } else {
         if (!logits) throw new Error('internal: no logits for a host-sampled row');
         const row = logits.subarray(r * V, (r + 1) * V);
         ({ tokenId, logprob } = sampleRow(row, {
