@@ -1,7 +1,7 @@
 // Worker thread: proves that a GrammarSpec compiles, in its own xgrammar instance, and reports how long
 // it took. xgrammar aborts its WASM instance on invalid input (and a poisoned instance corrupts later
 // calls), so untrusted specs are compiled here first; after any failure the parent replaces this worker.
-// Messages in: {id, spec}; out: {id, ok: true, ms} | {id, ok: false, error} (error = xgrammar's message).
+// Messages in: {id, spec}; out: {ready: true} once, then {id, ok: true, ms} | {id, ok: false, error}.
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadXgrammar } from './xgrammar-loader.js';
 import { compileSpec, type GrammarSpec } from './grammar-spec.js';
@@ -20,6 +20,8 @@ const ready = (async () => {
   const ti = await xg.TokenizerInfo.createTokenizerInfo(init.encodedVocab, init.vocabType, init.prependSpace, init.vocabSize, init.stopTokenIds);
   return xg.GrammarCompiler.createGrammarCompiler(ti, false);
 })();
+// jobs' deadlines start once this is posted (building the TokenizerInfo is not the spec's cost)
+ready.then(() => parentPort!.postMessage({ ready: true }), (e) => { throw e; });
 
 parentPort!.on('message', async (msg: { id: number; spec: GrammarSpec }) => {
   lastError = '';

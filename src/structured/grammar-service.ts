@@ -18,9 +18,11 @@ export interface CompilerInit extends GrammarVocab {
 }
 
 export interface GrammarServiceOptions {
-  compileTimeoutMs?: number; // per spec, in the worker (default 10 s)
+  // per spec, in the worker (default 3 s): also bounds the main thread's one compile of that spec, which
+  // blocks the event loop for about as long
+  compileTimeoutMs?: number;
   maxPending?: number; // queued specs before 429 (default 32)
-  cacheSize?: number; // compiled grammars kept (default 128)
+  cacheSize?: number; // compiled grammars kept (default 64; each holds per-token mask caches in the WASM heap)
   maxSpecBytes?: number; // longest schema/regex/grammar text (default 256 KiB)
 }
 
@@ -31,6 +33,7 @@ export class GrammarService {
   private compilerP: Promise<GrammarCompiler> | null = null;
   private readonly cache = new Map<string, Promise<CompiledGrammar>>();
   private worker: Worker | null = null;
+  private workerReady = false;
   private readonly queue: Job[] = [];
   private current: { job: Job; timer: NodeJS.Timeout } | null = null;
   private nextId = 1;
@@ -40,7 +43,7 @@ export class GrammarService {
   lastCompileMs = 0;
 
   constructor(private readonly init: CompilerInit, opts: GrammarServiceOptions = {}) {
-    this.opts = { compileTimeoutMs: 10_000, maxPending: 32, cacheSize: 128, maxSpecBytes: 256 * 1024, ...opts };
+    this.opts = { compileTimeoutMs: 3_000, maxPending: 32, cacheSize: 64, maxSpecBytes: 256 * 1024, ...opts };
   }
 
   get vocabSize(): number {
@@ -115,8 +118,9 @@ export class GrammarService {
 
   private pump(): void {
     if (this.current || !this.queue.length || this.closed) return;
-    const job = this.queue.shift()!;
     const w = this.ensureWorker();
+    if (!this.workerReady) return; // pumped again on its ready message
+    const job = this.queue.shift()!;
     const timer = setTimeout(() => {
       this.finishJob(job.id, { ok: false, error: `compiling took longer than ${this.opts.compileTimeoutMs} ms` });
       void this.killWorker();
@@ -139,29 +143,41 @@ export class GrammarService {
     if (this.worker) return this.worker;
     const w = new Worker(new URL('./compile-worker.js', import.meta.url), { workerData: this.init, resourceLimits: { maxOldGenerationSizeMb: 512 } });
     w.unref();
-    w.on('message', (m: { id: number; ok: boolean; ms?: number; error?: string }) => {
+    w.on('message', (m: { ready?: boolean; id: number; ok: boolean; ms?: number; error?: string }) => {
+      if (m.ready) {
+        if (this.worker === w) this.workerReady = true;
+        this.pump();
+        return;
+      }
       // a failed compile leaves that WASM instance unusable: start a fresh worker for the next job
       if (!m.ok) void this.killWorker();
       this.finishJob(m.id, m);
     });
     // an unexpected end fails the job in flight; a worker we replaced on purpose ends silently
-    w.on('error', (e) => {
-      if (this.worker !== w) return;
-      this.worker = null;
-      if (this.current) this.finishJob(this.current.job.id, { ok: false, error: `compiler worker failed: ${e.message}` });
-    });
-    w.on('exit', () => {
-      if (this.worker !== w) return;
-      this.worker = null;
-      if (this.current) this.finishJob(this.current.job.id, { ok: false, error: 'compiler worker exited' });
-    });
+    w.on('error', (e) => this.workerGone(w, `compiler worker failed: ${e.message}`));
+    w.on('exit', () => this.workerGone(w, 'compiler worker exited'));
     this.worker = w;
     return w;
+  }
+
+  /** An unexpected end fails the job in flight (or, before the worker was ready, the next queued one:
+   * no restart loop); a worker replaced on purpose ends silently. */
+  private workerGone(w: Worker, why: string): void {
+    if (this.worker !== w) return;
+    const wasReady = this.workerReady;
+    this.worker = null;
+    this.workerReady = false;
+    if (this.current) this.finishJob(this.current.job.id, { ok: false, error: why });
+    else if (!wasReady && this.queue.length) {
+      this.queue.shift()!.reject(new PdsError('PDS_ERR_UNAVAILABLE', `structured output unavailable: ${why}`));
+      this.pump();
+    }
   }
 
   private async killWorker(): Promise<void> {
     const w = this.worker;
     this.worker = null;
+    this.workerReady = false;
     if (w) await w.terminate();
   }
 }
