@@ -35,6 +35,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
   const toolPlan = toolPlanOf(body, ctx.tools);
   const structured = structuredSpecOf(body);
+  if (toolPlan && body.stream && logprobs !== null) throw badRequest('logprobs are not supported on streamed tool-using requests', 'logprobs');
   if (toolPlan?.constraint && structured) throw badRequest(`tool_choice "${toolPlan.mode}" cannot be combined with ${structured.param}`, structured.param);
   const tok = ctx.engine.tokenizer;
   if (body.continue_final_message && body.add_generation_prompt) {
