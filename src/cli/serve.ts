@@ -63,6 +63,7 @@ export function registerServe(program: Command): void {
     .option('--tokenization-timeout <s>', 'a prompt that takes longer to tokenize gets a 400', numOption('--tokenization-timeout', 0.1), 10)
     .option('--enable-auto-tool-choice', 'tool_choice "auto": parse tool calls out of the model\'s text (needs --tool-call-parser)', false)
     .option('--tool-call-parser <name>', `tool-call format of the model: ${toolParserNames().join(' | ')}`)
+    .option('--grammar-compile-timeout <s>', 'structured output: a grammar that takes longer to compile gets a 400', numOption('--grammar-compile-timeout', 0.1), 10)
     .option('--kv-peer-allowlist <host:port>', 'peers a decoder may contact for point-to-point KV (repeatable or comma list; default: loopback hosts)',
       (v: string, prev: string[]) => [...prev, ...v.split(',').map((x) => x.trim()).filter(Boolean)], []);
   addEdgeOptions(cmd, 'default: max-model-len x 64 bytes + 4 MiB')
@@ -113,7 +114,8 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     ? await TokenizerPool.start({ load: created.tokenizerSource, size: o.tokenizerPoolSize, maxQueue: o.tokenizerQueue, deadlineMs: o.tokenizationTimeout * 1000 })
     : new InlineEncoder(created.client.tokenizer);
   const eosIds = created.client.tokenizer.eosTokenIds.length ? created.client.tokenizer.eosTokenIds : created.modelConfig.eosTokenIds;
-  const grammar = await createGrammarService(created.tokenizerSource.tokenizerJsonPath, created.client.model.vocabSize, eosIds);
+  const grammar = await createGrammarService(created.tokenizerSource.tokenizerJsonPath, created.client.model.vocabSize, eosIds,
+    { compileTimeoutMs: o.grammarCompileTimeout * 1000 });
   const server = createApiServer(created.client, {
     grammar,
     tools: { enableAutoToolChoice: !!o.enableAutoToolChoice, toolCallParser: o.toolCallParser ?? null },

@@ -18,8 +18,9 @@ export interface CompilerInit extends GrammarVocab {
 }
 
 export interface GrammarServiceOptions {
-  // per spec, in the worker (default 3 s): also bounds the main thread's one compile of that spec, which
-  // blocks the event loop for about as long
+  // per spec, in the worker (default 10 s; `serve --grammar-compile-timeout`): also bounds the main thread's
+  // one compile of that spec, which blocks the event loop for about as long (a loaded 2-core machine can take
+  // seconds for a tool schema over a 152k vocabulary)
   compileTimeoutMs?: number;
   maxPending?: number; // queued specs before 429 (default 32)
   cacheSize?: number; // compiled grammars kept (default 64; each holds per-token mask caches in the WASM heap)
@@ -43,7 +44,7 @@ export class GrammarService {
   lastCompileMs = 0;
 
   constructor(private readonly init: CompilerInit, opts: GrammarServiceOptions = {}) {
-    this.opts = { compileTimeoutMs: 3_000, maxPending: 32, cacheSize: 64, maxSpecBytes: 256 * 1024, ...opts };
+    this.opts = { compileTimeoutMs: 10_000, maxPending: 32, cacheSize: 64, maxSpecBytes: 256 * 1024, ...opts };
   }
 
   get vocabSize(): number {
