@@ -1,6 +1,7 @@
 // Per-token cost of a JSON-schema constraint against free generation, through the real engine (scheduler,
 // forward, sampling) at several batch sizes. Free rows are sampled by the backend (no logits copied out);
-// constrained rows take the host path: logits to JS, the grammar's bitmask applied, sampled, accepted.
+// constrained rows take the host path: logits to JS, the grammar's bitmask applied, sampled, accepted;
+// host_free rows take the host path without a grammar (what the logits copy-out alone costs).
 // The matcher's own time (mask + accept) is measured separately, per token.
 // Run: node dist/src/perf/structured-bench.js [model=pdserve-demo] [batches=1,32] [tokens=64] [device=cpu]
 import { resolveModel } from '../models/resolve.js';
@@ -16,7 +17,8 @@ const SCHEMA = {
   required: ['name', 'bio', 'notes'],
 };
 
-interface Row { batch: number; mode: 'free' | 'json_schema'; msPerStep: number; tokensPerSec: number; matcherUsPerToken: number | null; earlyFinished: number }
+type Mode = 'free' | 'host_free' | 'json_schema';
+interface Row { batch: number; mode: Mode; msPerStep: number; tokensPerSec: number; matcherUsPerToken: number | null; earlyFinished: number }
 
 interface Acc { ns: bigint; n: number; active: number; since: bigint }
 
@@ -54,7 +56,7 @@ export async function runStructuredBench(model = 'pdserve-demo', batches = [1, 3
   let n = 0;
   try {
     for (const batch of batches) {
-      for (const mode of ['free', 'json_schema', 'free', 'json_schema'] as const) {
+      for (const mode of ['free', 'host_free', 'json_schema', 'free', 'host_free', 'json_schema'] as Mode[]) {
         const acc: Acc = { ns: 0n, n: 0, active: 0, since: 0n };
         let early = 0;
         const reqs: GenerateRequest[] = [];
@@ -62,7 +64,9 @@ export async function runStructuredBench(model = 'pdserve-demo', batches = [1, 3
           const r: GenerateRequest = {
             requestId: `bench-${n++}`,
             promptTokenIds: tok.encode(`request ${n} in a batch of ${batch}:`),
-            sampling: { ...defaultSamplingParams, temperature: 1, seed: n, maxTokens: tokens, ignoreEos: true },
+            // host_free: unconstrained, but sampled on the host from copied-out logits (a tiny frequency
+            // penalty keeps the row off the backend sampler): the grammar's cost is json_schema - host_free
+            sampling: { ...defaultSamplingParams, temperature: 1, seed: n, maxTokens: tokens, ignoreEos: true, ...(mode === 'host_free' ? { frequencyPenalty: 1e-9 } : {}) },
           };
           if (mode === 'json_schema') r.constraint = timedConstraint(await grammar.matcher(spec, 'bench'), acc);
           reqs.push(r);
@@ -105,7 +109,8 @@ export async function runStructuredBench(model = 'pdserve-demo', batches = [1, 3
 
 export function formatStructuredBench(rows: Row[]): string {
   const lines = ['batch  mode         ms/step  tok/s     matcher us/token  early  overhead vs free'];
-  for (const r of rows) {
+  const order: Mode[] = ['free', 'host_free', 'json_schema'];
+  for (const r of [...rows].sort((a, b) => a.batch - b.batch || order.indexOf(a.mode) - order.indexOf(b.mode))) {
     const free = rows.find((x) => x.batch === r.batch && x.mode === 'free')!;
     lines.push(`${String(r.batch).padEnd(6)} ${r.mode.padEnd(12)} ${r.msPerStep.toFixed(2).padStart(7)}  ${r.tokensPerSec.toFixed(1).padStart(8)}  ${r.matcherUsPerToken === null ? '-'.padStart(16) : r.matcherUsPerToken.toFixed(1).padStart(16)}  ${String(r.earlyFinished).padStart(5)}  ${r.mode === 'free' ? '' : `${(((r.msPerStep - free.msPerStep) / free.msPerStep) * 100).toFixed(1)} %`}`);
   }
