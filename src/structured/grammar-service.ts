@@ -59,7 +59,7 @@ export class GrammarService {
   /** A new matcher for `spec`; PdsError 400 naming `param` when the spec does not compile. */
   async matcher(spec: GrammarSpec, param: string): Promise<RequestMatcher> {
     const compiled = await this.compile(spec, param);
-    return RequestMatcher.create(this.xg, compiled, this.init.vocabSize, this.init.stopTokenIds);
+    return RequestMatcher.create(this.xg, compiled, this.init.vocabSize);
   }
 
   async compile(spec: GrammarSpec, param: string): Promise<CompiledGrammar> {

@@ -16,9 +16,16 @@ export class RequestMatcher {
     this.mask = new Int32Array(Math.ceil(vocabSize / 32));
   }
 
-  static async create(xg: Xgrammar, compiled: CompiledGrammar, vocabSize: number, stopTokenIds: number[]): Promise<RequestMatcher> {
-    const m = await xg.GrammarMatcher.createGrammarMatcher(compiled, stopTokenIds.length ? stopTokenIds : undefined, false);
-    return new RequestMatcher(m, vocabSize);
+  /** Stop tokens come from the TokenizerInfo (the model's EOS ids, see GrammarService). */
+  static async create(xg: Xgrammar, compiled: CompiledGrammar, vocabSize: number): Promise<RequestMatcher> {
+    const binding = xg.__binding?.();
+    if (binding) {
+      // what createGrammarMatcher does, minus its leaked TokenizerInfo handle (the matcher's class is
+      // private only in the .d.ts; its constructor takes (handle, vocabSize))
+      const Ctor = xg.GrammarMatcher as unknown as new (handle: unknown, vocabSize: number) => GrammarMatcher;
+      return new RequestMatcher(new Ctor(new binding.GrammarMatcher((compiled as unknown as { handle: unknown }).handle, undefined, false, -1), vocabSize), vocabSize);
+    }
+    return new RequestMatcher(await xg.GrammarMatcher.createGrammarMatcher(compiled, undefined, false), vocabSize);
   }
 
   /** Computes the mask for the next token if the last accept made it stale. */

@@ -7,7 +7,10 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type * as XG from '@mlc-ai/web-xgrammar';
 
-export type Xgrammar = typeof XG;
+export type Xgrammar = typeof XG & {
+  /** The embind module once initialised (exposed by the loader; see newMatcherHandle). */
+  __binding?: () => { GrammarMatcher: new (compiled: unknown, stop: unknown, terminateWithoutStop: boolean, maxRollback: number) => unknown } | null;
+};
 
 let cached: Xgrammar | null = null;
 
@@ -18,7 +21,10 @@ export function loadXgrammar(): Xgrammar {
   const req = createRequire(import.meta.url);
   const file = req.resolve('@mlc-ai/web-xgrammar');
   const mod: { exports: Record<string, unknown> } = { exports: {} };
-  const fn = new Function('exports', 'require', 'module', '__filename', '__dirname', readFileSync(file, 'utf8')) as (
+  // expose the module-private embind handle: GrammarMatcher.createGrammarMatcher leaks a TokenizerInfo
+  // handle per call (compiledGrammar.tokenizerInfo() is never deleted); request-matcher.ts avoids it
+  const src = readFileSync(file, 'utf8').replace('let binding = null;', 'let binding = null; exports.__binding = () => binding;');
+  const fn = new Function('exports', 'require', 'module', '__filename', '__dirname', src) as (
     e: unknown, r: NodeJS.Require, m: unknown, f: string, d: string,
   ) => void;
   fn(mod.exports, createRequire(file), mod, file, dirname(file));
