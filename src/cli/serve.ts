@@ -1,4 +1,6 @@
 // `pdserve serve [MODEL]`: one engine behind the OpenAI-compatible API (vLLM's flag names).
+import { createGrammarService } from '../structured/create.js';
+import { getToolParser, toolParserNames } from '../tools/parsers/registry.js';
 import type { Command } from 'commander';
 import { resolveModel } from '../models/resolve.js';
 import { describeSamplingDefaults, resolveSamplingDefaults } from '../models/generation-config.js';
@@ -53,6 +55,9 @@ export function registerServe(program: Command): void {
     .option('--tokenizer-pool-size <n>', 'tokenizer worker threads (0 = tokenize on the event loop)', intOption('--tokenizer-pool-size', 0), 2)
     .option('--tokenizer-queue <n>', 'requests waiting for a tokenizer worker beyond which clients get 429', intOption('--tokenizer-queue', 1), 1024)
     .option('--tokenization-timeout <s>', 'a prompt that takes longer to tokenize gets a 400', numOption('--tokenization-timeout', 0.1), 10)
+    .option('--enable-auto-tool-choice', 'tool_choice "auto": parse tool calls out of the model\'s text (needs --tool-call-parser)', false)
+    .option('--tool-call-parser <name>', `tool-call format of the model: ${toolParserNames().join(' | ')}`)
+    .option('--grammar-compile-timeout <s>', 'structured output: a grammar that takes longer to compile gets a 400', numOption('--grammar-compile-timeout', 0.1), 10)
     .option('--kv-peer-allowlist <host:port>', 'peers a decoder may contact for point-to-point KV (repeatable or comma list; default: loopback hosts)',
       (v: string, prev: string[]) => [...prev, ...v.split(',').map((x) => x.trim()).filter(Boolean)], []);
   addEdgeOptions(cmd, 'default: max-model-len x 64 bytes + 4 MiB')
@@ -71,6 +76,8 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   const loadFormat = o.loadFormat as LoadFormat;
   if (!['auto', 'safetensors', 'dummy'].includes(loadFormat)) throw new PdsError('PDS_ERR_CONFIG', `--load-format must be auto, safetensors or dummy (got ${loadFormat})`);
   if (o.kvConfig) process.env.PDSERVE_KV_CONFIG_FILE = o.kvConfig;
+  if (o.toolCallParser && !getToolParser(o.toolCallParser)) throw new PdsError('PDS_ERR_CONFIG', `--tool-call-parser: unknown parser '${o.toolCallParser}' (${toolParserNames().join(', ')})`);
+  if (o.enableAutoToolChoice && !o.toolCallParser) throw new PdsError('PDS_ERR_CONFIG', '--enable-auto-tool-choice requires --tool-call-parser');
   const kvTransferConfig = o.kvTransferConfig ? parseKvTransferConfig(o.kvTransferConfig) : undefined;
   const edge = edgeSettings(o as EdgeFlags, o.host);
   const resolved = await resolveModel(model, { loadFormat });
@@ -100,7 +107,12 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   const encoder: PromptEncoder = o.tokenizerPoolSize > 0
     ? await TokenizerPool.start({ load: created.tokenizerSource, size: o.tokenizerPoolSize, maxQueue: o.tokenizerQueue, deadlineMs: o.tokenizationTimeout * 1000 })
     : new InlineEncoder(created.client.tokenizer);
+  const eosIds = created.client.tokenizer.eosTokenIds.length ? created.client.tokenizer.eosTokenIds : created.modelConfig.eosTokenIds;
+  const grammar = await createGrammarService(created.tokenizerSource.tokenizerJsonPath, created.client.model.vocabSize, eosIds,
+    { compileTimeoutMs: o.grammarCompileTimeout * 1000 });
   const server = createApiServer(created.client, {
+    grammar,
+    tools: { enableAutoToolChoice: !!o.enableAutoToolChoice, toolCallParser: o.toolCallParser ?? null },
     maxModelLen: created.maxModelLen,
     servedModelName: o.servedModelName ?? resolved.name,
     accessLog: o.accessLog,
@@ -119,6 +131,8 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     if (!edge.secret) log.warn('point-to-point KV needs --internal-secret-file: without it kv_transfer_params are ignored and /v1/kv/release is refused');
   }
   const port = await server.listen(o.port, o.host);
+  // the vocabulary's TokenizerInfo (≈0.4 s for 152k tokens) is built now rather than on the first request
+  grammar.warm().catch((e) => log.warn(`structured output unavailable: ${(e as Error).message}`));
   p2p?.setEndpoint(o.host, port);
   log.info(`API keys: ${edge.apiKeys.length ? `${edge.apiKeys.length} configured` : 'none (open)'}; internal secret: ${edge.secret ? edge.secret.path : 'none'}; tokenizer: ${o.tokenizerPoolSize > 0 ? `${o.tokenizerPoolSize} worker(s)` : 'inline'}`);
   log.info(`Serving ${created.client.model.name} on http://${o.host}:${port} (device ${created.native.deviceName})`);
@@ -131,6 +145,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     force.unref();
     await server.close().catch(() => {});
     await encoder.close().catch(() => {});
+    await grammar.close().catch(() => {});
     await created.client.shutdown().catch(() => {});
     created.native.dispose();
     process.exit(0);

@@ -8,11 +8,19 @@ import { Scheduler, connectorView } from './scheduler.js';
 import { ModelRunner, type ForwardModel, type RunResult, type SamplingPlan } from './model-runner.js';
 import { Sequence } from './sequence.js';
 import { sampleRow, backendCanSample, GREEDY_EPS } from './sampler.js';
+import { sampleMaskedRow } from '../structured/masked-sample.js';
 import { Rng } from '../util/rng.js';
 import { greedyRows } from '../native/binding.js';
 import { PdsError } from '../util/errors.js';
 
 const log = getLogger('engine');
+
+/** Grammar masks for the sequences this step may sample (a microtask each when already prepared). */
+async function prepareConstraints(scheduled: ReadonlyArray<{ seq: Sequence }>): Promise<void> {
+  let pending: Promise<void>[] | null = null;
+  for (const { seq } of scheduled) if (seq.constraint && !seq.constraint.ready) (pending ??= []).push(seq.constraint.prepare());
+  if (pending) await Promise.all(pending);
+}
 /** PDS_TRACE_STEPS=1: one log line per step with its forward and save/postprocess times. */
 const TRACE_STEPS = process.env.PDS_TRACE_STEPS === '1';
 
@@ -71,6 +79,7 @@ export class LLMEngine {
       throw new PdsError('PDS_ERR_CONTEXT_LENGTH', `request needs ${maxBlocksNeeded} KV blocks but the cache has ${this.blockManager.numBlocks}`);
     const seq = new Sequence(req.requestId, req.promptTokenIds, req.sampling, req.kvTransferParams);
     if (req.sampling.seed !== null) seq.rng = new Rng(req.sampling.seed);
+    if (req.constraint) seq.constraint = req.constraint;
     this.byId.set(req.requestId, seq);
     this.scheduler.add(seq);
     return seq;
@@ -111,6 +120,7 @@ export class LLMEngine {
       connector.startLoadKv(meta);
     }
     if (out.scheduled.length) {
+      await prepareConstraints(out.scheduled);
       const t0 = TRACE_STEPS ? performance.now() : 0;
       const run = await this.runner.run(out.scheduled, (seqs) => this.planSampling(seqs));
       const t1 = TRACE_STEPS ? performance.now() : 0;
@@ -169,7 +179,7 @@ export class LLMEngine {
     const host = new Array<boolean>(R).fill(false);
     seqs.forEach((seq, r) => {
       const sp = seq.sampling;
-      host[r] = !backendCanSample(sp, seq.numOutputTokens, this.args.eosTokenIds);
+      host[r] = seq.constraint !== null || !backendCanSample(sp, seq.numOutputTokens, this.args.eosTokenIds);
       arrays.temperature[r] = sp.temperature;
       arrays.topP[r] = sp.topP;
       arrays.minP[r] = sp.minP;
@@ -191,7 +201,11 @@ export class LLMEngine {
       let tokenId: number;
       let logprob: TokenLogprob | undefined;
       if (tokens && plan && !plan.hostRows[r]) tokenId = tokens[r]!;
-      else {
+      else if (seq.constraint && logits && backendCanSample(seq.sampling, seq.numOutputTokens, this.args.eosTokenIds)) {
+        // grammar row the backend's sampler could do but for the mask: mask here, sample natively
+        const u = seq.sampling.temperature >= GREEDY_EPS ? Math.min((seq.rng ?? this.rng).random(), 0.99999994) : 0;
+        tokenId = sampleMaskedRow(logits.subarray(r * V, (r + 1) * V), seq.constraint.mask, seq.sampling, u);
+      } else {
         if (!logits) throw new Error('internal: no logits for a host-sampled row');
         const row = logits.subarray(r * V, (r + 1) * V);
         ({ tokenId, logprob } = sampleRow(row, {
@@ -201,7 +215,15 @@ export class LLMEngine {
           numOutputTokens: seq.numOutputTokens,
           eosTokenIds: this.args.eosTokenIds,
           rng: seq.rng ?? this.rng,
+          ...(seq.constraint ? { allowed: seq.constraint.mask } : {}),
         }));
+      }
+      if (seq.constraint && !seq.constraint.accept(tokenId)) {
+        // nothing the grammar allows could be sampled (e.g. min_tokens masked the only allowed EOS)
+        log.warn(`request ${seq.requestId}: token ${tokenId} rejected by its grammar; ending it`);
+        seq.finishReason = 'stop';
+        this.end(seq);
+        return;
       }
       if (seq.numOutputTokens === 0) seq.firstTokenTime = performance.now();
       seq.appendToken(tokenId, logprob);
@@ -220,6 +242,7 @@ export class LLMEngine {
       if (!sp.ignoreEos && this.args.eosTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: null };
       if (sp.stopTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: tokenId };
     }
+    if (seq.constraint?.isTerminated()) return { reason: 'stop', stopReason: null };
     if (seq.numOutputTokens >= sp.maxTokens) return { reason: 'length', stopReason: null };
     if (seq.numTokens >= this.args.maxModelLen) return { reason: 'length', stopReason: null };
     return null;
@@ -232,6 +255,7 @@ export class LLMEngine {
    * the params; the blocks (and the request id) stay held until doneSending.
    */
   private end(seq: Sequence): void {
+    seq.constraint?.dispose();
     let fin: { delayFree: boolean; kvTransferParams?: Record<string, unknown> } = { delayFree: false };
     const connector = this.args.connector;
     if (connector && seq.blockTable.length) fin = connector.requestFinished(connectorView(seq), seq.blockTable);

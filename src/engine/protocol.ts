@@ -45,6 +45,22 @@ export interface GenerateRequest {
   sampling: SamplingParams;
   /** NIXL-style point-to-point parameters, passed through to the KV connector (may be undefined). */
   kvTransferParams?: Record<string, unknown>;
+  /** A grammar on the output (structured output, tool calls): owned by the engine from addRequest on. */
+  constraint?: TokenConstraint;
+}
+
+/**
+ * Per-request token constraint (src/structured/request-matcher.ts). Before a step that samples the request
+ * the engine awaits prepare(); `mask` then holds the allowed ids (bit id&31 of word id>>5); the sampled
+ * token goes to accept(). EOS is allowed only where the grammar may end. dispose() when the request ends.
+ */
+export interface TokenConstraint {
+  readonly mask: Int32Array;
+  readonly ready: boolean;
+  prepare(): Promise<void>;
+  accept(tokenId: number): boolean;
+  isTerminated(): boolean;
+  dispose(): void;
 }
 
 export interface TokenLogprob {

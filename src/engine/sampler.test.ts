@@ -56,3 +56,15 @@ test('logprobs are the raw distribution', () => {
   assert.ok(Math.abs(r.logprob!.top[0]!.logprob - Math.log(0.75)) < 1e-6);
   assert.equal(r.logprob!.top[0]!.tokenId, 1);
 });
+
+test('a grammar bitmask: greedy and random sampling only ever pick allowed ids', () => {
+  const logits = [5, 4, 3, 2, 1, 0, -1, -2];
+  const allowed = new Int32Array([(1 << 2) | (1 << 6)]);
+  assert.equal(sampleRow(Float32Array.from(logits), { ...ctx({ temperature: 0 }), allowed }).tokenId, 2);
+  const c = { ...ctx({ temperature: 1.5, topK: 3, topP: 0.9 }), allowed };
+  for (let i = 0; i < 500; i++) assert.ok([2, 6].includes(sampleRow(Float32Array.from(logits), c).tokenId));
+  // with logprobs, the reported distribution is the raw one (vLLM's default), the choice still masked
+  const r = sampleRow(Float32Array.from(logits), { ...ctx({ temperature: 0, logprobs: 1 }), allowed });
+  assert.equal(r.tokenId, 2);
+  assert.equal(r.logprob!.top[0]!.tokenId, 0);
+});

@@ -3,6 +3,7 @@
 // Works in place on the row (a view into the runner's logits buffer).
 import type { SamplingParams, TokenLogprob } from './protocol.js';
 import type { Rng } from '../util/rng.js';
+import { applyBitmask } from '../structured/apply-bitmask.js';
 
 export interface SampleContext {
   sampling: SamplingParams;
@@ -11,6 +12,8 @@ export interface SampleContext {
   numOutputTokens: number;
   eosTokenIds: readonly number[];
   rng: Rng;
+  /** grammar bitmask (bit id&31 of word id>>5 = allowed): other ids are masked to -inf before anything else */
+  allowed?: Int32Array;
 }
 
 export const GREEDY_EPS = 1e-5;
@@ -30,6 +33,7 @@ export function sampleRow(logits: Float32Array, ctx: SampleContext): { tokenId: 
   // logprobs come from the raw model distribution, before penalties and masking
   const raw = sp.logprobs !== null ? logits.slice() : null;
 
+  if (ctx.allowed) applyBitmask(logits, ctx.allowed);
   applyPenalties(logits, ctx);
   if (ctx.numOutputTokens < sp.minTokens) {
     if (!sp.ignoreEos) for (const e of ctx.eosTokenIds) if (e < logits.length) logits[e] = -Infinity;
@@ -155,7 +159,7 @@ function sampleStochastic(row: Float32Array, sp: SamplingParams, rng: Rng): numb
   let last = -1;
   for (let i = 0; i < V; i++) {
     const v = row[i]!;
-    if (v < thr) continue;
+    if (v < thr || v === -Infinity) continue; // masked ids never win, not even by rounding
     last = i;
     r -= Math.exp((v - m) * invT);
     if (r < 0) return i;

@@ -1,5 +1,5 @@
 // A request's state inside the engine. The block table is the only link to KV memory (integers).
-import type { SamplingParams, TokenLogprob, FinishReason } from './protocol.js';
+import type { SamplingParams, TokenLogprob, FinishReason, TokenConstraint } from './protocol.js';
 import type { KvTransferParams } from './connector/types.js';
 import type { Rng } from '../util/rng.js';
 
@@ -36,6 +36,8 @@ export class Sequence {
   // output bookkeeping since the last emitted increment
   pendingTokenIds: number[] = [];
   pendingLogprobs: TokenLogprob[] = [];
+  /** grammar on the output (masked sampling on the host), disposed when the sequence ends */
+  constraint: TokenConstraint | null = null;
   /** counts of generated tokens (penalties) */
   readonly outputCounts = new Map<number, number>();
 

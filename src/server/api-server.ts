@@ -23,6 +23,8 @@ import { packageVersion, registerInfoRoutes } from './info-routes.js';
 import { ServerMetrics } from './metrics.js';
 import { RequestIds } from './request-context.js';
 import type { ServerContext } from './server-context.js';
+import type { GrammarService } from '../structured/grammar-service.js';
+import type { ToolSettings } from './tools/tool-plan.js';
 
 export interface ApiServerOptions {
   servedModelName?: string | string[]; // default engine.model.name; the first is reported in responses
@@ -37,6 +39,8 @@ export interface ApiServerOptions {
   listener?: Partial<Omit<ListenerLimits, 'bodyLimitBytes'>>;
   accessLog?: boolean; // uvicorn-style line per response (default false)
   version?: string; // reported by GET /version (default: package.json's)
+  grammar?: GrammarService | null; // structured output / tool choice (default none: such requests get a 400)
+  tools?: ToolSettings; // default: auto tool choice off, no parser
 }
 
 export interface ApiServer {
@@ -71,6 +75,8 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
     ids: new RequestIds(),
     encoder: opts.encoder ?? new InlineEncoder(engine.tokenizer),
     limits: { ...defaultRequestLimits, ...opts.limits },
+    grammar: opts.grammar ?? null,
+    tools: opts.tools ?? { enableAutoToolChoice: false, toolCallParser: null },
   };
   const listener = checkListenerLimits({
     ...defaultListenerLimits,

@@ -17,6 +17,9 @@ import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
 import { SseWriter, streamError } from './sse.js';
 import { StreamUsage, usageOf } from './usage.js';
+import { attachConstraints, structuredSpecOf } from './structured-fields.js';
+import { toolPlanOf, type ToolPlan } from './tools/tool-plan.js';
+import { sendToolDeltas, toolMessage, ToolDeltaStream } from './tools/tool-output.js';
 
 export async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = parseBody(chatRequestSchema, request.body);
@@ -30,6 +33,10 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   checkStop(body.stop, ctx.limits);
   checkChat(body, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
+  const toolPlan = toolPlanOf(body, ctx.tools);
+  const structured = structuredSpecOf(body);
+  if (toolPlan && body.stream && logprobs !== null) throw badRequest('logprobs are not supported on streamed tool-using requests', 'logprobs');
+  if (toolPlan?.constraint && structured) throw badRequest(`tool_choice "${toolPlan.mode}" cannot be combined with ${structured.param}`, structured.param);
   const tok = ctx.engine.tokenizer;
   if (body.continue_final_message && body.add_generation_prompt) {
     throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
@@ -56,11 +63,13 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     sampling,
     ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   };
+  await attachConstraints(ctx, structured ?? toolPlan?.constraint ?? null, [req]);
   reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);
-  if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply);
+  if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply, toolPlan);
 
   const [c] = await runBatch(ctx, [req], signal, (outputs) => collect(outputs));
+  const msg = toolPlan ? toolMessage(toolPlan, c!.text, c!.finishReason) : null;
   return {
     id: `chatcmpl-${baseId}`,
     object: 'chat.completion',
@@ -68,9 +77,9 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     model: servedName(ctx),
     choices: [{
       index: 0,
-      message: { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
+      message: msg?.message ?? { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
       logprobs: logprobs !== null ? chatLogprobs(new LogprobText(tok, prompt.tokenIds, !!body.return_tokens_as_token_ids), c!.logprobs) : null,
-      finish_reason: c!.finishReason,
+      finish_reason: msg?.finishReason ?? c!.finishReason,
       stop_reason: c!.stopReason,
       ...(body.return_token_ids ? { token_ids: c!.tokenIds } : {}),
     }],
@@ -83,9 +92,10 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
 
 async function streamChat(
   ctx: ServerContext, body: ChatRequest, req: GenerateRequest, baseId: string, signal: AbortSignal,
-  reply: FastifyReply,
+  reply: FastifyReply, toolPlan: ToolPlan | null,
 ): Promise<void> {
   const tok = ctx.engine.tokenizer;
+  const tools = toolPlan ? new ToolDeltaStream(toolPlan) : null;
   const head = { id: `chatcmpl-${baseId}`, object: 'chat.completion.chunk', created: nowSeconds(), model: servedName(ctx) };
   let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
   const usage = new StreamUsage(1);
@@ -103,6 +113,10 @@ async function streamChat(
           });
         }
         usage.add(0, out);
+        if (tools) {
+          await sendToolDeltas(sse, head, tools, out, continuous ? usage.of(0) : null);
+          continue;
+        }
         const lps = req.sampling.logprobs !== null ? out.newLogprobs ?? [] : null;
         if (!out.newText && !out.finished && !body.return_token_ids && !lps?.length) continue;
         await sse.send({

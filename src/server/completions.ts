@@ -17,6 +17,7 @@ import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
 import { SseWriter, streamError } from './sse.js';
 import { StreamUsage, usageOf } from './usage.js';
+import { attachConstraints, structuredSpecOf } from './structured-fields.js';
 
 const DEFAULT_MAX_TOKENS = 16;
 
@@ -29,6 +30,7 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
   checkStop(body.stop, ctx.limits);
   checkCompletionPrompts(body.prompt, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs, 'logprobs', ctx.samplingDefaults);
+  const structured = structuredSpecOf(body);
   const prompts = await encodeCompletionPrompts(body.prompt, ctx.encoder, tok.vocabSize, body.add_special_tokens ?? true);
   const samplings = prompts.map((p) => withMaxTokens(base,
     resolveMaxTokens(body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
@@ -45,6 +47,7 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     sampling: samplings[i]!,
     ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   }));
+  await attachConstraints(ctx, structured, reqs);
   reply.header('x-request-id', baseId);
   const head = { id: `cmpl-${baseId}`, object: 'text_completion', created: nowSeconds(), model: servedName(ctx) };
   const signal = disconnectSignal(reply);

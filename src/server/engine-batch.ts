@@ -19,6 +19,7 @@ export async function runBatch<T>(
       local.abort();
       throw e;
     } finally {
+      req.constraint?.dispose(); // idempotent; covers requests the engine never took
       ctx.ids.release(req.requestId);
     }
   }));

@@ -36,7 +36,8 @@ const common = {
     max_model_len: int().positive().nullish(),
   }).strict().nullish(),
   user: z.string().nullish(),
-  // Accepted on the wire but not implemented: a request that sets them gets a 400 (sampling.ts).
+  // logit_bias, prompt_logprobs: accepted on the wire, not implemented: 400 (sampling.ts).
+  // response_format, structured_outputs, guided_*: structured-fields.ts.
   logit_bias: z.record(z.string(), z.number()).nullish(),
   response_format: z.looseObject({ type: z.string() }).nullish(),
   prompt_logprobs: int().nullish(),
@@ -44,6 +45,9 @@ const common = {
   guided_regex: z.unknown().optional(),
   guided_choice: z.unknown().optional(),
   guided_grammar: z.unknown().optional(),
+  guided_whitespace_pattern: z.unknown().optional(),
+  guided_decoding_backend: z.unknown().optional(),
+  structured_outputs: z.record(z.string(), z.unknown()).nullish(), // structured-fields.ts
 };
 
 export const completionRequestSchema = z.object({
@@ -75,6 +79,8 @@ export const chatRequestSchema = z.object({
   add_special_tokens: z.boolean().nullish(),
   echo: z.boolean().nullish(),
   tools: z.array(z.unknown()).nullish(),
+  tool_choice: z.unknown().optional(), // server/tools/tool-plan.ts
+  parallel_tool_calls: z.boolean().nullish(),
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 export type WireChatMessage = z.infer<typeof chatMessage>;

@@ -8,6 +8,8 @@ import { zodToPdsError } from './http-errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { RequestIds } from './request-context.js';
 import type { RequestLimits } from './request-limits.js';
+import type { GrammarService } from '../structured/grammar-service.js';
+import type { ToolSettings } from './tools/tool-plan.js';
 
 export interface ServerContext {
   engine: EngineClient;
@@ -19,6 +21,8 @@ export interface ServerContext {
   ids: RequestIds;
   encoder: PromptEncoder; // request text -> token ids (off the event loop unless configured inline)
   limits: RequestLimits; // checked before the encoder runs
+  grammar: GrammarService | null; // structured output (null: requests that ask for it get a 400)
+  tools: ToolSettings; // --enable-auto-tool-choice, --tool-call-parser
 }
 
 export function servedName(ctx: ServerContext): string {

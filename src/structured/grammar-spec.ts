@@ -1,0 +1,52 @@
+// What a request constrains its output to, in xgrammar's terms, and how to compile it. Shared by the
+// compile worker (which proves a spec compiles, in an isolated WASM instance) and the main thread.
+import type { CompiledGrammar, GrammarCompiler } from '@mlc-ai/web-xgrammar';
+
+/** longest whitespace run between JSON tokens when whitespace is free (a 4-deep pretty-print needs 9) */
+export const MAX_WS = 16;
+
+export type GrammarSpec =
+  | { kind: 'json_object' } // any JSON object (json_object mode, vLLM's structured_outputs.json_object)
+  | { kind: 'json_schema'; schema: string; anyWhitespace: boolean } // schema: JSON text
+  | { kind: 'regex'; pattern: string }
+  | { kind: 'choice'; choices: string[] }
+  | { kind: 'grammar'; ebnf: string } // xgrammar EBNF (GBNF-like), root rule "root"
+  | { kind: 'structural_tag'; tag: string }; // xgrammar structural tag JSON (tool calling)
+
+/** The compile cache key: equal keys compile to the same grammar. */
+export function specKey(s: GrammarSpec): string {
+  switch (s.kind) {
+    case 'json_object': return 'json_object';
+    case 'json_schema': return `json_schema\0${s.anyWhitespace ? 1 : 0}\0${s.schema}`;
+    case 'regex': return `regex\0${s.pattern}`;
+    case 'choice': return `choice\0${JSON.stringify(s.choices)}`;
+    case 'grammar': return `grammar\0${s.ebnf}`;
+    case 'structural_tag': return `structural_tag\0${s.tag}`;
+  }
+}
+
+/** An EBNF string literal for any text (xgrammar takes C-style escapes). */
+export function ebnfLiteral(text: string): string {
+  let out = '"';
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += '\\' + ch;
+    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+    else out += ch;
+  }
+  return out + '"';
+}
+
+/** Compiles on whichever xgrammar instance `compiler` belongs to. Throws (and may poison that WASM
+ * instance: xgrammar aborts on bad input) when the spec is invalid — run unproven specs in the worker. */
+export async function compileSpec(compiler: GrammarCompiler, s: GrammarSpec): Promise<CompiledGrammar> {
+  switch (s.kind) {
+    case 'json_object': return compiler.compileBuiltinJSONGrammar();
+    // any whitespace: runs capped at MAX_WS characters (small models otherwise spend their budget on it)
+    case 'json_schema': return compiler.compileJSONSchema(s.schema, s.anyWhitespace, -1, s.anyWhitespace ? undefined : [',', ':'], true, s.anyWhitespace ? MAX_WS : undefined);
+    case 'regex': return compiler.compileStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: s.pattern } });
+    case 'choice': return compiler.compileGrammar(`root ::= ${s.choices.map(ebnfLiteral).join(' | ')}`);
+    case 'grammar': return compiler.compileGrammar(s.ebnf);
+    case 'structural_tag': return compiler.compileStructuralTag(s.tag);
+  }
+}
