@@ -18,6 +18,8 @@ export interface SamplingParams {
   includeStopStrInOutput: boolean;
   logprobs: number | null; // null = off; k >= 0 = return chosen token logprob + top k
   skipSpecialTokens: boolean;
+  /** additive biases on logits before sampling ([token id, bias] pairs, bias in [-100, 100]); empty = off */
+  logitBias?: ReadonlyArray<readonly [number, number]>;
 }
 
 export const defaultSamplingParams: SamplingParams = {
@@ -45,6 +47,11 @@ export interface GenerateRequest {
   sampling: SamplingParams;
   /** NIXL-style point-to-point parameters, passed through to the KV connector (may be undefined). */
   kvTransferParams?: Record<string, unknown>;
+  /**
+   * Parallel sampling: n sequences forked from one prefill (they share the prompt's KV blocks), each with
+   * its own sampling stream (child i: seed + i when seeded). Outputs carry `index`; default 1.
+   */
+  n?: number;
 }
 
 export interface TokenLogprob {
@@ -58,6 +65,8 @@ export type FinishReason = 'stop' | 'length' | 'abort';
 /** One increment of a request's output (deltas since the previous increment). */
 export interface RequestOutput {
   requestId: string;
+  /** which of the request's n sequences this increment belongs to (0 when n = 1); `finished` is per sequence */
+  index?: number;
   newTokenIds: number[];
   newText: string; // detokenized delta; never ends inside a UTF-8 sequence; stop strings removed
   newLogprobs?: TokenLogprob[]; // aligned with newTokenIds, when sampling.logprobs != null

@@ -53,6 +53,11 @@ export class Scheduler {
     this.waiting.push(seq);
   }
 
+  /** A forked child (it holds its share of the prompt's blocks): ahead of new requests, its request was admitted. */
+  addForked(seq: Sequence): void {
+    this.waiting.unshift(seq);
+  }
+
   hasWork(): boolean {
     return this.waiting.length > 0 || this.running.length > 0;
   }
@@ -128,7 +133,8 @@ export class Scheduler {
     const cached = this.bm.matchPrefix(seq.tokenIds);
     const numLocal = cached.blockIds.length * this.bm.blockSize;
     let numExternal = 0;
-    if (this.connector && seq.numPreemptions === 0) {
+    const askConnector = this.connector !== null && seq.numPreemptions === 0 && !seq.isForkChild;
+    if (askConnector) {
       const r = this.connector.getNumNewMatchedTokens(connectorView(seq), numLocal);
       if (r.count === null) return 'later';
       numExternal = Math.max(0, Math.min(r.count, seq.numTokens - 1 - numLocal));
@@ -152,7 +158,7 @@ export class Scheduler {
     const alloc = this.bm.allocate(cached, numComputed + n);
     if (!alloc) return 'no-blocks';
     this.bm.recordPrefixQuery(seq.numTokens, numLocal);
-    if (this.connector && seq.numPreemptions === 0) this.connector.updateStateAfterAlloc(connectorView(seq), alloc.blockTable, 0);
+    if (askConnector) this.connector!.updateStateAfterAlloc(connectorView(seq), alloc.blockTable, 0);
     seq.blockTable = alloc.blockTable;
     seq.blockHashes = alloc.hashes;
     seq.numComputedTokens = numComputed;

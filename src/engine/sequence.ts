@@ -33,6 +33,13 @@ export class Sequence {
   /** aborted while its KV was loading: blocks are freed once the load ends */
   aborted = false;
   firstTokenTime = 0;
+  /** parallel sampling: the parent's request id (its own for the parent) and this sequence's choice index */
+  groupId: string;
+  index = 0;
+  /** sequences still to fork from this one when it samples its first token (n - 1 on a parent) */
+  forksPending = 0;
+  /** a forked child: shares the parent's prompt blocks, invisible to the KV connector */
+  isForkChild = false;
   // output bookkeeping since the last emitted increment
   pendingTokenIds: number[] = [];
   pendingLogprobs: TokenLogprob[] = [];
@@ -46,6 +53,7 @@ export class Sequence {
     this.sampling = sampling;
     this.arrivalTime = performance.now();
     this.kvTransferParams = kvTransferParams;
+    this.groupId = requestId;
   }
 
   get numTokens(): number {

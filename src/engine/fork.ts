@@ -1,0 +1,36 @@
+// Parallel sampling (n > 1): a parent sequence prefills the prompt once; when it samples its first token,
+// n - 1 children fork from it. A child shares the parent's full prompt blocks (ref count + 1 each, the
+// block manager's retain) and gets fresh blocks for the rest: the prompt's partial last block (fewer than
+// block_size tokens) is recomputed into the child's own block on its next step, so no block is ever
+// written by two sequences (no copy-on-write needed). Each child samples its first token from the parent's
+// logits row of that step, with its own generator: seed + i when the request is seeded (vLLM's rule).
+import type { BlockManager } from './block-manager.js';
+import { Sequence } from './sequence.js';
+import { Rng } from '../util/rng.js';
+
+/** Id of child `index` of `parentId` (engine-internal; never a client-visible request id). */
+export function forkChildId(parentId: string, index: number): string {
+  return `${parentId}\u0000n${index}`;
+}
+
+/**
+ * Child `index` of `parent`, which has just computed its whole prompt (numComputedTokens = prompt length)
+ * and has not sampled yet. The child holds its share of the parent's full blocks on return; it has no
+ * token of its own yet (the caller samples it).
+ */
+export function forkChild(parent: Sequence, index: number, bm: BlockManager): Sequence {
+  const child = new Sequence(forkChildId(parent.requestId, index), parent.promptTokenIds, parent.sampling);
+  child.groupId = parent.groupId;
+  child.index = index;
+  child.isForkChild = true;
+  if (parent.sampling.seed !== null) child.rng = new Rng(parent.sampling.seed + index);
+  const full = Math.min(Math.floor(parent.numComputedTokens / bm.blockSize), parent.blockTable.length);
+  child.blockTable = parent.blockTable.slice(0, full);
+  bm.retain(child.blockTable);
+  child.blockHashes = parent.blockHashes.slice(0, full);
+  child.numComputedTokens = full * bm.blockSize;
+  child.numCachedTokens = parent.numCachedTokens;
+  child.numExternalTokens = 0;
+  child.firstTokenTime = performance.now();
+  return child;
+}
