@@ -1,9 +1,12 @@
-// POST /v1/chat/completions: messages rendered with the model's chat template, one engine request.
-// Stream: a role delta {role:"assistant",content:""} first, content deltas, the last delta carrying
+// POST /v1/chat/completions: messages rendered with the model's chat template, one engine request (n or
+// best_of sequences forked over one prefill). Stream: per choice a role delta {role:"assistant",content:""}
+// first (then the echoed final assistant message when echo), content deltas, the last delta carrying
 // finish_reason, a usage chunk when stream_options.include_usage, then [DONE].
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateRequest } from '../engine/protocol.js';
-import { collect } from './engine-run.js';
+import { collectChoices } from './engine-run.js';
+import { bestIndices, choiceCounts, parseLogitBias } from './parallel-sampling.js';
+import { chatEchoText } from './chat-echo.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
 import { chatLogprobs, LogprobText } from './logprobs.js';
@@ -21,7 +24,6 @@ import { StreamUsage, usageOf } from './usage.js';
 export async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = parseBody(chatRequestSchema, request.body);
   checkModel(ctx, body.model);
-  if (body.echo) throw badRequest('echo is not supported for chat completions', 'echo');
   if (body.top_logprobs != null && !body.logprobs) {
     throw badRequest('when using `top_logprobs`, `logprobs` must be set to true.', 'top_logprobs');
   }
@@ -31,6 +33,11 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   checkChat(body, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
   const tok = ctx.engine.tokenizer;
+  const logitBias = parseLogitBias(body.logit_bias, tok.vocabSize);
+  if (logitBias) base.logitBias = logitBias;
+  const { n, bestOf } = choiceCounts(body, 1, ctx.limits);
+  if (bestOf > n && base.logprobs === null) base.logprobs = 0; // ranking needs the chosen tokens' logprobs
+  const echo = body.echo ? chatEchoText(body.messages) : '';
   if (body.continue_final_message && body.add_generation_prompt) {
     throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
   }
@@ -54,41 +61,44 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     requestId: ctx.ids.acquire(headerId ?? `chatcmpl-${baseId}`),
     promptTokenIds: prompt.tokenIds,
     sampling,
+    ...(bestOf > 1 ? { n: bestOf } : {}),
     ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   };
   reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);
-  if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply);
+  if (body.stream) return streamChat(ctx, body, req, n, echo, baseId, signal, reply);
 
-  const [c] = await runBatch(ctx, [req], signal, (outputs) => collect(outputs));
+  const [group] = await runBatch(ctx, [req], signal, (outputs) => collectChoices(outputs, bestOf));
+  const results = bestOf > n ? bestIndices(group!, n).map((j) => group![j]!) : group!;
+  const c0 = results[0]!;
   return {
     id: `chatcmpl-${baseId}`,
     object: 'chat.completion',
     created: nowSeconds(),
     model: servedName(ctx),
-    choices: [{
-      index: 0,
-      message: { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
-      logprobs: logprobs !== null ? chatLogprobs(new LogprobText(tok, prompt.tokenIds, !!body.return_tokens_as_token_ids), c!.logprobs) : null,
-      finish_reason: c!.finishReason,
-      stop_reason: c!.stopReason,
-      ...(body.return_token_ids ? { token_ids: c!.tokenIds } : {}),
-    }],
-    usage: usageOf([c!]),
-    ...(body.return_token_ids ? { prompt_token_ids: c!.promptTokenIds } : {}),
+    choices: results.map((c, index) => ({
+      index,
+      message: { role: 'assistant', content: echo + c.text, reasoning_content: null, tool_calls: [] },
+      logprobs: logprobs !== null ? chatLogprobs(new LogprobText(tok, prompt.tokenIds, !!body.return_tokens_as_token_ids), c.logprobs) : null,
+      finish_reason: c.finishReason,
+      stop_reason: c.stopReason,
+      ...(body.return_token_ids ? { token_ids: c.tokenIds } : {}),
+    })),
+    usage: usageOf(results, n),
+    ...(body.return_token_ids ? { prompt_token_ids: c0.promptTokenIds } : {}),
     prompt_logprobs: null,
-    kv_transfer_params: c!.kvTransferParams,
+    kv_transfer_params: c0.kvTransferParams,
   };
 }
 
 async function streamChat(
-  ctx: ServerContext, body: ChatRequest, req: GenerateRequest, baseId: string, signal: AbortSignal,
+  ctx: ServerContext, body: ChatRequest, req: GenerateRequest, n: number, echo: string, baseId: string, signal: AbortSignal,
   reply: FastifyReply,
 ): Promise<void> {
   const tok = ctx.engine.tokenizer;
   const head = { id: `chatcmpl-${baseId}`, object: 'chat.completion.chunk', created: nowSeconds(), model: servedName(ctx) };
   let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
-  const usage = new StreamUsage(1);
+  const usage = new StreamUsage(n, n);
   const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
     const lpText = new LogprobText(tok, req.promptTokenIds, !!body.return_tokens_as_token_ids);
@@ -96,26 +106,30 @@ async function streamChat(
       for await (const out of outputs) {
         if (!sse) {
           sse = new SseWriter(reply, { 'x-request-id': baseId });
-          await sse.send({
-            ...head,
-            choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
-            ...(body.return_token_ids ? { prompt_token_ids: out.promptTokenIds } : {}),
-          });
+          for (let index = 0; index < n; index++) {
+            await sse.send({
+              ...head,
+              choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+              ...(body.return_token_ids ? { prompt_token_ids: out.promptTokenIds } : {}),
+            });
+            if (echo) await sse.send({ ...head, choices: [{ index, delta: { content: echo }, logprobs: null, finish_reason: null }] });
+          }
         }
-        usage.add(0, out);
+        const index = out.index ?? 0;
+        usage.add(index, out);
         const lps = req.sampling.logprobs !== null ? out.newLogprobs ?? [] : null;
         if (!out.newText && !out.finished && !body.return_token_ids && !lps?.length) continue;
         await sse.send({
           ...head,
           choices: [{
-            index: 0,
+            index,
             delta: out.newText || !out.finished ? { content: out.newText } : {},
             logprobs: lps ? chatLogprobs(lpText, lps) : null,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
             ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),
           }],
-          ...(continuous ? { usage: usage.of(0) } : {}),
+          ...(continuous ? { usage: usage.of(index) } : {}),
         });
       }
     });

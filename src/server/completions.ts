@@ -1,9 +1,9 @@
-// POST /v1/completions: one engine request per prompt (a list yields one choice per prompt, index =
-// position); non-streaming JSON or SSE chunks {choices:[{index,text,logprobs,finish_reason,stop_reason}]},
+// POST /v1/completions: one engine request per prompt, each with n (or best_of) sequences forked over one
+// prefill; choice index = prompt position × n + sequence. Non-streaming JSON or SSE chunks {choices:[{index,text,logprobs,finish_reason,stop_reason}]},
 // then a usage chunk when stream_options.include_usage, then [DONE].
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateRequest, RequestOutput } from '../engine/protocol.js';
-import { collect } from './engine-run.js';
+import { collectChoices } from './engine-run.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
 import { completionLogprobs, LogprobText, logprobsTextLength } from './logprobs.js';
@@ -14,6 +14,7 @@ import { checkCompletionPrompts, checkStop } from './request-limits.js';
 import { checkDecodeLimits } from './decode-limits.js';
 import { completionRequestSchema, type CompletionRequest } from './request-schemas.js';
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
+import { bestIndices, choiceCounts, parseLogitBias } from './parallel-sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
 import { SseWriter, streamError } from './sse.js';
 import { StreamUsage, usageOf } from './usage.js';
@@ -29,6 +30,10 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
   checkStop(body.stop, ctx.limits);
   checkCompletionPrompts(body.prompt, ctx.maxModelLen, ctx.limits);
   const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs, 'logprobs', ctx.samplingDefaults);
+  const logitBias = parseLogitBias(body.logit_bias, tok.vocabSize);
+  if (logitBias) base.logitBias = logitBias;
+  const { n, bestOf } = choiceCounts(body, Array.isArray(body.prompt) && typeof body.prompt[0] !== 'number' ? body.prompt.length : 1, ctx.limits);
+  if (bestOf > n && base.logprobs === null) base.logprobs = 0; // ranking needs the chosen tokens' logprobs
   const prompts = await encodeCompletionPrompts(body.prompt, ctx.encoder, tok.vocabSize, body.add_special_tokens ?? true);
   const samplings = prompts.map((p) => withMaxTokens(base,
     resolveMaxTokens(body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
@@ -43,25 +48,28 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     requestId: ctx.ids.acquire(headerId ? (list ? `${headerId}-${i}` : headerId) : `cmpl-${baseId}-${i}`),
     promptTokenIds: p.tokenIds,
     sampling: samplings[i]!,
+    ...(bestOf > 1 ? { n: bestOf } : {}),
     ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   }));
   reply.header('x-request-id', baseId);
   const head = { id: `cmpl-${baseId}`, object: 'text_completion', created: nowSeconds(), model: servedName(ctx) };
   const signal = disconnectSignal(reply);
-  if (body.stream) return streamCompletion(ctx, body, prompts, reqs, head, signal, reply, baseId);
+  if (body.stream) return streamCompletion(ctx, body, prompts, reqs, n, head, signal, reply, baseId);
 
-  const results = await runBatch(ctx, reqs, signal, (outputs) => collect(outputs));
+  const groups = await runBatch(ctx, reqs, signal, (outputs) => collectChoices(outputs, bestOf));
+  const results = groups.flatMap((g) => (bestOf > n ? bestIndices(g, n).map((j) => g[j]!) : g));
   return {
     ...head,
-    choices: results.map((c, i) => ({
-      index: i,
-      text: (body.echo ? echoText(ctx, prompts[i]!) : '') + c.text,
-      logprobs: body.logprobs != null ? completionLogprobs(new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids), c.logprobs, 0) : null,
+    choices: results.map((c, k) => ({
+      index: k,
+      text: (body.echo ? echoText(ctx, prompts[Math.floor(k / n)]!) : '') + c.text,
+      logprobs: body.logprobs != null
+        ? completionLogprobs(new LogprobText(tok, prompts[Math.floor(k / n)]!.tokenIds, !!body.return_tokens_as_token_ids), c.logprobs, 0) : null,
       finish_reason: c.finishReason,
       stop_reason: c.stopReason,
       ...(body.return_token_ids ? { prompt_token_ids: c.promptTokenIds, token_ids: c.tokenIds } : {}),
     })),
-    usage: usageOf(results),
+    usage: usageOf(results, n),
     ...(body.return_token_ids && results.length === 1 ? { prompt_token_ids: results[0]!.promptTokenIds } : {}),
     kv_transfer_params: results.find((c) => c.kvTransferParams)?.kvTransferParams ?? null,
   };
@@ -72,38 +80,40 @@ function echoText(ctx: ServerContext, p: EncodedPrompt): string {
 }
 
 async function streamCompletion(
-  ctx: ServerContext, body: CompletionRequest, prompts: EncodedPrompt[], reqs: GenerateRequest[],
+  ctx: ServerContext, body: CompletionRequest, prompts: EncodedPrompt[], reqs: GenerateRequest[], n: number,
   head: Record<string, unknown>, signal: AbortSignal, reply: FastifyReply, responseId: string,
 ): Promise<void> {
   const tok = ctx.engine.tokenizer;
   let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
   const open = () => (sse ??= new SseWriter(reply, { 'x-request-id': responseId }));
-  const usage = new StreamUsage(prompts.length);
+  const usage = new StreamUsage(prompts.length * n, n);
   const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
     await runBatch(ctx, reqs, signal, async (outputs: AsyncIterable<RequestOutput>, i) => {
-      let first = true;
-      let offset = 0;
+      const first = new Array<boolean>(n).fill(true);
+      const offset = new Array<number>(n).fill(0);
       const lpText = new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids);
       for await (const out of outputs) {
-        usage.add(i, out);
-        const lps = body.logprobs != null ? completionLogprobs(lpText, out.newLogprobs ?? [], offset) : null;
-        const text = (first && body.echo ? echoText(ctx, prompts[i]!) : '') + out.newText;
+        const j = out.index ?? 0;
+        const index = i * n + j;
+        usage.add(index, out);
+        const lps = body.logprobs != null ? completionLogprobs(lpText, out.newLogprobs ?? [], offset[j]!) : null;
+        const text = (first[j] && body.echo ? echoText(ctx, prompts[i]!) : '') + out.newText;
         if (!text && !out.finished && !body.return_token_ids && !lps?.tokens.length) continue;
         await open().send({
           ...head,
           choices: [{
-            index: i,
+            index,
             text,
             logprobs: lps,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             stop_reason: out.finished ? out.stopReason ?? null : null,
-            ...(body.return_token_ids ? { token_ids: out.newTokenIds, ...(first ? { prompt_token_ids: out.promptTokenIds } : {}) } : {}),
+            ...(body.return_token_ids ? { token_ids: out.newTokenIds, ...(first[j] ? { prompt_token_ids: out.promptTokenIds } : {}) } : {}),
           }],
-          ...(continuous ? { usage: usage.of(i) } : {}),
+          ...(continuous ? { usage: usage.of(index) } : {}),
         });
-        if (lps) offset += logprobsTextLength(lps);
-        first = false;
+        if (lps) offset[j]! += logprobsTextLength(lps);
+        first[j] = false;
       }
     });
   } catch (e) {

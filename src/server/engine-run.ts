@@ -12,16 +12,22 @@ export class ClientGone extends Error {
   }
 }
 
-/** Yields the engine's increments until the finished one; aborting `signal` aborts the engine request. */
+/**
+ * Yields the engine's increments until every sequence of the request (req.n, default 1) has finished;
+ * aborting `signal` aborts the engine request.
+ */
 export async function* runEngine(
   engine: EngineClient, req: GenerateRequest, signal: AbortSignal, timer: RequestTimer,
 ): AsyncGenerator<RequestOutput> {
   let finished = false;
+  const n = req.n ?? 1;
+  const ended = new Set<number>();
   try {
     for await (const out of engine.generate(req, signal)) {
       if (signal.aborted) throw new ClientGone();
-      timer.output(out.promptTokenIds.length, out.newTokenIds.length);
-      if (out.finished) {
+      timer.output(out.promptTokenIds.length, out.newTokenIds.length); // the prompt counts once per request
+      if (out.finished) ended.add(out.index ?? 0);
+      if (ended.size >= n) {
         finished = true;
         timer.finish(out.finishReason ?? 'stop');
       }
@@ -49,11 +55,18 @@ export interface Collected {
 }
 
 export async function collect(outputs: AsyncIterable<RequestOutput>): Promise<Collected> {
-  const c: Collected = {
+  return (await collectChoices(outputs, 1))[0]!;
+}
+
+/** Collects the n sequences of one request (by RequestOutput.index) into n results. */
+export async function collectChoices(outputs: AsyncIterable<RequestOutput>, n: number): Promise<Collected[]> {
+  const all: Collected[] = Array.from({ length: n }, () => ({
     text: '', tokenIds: [], logprobs: [], finishReason: 'abort', stopReason: null, promptTokenIds: [],
     numCachedTokens: 0, kvTransferParams: null,
-  };
+  }));
   for await (const out of outputs) {
+    const c = all[out.index ?? 0];
+    if (!c) throw new PdsError('PDS_ERR_INTERNAL', `engine output for choice ${out.index} of ${n}`);
     c.text += out.newText;
     c.tokenIds.push(...out.newTokenIds);
     if (out.newLogprobs) c.logprobs.push(...out.newLogprobs);
@@ -65,5 +78,5 @@ export async function collect(outputs: AsyncIterable<RequestOutput>): Promise<Co
       c.kvTransferParams = out.kvTransferParams ?? null;
     }
   }
-  return c;
+  return all;
 }

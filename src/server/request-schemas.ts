@@ -22,6 +22,8 @@ const common = {
   ignore_eos: z.boolean().nullish(),
   min_tokens: int().nullish(),
   n: int().nullish(),
+  best_of: int().nullish(),
+  logit_bias: z.record(z.string(), z.number()).nullish(), // parallel-sampling.ts parseLogitBias
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() }).nullish(),
   return_token_ids: z.boolean().nullish(),
@@ -37,7 +39,6 @@ const common = {
   }).strict().nullish(),
   user: z.string().nullish(),
   // Accepted on the wire but not implemented: a request that sets them gets a 400 (sampling.ts).
-  logit_bias: z.record(z.string(), z.number()).nullish(),
   response_format: z.looseObject({ type: z.string() }).nullish(),
   prompt_logprobs: int().nullish(),
   guided_json: z.unknown().optional(),
