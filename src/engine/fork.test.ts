@@ -9,16 +9,24 @@ import type { ForwardBatch } from '../native/binding.js';
 /** FakeModel that counts the tokens it computes (prefill work shows up here). */
 class CountingModel extends FakeModel {
   tokens = 0;
+  copies = 0;
   override forward(b: ForwardBatch): Promise<Float32Array> {
     this.tokens += b.tokenIds.length;
     return super.forward(b);
   }
+  override kvScatter(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void> {
+    this.copies++;
+    return super.kvScatter(blockIds, numTokens, src);
+  }
 }
 
-function makeEngine(opts: EngineConfigInput & { numBlocks?: number } = {}) {
-  const { numBlocks = 256, ...cfg } = opts;
+
+function makeEngine(opts: EngineConfigInput & { numBlocks?: number; noCopy?: boolean } = {}) {
+  const { numBlocks = 256, noCopy = false, ...cfg } = opts;
   const config = parseEngineConfig({ blockSize: 4, maxNumBatchedTokens: 64, maxNumSeqs: 8, ...cfg });
   const model = new CountingModel(50, config.blockSize);
+  // a model that cannot move KV: children recompute the prompt's partial block
+  if (noCopy) Object.defineProperty(model, 'kvGather', { value: undefined });
   const engine = new LLMEngine({ config, model, numBlocks, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], numLayers: 2, connector: null });
   return { engine, model };
 }
@@ -45,13 +53,13 @@ function add(engine: LLMEngine, req: Partial<GenerateRequest> & { sampling: Samp
   engine.addRequest({ requestId: 'r', promptTokenIds: prompt, ...req });
 }
 
-test('n = 3 greedy: one prefill, children share the full prompt blocks, same tokens as n = 1', async () => {
+for (const noCopy of [false, true]) test(`n = 3 greedy: one prefill, children share the full prompt blocks, same tokens as n = 1${noCopy ? ' (no KV copy: partial block recomputed)' : ''}`, async () => {
   const { engine: single, model: m1 } = makeEngine();
   add(single, { sampling: sampling(12) });
   const alone = (await runAll(single)).get('r/0')!;
   assert.equal(alone.length, 12);
 
-  const { engine, model } = makeEngine();
+  const { engine, model } = makeEngine({ noCopy });
   add(engine, { sampling: sampling(12), n: 3 });
   let sharedSeen = false;
   const outs = await runAll(engine, () => {
@@ -66,9 +74,13 @@ test('n = 3 greedy: one prefill, children share the full prompt blocks, same tok
   });
   assert.ok(sharedSeen);
   for (let i = 0; i < 3; i++) assert.deepEqual(outs.get(`r/${i}`), alone, `choice ${i}`);
-  // the prompt (37 tokens) is computed once; each child recomputes only the partial block's 1 token
+  // the prompt (37 tokens) is computed once; each child copies (or recomputes) the partial block's 1 token
   assert.equal(m1.tokens, 37 + 11);
-  assert.equal(model.tokens, 37 + 11 + 2 * (1 + 11));
+  if (noCopy) assert.equal(model.tokens, 37 + 11 + 2 * (1 + 11));
+  else {
+    assert.equal(model.tokens, 37 + 11 + 2 * 11);
+    assert.equal(model.copies, 2);
+  }
   assert.equal(engine.blockManager.numFreeBlocks, engine.blockManager.numBlocks);
 });
 

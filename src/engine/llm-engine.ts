@@ -12,6 +12,7 @@ import { Rng } from '../util/rng.js';
 import { greedyRows } from '../native/binding.js';
 import { PdsError } from '../util/errors.js';
 import { forkChild } from './fork.js';
+import { kvBlockCopier, type BlockCopy, type KvBlockCopier } from './kv-block-copy.js';
 
 const log = getLogger('engine');
 /** PDS_TRACE_STEPS=1: one log line per step with its forward and save/postprocess times. */
@@ -50,6 +51,9 @@ export class LLMEngine {
   private readonly byId = new Map<string, Sequence>();
   /** parallel-sampling groups (n > 1): parent request id -> parent and forked children */
   private readonly groups = new Map<string, Sequence[]>();
+  /** copies of forked prompts' partial blocks, made before the step returns (null: children recompute) */
+  private readonly copier: KvBlockCopier | null;
+  private pendingCopies: BlockCopy[] = [];
   /** finished sequences whose final output waits for the connector (saves in flight) */
   private readonly finalPending = new Set<string>();
   /** finished sequences whose final output went out (with kvTransferParams) while the peer still reads their blocks */
@@ -65,6 +69,7 @@ export class LLMEngine {
     this.scheduler = new Scheduler({ maxNumBatchedTokens: c.maxNumBatchedTokens, maxNumSeqs: c.maxNumSeqs }, this.blockManager, args.connector);
     this.runner = new ModelRunner(args.model, c.blockSize, args.vocabSize);
     this.rng = new Rng(c.seed);
+    this.copier = kvBlockCopier(args.model);
   }
 
   addRequest(req: GenerateRequest): Sequence {
@@ -144,6 +149,10 @@ export class LLMEngine {
         else await connector.waitForSave();
       }
       this.postprocess(out.scheduled, run);
+      if (this.pendingCopies.length) {
+        const copies = this.pendingCopies.splice(0);
+        await Promise.all(copies.map((c) => this.copier!(c))); // before any forward reads the children's blocks
+      }
       if (TRACE_STEPS) {
         const tokens = out.scheduled.reduce((a, s) => a + s.numNewTokens, 0);
         log.info(`step: ${out.scheduled.length} seqs, ${tokens} tokens: forward ${(t1 - t0).toFixed(2)} ms, save+postprocess ${(performance.now() - t1).toFixed(2)} ms`);
@@ -228,14 +237,20 @@ export class LLMEngine {
   private fork(parent: Sequence): Sequence[] {
     const group = this.groups.get(parent.requestId)!;
     const children: Sequence[] = [];
+    let copy: BlockCopy | null = null;
     for (let i = 1; i <= parent.forksPending; i++) {
-      const child = forkChild(parent, i, this.blockManager);
+      const { child, copy: c } = forkChild(parent, i, this.blockManager, this.copier !== null);
+      if (c) {
+        copy ??= { src: c.src, dsts: [], numTokens: c.numTokens };
+        copy.dsts.push(c.dst);
+      }
       if (this.byId.has(child.requestId)) throw new Error(`internal: fork id ${JSON.stringify(child.requestId)} in use`);
       this.byId.set(child.requestId, child);
       group.push(child);
       children.push(child);
     }
     parent.forksPending = 0;
+    if (copy) this.pendingCopies.push(copy);
     return children;
   }
 

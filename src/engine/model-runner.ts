@@ -9,6 +9,10 @@ export interface ForwardModel {
   forward(batch: ForwardBatch): Promise<Float32Array>;
   /** Token choice in the backend (native models); without it every row is sampled from host logits. */
   forwardSample?(batch: ForwardBatch, sampling: RowSamplingArrays, wantLogits: boolean): Promise<{ tokens: Int32Array; logits: Float32Array | null }>;
+  /** KV of blocks to and from host bytes (NativeModel's; kv-block-copy.ts copies a forked prompt's partial block with them). */
+  kvBytesPerToken?(): number;
+  kvGather?(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void>;
+  kvScatter?(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void>;
 }
 
 /** Decided by the engine once the sampled rows are known: backend sampling for every row, logits if some row needs them. */
