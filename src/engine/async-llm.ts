@@ -18,6 +18,7 @@ interface Live {
   states: RequestOutputState[];
   /** sequences whose final output went out */
   done: Set<number>;
+  promptLogprobsSent: boolean;
   onAbort?: () => void;
   signal?: AbortSignal;
 }
@@ -47,6 +48,7 @@ export class AsyncLLM implements EngineClient {
       states: Array.from({ length: req.n ?? 1 }, () =>
         new RequestOutputState(req.requestId, req.promptTokenIds, req.sampling, this.makeDetokenizer(req.sampling.skipSpecialTokens, req.promptTokenIds))),
       done: new Set(),
+      promptLogprobsSent: false,
       signal,
     };
     if (signal) {
@@ -115,6 +117,10 @@ export class AsyncLLM implements EngineClient {
         },
       });
       if (l.states.length > 1) out.index = seq.index;
+      if (seq.promptLogprobs && !l.promptLogprobsSent) {
+        out.promptLogprobs = seq.promptLogprobs;
+        l.promptLogprobsSent = true;
+      }
       if (state.stoppedBy !== null && !finished) {
         // a stop string ended it: stop the engine side too (its final output is dropped)
         this.engine.finishSequence(seq.requestId, 'stop', state.stoppedBy);

@@ -25,6 +25,7 @@ export function forkChild(parent: Sequence, index: number, bm: BlockManager, can
   child.groupId = parent.groupId;
   child.index = index;
   child.isForkChild = true;
+  child.promptLogprobs = null; // the parent's output carries them
   if (parent.sampling.seed !== null) child.rng = new Rng(parent.sampling.seed + index);
   const full = Math.min(Math.floor(parent.numComputedTokens / bm.blockSize), parent.blockTable.length);
   child.blockTable = parent.blockTable.slice(0, full);

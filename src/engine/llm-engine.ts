@@ -12,6 +12,7 @@ import { Rng } from '../util/rng.js';
 import { greedyRows } from '../native/binding.js';
 import { PdsError } from '../util/errors.js';
 import { forkChild } from './fork.js';
+import { maxPromptLogitsChunk, promptLogprob } from './prompt-logprobs.js';
 import { kvBlockCopier, type BlockCopy, type KvBlockCopier } from './kv-block-copy.js';
 
 const log = getLogger('engine');
@@ -81,6 +82,7 @@ export class LLMEngine {
     if (!Number.isInteger(n) || n < 1) throw new PdsError('PDS_ERR_BAD_REQUEST', `n must be a positive integer, got ${n}`, 'n');
     const seq = new Sequence(req.requestId, req.promptTokenIds, req.sampling, req.kvTransferParams);
     if (req.sampling.seed !== null) seq.rng = new Rng(req.sampling.seed);
+    if (seq.promptLogprobs) seq.maxChunkTokens = maxPromptLogitsChunk(this.args.vocabSize);
     this.byId.set(req.requestId, seq);
     if (n > 1) {
       seq.forksPending = n - 1;
@@ -213,13 +215,17 @@ export class LLMEngine {
     return { arrays, hostRows: host, wantLogits: host.some((h) => h) };
   }
 
-  private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, { logits, tokens, plan, sampled }: RunResult): void {
+  private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, { logits, tokens, plan, sampled, promptRows }: RunResult): void {
     const bm = this.blockManager;
     for (const { seq, numNewTokens } of scheduled) {
       seq.numComputedTokens += numNewTokens;
       bm.commitFullBlocks(seq.blockTable, seq.blockHashes, seq.tokenIds, seq.numComputedTokens);
     }
     const V = this.runner.vocabSize;
+    promptRows.forEach(({ seq, position }, j) => {
+      const r = sampled.length + j;
+      seq.promptLogprobs!.push(promptLogprob(logits!.subarray(r * V, (r + 1) * V), seq.tokenIds[position + 1]!, seq.sampling.promptLogprobs ?? 0));
+    });
     sampled.forEach((seq, r) => {
       if (seq.status === 'finished') return;
       const children = seq.forksPending > 0 ? this.fork(seq) : [];

@@ -20,6 +20,8 @@ export interface SamplingParams {
   skipSpecialTokens: boolean;
   /** additive biases on logits before sampling ([token id, bias] pairs, bias in [-100, 100]); empty = off */
   logitBias?: ReadonlyArray<readonly [number, number]>;
+  /** k >= 0: logprob of every prompt token (after the first) + the top k at its position; null/absent = off */
+  promptLogprobs?: number | null;
 }
 
 export const defaultSamplingParams: SamplingParams = {
@@ -60,6 +62,14 @@ export interface TokenLogprob {
   top: Array<{ tokenId: number; logprob: number }>; // length = requested top_logprobs
 }
 
+/** A prompt token's logprob under the model given the tokens before it; rank 1 = the most likely token. */
+export interface PromptLogprob {
+  tokenId: number;
+  logprob: number;
+  rank: number;
+  top: Array<{ tokenId: number; logprob: number }>; // length = requested prompt_logprobs, descending
+}
+
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 /** One increment of a request's output (deltas since the previous increment). */
@@ -70,6 +80,8 @@ export interface RequestOutput {
   newTokenIds: number[];
   newText: string; // detokenized delta; never ends inside a UTF-8 sequence; stop strings removed
   newLogprobs?: TokenLogprob[]; // aligned with newTokenIds, when sampling.logprobs != null
+  /** on the first increment of sequence 0 when sampling.promptLogprobs != null: one per prompt token, the first null */
+  promptLogprobs?: Array<PromptLogprob | null>;
   finished: boolean;
   finishReason?: FinishReason;
   stopReason?: number | string | null; // the stop token id or stop string that ended it

@@ -1,5 +1,5 @@
 // A request's state inside the engine. The block table is the only link to KV memory (integers).
-import type { SamplingParams, TokenLogprob, FinishReason } from './protocol.js';
+import type { SamplingParams, TokenLogprob, FinishReason, PromptLogprob } from './protocol.js';
 import type { KvTransferParams } from './connector/types.js';
 import type { Rng } from '../util/rng.js';
 
@@ -40,6 +40,10 @@ export class Sequence {
   forksPending = 0;
   /** a forked child: shares the parent's prompt blocks, invisible to the KV connector */
   isForkChild = false;
+  /** prompt logprobs gathered so far (sampling.promptLogprobs set): entry i is token i's, the first null */
+  promptLogprobs: Array<PromptLogprob | null> | null = null;
+  /** most tokens computed per step (bounds the logits rows of a prompt-logprobs request) */
+  maxChunkTokens = Number.POSITIVE_INFINITY;
   // output bookkeeping since the last emitted increment
   pendingTokenIds: number[] = [];
   pendingLogprobs: TokenLogprob[] = [];
@@ -54,6 +58,7 @@ export class Sequence {
     this.arrivalTime = performance.now();
     this.kvTransferParams = kvTransferParams;
     this.groupId = requestId;
+    if (sampling.promptLogprobs != null) this.promptLogprobs = [null];
   }
 
   get numTokens(): number {

@@ -7,6 +7,7 @@ import type { GenerateRequest } from '../engine/protocol.js';
 import { collectChoices } from './engine-run.js';
 import { bestIndices, choiceCounts, parseLogitBias } from './parallel-sampling.js';
 import { chatEchoText } from './chat-echo.js';
+import { promptLogprobsK, vllmPromptLogprobs } from './prompt-logprobs.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
 import { chatLogprobs, LogprobText } from './logprobs.js';
@@ -38,6 +39,8 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   const { n, bestOf } = choiceCounts(body, 1, ctx.limits);
   if (bestOf > n && base.logprobs === null) base.logprobs = 0; // ranking needs the chosen tokens' logprobs
   const echo = body.echo ? chatEchoText(body.messages) : '';
+  const promptK = promptLogprobsK(body, ctx.maxLogprobs);
+  if (promptK !== null) base.promptLogprobs = promptK;
   if (body.continue_final_message && body.add_generation_prompt) {
     throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
   }
@@ -86,7 +89,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     })),
     usage: usageOf(results, n),
     ...(body.return_token_ids ? { prompt_token_ids: c0.promptTokenIds } : {}),
-    prompt_logprobs: null,
+    prompt_logprobs: promptK !== null ? vllmPromptLogprobs(tok, c0.promptLogprobs ?? [], promptK) : null,
     kv_transfer_params: c0.kvTransferParams,
   };
 }

@@ -1,6 +1,6 @@
 // Drives one engine request for the HTTP layer: records metrics per increment, turns a client abort
 // into ClientGone, and (for non-streaming responses) collects the increments into one result.
-import type { EngineClient, FinishReason, GenerateRequest, RequestOutput, TokenLogprob } from '../engine/protocol.js';
+import type { EngineClient, FinishReason, GenerateRequest, PromptLogprob, RequestOutput, TokenLogprob } from '../engine/protocol.js';
 import { PdsError } from '../util/errors.js';
 import type { RequestTimer } from './metrics.js';
 
@@ -52,6 +52,8 @@ export interface Collected {
   promptTokenIds: number[];
   numCachedTokens: number;
   kvTransferParams: Record<string, unknown> | null;
+  /** the request's prompt logprobs (shared by its n choices), when asked for */
+  promptLogprobs: Array<PromptLogprob | null> | null;
 }
 
 export async function collect(outputs: AsyncIterable<RequestOutput>): Promise<Collected> {
@@ -62,11 +64,12 @@ export async function collect(outputs: AsyncIterable<RequestOutput>): Promise<Co
 export async function collectChoices(outputs: AsyncIterable<RequestOutput>, n: number): Promise<Collected[]> {
   const all: Collected[] = Array.from({ length: n }, () => ({
     text: '', tokenIds: [], logprobs: [], finishReason: 'abort', stopReason: null, promptTokenIds: [],
-    numCachedTokens: 0, kvTransferParams: null,
+    numCachedTokens: 0, kvTransferParams: null, promptLogprobs: null,
   }));
   for await (const out of outputs) {
     const c = all[out.index ?? 0];
     if (!c) throw new PdsError('PDS_ERR_INTERNAL', `engine output for choice ${out.index} of ${n}`);
+    if (out.promptLogprobs) for (const x of all) x.promptLogprobs = out.promptLogprobs;
     c.text += out.newText;
     c.tokenIds.push(...out.newTokenIds);
     if (out.newLogprobs) c.logprobs.push(...out.newLogprobs);

@@ -40,7 +40,6 @@ function rejectUnsupported(f: SamplingFields): void {
   if (f.response_format && f.response_format.type !== 'text') {
     throw badRequest(`response_format type '${f.response_format.type}' is not supported (structured output is not implemented)`, 'response_format');
   }
-  if (f.prompt_logprobs != null) throw badRequest('prompt_logprobs is not supported', 'prompt_logprobs');
   for (const k of ['guided_json', 'guided_regex', 'guided_choice', 'guided_grammar'] as const) {
     if (f[k] != null) throw badRequest(`${k} is not supported (structured output is not implemented)`, k);
   }
