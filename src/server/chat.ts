@@ -7,6 +7,7 @@ import type { GenerateRequest } from '../engine/protocol.js';
 import { collectChoices } from './engine-run.js';
 import { bestIndices, choiceCounts, parseLogitBias } from './parallel-sampling.js';
 import { chatEchoText } from './chat-echo.js';
+import { refuseUnhonouredChatFields } from './unhonoured-fields.js';
 import { promptLogprobsK, vllmPromptLogprobs } from './prompt-logprobs.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
@@ -25,6 +26,7 @@ import { StreamUsage, usageOf } from './usage.js';
 export async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = parseBody(chatRequestSchema, request.body);
   checkModel(ctx, body.model);
+  refuseUnhonouredChatFields(request.body);
   if (body.top_logprobs != null && !body.logprobs) {
     throw badRequest('when using `top_logprobs`, `logprobs` must be set to true.', 'top_logprobs');
   }
