@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { deviceServeArgs } from '../helpers/fixtures.js';
 import { spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
 
 const M = 'stories260k';
@@ -13,7 +14,7 @@ let client: OpenAI;
 const prompt = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her'; // > 1 KV block
 
 before(async () => {
-  s = await spawnPdserve(['serve']);
+  s = await spawnPdserve(['serve', ...deviceServeArgs()]);
   client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
 });
 after(async () => {

@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { deviceServeArgs } from '../helpers/fixtures.js';
 import { postJson, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
 
 const M = 'stories260k';
@@ -11,7 +12,7 @@ let client: OpenAI;
 const prompt = 'Once upon a time, there was a little girl named Lily. She loved to play outside';
 
 before(async () => {
-  s = await spawnPdserve(['serve', '--max-num-batched-tokens', '8']); // chunked prefill of the prompt
+  s = await spawnPdserve(['serve', '--max-num-batched-tokens', '8', ...deviceServeArgs()]); // chunked prefill of the prompt
   client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
 });
 after(async () => {

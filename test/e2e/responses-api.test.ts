@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import { deviceServeArgs } from '../helpers/fixtures.js';
 import { postJson, spawnPdserve } from '../helpers/spawn-server.js';
 import { spawnUp } from '../helpers/spawn-up.js';
 
@@ -53,7 +54,7 @@ async function checkResponses(baseURL: string): Promise<void> {
 }
 
 test('/v1/responses on serve: text in, output_text out, streamed with the Responses event types', async () => {
-  const s = await spawnPdserve(['serve']);
+  const s = await spawnPdserve(['serve', ...deviceServeArgs()]);
   try {
     await checkResponses(s.url);
     const bad = await postJson(`${s.url}/v1/responses`, { input: [{ type: 'function_call_output', output: 'x' }] });
@@ -66,7 +67,7 @@ test('/v1/responses on serve: text in, output_text out, streamed with the Respon
 
 test('through up (P/D): /v1/responses relayed, and n = 2 seeded gives the same two choices as serve', async () => {
   const body = { prompt: 'Once upon a time, there was a little girl named Lily. She loved', n: 2, seed: 4, temperature: 1, max_tokens: 12 };
-  const s = await spawnPdserve(['serve']);
+  const s = await spawnPdserve(['serve']); // on the CPU, as up's engines
   let local: any; // eslint-disable-line @typescript-eslint/no-explicit-any
   try {
     local = (await postJson(`${s.url}/v1/completions`, body)).json;
