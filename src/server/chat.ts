@@ -106,7 +106,8 @@ async function streamChat(
   const usage = new StreamUsage(n, n);
   const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
-    const lpText = new LogprobText(tok, req.promptTokenIds, !!body.return_tokens_as_token_ids);
+    // token texts are decoded in each sequence's own context
+    const lpTexts = Array.from({ length: n }, () => new LogprobText(tok, req.promptTokenIds, !!body.return_tokens_as_token_ids));
     await runBatch(ctx, [req], signal, async (outputs) => {
       for await (const out of outputs) {
         if (!sse) {
@@ -129,7 +130,7 @@ async function streamChat(
           choices: [{
             index,
             delta: out.newText || !out.finished ? { content: out.newText } : {},
-            logprobs: lps ? chatLogprobs(lpText, lps) : null,
+            logprobs: lps ? chatLogprobs(lpTexts[index]!, lps) : null,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
             ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),

@@ -114,7 +114,8 @@ async function streamCompletion(
     await runBatch(ctx, reqs, signal, async (outputs: AsyncIterable<RequestOutput>, i) => {
       const first = new Array<boolean>(n).fill(true);
       const offset = new Array<number>(n).fill(0);
-      const lpText = new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids);
+      // token texts are decoded in each sequence's own context
+      const lpTexts = Array.from({ length: n }, () => new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids));
       let promptLps: Array<PromptLogprob | null> | null = null; // sequence 0 brings them; the others echo them too
       for await (const out of outputs) {
         const j = out.index ?? 0;
@@ -122,7 +123,7 @@ async function streamCompletion(
         usage.add(index, out);
         const echo = first[j] && body.echo ? echoText(ctx, prompts[i]!) : '';
         const lps = body.logprobs != null
-          ? choiceLogprobs(ctx, body, prompts[i]!, echo ? out.promptLogprobs ?? promptLps : null, out.newLogprobs ?? [], offset[j]!, lpText) : null;
+          ? choiceLogprobs(ctx, body, prompts[i]!, echo ? out.promptLogprobs ?? promptLps : null, out.newLogprobs ?? [], offset[j]!, lpTexts[j]) : null;
         if (out.promptLogprobs) promptLps = out.promptLogprobs;
         const text = echo + out.newText;
         if (!text && !out.finished && !body.return_token_ids && !lps?.tokens.length) continue;

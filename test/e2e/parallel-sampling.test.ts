@@ -64,6 +64,16 @@ test('n = 2 streamed: chunks carry their choice index and assemble to the non-st
   }
   assert.deepEqual(texts, whole.choices.map((c) => c.text));
   assert.equal(usage?.prompt_tokens, whole.usage!.prompt_tokens);
+  // logprob token texts are decoded in each choice's own context: streamed == whole, and they spell each text
+  const lpReq = { ...req, logprobs: 1 };
+  const lpWhole = await client.completions.create(lpReq);
+  const lpStream = await client.completions.create({ ...lpReq, stream: true });
+  const toks: string[][] = [[], []];
+  for await (const chunk of lpStream) for (const c of chunk.choices) toks[c.index]!.push(...(c.logprobs?.tokens ?? []));
+  lpWhole.choices.forEach((c, i) => {
+    assert.deepEqual(toks[i], c.logprobs!.tokens);
+    assert.equal(c.logprobs!.tokens!.join(''), c.text);
+  });
   const chat = await client.chat.completions.create({ model: M, messages: [{ role: 'user', content: 'hi' }], n: 2, seed: 2, max_tokens: 8, stream: true });
   const seen = new Set<number>();
   for await (const chunk of chat) for (const c of chunk.choices) seen.add(c.index);
