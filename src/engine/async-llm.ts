@@ -14,7 +14,11 @@ const log = getLogger('async_llm');
 
 interface Live {
   queue: AsyncQueue<RequestOutput>;
-  state: RequestOutputState;
+  /** one per sequence of the request (n > 1: parallel sampling), by choice index */
+  states: RequestOutputState[];
+  /** sequences whose final output went out */
+  done: Set<number>;
+  promptLogprobsSent: boolean;
   onAbort?: () => void;
   signal?: AbortSignal;
 }
@@ -41,7 +45,10 @@ export class AsyncLLM implements EngineClient {
     this.engine.addRequest(req);
     const live: Live = {
       queue: new AsyncQueue<RequestOutput>(),
-      state: new RequestOutputState(req.requestId, req.promptTokenIds, req.sampling, this.makeDetokenizer(req.sampling.skipSpecialTokens, req.promptTokenIds)),
+      states: Array.from({ length: req.n ?? 1 }, () =>
+        new RequestOutputState(req.requestId, req.promptTokenIds, req.sampling, this.makeDetokenizer(req.sampling.skipSpecialTokens, req.promptTokenIds))),
+      done: new Set(),
+      promptLogprobsSent: false,
       signal,
     };
     if (signal) {
@@ -92,11 +99,12 @@ export class AsyncLLM implements EngineClient {
 
   private deliver(outs: StepOutput[]): void {
     for (const { seq, finished, kvTransferParams } of outs) {
-      const l = this.live.get(seq.requestId);
-      if (!l) continue;
+      const l = this.live.get(seq.groupId);
+      const state = l?.states[seq.index];
+      if (!l || !state || l.done.has(seq.index)) continue;
       const newTokenIds = seq.pendingTokenIds.splice(0);
       const newLogprobs = seq.pendingLogprobs.splice(0);
-      const out = l.state.next({
+      const out = state.next({
         newTokenIds,
         finished,
         base: {
@@ -108,19 +116,30 @@ export class AsyncLLM implements EngineClient {
           ...(kvTransferParams ? { kvTransferParams } : {}),
         },
       });
-      if (l.state.stoppedBy !== null && !finished) {
+      if (l.states.length > 1) out.index = seq.index;
+      if (seq.promptLogprobs && !l.promptLogprobsSent) {
+        out.promptLogprobs = seq.promptLogprobs;
+        l.promptLogprobsSent = true;
+      }
+      if (state.stoppedBy !== null && !finished) {
         // a stop string ended it: stop the engine side too (its final output is dropped)
-        this.detach(seq.requestId, l);
-        this.engine.finishRequest(seq.requestId, 'stop', l.state.stoppedBy);
+        this.engine.finishSequence(seq.requestId, 'stop', state.stoppedBy);
         this.engine.takeOutputs();
-        l.queue.push(out);
-        l.queue.end();
-        continue;
       }
       l.queue.push(out);
+      if (out.finished && seq.forksPending > 0) {
+        // ended (aborted) before it forked: its children end with it, having produced nothing
+        for (let i = 1; i < l.states.length; i++) {
+          l.queue.push({ ...out, index: i, newTokenIds: [], newText: '', ...(out.newLogprobs ? { newLogprobs: [] } : {}) });
+          l.done.add(i);
+        }
+      }
       if (out.finished) {
-        this.detach(seq.requestId, l);
-        l.queue.end();
+        l.done.add(seq.index);
+        if (l.done.size === l.states.length) {
+          this.detach(seq.groupId, l);
+          l.queue.end();
+        }
       }
     }
   }

@@ -12,6 +12,9 @@ import { sampleMaskedRow } from '../structured/masked-sample.js';
 import { Rng } from '../util/rng.js';
 import { greedyRows } from '../native/binding.js';
 import { PdsError } from '../util/errors.js';
+import { forkChild } from './fork.js';
+import { maxPromptLogitsChunk, promptLogprob } from './prompt-logprobs.js';
+import { kvBlockCopier, type BlockCopy, type KvBlockCopier } from './kv-block-copy.js';
 
 const log = getLogger('engine');
 
@@ -55,6 +58,11 @@ export class LLMEngine {
   private readonly runner: ModelRunner;
   private readonly rng: Rng;
   private readonly byId = new Map<string, Sequence>();
+  /** parallel-sampling groups (n > 1): parent request id -> parent and forked children */
+  private readonly groups = new Map<string, Sequence[]>();
+  /** copies of forked prompts' partial blocks, made before the step returns (null: children recompute) */
+  private readonly copier: KvBlockCopier | null;
+  private pendingCopies: BlockCopy[] = [];
   /** finished sequences whose final output waits for the connector (saves in flight) */
   private readonly finalPending = new Set<string>();
   /** finished sequences whose final output went out (with kvTransferParams) while the peer still reads their blocks */
@@ -70,23 +78,46 @@ export class LLMEngine {
     this.scheduler = new Scheduler({ maxNumBatchedTokens: c.maxNumBatchedTokens, maxNumSeqs: c.maxNumSeqs }, this.blockManager, args.connector);
     this.runner = new ModelRunner(args.model, c.blockSize, args.vocabSize);
     this.rng = new Rng(c.seed);
+    this.copier = kvBlockCopier(args.model);
   }
 
   addRequest(req: GenerateRequest): Sequence {
-    if (this.byId.has(req.requestId)) throw new PdsError('PDS_ERR_BAD_REQUEST', `request id ${req.requestId} is already in use`);
+    if (this.byId.has(req.requestId) || this.groups.has(req.requestId)) throw new PdsError('PDS_ERR_BAD_REQUEST', `request id ${req.requestId} is already in use`);
     const maxBlocksNeeded = this.blockManager.blocksFor(Math.min(this.args.maxModelLen, req.promptTokenIds.length + req.sampling.maxTokens));
     if (maxBlocksNeeded > this.blockManager.numBlocks)
       throw new PdsError('PDS_ERR_CONTEXT_LENGTH', `request needs ${maxBlocksNeeded} KV blocks but the cache has ${this.blockManager.numBlocks}`);
+    const n = req.n ?? 1;
+    if (!Number.isInteger(n) || n < 1) throw new PdsError('PDS_ERR_BAD_REQUEST', `n must be a positive integer, got ${n}`, 'n');
     const seq = new Sequence(req.requestId, req.promptTokenIds, req.sampling, req.kvTransferParams);
     if (req.sampling.seed !== null) seq.rng = new Rng(req.sampling.seed);
     if (req.constraint) seq.constraint = req.constraint;
+    if (seq.promptLogprobs) seq.maxChunkTokens = maxPromptLogitsChunk(this.args.vocabSize);
     this.byId.set(req.requestId, seq);
+    if (n > 1) {
+      seq.forksPending = n - 1;
+      this.groups.set(req.requestId, [seq]);
+    }
     this.scheduler.add(seq);
     return seq;
   }
 
   /** Ends a request from outside (client abort, or a stop string found by the output processor). */
   finishRequest(requestId: string, reason: FinishReason, stopReason: string | number | null = null): void {
+    const group = this.groups.get(requestId);
+    if (group) {
+      // the parent's id ends every sequence of its group (children first: the parent may hold them up)
+      for (const s of [...group].reverse()) this.finishOne(s.requestId, reason, stopReason);
+      return;
+    }
+    this.finishOne(requestId, reason, stopReason);
+  }
+
+  /** Ends one sequence only (a stop string in one of n choices); finishRequest ends a whole group. */
+  finishSequence(requestId: string, reason: FinishReason, stopReason: string | number | null = null): void {
+    this.finishOne(requestId, reason, stopReason);
+  }
+
+  private finishOne(requestId: string, reason: FinishReason, stopReason: string | number | null): void {
     const seq = this.byId.get(requestId);
     if (!seq || seq.status === 'finished') return;
     seq.finishReason = reason;
@@ -110,7 +141,7 @@ export class LLMEngine {
     let saves: ConnectorMetadata['saves'] = [];
     if (connector) {
       const meta = connector.buildConnectorMeta({
-        scheduled: out.scheduled.map(({ seq, numNewTokens }) => ({
+        scheduled: out.scheduled.filter(({ seq }) => !seq.isForkChild).map(({ seq, numNewTokens }) => ({
           req: connectorView(seq),
           numNewTokens,
           isPrefillDone: seq.numComputedTokens + numNewTokens >= seq.numPromptTokens,
@@ -130,6 +161,10 @@ export class LLMEngine {
         else await connector.waitForSave();
       }
       this.postprocess(out.scheduled, run);
+      if (this.pendingCopies.length) {
+        const copies = this.pendingCopies.splice(0);
+        await Promise.all(copies.map((c) => this.copier!(c))); // before any forward reads the children's blocks
+      }
       if (TRACE_STEPS) {
         const tokens = out.scheduled.reduce((a, s) => a + s.numNewTokens, 0);
         log.info(`step: ${out.scheduled.length} seqs, ${tokens} tokens: forward ${(t1 - t0).toFixed(2)} ms, save+postprocess ${(performance.now() - t1).toFixed(2)} ms`);
@@ -179,7 +214,7 @@ export class LLMEngine {
     const host = new Array<boolean>(R).fill(false);
     seqs.forEach((seq, r) => {
       const sp = seq.sampling;
-      host[r] = seq.constraint !== null || !backendCanSample(sp, seq.numOutputTokens, this.args.eosTokenIds);
+      host[r] = seq.constraint !== null || seq.forksPending > 0 || !backendCanSample(sp, seq.numOutputTokens, this.args.eosTokenIds);
       arrays.temperature[r] = sp.temperature;
       arrays.topP[r] = sp.topP;
       arrays.minP[r] = sp.minP;
@@ -189,51 +224,90 @@ export class LLMEngine {
     return { arrays, hostRows: host, wantLogits: host.some((h) => h) };
   }
 
-  private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, { logits, tokens, plan, sampled }: RunResult): void {
+  private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, { logits, tokens, plan, sampled, promptRows }: RunResult): void {
     const bm = this.blockManager;
     for (const { seq, numNewTokens } of scheduled) {
       seq.numComputedTokens += numNewTokens;
       bm.commitFullBlocks(seq.blockTable, seq.blockHashes, seq.tokenIds, seq.numComputedTokens);
     }
     const V = this.runner.vocabSize;
+    promptRows.forEach(({ seq, position }, j) => {
+      const r = sampled.length + j;
+      seq.promptLogprobs!.push(promptLogprob(logits!.subarray(r * V, (r + 1) * V), seq.tokenIds[position + 1]!, seq.sampling.promptLogprobs ?? 0));
+    });
     sampled.forEach((seq, r) => {
       if (seq.status === 'finished') return;
-      let tokenId: number;
-      let logprob: TokenLogprob | undefined;
-      if (tokens && plan && !plan.hostRows[r]) tokenId = tokens[r]!;
-      else if (seq.constraint && logits && backendCanSample(seq.sampling, seq.numOutputTokens, this.args.eosTokenIds)) {
-        // grammar row the backend's sampler could do but for the mask: mask here, sample natively
-        const u = seq.sampling.temperature >= GREEDY_EPS ? Math.min((seq.rng ?? this.rng).random(), 0.99999994) : 0;
-        tokenId = sampleMaskedRow(logits.subarray(r * V, (r + 1) * V), seq.constraint.mask, seq.sampling, u);
-      } else {
-        if (!logits) throw new Error('internal: no logits for a host-sampled row');
-        const row = logits.subarray(r * V, (r + 1) * V);
-        ({ tokenId, logprob } = sampleRow(row, {
-          sampling: seq.sampling,
-          promptTokenIds: seq.promptTokenIds,
-          outputCounts: seq.outputCounts,
-          numOutputTokens: seq.numOutputTokens,
-          eosTokenIds: this.args.eosTokenIds,
-          rng: seq.rng ?? this.rng,
-          ...(seq.constraint ? { allowed: seq.constraint.mask } : {}),
-        }));
-      }
-      if (seq.constraint && !seq.constraint.accept(tokenId)) {
-        // nothing the grammar allows could be sampled (e.g. min_tokens masked the only allowed EOS)
-        log.warn(`request ${seq.requestId}: token ${tokenId} rejected by its grammar; ending it`);
-        seq.finishReason = 'stop';
-        this.end(seq);
-        return;
-      }
-      if (seq.numOutputTokens === 0) seq.firstTokenTime = performance.now();
-      seq.appendToken(tokenId, logprob);
-      const stop = this.checkStop(seq, tokenId);
-      if (stop) {
-        seq.finishReason = stop.reason;
-        seq.stopReason = stop.stopReason;
-        this.end(seq);
-      } else this.outbox.push({ seq, finished: false });
+      const children = seq.forksPending > 0 ? this.fork(seq) : [];
+      const row = logits ? logits.subarray(r * V, (r + 1) * V) : null;
+      // sampleRow works in place: each child gets its own copy of the parent's row
+      const rows = children.map(() => row?.slice() ?? null);
+      this.sampleInto(seq, tokens && plan && !plan.hostRows[r] ? tokens[r]! : null, row);
+      children.forEach((c, i) => {
+        if (this.sampleInto(c, null, rows[i]!)) this.scheduler.addForked(c);
+      });
     });
+  }
+
+  /** Forks a parent's n - 1 children now (its prompt is computed, its first token not yet sampled). */
+  private fork(parent: Sequence): Sequence[] {
+    const group = this.groups.get(parent.requestId)!;
+    const children: Sequence[] = [];
+    let copy: BlockCopy | null = null;
+    for (let i = 1; i <= parent.forksPending; i++) {
+      const { child, copy: c } = forkChild(parent, i, this.blockManager, this.copier !== null);
+      if (c) {
+        copy ??= { src: c.src, dsts: [], numTokens: c.numTokens };
+        copy.dsts.push(c.dst);
+      }
+      if (this.byId.has(child.requestId)) throw new Error(`internal: fork id ${JSON.stringify(child.requestId)} in use`);
+      this.byId.set(child.requestId, child);
+      group.push(child);
+      children.push(child);
+    }
+    parent.forksPending = 0;
+    if (copy) this.pendingCopies.push(copy);
+    return children;
+  }
+
+  /** Appends one sampled token (the backend's choice, or sampled here from `row`); false when that ended it. */
+  private sampleInto(seq: Sequence, backendToken: number | null, row: Float32Array | null): boolean {
+    let tokenId: number;
+    let logprob: TokenLogprob | undefined;
+    if (backendToken !== null) tokenId = backendToken;
+    else if (seq.constraint && row && backendCanSample(seq.sampling, seq.numOutputTokens, this.args.eosTokenIds)) {
+      // grammar row the backend's sampler could do but for the mask: mask here, sample natively
+      const u = seq.sampling.temperature >= GREEDY_EPS ? Math.min((seq.rng ?? this.rng).random(), 0.99999994) : 0;
+      tokenId = sampleMaskedRow(row, seq.constraint.mask, seq.sampling, u);
+    } else {
+      if (!row) throw new Error('internal: no logits for a host-sampled row');
+      ({ tokenId, logprob } = sampleRow(row, {
+        sampling: seq.sampling,
+        promptTokenIds: seq.promptTokenIds,
+        outputCounts: seq.outputCounts,
+        numOutputTokens: seq.numOutputTokens,
+        eosTokenIds: this.args.eosTokenIds,
+        rng: seq.rng ?? this.rng,
+        ...(seq.constraint ? { allowed: seq.constraint.mask } : {}),
+      }));
+    }
+    if (seq.constraint && !seq.constraint.accept(tokenId)) {
+      // nothing the grammar allows could be sampled (e.g. min_tokens masked the only allowed EOS)
+      log.warn(`request ${seq.requestId}: token ${tokenId} rejected by its grammar; ending it`);
+      seq.finishReason = 'stop';
+      this.end(seq);
+      return false;
+    }
+    if (seq.numOutputTokens === 0) seq.firstTokenTime = performance.now();
+    seq.appendToken(tokenId, logprob);
+    const stop = this.checkStop(seq, tokenId);
+    if (stop) {
+      seq.finishReason = stop.reason;
+      seq.stopReason = stop.stopReason;
+      this.end(seq);
+      return false;
+    }
+    this.outbox.push({ seq, finished: false });
+    return true;
   }
 
   private checkStop(seq: Sequence, tokenId: number): { reason: FinishReason; stopReason: number | null } | null {
@@ -257,7 +331,7 @@ export class LLMEngine {
   private end(seq: Sequence): void {
     seq.constraint?.dispose();
     let fin: { delayFree: boolean; kvTransferParams?: Record<string, unknown> } = { delayFree: false };
-    const connector = this.args.connector;
+    const connector = seq.isForkChild ? null : this.args.connector; // children are the engine's own
     if (connector && seq.blockTable.length) fin = connector.requestFinished(connectorView(seq), seq.blockTable);
     else if (connector) connector.requestFinished(connectorView(seq), []); // never admitted: its lookup's kv-server pins go now
     this.scheduler.finish(seq, fin.delayFree);
@@ -270,6 +344,8 @@ export class LLMEngine {
 
   private emitFinal(seq: Sequence, kvTransferParams?: Record<string, unknown>): void {
     this.byId.delete(seq.requestId);
+    const group = this.groups.get(seq.groupId);
+    if (group && group.every((s) => s.status === 'finished' && !this.byId.has(s.requestId))) this.groups.delete(seq.groupId);
     this.outbox.push({ seq, finished: true, ...(kvTransferParams ? { kvTransferParams } : {}) });
   }
 

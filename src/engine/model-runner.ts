@@ -9,6 +9,10 @@ export interface ForwardModel {
   forward(batch: ForwardBatch): Promise<Float32Array>;
   /** Token choice in the backend (native models); without it every row is sampled from host logits. */
   forwardSample?(batch: ForwardBatch, sampling: RowSamplingArrays, wantLogits: boolean): Promise<{ tokens: Int32Array; logits: Float32Array | null }>;
+  /** KV of blocks to and from host bytes (NativeModel's; kv-block-copy.ts copies a forked prompt's partial block with them). */
+  kvBytesPerToken?(): number;
+  kvGather?(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void>;
+  kvScatter?(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void>;
 }
 
 /** Decided by the engine once the sampled rows are known: backend sampling for every row, logits if some row needs them. */
@@ -25,6 +29,16 @@ export interface RunResult {
   plan: SamplingPlan | null;
   /** sequences that get a sampled token this step, in logits row order */
   sampled: Sequence[];
+  /**
+   * Prompt-logprobs rows, after the sampled rows (logits row sampled.length + j): the logits at `position`
+   * of `seq`, which score its prompt token position + 1.
+   */
+  promptRows: PromptRow[];
+}
+
+export interface PromptRow {
+  seq: Sequence;
+  position: number;
 }
 
 export class ModelRunner {
@@ -34,7 +48,7 @@ export class ModelRunner {
     readonly vocabSize: number,
   ) {}
 
-  buildBatch(scheduled: readonly ScheduledSeq[]): { batch: ForwardBatch; sampled: Sequence[] } {
+  buildBatch(scheduled: readonly ScheduledSeq[]): { batch: ForwardBatch; sampled: Sequence[]; promptRows: PromptRow[] } {
     const T = scheduled.reduce((a, s) => a + s.numNewTokens, 0);
     const S = scheduled.length;
     const tokenIds = new Int32Array(T);
@@ -47,16 +61,24 @@ export class ModelRunner {
     const blockTables = new Int32Array(S * maxBlocks);
     const logitRows: number[] = [];
     const sampled: Sequence[] = [];
+    const promptRows: PromptRow[] = [];
+    const promptIdx: number[] = [];
     let t = 0;
     scheduled.forEach(({ seq, numNewTokens }, s) => {
       queryStartLoc[s] = t;
       const start = seq.numComputedTokens;
       const end = start + numNewTokens;
       const table = seq.blockTable;
+      // prompt logprobs: rows for the prompt positions whose next token is not scored yet (not after a preemption)
+      const pl = seq.promptLogprobs;
       for (let p = start; p < end; p++, t++) {
         tokenIds[t] = seq.tokenIds[p]!;
         positions[t] = p;
         slotMapping[t] = table[Math.floor(p / this.blockSize)]! * this.blockSize + (p % this.blockSize);
+        if (pl && p >= pl.length - 1 && p + 1 < seq.numPromptTokens) {
+          promptRows.push({ seq, position: p });
+          promptIdx.push(t);
+        }
       }
       contextLens[s] = end;
       blockTables.set(table, s * maxBlocks);
@@ -67,20 +89,26 @@ export class ModelRunner {
     });
     queryStartLoc[S] = t;
     return {
-      batch: { tokenIds, positions, slotMapping, queryStartLoc, contextLens, blockTables, maxBlocksPerSeq: maxBlocks, logitsIndices: Int32Array.from(logitRows) },
+      batch: {
+        tokenIds, positions, slotMapping, queryStartLoc, contextLens, blockTables, maxBlocksPerSeq: maxBlocks,
+        logitsIndices: Int32Array.from([...logitRows, ...promptIdx]),
+      },
       sampled,
+      promptRows,
     };
   }
 
   async run(scheduled: readonly ScheduledSeq[], plan?: (sampled: Sequence[]) => SamplingPlan | null): Promise<RunResult> {
-    const { batch, sampled } = this.buildBatch(scheduled);
-    const p = plan && this.model.forwardSample && sampled.length ? plan(sampled) : null;
+    const { batch, sampled, promptRows } = this.buildBatch(scheduled);
+    // prompt-logprobs rows need plain logits: the whole step is sampled on the host then
+    const p = plan && this.model.forwardSample && sampled.length && !promptRows.length ? plan(sampled) : null;
     let logits: Float32Array | null;
     let tokens: Int32Array | null = null;
     if (p) ({ logits, tokens } = await this.model.forwardSample!(batch, p.arrays, p.wantLogits));
     else logits = await this.model.forward(batch);
-    if (logits && logits.length !== sampled.length * this.vocabSize)
-      throw new Error(`model returned ${logits.length} logits, expected ${sampled.length} x ${this.vocabSize}`);
-    return { logits, tokens, plan: p, sampled };
+    const rows = sampled.length + promptRows.length;
+    if (logits && logits.length !== rows * this.vocabSize)
+      throw new Error(`model returned ${logits.length} logits, expected ${rows} x ${this.vocabSize}`);
+    return { logits, tokens, plan: p, sampled, promptRows };
   }
 }

@@ -18,6 +18,10 @@ export interface SamplingParams {
   includeStopStrInOutput: boolean;
   logprobs: number | null; // null = off; k >= 0 = return chosen token logprob + top k
   skipSpecialTokens: boolean;
+  /** additive biases on logits before sampling ([token id, bias] pairs, bias in [-100, 100]); empty = off */
+  logitBias?: ReadonlyArray<readonly [number, number]>;
+  /** k >= 0: logprob of every prompt token (after the first) + the top k at its position; null/absent = off */
+  promptLogprobs?: number | null;
 }
 
 export const defaultSamplingParams: SamplingParams = {
@@ -45,6 +49,11 @@ export interface GenerateRequest {
   sampling: SamplingParams;
   /** NIXL-style point-to-point parameters, passed through to the KV connector (may be undefined). */
   kvTransferParams?: Record<string, unknown>;
+  /**
+   * Parallel sampling: n sequences forked from one prefill (they share the prompt's KV blocks), each with
+   * its own sampling stream (child i: seed + i when seeded). Outputs carry `index`; default 1.
+   */
+  n?: number;
   /** A grammar on the output (structured output, tool calls): owned by the engine from addRequest on. */
   constraint?: TokenConstraint;
 }
@@ -69,14 +78,26 @@ export interface TokenLogprob {
   top: Array<{ tokenId: number; logprob: number }>; // length = requested top_logprobs
 }
 
+/** A prompt token's logprob under the model given the tokens before it; rank 1 = the most likely token. */
+export interface PromptLogprob {
+  tokenId: number;
+  logprob: number;
+  rank: number;
+  top: Array<{ tokenId: number; logprob: number }>; // length = requested prompt_logprobs, descending
+}
+
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 /** One increment of a request's output (deltas since the previous increment). */
 export interface RequestOutput {
   requestId: string;
+  /** which of the request's n sequences this increment belongs to (0 when n = 1); `finished` is per sequence */
+  index?: number;
   newTokenIds: number[];
   newText: string; // detokenized delta; never ends inside a UTF-8 sequence; stop strings removed
   newLogprobs?: TokenLogprob[]; // aligned with newTokenIds, when sampling.logprobs != null
+  /** on the first increment of sequence 0 when sampling.promptLogprobs != null: one per prompt token, the first null */
+  promptLogprobs?: Array<PromptLogprob | null>;
   finished: boolean;
   finishReason?: FinishReason;
   stopReason?: number | string | null; // the stop token id or stop string that ended it

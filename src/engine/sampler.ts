@@ -1,4 +1,4 @@
-// Turns one row of logits into a token: penalties, min_tokens masking, then greedy or
+// Turns one row of logits into a token: logit_bias, penalties, min_tokens masking, then greedy or
 // temperature / top-k / top-p / min-p sampling; logprobs from the raw logits (vLLM's default).
 // Works in place on the row (a view into the runner's logits buffer).
 import type { SamplingParams, TokenLogprob } from './protocol.js';
@@ -20,9 +20,10 @@ export const GREEDY_EPS = 1e-5;
 
 /**
  * Whether the backend's token choice (pds::RowSampling: greedy / temperature / top-k / top-p / min-p from a
- * uniform draw) gives what sampleRow would: no penalties, no logprobs, no min_tokens masking of eos/stop ids.
+ * uniform draw) gives what sampleRow would: no logit_bias, no penalties, no logprobs, no min_tokens masking of eos/stop ids.
  */
 export function backendCanSample(sp: SamplingParams, numOutputTokens: number, eosTokenIds: readonly number[]): boolean {
+  if (sp.logitBias?.length) return false;
   if (sp.logprobs !== null || sp.repetitionPenalty !== 1 || sp.presencePenalty !== 0 || sp.frequencyPenalty !== 0) return false;
   if (numOutputTokens < sp.minTokens && ((!sp.ignoreEos && eosTokenIds.length > 0) || sp.stopTokenIds.length > 0)) return false;
   return true;
@@ -33,6 +34,7 @@ export function sampleRow(logits: Float32Array, ctx: SampleContext): { tokenId: 
   // logprobs come from the raw model distribution, before penalties and masking
   const raw = sp.logprobs !== null ? logits.slice() : null;
 
+  if (sp.logitBias) for (const [id, bias] of sp.logitBias) if (id < logits.length) logits[id] = logits[id]! + bias;
   if (ctx.allowed) applyBitmask(logits, ctx.allowed);
   applyPenalties(logits, ctx);
   if (ctx.numOutputTokens < sp.minTokens) {

@@ -53,6 +53,11 @@ export class Scheduler {
     this.waiting.push(seq);
   }
 
+  /** A forked child (it holds its share of the prompt's blocks): ahead of new requests, its request was admitted. */
+  addForked(seq: Sequence): void {
+    this.waiting.unshift(seq);
+  }
+
   hasWork(): boolean {
     return this.waiting.length > 0 || this.running.length > 0;
   }
@@ -72,7 +77,7 @@ export class Scheduler {
     // 1. running sequences, oldest first; preempt the newest when blocks run out
     for (let i = 0; i < this.running.length && budget > 0; ) {
       const seq = this.running[i]!;
-      const n = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+      const n = Math.min(seq.numTokens - seq.numComputedTokens, budget, seq.maxChunkTokens);
       if (n <= 0) {
         i++;
         continue;
@@ -125,13 +130,16 @@ export class Scheduler {
 
   /** First admission: prefix cache, then the connector. Returns tokens to compute now, or a state. */
   private admitNew(seq: Sequence, budget: number): number | 'later' | 'no-blocks' | 'loading' {
-    const cached = this.bm.matchPrefix(seq.tokenIds);
+    // prompt logprobs need the logits of every prompt position: no prefix-cache hit, no external KV
+    const wantsPromptLogits = seq.promptLogprobs !== null;
+    const cached = wantsPromptLogits ? { blockIds: [], hashes: [] } : this.bm.matchPrefix(seq.tokenIds);
     const numLocal = cached.blockIds.length * this.bm.blockSize;
     let numExternal = 0;
-    if (this.connector && seq.numPreemptions === 0) {
+    const askConnector = this.connector !== null && seq.numPreemptions === 0 && !seq.isForkChild;
+    if (askConnector) {
       const r = this.connector.getNumNewMatchedTokens(connectorView(seq), numLocal);
       if (r.count === null) return 'later';
-      numExternal = Math.max(0, Math.min(r.count, seq.numTokens - 1 - numLocal));
+      numExternal = wantsPromptLogits ? 0 : Math.max(0, Math.min(r.count, seq.numTokens - 1 - numLocal));
     }
     const numComputed = numLocal + numExternal;
     if (numExternal > 0) {
@@ -148,11 +156,11 @@ export class Scheduler {
       this.connector!.updateStateAfterAlloc(connectorView(seq), seq.blockTable, numExternal);
       return 'loading';
     }
-    const n = Math.min(seq.numTokens - numComputed, budget);
+    const n = Math.min(seq.numTokens - numComputed, budget, seq.maxChunkTokens);
     const alloc = this.bm.allocate(cached, numComputed + n);
     if (!alloc) return 'no-blocks';
     this.bm.recordPrefixQuery(seq.numTokens, numLocal);
-    if (this.connector && seq.numPreemptions === 0) this.connector.updateStateAfterAlloc(connectorView(seq), alloc.blockTable, 0);
+    if (askConnector) this.connector!.updateStateAfterAlloc(connectorView(seq), alloc.blockTable, 0);
     seq.blockTable = alloc.blockTable;
     seq.blockHashes = alloc.hashes;
     seq.numComputedTokens = numComputed;
@@ -162,7 +170,7 @@ export class Scheduler {
 
   /** Admission of a sequence whose external KV has arrived (it already holds blocks). */
   private admitLoaded(seq: Sequence, budget: number): number | 'no-blocks' {
-    const n = Math.min(seq.numTokens - seq.numComputedTokens, budget);
+    const n = Math.min(seq.numTokens - seq.numComputedTokens, budget, seq.maxChunkTokens);
     if (!this.bm.grow(seq.blockTable, seq.numComputedTokens + n)) return 'no-blocks';
     return n;
   }

@@ -1,5 +1,5 @@
 // A request's state inside the engine. The block table is the only link to KV memory (integers).
-import type { SamplingParams, TokenLogprob, FinishReason, TokenConstraint } from './protocol.js';
+import type { SamplingParams, TokenLogprob, FinishReason, PromptLogprob, TokenConstraint } from './protocol.js';
 import type { KvTransferParams } from './connector/types.js';
 import type { Rng } from '../util/rng.js';
 
@@ -33,6 +33,17 @@ export class Sequence {
   /** aborted while its KV was loading: blocks are freed once the load ends */
   aborted = false;
   firstTokenTime = 0;
+  /** parallel sampling: the parent's request id (its own for the parent) and this sequence's choice index */
+  groupId: string;
+  index = 0;
+  /** sequences still to fork from this one when it samples its first token (n - 1 on a parent) */
+  forksPending = 0;
+  /** a forked child: shares the parent's prompt blocks, invisible to the KV connector */
+  isForkChild = false;
+  /** prompt logprobs gathered so far (sampling.promptLogprobs set): entry i is token i's, the first null */
+  promptLogprobs: Array<PromptLogprob | null> | null = null;
+  /** most tokens computed per step (bounds the logits rows of a prompt-logprobs request) */
+  maxChunkTokens = Number.POSITIVE_INFINITY;
   // output bookkeeping since the last emitted increment
   pendingTokenIds: number[] = [];
   pendingLogprobs: TokenLogprob[] = [];
@@ -48,6 +59,8 @@ export class Sequence {
     this.sampling = sampling;
     this.arrivalTime = performance.now();
     this.kvTransferParams = kvTransferParams;
+    this.groupId = requestId;
+    if (sampling.promptLogprobs != null) this.promptLogprobs = [null];
   }
 
   get numTokens(): number {

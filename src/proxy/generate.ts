@@ -1,4 +1,4 @@
-// POST /v1/completions and /v1/chat/completions. Writes the raw response itself (route hijacked).
+// POST /v1/completions, /v1/chat/completions and /v1/responses. Writes the raw response itself (route hijacked).
 // 1. Body must be a JSON object, not too deep (else 400; intake.ts); client kv_transfer_params and
 //    decode_limits dropped; the client's Authorization is never forwarded; beyond --max-inflight: 429. One X-Request-Id (the
 //    client's, or a new UUID) for both legs and the response.
@@ -68,7 +68,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const short = st.prefillers.size > 0 && isShortPrompt(parsed, st.config.localPrefillBelow);
     if (short) st.metrics.fallbacks.inc({ reason: 'short_prompt' });
     if (st.prefillers.size > 0 && !short) {
-      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed)), ctx, {
+      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed, path)), ctx, {
         timeoutMs: st.config.prefillTimeoutMs,
         skipUnhealthy: st.config.healthIntervalMs > 0,
         maxInflight: st.config.prefillMaxInflight,

@@ -3,18 +3,23 @@ export type JsonObject = Record<string, unknown>;
 
 /**
  * Copy of `body` for the prefill leg: max_tokens 1 (and max_completion_tokens 1 when present),
- * stream false, no stream_options / min_tokens, and NIXL-style
+ * stream false, n 1 and no best_of (the prompt is prefilled once; the decode leg forks its n sequences
+ * over the loaded KV), no stream_options / min_tokens, and NIXL-style
  * kv_transfer_params {do_remote_decode: true, do_remote_prefill: false}, and decode_limits {max_tokens,
  * min_tokens} (the client's) so the prefiller validates as the decoder will.
  */
-export function prefillBody(body: JsonObject): JsonObject {
-  const out: JsonObject = { ...body, max_tokens: 1, stream: false };
+export function prefillBody(body: JsonObject, path = '/v1/completions'): JsonObject {
+  // /v1/responses names its limit max_output_tokens
+  const responses = path === '/v1/responses';
+  const out: JsonObject = responses ? { ...body, max_output_tokens: 1, stream: false } : { ...body, max_tokens: 1, stream: false };
   if ('max_completion_tokens' in body) out.max_completion_tokens = 1;
   delete out.stream_options;
   delete out.min_tokens;
+  if ('n' in body) out.n = 1;
+  delete out.best_of;
   out.kv_transfer_params = { do_remote_decode: true, do_remote_prefill: false };
   // the prefiller refuses what the decoder would (server/decode-limits.ts): no prefill for a doomed request
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  const maxTokens = responses ? body.max_output_tokens : body.max_completion_tokens ?? body.max_tokens;
   out.decode_limits = {
     ...(typeof maxTokens === 'number' ? { max_tokens: maxTokens } : {}),
     ...(typeof body.min_tokens === 'number' ? { min_tokens: body.min_tokens } : {}),

@@ -69,7 +69,7 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     void reply.code(404).send(openAiErrorBody(404, `no route ${req.method} ${req.url.split('?')[0]}`));
   });
 
-  for (const path of ['/v1/completions', '/v1/chat/completions']) {
+  for (const path of ['/v1/completions', '/v1/chat/completions', '/v1/responses']) {
     app.post(path, async (req, reply) => {
       reply.hijack();
       await handleGenerate(st, path, req.raw, req.body, reply.raw);

@@ -59,6 +59,15 @@ test('prefill and decode bodies; the input is not mutated', () => {
   assert.deepEqual(decodeBody(body, { r: 2 }).kv_transfer_params, { r: 2 });
 });
 
+test('n > 1 and best_of: the prefill leg asks for one sequence, the decode leg keeps them', () => {
+  const body = { prompt: 'x', max_tokens: 9, n: 3, best_of: 5, seed: 4 };
+  const p = prefillBody(body);
+  assert.equal(p.n, 1);
+  assert.equal('best_of' in p, false);
+  assert.equal(p.seed, 4);
+  assert.deepEqual(decodeBody(body, { r: 2 }), { ...body, kv_transfer_params: { r: 2 } });
+});
+
 test('prompt size estimate for conditional disaggregation', () => {
   assert.equal(promptSize({ prompt: 'abcdefgh' }), 2);
   assert.equal(promptSize({ prompt: [1, 2, 3] }), 3);

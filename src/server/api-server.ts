@@ -17,6 +17,7 @@ import { defaultBodyLimit, defaultRequestLimits, type RequestLimits } from './re
 import { PdsError, openAiErrorBody } from '../util/errors.js';
 import { handleChat } from './chat.js';
 import { handleCompletion } from './completions.js';
+import { handleResponses } from './responses.js';
 import { ClientGone } from './engine-run.js';
 import { toHttpError } from './http-errors.js';
 import { packageVersion, registerInfoRoutes } from './info-routes.js';
@@ -119,6 +120,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
 
   app.post('/v1/completions', (req, reply) => handleCompletion(ctx, req, reply));
   app.post('/v1/chat/completions', (req, reply) => handleChat(ctx, req, reply));
+  app.post('/v1/responses', (req, reply) => handleResponses(ctx, req, reply));
   registerInfoRoutes(app, ctx, opts.version ?? packageVersion());
 
   return {

@@ -1,9 +1,14 @@
-// POST /v1/chat/completions: messages rendered with the model's chat template, one engine request.
-// Stream: a role delta {role:"assistant",content:""} first, content deltas, the last delta carrying
+// POST /v1/chat/completions: messages rendered with the model's chat template, one engine request (n or
+// best_of sequences forked over one prefill). Stream: per choice a role delta {role:"assistant",content:""}
+// first (then the echoed final assistant message when echo), content deltas, the last delta carrying
 // finish_reason, a usage chunk when stream_options.include_usage, then [DONE].
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateRequest } from '../engine/protocol.js';
-import { collect } from './engine-run.js';
+import { collectChoices } from './engine-run.js';
+import { bestIndices, choiceCounts, parseLogitBias } from './parallel-sampling.js';
+import { chatEchoText } from './chat-echo.js';
+import { refuseUnhonouredChatFields } from './unhonoured-fields.js';
+import { promptLogprobsK, vllmPromptLogprobs } from './prompt-logprobs.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
 import { chatLogprobs, LogprobText } from './logprobs.js';
@@ -24,7 +29,7 @@ import { sendToolDeltas, toolMessage, ToolDeltaStream } from './tools/tool-outpu
 export async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = parseBody(chatRequestSchema, request.body);
   checkModel(ctx, body.model);
-  if (body.echo) throw badRequest('echo is not supported for chat completions', 'echo');
+  refuseUnhonouredChatFields(request.body);
   if (body.top_logprobs != null && !body.logprobs) {
     throw badRequest('when using `top_logprobs`, `logprobs` must be set to true.', 'top_logprobs');
   }
@@ -38,6 +43,15 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   if (toolPlan && body.stream && logprobs !== null) throw badRequest('logprobs are not supported on streamed tool-using requests', 'logprobs');
   if (toolPlan?.constraint && structured) throw badRequest(`tool_choice "${toolPlan.mode}" cannot be combined with ${structured.param}`, structured.param);
   const tok = ctx.engine.tokenizer;
+  const logitBias = parseLogitBias(body.logit_bias, tok.vocabSize);
+  if (logitBias) base.logitBias = logitBias;
+  const { n, bestOf } = choiceCounts(body, 1, ctx.limits);
+  // one grammar matcher per request: forked sequences would share it
+  if (bestOf > 1 && (structured || toolPlan?.constraint)) throw badRequest('n > 1 (or best_of) cannot be combined with structured output or a required/named tool_choice yet', 'n');
+  if (bestOf > n && base.logprobs === null) base.logprobs = 0; // ranking needs the chosen tokens' logprobs
+  const echo = body.echo ? chatEchoText(body.messages) : '';
+  const promptK = promptLogprobsK(body, ctx.maxLogprobs);
+  if (promptK !== null) base.promptLogprobs = promptK;
   if (body.continue_final_message && body.add_generation_prompt) {
     throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
   }
@@ -61,58 +75,68 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     requestId: ctx.ids.acquire(headerId ?? `chatcmpl-${baseId}`),
     promptTokenIds: prompt.tokenIds,
     sampling,
+    ...(bestOf > 1 ? { n: bestOf } : {}),
     ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   };
   await attachConstraints(ctx, structured ?? toolPlan?.constraint ?? null, [req]);
   reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);
-  if (body.stream) return streamChat(ctx, body, req, baseId, signal, reply, toolPlan);
+  if (body.stream) return streamChat(ctx, body, req, n, echo, baseId, signal, reply, toolPlan);
 
-  const [c] = await runBatch(ctx, [req], signal, (outputs) => collect(outputs));
-  const msg = toolPlan ? toolMessage(toolPlan, c!.text, c!.finishReason) : null;
+  const [group] = await runBatch(ctx, [req], signal, (outputs) => collectChoices(outputs, bestOf));
+  const results = bestOf > n ? bestIndices(group!, n).map((j) => group![j]!) : group!;
+  const c0 = results[0]!;
   return {
     id: `chatcmpl-${baseId}`,
     object: 'chat.completion',
     created: nowSeconds(),
     model: servedName(ctx),
-    choices: [{
-      index: 0,
-      message: msg?.message ?? { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
-      logprobs: logprobs !== null ? chatLogprobs(new LogprobText(tok, prompt.tokenIds, !!body.return_tokens_as_token_ids), c!.logprobs) : null,
-      finish_reason: msg?.finishReason ?? c!.finishReason,
-      stop_reason: c!.stopReason,
-      ...(body.return_token_ids ? { token_ids: c!.tokenIds } : {}),
-    }],
-    usage: usageOf([c!]),
-    ...(body.return_token_ids ? { prompt_token_ids: c!.promptTokenIds } : {}),
-    prompt_logprobs: null,
-    kv_transfer_params: c!.kvTransferParams,
+    choices: results.map((c, index) => {
+      const msg = toolPlan ? toolMessage(toolPlan, c.text, c.finishReason) : null;
+      return {
+        index,
+        message: msg?.message ?? { role: 'assistant', content: echo + c.text, reasoning_content: null, tool_calls: [] },
+        logprobs: logprobs !== null ? chatLogprobs(new LogprobText(tok, prompt.tokenIds, !!body.return_tokens_as_token_ids), c.logprobs) : null,
+        finish_reason: msg?.finishReason ?? c.finishReason,
+        stop_reason: c.stopReason,
+        ...(body.return_token_ids ? { token_ids: c.tokenIds } : {}),
+      };
+    }),
+    usage: usageOf(results, n),
+    ...(body.return_token_ids ? { prompt_token_ids: c0.promptTokenIds } : {}),
+    prompt_logprobs: promptK !== null ? vllmPromptLogprobs(tok, c0.promptLogprobs ?? [], promptK) : null,
+    kv_transfer_params: c0.kvTransferParams,
   };
 }
 
 async function streamChat(
-  ctx: ServerContext, body: ChatRequest, req: GenerateRequest, baseId: string, signal: AbortSignal,
+  ctx: ServerContext, body: ChatRequest, req: GenerateRequest, n: number, echo: string, baseId: string, signal: AbortSignal,
   reply: FastifyReply, toolPlan: ToolPlan | null,
 ): Promise<void> {
   const tok = ctx.engine.tokenizer;
   const tools = toolPlan ? new ToolDeltaStream(toolPlan) : null;
   const head = { id: `chatcmpl-${baseId}`, object: 'chat.completion.chunk', created: nowSeconds(), model: servedName(ctx) };
   let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
-  const usage = new StreamUsage(1);
+  const usage = new StreamUsage(n, n);
   const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
-    const lpText = new LogprobText(tok, req.promptTokenIds, !!body.return_tokens_as_token_ids);
+    // token texts are decoded in each sequence's own context
+    const lpTexts = Array.from({ length: n }, () => new LogprobText(tok, req.promptTokenIds, !!body.return_tokens_as_token_ids));
     await runBatch(ctx, [req], signal, async (outputs) => {
       for await (const out of outputs) {
         if (!sse) {
           sse = new SseWriter(reply, { 'x-request-id': baseId });
-          await sse.send({
-            ...head,
-            choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
-            ...(body.return_token_ids ? { prompt_token_ids: out.promptTokenIds } : {}),
-          });
+          for (let index = 0; index < n; index++) {
+            await sse.send({
+              ...head,
+              choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+              ...(body.return_token_ids ? { prompt_token_ids: out.promptTokenIds } : {}),
+            });
+            if (echo) await sse.send({ ...head, choices: [{ index, delta: { content: echo }, logprobs: null, finish_reason: null }] });
+          }
         }
-        usage.add(0, out);
+        const index = out.index ?? 0;
+        usage.add(index, out);
         if (tools) {
           await sendToolDeltas(sse, head, tools, out, continuous ? usage.of(0) : null);
           continue;
@@ -122,14 +146,14 @@ async function streamChat(
         await sse.send({
           ...head,
           choices: [{
-            index: 0,
+            index,
             delta: out.newText || !out.finished ? { content: out.newText } : {},
-            logprobs: lps ? chatLogprobs(lpText, lps) : null,
+            logprobs: lps ? chatLogprobs(lpTexts[index]!, lps) : null,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
             ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),
           }],
-          ...(continuous ? { usage: usage.of(0) } : {}),
+          ...(continuous ? { usage: usage.of(index) } : {}),
         });
       }
     });

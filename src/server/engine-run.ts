@@ -1,6 +1,6 @@
 // Drives one engine request for the HTTP layer: records metrics per increment, turns a client abort
 // into ClientGone, and (for non-streaming responses) collects the increments into one result.
-import type { EngineClient, FinishReason, GenerateRequest, RequestOutput, TokenLogprob } from '../engine/protocol.js';
+import type { EngineClient, FinishReason, GenerateRequest, PromptLogprob, RequestOutput, TokenLogprob } from '../engine/protocol.js';
 import { PdsError } from '../util/errors.js';
 import type { RequestTimer } from './metrics.js';
 
@@ -12,16 +12,22 @@ export class ClientGone extends Error {
   }
 }
 
-/** Yields the engine's increments until the finished one; aborting `signal` aborts the engine request. */
+/**
+ * Yields the engine's increments until every sequence of the request (req.n, default 1) has finished;
+ * aborting `signal` aborts the engine request.
+ */
 export async function* runEngine(
   engine: EngineClient, req: GenerateRequest, signal: AbortSignal, timer: RequestTimer,
 ): AsyncGenerator<RequestOutput> {
   let finished = false;
+  const n = req.n ?? 1;
+  const ended = new Set<number>();
   try {
     for await (const out of engine.generate(req, signal)) {
       if (signal.aborted) throw new ClientGone();
-      timer.output(out.promptTokenIds.length, out.newTokenIds.length);
-      if (out.finished) {
+      timer.output(out.promptTokenIds.length, out.newTokenIds.length); // the prompt counts once per request
+      if (out.finished) ended.add(out.index ?? 0);
+      if (ended.size >= n) {
         finished = true;
         timer.finish(out.finishReason ?? 'stop');
       }
@@ -46,14 +52,24 @@ export interface Collected {
   promptTokenIds: number[];
   numCachedTokens: number;
   kvTransferParams: Record<string, unknown> | null;
+  /** the request's prompt logprobs (shared by its n choices), when asked for */
+  promptLogprobs: Array<PromptLogprob | null> | null;
 }
 
 export async function collect(outputs: AsyncIterable<RequestOutput>): Promise<Collected> {
-  const c: Collected = {
+  return (await collectChoices(outputs, 1))[0]!;
+}
+
+/** Collects the n sequences of one request (by RequestOutput.index) into n results. */
+export async function collectChoices(outputs: AsyncIterable<RequestOutput>, n: number): Promise<Collected[]> {
+  const all: Collected[] = Array.from({ length: n }, () => ({
     text: '', tokenIds: [], logprobs: [], finishReason: 'abort', stopReason: null, promptTokenIds: [],
-    numCachedTokens: 0, kvTransferParams: null,
-  };
+    numCachedTokens: 0, kvTransferParams: null, promptLogprobs: null,
+  }));
   for await (const out of outputs) {
+    const c = all[out.index ?? 0];
+    if (!c) throw new PdsError('PDS_ERR_INTERNAL', `engine output for choice ${out.index} of ${n}`);
+    if (out.promptLogprobs) for (const x of all) x.promptLogprobs = out.promptLogprobs;
     c.text += out.newText;
     c.tokenIds.push(...out.newTokenIds);
     if (out.newLogprobs) c.logprobs.push(...out.newLogprobs);
@@ -65,5 +81,5 @@ export async function collect(outputs: AsyncIterable<RequestOutput>): Promise<Co
       c.kvTransferParams = out.kvTransferParams ?? null;
     }
   }
-  return c;
+  return all;
 }

@@ -16,6 +16,7 @@ export interface RequestLimits {
   maxStopStringBytes: number; // each
   maxChatMessages: number;
   maxTools: number;
+  maxSequencesPerRequest: number; // prompts × max(n, best_of)
 }
 
 export const defaultRequestLimits: RequestLimits = {
@@ -25,6 +26,7 @@ export const defaultRequestLimits: RequestLimits = {
   maxStopStringBytes: 1024,
   maxChatMessages: 4096,
   maxTools: 256,
+  maxSequencesPerRequest: 256,
 };
 
 /** The body size an engine accepts by default: room for its longest prompt as escaped JSON, plus 4 MiB. */

@@ -22,6 +22,8 @@ const common = {
   ignore_eos: z.boolean().nullish(),
   min_tokens: int().nullish(),
   n: int().nullish(),
+  best_of: int().nullish(),
+  logit_bias: z.record(z.string(), z.number()).nullish(), // parallel-sampling.ts parseLogitBias
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() }).nullish(),
   return_token_ids: z.boolean().nullish(),
@@ -36,9 +38,7 @@ const common = {
     max_model_len: int().positive().nullish(),
   }).strict().nullish(),
   user: z.string().nullish(),
-  // logit_bias, prompt_logprobs: accepted on the wire, not implemented: 400 (sampling.ts).
-  // response_format, structured_outputs, guided_*: structured-fields.ts.
-  logit_bias: z.record(z.string(), z.number()).nullish(),
+  // response_format, structured_outputs, guided_*: structured-fields.ts; prompt_logprobs: prompt-logprobs.ts
   response_format: z.looseObject({ type: z.string() }).nullish(),
   prompt_logprobs: int().nullish(),
   guided_json: z.unknown().optional(),

@@ -23,6 +23,7 @@ export interface SamplingFields {
   ignore_eos?: boolean | null;
   min_tokens?: number | null;
   n?: number | null;
+  best_of?: number | null;
   skip_special_tokens?: boolean | null;
   include_stop_str_in_output?: boolean | null;
   logit_bias?: Record<string, number> | null;
@@ -36,8 +37,6 @@ export interface SamplingFields {
 
 /** Rejects features the engine does not implement, instead of silently ignoring them. */
 function rejectUnsupported(f: SamplingFields): void {
-  if (f.logit_bias && Object.keys(f.logit_bias).length) throw badRequest('logit_bias is not supported', 'logit_bias');
-  if (f.prompt_logprobs != null) throw badRequest('prompt_logprobs is not supported', 'prompt_logprobs');
 }
 
 /**
@@ -71,9 +70,7 @@ export function buildSampling(
   if (f.stream_options != null && !f.stream) {
     throw badRequest('Stream options can only be defined when `stream=True`.', 'stream_options');
   }
-  const n = f.n ?? 1;
-  if (n < 1) throw badRequest(`n must be at least 1, got ${n}.`, 'n');
-  if (n > 1) throw badRequest('n>1 is not supported', 'n');
+  // n, best_of and logit_bias: parallel-sampling.ts
   if (!(s.temperature >= 0)) throw badRequest(`temperature must be non-negative, got ${s.temperature}.`, 'temperature');
   if (!(s.topP > 0 && s.topP <= 1)) throw badRequest(`top_p must be in (0, 1], got ${s.topP}.`, 'top_p');
   if (s.topK < -1) throw badRequest(`top_k must be -1 or 0 (disable), or at least 1, got ${s.topK}.`, 'top_k');

@@ -31,6 +31,11 @@ export class SseWriter {
     await this.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
   }
 
+  /** One named event (`event: NAME` + `data:`), as the Responses API streams. */
+  async sendEvent(event: string, data: unknown): Promise<void> {
+    await this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
   async done(): Promise<void> {
     await this.write('data: [DONE]\n\n');
     if (!this.closed) this.res.end();

@@ -1,20 +1,23 @@
 // OpenAI usage block summed over the choices of one response; cached_tokens counts prompt tokens whose
-// KV was reused (prefix cache) or loaded (KV connector).
+// KV was reused (prefix cache) or loaded (KV connector). With n choices per prompt (choices ordered by
+// prompt, then by sequence), each prompt counts once, as vLLM does.
 export interface UsageSource {
   promptTokenIds: { length: number };
   tokenIds: { length: number };
   numCachedTokens: number;
 }
 
-export function usageOf(choices: UsageSource[]) {
+export function usageOf(choices: UsageSource[], choicesPerPrompt = 1) {
   let prompt = 0;
   let completion = 0;
   let cached = 0;
-  for (const c of choices) {
-    prompt += c.promptTokenIds.length;
+  choices.forEach((c, i) => {
+    if (i % choicesPerPrompt === 0) {
+      prompt += c.promptTokenIds.length;
+      cached += c.numCachedTokens;
+    }
     completion += c.tokenIds.length;
-    cached += c.numCachedTokens;
-  }
+  });
   return {
     prompt_tokens: prompt,
     total_tokens: prompt + completion,
@@ -27,7 +30,7 @@ export function usageOf(choices: UsageSource[]) {
 export class StreamUsage {
   private readonly choices: UsageSource[];
 
-  constructor(numChoices: number) {
+  constructor(numChoices: number, private readonly choicesPerPrompt = 1) {
     this.choices = Array.from({ length: numChoices }, () => ({ promptTokenIds: { length: 0 }, tokenIds: { length: 0 }, numCachedTokens: 0 }));
   }
 
@@ -44,6 +47,6 @@ export class StreamUsage {
   }
 
   total() {
-    return usageOf(this.choices);
+    return usageOf(this.choices, this.choicesPerPrompt);
   }
 }

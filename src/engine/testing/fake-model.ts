@@ -37,6 +37,24 @@ export class FakeModel implements ForwardModel {
     return out;
   }
 
+  /** KV as host bytes: one float64 (token*1e6+pos, NaN = empty) per token, blocks in order. */
+  kvBytesPerToken(): number {
+    return 8;
+  }
+  async kvGather(blockIds: Int32Array, numTokens: number, dst: Uint8Array): Promise<void> {
+    const v = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
+    for (let t = 0; t < numTokens; t++) v.setFloat64(t * 8, this.slots.get(blockIds[Math.floor(t / this.blockSize)]! * this.blockSize + (t % this.blockSize)) ?? NaN);
+  }
+  async kvScatter(blockIds: Int32Array, numTokens: number, src: Uint8Array): Promise<void> {
+    const v = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    for (let t = 0; t < numTokens; t++) {
+      const slot = blockIds[Math.floor(t / this.blockSize)]! * this.blockSize + (t % this.blockSize);
+      const x = v.getFloat64(t * 8);
+      if (Number.isNaN(x)) this.slots.delete(slot);
+      else this.slots.set(slot, x);
+    }
+  }
+
   /** Copies whole blocks' cached (token, position) from another fake model: the peer KV copy of tests. */
   copyBlocksFrom(peer: FakeModel, src: ArrayLike<number>, dst: ArrayLike<number>): void {
     const bs = this.blockSize;
