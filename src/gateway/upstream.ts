@@ -8,6 +8,16 @@ export interface UpstreamOptions {
   connectTimeoutMs: number;
 }
 
+/** What an engine reports about itself on /metrics (scraped by the router; null until the first scrape). */
+export interface EngineLoad {
+  running: number; // vllm:num_requests_running
+  waiting: number; // vllm:num_requests_waiting
+  kvUsage: number; // vllm:gpu_cache_usage_perc / kv_cache_usage_perc, 0..1
+  prefixHits: number; // vllm:gpu_prefix_cache_hits_total (tokens)
+  prefixQueries: number; // vllm:gpu_prefix_cache_queries_total (tokens)
+  at: number; // Date.now() of the scrape
+}
+
 export class Upstream {
   readonly origin: string;
   readonly role: Role;
@@ -18,6 +28,11 @@ export class Upstream {
   inflight = 0;
   /** liveness while legs wait (prefillers, when --prefill-heartbeat is on) */
   heartbeat: Heartbeat | null = null;
+  /** scraped engine stats (router); policies read them through policies/policy.ts loadOf */
+  engineStats: EngineLoad | null = null;
+  /** metadata from discovery (router): served model names and vllm_router's model label */
+  models: string[] = [];
+  label: string | null = null;
 
   constructor(origin: string, role: Role, opts: UpstreamOptions) {
     this.origin = origin;

@@ -13,6 +13,7 @@ import { isReset, isUnreachable, errorText, type Upstream } from './upstream.js'
 import type { UpstreamSet } from './upstream-set.js';
 import type { ProxyMetrics } from './metrics.js';
 import { getLogger } from '../util/logger.js';
+import type { RouteRequest } from './policies/policy.js';
 
 const log = getLogger('proxy');
 
@@ -25,6 +26,10 @@ export interface LegContext {
   clientSignal: AbortSignal;
   metrics: ProxyMetrics;
   retry: { left: number }; // retries this request may still spend (starts at 1)
+  /** what the pools' routing policies see (headers, body, tokens); absent = order by policy alone */
+  route?: RouteRequest;
+  /** narrows each pool (the router: engines serving the requested model) */
+  allow?: (u: Upstream) => boolean;
 }
 
 export type FallbackReason = 'unreachable' | 'prefill_5xx' | 'prefill_frozen' | 'prefill_error' | 'busy';
@@ -61,7 +66,7 @@ function spendRetry(ctx: LegContext, role: 'prefill' | 'decode'): boolean {
  */
 export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, policy: PrefillPolicy): Promise<PrefillOutcome> {
   const { timeoutMs } = policy;
-  const all = set.candidates(!policy.skipUnhealthy);
+  const all = set.candidates(!policy.skipUnhealthy, ctx.route, ctx.allow);
   const candidates = policy.maxInflight > 0 ? all.filter((u) => u.inflight < policy.maxInflight) : all;
   if (all.length && !candidates.length) return { kind: 'fallback', reason: 'busy' };
   // the request failed on `up`: decode-only if the budget allows, else a 502
@@ -101,6 +106,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       up.markUp(); // it answered
       if (res.statusCode >= 200 && res.statusCode < 300) {
         count('ok');
+        set.policy.onRouted?.(up, ctx.route);
         return { kind: 'ok', upstream: up, ms, kvTransferParams: kvParamsOf(buf) };
       }
       if (res.statusCode >= 400 && res.statusCode < 500) {
@@ -171,12 +177,12 @@ export type DecodeOutcome =
 
 /**
  * Sends the decode leg to the first reachable decoder. Resolves once response headers arrived; the
- * caller relays `res.body`. `timeoutMs` bounds the wait for headers and each gap between body chunks.
+ * caller relays `res.body`, then calls doneDecoding(upstream) (the decoder's in-flight count). `timeoutMs` bounds the wait for headers and each gap between body chunks.
  * A reset before the headers is retried once on the next decoder (if the request's budget allows).
  */
 export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number): Promise<DecodeOutcome> {
   let reset: { upstream: Upstream; message: string } | null = null;
-  for (const up of set.candidates()) {
+  for (const up of set.candidates(true, ctx.route, ctx.allow)) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'decode', upstream: up.origin, outcome });
     try {
@@ -191,6 +197,8 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       });
       count(res.statusCode < 400 ? 'ok' : res.statusCode < 500 ? '4xx' : '5xx');
       up.markUp(); // it answered
+      if (res.statusCode < 400) set.policy.onRouted?.(up, ctx.route);
+      up.inflight++; // until the caller finished relaying: it calls doneDecoding(up)
       return { kind: 'ok', upstream: up, res };
     } catch (e) {
       const kind = failureKind(e, ctx, isTimeout(e));
@@ -211,6 +219,11 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
   }
   // the retried request found no other decoder: report the reset, not "none reachable"
   return reset ? { kind: 'error', ...reset } : { kind: 'unavailable' };
+}
+
+/** The caller of a successful runDecode finished relaying (or gave up on) the response. */
+export function doneDecoding(up: Upstream): void {
+  up.inflight--;
 }
 
 export { isTimeout };

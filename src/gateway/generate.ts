@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { openAiErrorBody } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
-import { runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
+import { doneDecoding, runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
 import { relayResponse } from './relay.js';
 import { parseClientBody, stripPeerFields, upstreamHeadersFor } from './intake.js';
@@ -117,7 +117,12 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
         break;
     }
     if (d.res.statusCode >= 400 && d.res.statusCode < 500) st.metrics.errors.inc({ kind: 'upstream_4xx' });
-    const r = await relayResponse(d.res, out, requestId);
+    let r;
+    try {
+      r = await relayResponse(d.res, out, requestId);
+    } finally {
+      doneDecoding(d.upstream);
+    }
     if (r.firstByteMs !== null) {
       const ttft = r.firstByteMs - tDecode;
       st.metrics.decodeTtftSeconds.observe({ endpoint }, ttft / 1000);
