@@ -30,6 +30,8 @@ export interface LegContext {
   route?: RouteRequest;
   /** narrows each pool (the router: engines serving the requested model) */
   allow?: (u: Upstream) => boolean;
+  /** told each time a prefill attempt starts on an upstream (the router's request record) */
+  onPrefillAttempt?: (u: Upstream) => void;
 }
 
 export type FallbackReason = 'unreachable' | 'prefill_5xx' | 'prefill_frozen' | 'prefill_error' | 'busy';
@@ -89,6 +91,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
     });
     const t0 = performance.now();
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'prefill', upstream: up.origin, outcome });
+    ctx.onPrefillAttempt?.(up);
     up.inflight++;
     try {
       // undici's own 300 s defaults must not cut in before our total timer

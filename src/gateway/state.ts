@@ -4,6 +4,7 @@ import type { ProxyMetrics } from './metrics.js';
 import type { StatsWindow } from './stats-window.js';
 import type { UpstreamSet } from './upstream-set.js';
 import type { KvServerProbe } from './kv-probe.js';
+import type { GatewayHooks } from './hooks.js';
 
 export interface ProxyState {
   config: ProxyConfig;
@@ -14,4 +15,5 @@ export interface ProxyState {
   inflight: number;
   aborters: Set<AbortController>; // one per in-flight generation request; aborted on shutdown
   kvServer: KvServerProbe | null; // --kv-server, reported in /health
+  hooks?: GatewayHooks; // the router's; the proxy has none
 }
