@@ -37,6 +37,11 @@ export interface RouterFlags extends EdgeFlags {
   connectTimeout: number;
   maxInflight: number;
   upstreamApiKey?: string;
+  maxQueue?: number;
+  queueTimeout?: number;
+  breakerFailures?: number;
+  breakerCooldown?: number;
+  prefillRetryBackoff?: number;
 }
 
 export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
@@ -73,6 +78,11 @@ export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
     logStatsIntervalMs: f.logStatsInterval * 1000,
     engineStatsIntervalMs: f.engineStatsInterval * 1000,
     requestStatsWindowMs: f.requestStatsWindow * 1000,
+    maxQueue: f.maxQueue ?? d.maxQueue,
+    queueTimeoutMs: (f.queueTimeout ?? d.queueTimeoutMs / 1000) * 1000,
+    breakerFailures: f.breakerFailures ?? d.breakerFailures,
+    breakerCooldownMs: (f.breakerCooldown ?? d.breakerCooldownMs / 1000) * 1000,
+    prefillRetryBackoffMs: (f.prefillRetryBackoff ?? d.prefillRetryBackoffMs / 1000) * 1000,
   };
 }
 
@@ -107,6 +117,11 @@ export function registerRouter(program: Command): void {
     .option('--decode-timeout <s>', 'max seconds the decoder may stay silent', numOption('--decode-timeout', 0.001), d.gateway.decodeTimeoutMs / 1000)
     .option('--connect-timeout <s>', 'max seconds to open a connection to an engine', numOption('--connect-timeout', 0.001), d.gateway.connectTimeoutMs / 1000)
     .option('--max-inflight <n>', 'requests in flight beyond which clients get 429 (0 = unlimited)', intOption('--max-inflight', 0), d.gateway.maxInflight)
+    .option('--max-queue <n>', 'requests beyond --max-inflight that wait (FIFO) before 429', intOption('--max-queue', 0), d.maxQueue)
+    .option('--queue-timeout <s>', 'longest wait in that queue before 429', numOption('--queue-timeout', 0.001), d.queueTimeoutMs / 1000)
+    .option('--breaker-failures <n>', 'failed legs in a row that open an engine\'s circuit breaker (0 = off)', intOption('--breaker-failures', 0), d.breakerFailures)
+    .option('--breaker-cooldown <s>', 'seconds an open breaker waits before one trial request (doubles on reopening)', numOption('--breaker-cooldown', 0.001), d.breakerCooldownMs / 1000)
+    .option('--prefill-retry-backoff <s>', 'jittered wait before the one prefill retry', numOption('--prefill-retry-backoff', 0), d.prefillRetryBackoffMs / 1000)
     .option('--upstream-api-key <key>', 'Bearer key sent to the engines; the client\'s is never forwarded');
   addEdgeOptions(cmd, `default ${d.gateway.bodyLimitBytes / 2 ** 20} MiB`).action(async (flags: RouterFlags) => {
     let router;

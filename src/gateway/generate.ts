@@ -62,6 +62,12 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     if (!out.writableFinished) clientAbort.abort(new Error('client disconnected'));
   };
   out.on('close', onClose);
+  if (st.admission && !(await st.admission.acquire(clientAbort.signal))) {
+    out.off('close', onClose);
+    if (clientAbort.signal.aborted) return;
+    const a = st.admission;
+    return fail('overloaded', 429, `at the limit of ${a.maxInflight} requests in flight and ${a.maxQueue} queued; retry later`, requestId);
+  }
   const hooks = st.hooks;
   if (hooks) {
     rec = newRecord(requestId, path);
@@ -99,6 +105,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
         timeoutMs: st.config.prefillTimeoutMs,
         skipUnhealthy: st.config.healthIntervalMs > 0,
         maxInflight: st.config.prefillMaxInflight,
+        retryBackoffMs: st.prefillRetryBackoffMs ?? 0,
       });
       switch (p.kind) {
         case 'ok':
@@ -200,5 +207,6 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     st.aborters.delete(clientAbort);
     st.inflight--;
     st.metrics.inflight.dec();
+    st.admission?.release();
   }
 }

@@ -51,6 +51,8 @@ export interface PrefillPolicy {
   timeoutMs: number; // bounds each attempt (headers + body)
   skipUnhealthy: boolean; // true while the health loop runs (it brings them back): no attempt on those marked down
   maxInflight: number; // per prefiller; 0 = unlimited. All full -> fallback 'busy'
+  /** before the one retry after a reset: wait retryBackoffMs x [0.5, 1.5) (jitter); 0 = at once */
+  retryBackoffMs?: number;
 }
 
 /** Spends the request's retry; false when none is left. */
@@ -76,6 +78,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
     spendRetry(ctx, 'prefill') ? { kind: 'fallback', reason } : { kind: 'failed', upstream: up, message };
   for (const up of candidates) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
+    if (up.breaker && !up.breaker.allows()) continue;
     const leg = new AbortController();
     const onClientAbort = () => leg.abort(new Error('client disconnected'));
     ctx.clientSignal.addEventListener('abort', onClientAbort, { once: true });
@@ -107,6 +110,8 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       const buf = Buffer.from(await res.body.arrayBuffer());
       const ms = performance.now() - t0;
       up.markUp(); // it answered
+      if (res.statusCode < 500) up.breaker?.success();
+      else up.breaker?.failure();
       if (res.statusCode >= 200 && res.statusCode < 300) {
         count('ok');
         set.policy.onRouted?.(up, ctx.route);
@@ -123,6 +128,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       const kind = frozen && !ctx.clientSignal.aborted ? 'frozen' : failureKind(e, ctx, timedOut);
       count(kind);
       if (kind === 'aborted') return { kind };
+      up.breaker?.failure();
       if (kind === 'timeout') return { kind, upstream: up };
       if (kind === 'unreachable') {
         markUnreachable(up, 'prefill', e);
@@ -134,6 +140,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       }
       if (kind === 'reset' && spendRetry(ctx, 'prefill')) {
         log.warn(`prefill on ${up.origin} lost its connection before any answer (${errorText(e)}); retrying request ${ctx.requestId} on the next prefiller`);
+        if (policy.retryBackoffMs) await new Promise((r) => setTimeout(r, policy.retryBackoffMs! * (0.5 + Math.random())));
         continue;
       }
       log.warn(`prefill on ${up.origin} failed: ${errorText(e)} (request ${ctx.requestId})`);
@@ -187,6 +194,7 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
   let reset: { upstream: Upstream; message: string } | null = null;
   for (const up of set.candidates(true, ctx.route, ctx.allow)) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
+    if (up.breaker && !up.breaker.allows()) continue;
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'decode', upstream: up.origin, outcome });
     try {
       const res = await up.pool.request({
@@ -200,6 +208,8 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       });
       count(res.statusCode < 400 ? 'ok' : res.statusCode < 500 ? '4xx' : '5xx');
       up.markUp(); // it answered
+      if (res.statusCode < 500) up.breaker?.success();
+      else up.breaker?.failure();
       if (res.statusCode < 400) set.policy.onRouted?.(up, ctx.route);
       up.inflight++; // until the caller finished relaying: it calls doneDecoding(up)
       return { kind: 'ok', upstream: up, res };
@@ -207,6 +217,7 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       const kind = failureKind(e, ctx, isTimeout(e));
       count(kind);
       if (kind === 'aborted') return { kind };
+      up.breaker?.failure();
       if (kind === 'timeout') return { kind, upstream: up };
       if (kind === 'unreachable') {
         markUnreachable(up, 'decode', e);

@@ -53,7 +53,9 @@ export class UpstreamSet {
     const pool = allow ? this.all.filter(allow) : this.all;
     if (!pool.length) return [];
     const ordered = this.policy.order(pool, req);
-    return [...ordered.filter((u) => u.healthy), ...(withUnhealthy ? ordered.filter((u) => !u.healthy) : [])];
+    // an open circuit breaker counts as unhealthy (tried last, if at all; the leg asks it again)
+    const ok = (u: Upstream) => u.healthy && (u.breaker?.passable ?? true);
+    return [...ordered.filter(ok), ...(withUnhealthy ? ordered.filter((u) => !ok(u)) : [])];
   }
 
   /** Probe every upstream once; logs state changes. */

@@ -1,6 +1,7 @@
 // One engine behind the proxy: a keep-alive undici Pool plus its health state.
 import { Pool } from 'undici';
 import type { Heartbeat } from './heartbeat.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 
 export type Role = 'prefill' | 'decode';
 
@@ -30,6 +31,8 @@ export class Upstream {
   heartbeat: Heartbeat | null = null;
   /** scraped engine stats (router); policies read them through policies/policy.ts loadOf */
   engineStats: EngineLoad | null = null;
+  /** per-engine circuit breaker (router); null = none (the proxy) */
+  breaker: CircuitBreaker | null = null;
   /** metadata from discovery (router): served model names and vllm_router's model label */
   models: string[] = [];
   label: string | null = null;

@@ -28,6 +28,11 @@ export interface RouterConfig {
   logStatsIntervalMs: number;
   engineStatsIntervalMs: number;
   requestStatsWindowMs: number;
+  maxQueue: number; // beyond gateway.maxInflight, requests wait here (FIFO); full -> 429
+  queueTimeoutMs: number; // longest wait in that queue -> 429
+  breakerFailures: number; // failed legs in a row that open an engine's breaker; 0 = off
+  breakerCooldownMs: number; // first open period (doubles on each reopening, at most 16x)
+  prefillRetryBackoffMs: number; // jittered wait before the one prefill retry
 }
 
 export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
@@ -43,6 +48,11 @@ export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
   logStatsIntervalMs: 10_000,
   engineStatsIntervalMs: 30_000,
   requestStatsWindowMs: 60_000,
+  maxQueue: 256,
+  queueTimeoutMs: 30_000,
+  breakerFailures: 3,
+  breakerCooldownMs: 5_000,
+  prefillRetryBackoffMs: 50,
 };
 
 const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim());

@@ -21,6 +21,8 @@ import { scrapeEngine } from './engine-stats.js';
 import { routerMetricsText } from './metrics-text.js';
 import { statsReport } from './log-stats.js';
 import { prepareRoute } from './prepare.js';
+import { Admission } from '../gateway/admission.js';
+import { CircuitBreaker } from '../gateway/circuit-breaker.js';
 
 const log = getLogger('router');
 export const ROUTER_VERSION = '0.1.0';
@@ -59,6 +61,9 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
       if (b.model) u.models = [b.model];
     }
   };
+  if (config.maxInflight > 0) st.admission = new Admission(config.maxInflight, rc.maxQueue, rc.queueTimeoutMs);
+  st.prefillRetryBackoffMs = rc.prefillRetryBackoffMs;
+  for (const u of [...st.prefillers.all, ...st.decoders.all]) u.breaker = new CircuitBreaker(rc.breakerFailures, rc.breakerCooldownMs);
   meta(st.prefillers, pools.prefill);
   meta(st.decoders, pools.decode);
   if (config.prefillHeartbeatMs > 0) {
@@ -94,6 +99,7 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
       model_names: up.models,
       model_label: up.label,
       healthy: up.healthy,
+      breaker: up.breaker?.state ?? 'closed',
       last_error: up.lastError,
       inflight: up.inflight,
       engine_stats: up.engineStats,
@@ -123,7 +129,9 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
   });
   app.get('/metrics', async (_req, reply) => {
     const own = await st.metrics.registry.metrics();
-    return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(routerMetricsText(engines().map((e) => e.up), stats) + own);
+    const breakers = engines().map(({ up }) => `pdserve_router_breaker_open{server="${up.origin}"} ${up.breaker?.state === 'open' ? 1 : 0}\npdserve_router_breaker_opened_total{server="${up.origin}"} ${up.breaker?.openedTotal ?? 0}`);
+    const admission = st.admission ? `pdserve_router_queued_requests ${st.admission.waiting}\n` : '';
+    return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(routerMetricsText(engines().map((e) => e.up), stats) + '# TYPE pdserve_router_breaker_open gauge\n# TYPE pdserve_router_breaker_opened_total counter\n' + breakers.join('\n') + '\n' + admission + own);
   });
 
   const health = healthChecker(st, () => undefined);
