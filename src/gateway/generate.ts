@@ -52,7 +52,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
   const intake = parseClientBody(rawBody);
   if (typeof intake === 'string') return fail('bad_request', 400, intake);
   const { body: parsed, stripped } = stripPeerFields(intake);
-  if (st.config.maxInflight > 0 && st.inflight >= st.config.maxInflight) {
+  if (!st.admission && st.config.maxInflight > 0 && st.inflight >= st.config.maxInflight) {
     return fail('overloaded', 429, `proxy is at its limit of ${st.config.maxInflight} requests in flight; retry later`);
   }
   const clientId = req.headers['x-request-id'];

@@ -158,3 +158,26 @@ test("the seed's flags parse: static backends, models, labels, disaggregated_pre
   assert.equal(c.logStatsIntervalMs, 10_000);
   assert.equal(c.gateway.port, 8005);
 });
+
+test('a failing engine opens its breaker and gets no more traffic; admission queues then answers 429', async () => {
+  const good = await engine('good', 30);
+  const failing = await startStub((_req, res) => sendJson(res, 500, { error: { message: 'boom', type: 'InternalServerError', code: 500 } }));
+  const r = await testRouter([backend(good.url), backend(failing.url)], { routingLogic: 'roundrobin', breakerFailures: 2, breakerCooldownMs: 60_000, maxQueue: 1, queueTimeoutMs: 5_000 }, { maxInflight: 1 });
+  try {
+    const seen: number[] = [];
+    for (let i = 0; i < 8; i++) seen.push((await postJson(`${r.url}/v1/completions`, { prompt: 'x' })).status);
+    assert.equal(seen.filter((s) => s === 500).length, 2, `two failures open the breaker, then only the good engine: ${seen}`);
+    assert.ok(seen.slice(-4).every((s) => s === 200));
+    const engines = (await (await fetch(`${r.url}/engines`)).json()) as { url: string; breaker: string }[];
+    assert.equal(engines.find((e) => e.url === failing.url)!.breaker, 'open');
+    assert.match(await (await fetch(`${r.url}/metrics`)).text(), new RegExp(`pdserve_router_breaker_open\\{server="${failing.url}"\\} 1`));
+    // 1 in flight + 1 queued; the third is refused at once
+    const three = await Promise.all([0, 1, 2].map(() => postJson(`${r.url}/v1/completions`, { prompt: 'y' })));
+    assert.deepEqual(three.map((x) => x.status).sort(), [200, 200, 429]);
+    assert.equal(three.find((x) => x.status === 429)!.json.error.code, 429);
+  } finally {
+    await r.close();
+    await good.close();
+    await failing.close();
+  }
+});
