@@ -96,3 +96,16 @@ for (const model of fixtureModels) {
     }
   });
 }
+
+test('pdserve up --router disaggregated_prefill: the router fronts up\'s engines (default model)', async () => {
+  const up = await spawnUp(['--prefill', '1', '--decode', '1', '--kv-pool-size', '64M', '--router', 'disaggregated_prefill']);
+  try {
+    const r = await postJson(`${up.url}/v1/completions`, { prompt: 'Once upon a time, there was a little girl who loved to play outside', max_tokens: 4, temperature: 0 });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.ok(r.json.usage.prompt_tokens_details.cached_tokens >= r.json.usage.prompt_tokens - 1, 'the decoder loaded the prefilled KV');
+    const engines = (await (await fetch(`${up.url}/engines`)).json()) as { role: string; model_label: string }[];
+    assert.deepEqual(engines.map((e) => [e.role, e.model_label]), [['prefill', 'prefill'], ['decode', 'decode']]);
+  } finally {
+    await up.stop();
+  }
+});
