@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerServe } from './serve.js';
 import { registerUp } from './up.js';
 import { registerProxy } from './proxy.js';
+import { registerRouter } from './router.js';
 import { registerKvServer } from './kv-server.js';
 import { registerBench } from './bench.js';
 import { watchLifeline } from '../util/lifeline.js';
@@ -16,6 +17,7 @@ program.name('pdserve').description('LLM serving with disaggregated prefill and 
 registerServe(program);
 registerUp(program);
 registerProxy(program);
+registerRouter(program);
 registerKvServer(program);
 registerBench(program);
 program.showHelpAfterError();

@@ -1,7 +1,7 @@
 // `pdserve proxy`: the disaggregation proxy (src/proxy). Flags match vLLM's disagg_proxy_server.py
 // (--prefiller-host/--prefiller-port/--decoder-host/--decoder-port) plus URL lists.
 import type { Command } from 'commander';
-import { defaultProxyConfig, pairHostsPorts, type ProxyConfig } from '../proxy/config.js';
+import { defaultProxyConfig, pairHostsPorts, type ProxyConfig } from '../gateway/config.js';
 import { startProxy } from '../proxy/server.js';
 import { PdsError } from '../util/errors.js';
 import { addEdgeOptions, edgeSettings, type EdgeFlags } from './edge-flags.js';

@@ -42,6 +42,7 @@ interface UpFlags {
   healthTimeout: number;
   gracePeriod: number;
   proxyFlags?: string;
+  router?: string;
   apiKey?: string;
   maxRestarts: number;
   restartWindow: number;
@@ -66,6 +67,7 @@ export function registerUp(program: Command): void {
     .addOption(new Option('--kv-transfer <channel>', 'how KV moves from prefillers to decoders: pool (kv-server) or cuda_ipc (GPU to GPU, pool as fallback)').choices(['pool', 'cuda_ipc']).default('pool'))
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
+    .option('--router <logic>', 'front the engines with `pdserve router --routing-logic LOGIC` (roundrobin, session, prefixaware, kvaware, disaggregated_prefill, least-load, power-of-two) instead of the proxy; --proxy-flags then go to the router')
     .option('--proxy-flags <flags>', 'extra `pdserve proxy` flags, space-separated (e.g. "--local-prefill-below 256")')
     .option('--health-timeout <s>', 'seconds all servers together may take to start and answer /health', num('--health-timeout'), 300)
     .option('--grace-period <s>', 'seconds between SIGTERM and SIGKILL on shutdown', num('--grace-period'), 10)
@@ -95,6 +97,7 @@ export function registerUp(program: Command): void {
         runDir,
         engineArgs: engine,
         proxyArgs: (flags.proxyFlags ?? '').split(/\s+/).filter(Boolean),
+        router: flags.router ?? null,
         healthTimeoutMs: flags.healthTimeout * 1000,
         graceMs: flags.gracePeriod * 1000,
         apiKey: resolveApiKeys(flags.apiKey)[0] ?? null,

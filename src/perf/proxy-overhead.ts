@@ -4,9 +4,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { defaultProxyConfig } from '../proxy/config.js';
+import { defaultProxyConfig } from '../gateway/config.js';
 import { startProxy } from '../proxy/server.js';
-import { summarize } from '../proxy/stats-window.js';
+import { summarize } from '../gateway/stats-window.js';
 
 const [requests = 2000, concurrency = 32, chunks = 64, promptChars = 30000] = process.argv.slice(2).map(Number);
 

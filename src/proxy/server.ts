@@ -1,19 +1,17 @@
-// The proxy's HTTP server: routes, background health checks, periodic stats print.
-import Fastify, { type FastifyInstance } from 'fastify';
+// `pdserve proxy` over the gateway core (src/gateway): round-robin pools, /health, /healthcheck, its
+// own /metrics, the info relay, background health checks, periodic stats print.
+import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import { openAiErrorBody } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
-import { normalizeProxyConfig, type ProxyConfig } from './config.js';
-import { handleGenerate } from './generate.js';
-import { registerInfoRelay } from './info-relay.js';
-import { ProxyMetrics } from './metrics.js';
-import type { ProxyState } from './state.js';
-import { StatsWindow } from './stats-window.js';
-import { UpstreamSet } from './upstream-set.js';
-import { Heartbeat } from './heartbeat.js';
-import { KvServerProbe } from './kv-probe.js';
-import { ApiKeyGuard } from '../security/api-key.js';
-import { applyListenerLimits, checkListenerLimits, fastifyListenerOptions } from '../util/http-listener.js';
+import { normalizeProxyConfig, type ProxyConfig } from '../gateway/config.js';
+import { registerInfoRelay } from '../gateway/info-relay.js';
+import { ProxyMetrics } from '../gateway/metrics.js';
+import type { ProxyState } from '../gateway/state.js';
+import { StatsWindow } from '../gateway/stats-window.js';
+import { UpstreamSet } from '../gateway/upstream-set.js';
+import { Heartbeat } from '../gateway/heartbeat.js';
+import { KvServerProbe } from '../gateway/kv-probe.js';
+import { createGatewayApp, healthChecker, shownUrl } from '../gateway/app.js';
 
 const log = getLogger('proxy');
 
@@ -45,36 +43,7 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
     for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
   }
-  const listener = checkListenerLimits({ ...config.listener, bodyLimitBytes: config.bodyLimitBytes });
-  const app = Fastify({ logger: false, forceCloseConnections: true, ...fastifyListenerOptions(listener) });
-  applyListenerLimits(app.server, listener);
-  // clients' API keys on /v1/* (vLLM's rule) and the tokenizer routes (they cost CPU, as on the engines);
-  // checked before the body is read
-  const guard = new ApiKeyGuard(config.apiKeys);
-  const guarded = (url: string) => url.startsWith('/v1/') || /^\/(tokenize|detokenize)(\?|$)/.test(url);
-  app.addHook('onRequest', async (req, reply) => {
-    if (!guard.enabled || !guarded(req.url)) return;
-    if (!guard.admits(req.headers.authorization)) {
-      return reply.code(401).send(openAiErrorBody(401, 'Unauthorized: a valid API key is required (Authorization: Bearer KEY)'));
-    }
-  });
-  // Engines accept JSON whatever the content-type says (curl -d sends form-urlencoded): take bytes.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    void reply.code(status).send(openAiErrorBody(status, err.message));
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(openAiErrorBody(404, `no route ${req.method} ${req.url.split('?')[0]}`));
-  });
-
-  for (const path of ['/v1/completions', '/v1/chat/completions', '/v1/responses']) {
-    app.post(path, async (req, reply) => {
-      reply.hijack();
-      await handleGenerate(st, path, req.raw, req.body, reply.raw);
-    });
-  }
+  const app = createGatewayApp(st);
 
   registerInfoRelay(app, st);
 
@@ -107,24 +76,12 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     return reply.header('content-type', st.metrics.registry.contentType).send(text);
   });
 
-  let checking: Promise<void> | null = null;
-  const checkHealth = () => {
-    if (!checking) {
-      const timeout = Math.max(500, Math.min(config.healthIntervalMs || 2000, 5000));
-      const kvCheck = async () => {
-        const kv = st.kvServer;
-        if (!kv || !(await kv.check(timeout))) return;
-        if (kv.healthy) log.info(`kv-server ${kv.address} is reachable again`);
-        else log.warn(`kv-server ${kv.address} is down (${kv.lastError}): decoders compute prompts themselves`);
-      };
-      checking = Promise.all([st.prefillers.checkAll(timeout), st.decoders.checkAll(timeout), kvCheck()])
-        .then(() => undefined)
-        .finally(() => {
-          checking = null;
-        });
-    }
-    return checking;
-  };
+  const kv = st.kvServer;
+  const health = healthChecker(st, (healthy) => {
+    if (healthy) log.info(`kv-server ${kv!.address} is reachable again`);
+    else log.warn(`kv-server ${kv!.address} is down (${kv!.lastError}): decoders compute prompts themselves`);
+  });
+  const checkHealth = health.run;
   const timers: NodeJS.Timeout[] = [];
   if (config.healthIntervalMs > 0) {
     void checkHealth();
@@ -141,8 +98,7 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
 
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as AddressInfo).port;
-  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
+  const url = shownUrl(config.host, port);
   log.info(
     `proxy on ${url}: ${st.prefillers.size} prefill instance(s) [${config.prefillers.join(', ')}], ` +
       `${st.decoders.size} decode instance(s) [${config.decoders.join(', ')}]`,
@@ -154,7 +110,7 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
       for (const t of timers) clearInterval(t);
       for (const a of st.aborters) a.abort(new Error('proxy shutting down'));
       await app.close();
-      await checking?.catch(() => undefined);
+      await health.settle();
       await Promise.all([st.prefillers.closeAll(), st.decoders.closeAll()]);
     })();
     return closed;

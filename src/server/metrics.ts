@@ -8,6 +8,7 @@ import type { EngineClient, FinishReason } from '../engine/protocol.js';
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
   80.0, 160.0, 640.0, 2560.0];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
+const TOKEN_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0,
   960.0, 1920.0, 7680.0];
 
@@ -38,6 +39,10 @@ export class ServerMetrics {
   private readonly itl: Histogram<'model_name'>;
   private readonly tpot: Histogram<'model_name'>;
   private readonly e2e: Histogram<'model_name'>;
+  private readonly prefillTime: Histogram<'model_name'>;
+  private readonly decodeTime: Histogram<'model_name'>;
+  private readonly promptLen: Histogram<'model_name'>;
+  private readonly genLen: Histogram<'model_name'>;
 
   constructor(engine: EngineClient, modelName: string) {
     const r = this.registry;
@@ -54,6 +59,15 @@ export class ServerMetrics {
       () => engine.stats().prefixCacheQueries);
     mirrorCounter(r, 'vllm:prefix_cache_hits_total', 'Prefix cache hits, in terms of number of cached tokens.', m,
       () => engine.stats().prefixCacheHits);
+    // production-stack's router and dashboards read the pre-v1 names: the same counts under them
+    mirrorCounter(r, 'vllm:gpu_prefix_cache_queries_total', 'Prefix cache queries, in tokens (pre-v1 name of vllm:prefix_cache_queries_total).', m,
+      () => engine.stats().prefixCacheQueries);
+    mirrorCounter(r, 'vllm:gpu_prefix_cache_hits_total', 'Prefix cache hits, in tokens (pre-v1 name of vllm:prefix_cache_hits_total).', m,
+      () => engine.stats().prefixCacheHits);
+    gauge('vllm:gpu_prefix_cache_hit_rate', 'Prefix cache hit rate since start: hits / queries, in tokens (0 before any query).', () => {
+      const s = engine.stats();
+      return s.prefixCacheQueries > 0 ? s.prefixCacheHits / s.prefixCacheQueries : 0;
+    });
     mirrorCounter(r, 'vllm:num_preemptions_total', 'Cumulative number of preemption from the engine.', m,
       () => engine.stats().numPreemptions);
     // the KV connector's cumulative events (stored/skipped chunks, hit/loaded tokens, failures), by name
@@ -81,11 +95,15 @@ export class ServerMetrics {
     this.itl = hist('vllm:inter_token_latency_seconds', 'Histogram of inter-token latency in seconds.', ITL_BUCKETS);
     this.tpot = hist('vllm:time_per_output_token_seconds', 'Histogram of time per output token in seconds.', ITL_BUCKETS);
     this.e2e = hist('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', E2E_BUCKETS);
+    this.prefillTime = hist('vllm:request_prefill_time_seconds', 'Histogram of the prefill phase: request handed to the engine until its first output (includes time queued in the engine).', E2E_BUCKETS);
+    this.decodeTime = hist('vllm:request_decode_time_seconds', 'Histogram of the decode phase: first output until the last.', E2E_BUCKETS);
+    this.promptLen = hist('vllm:request_prompt_tokens', 'Number of prefill tokens per finished request.', TOKEN_BUCKETS);
+    this.genLen = hist('vllm:request_generation_tokens', 'Number of generation tokens per finished request.', TOKEN_BUCKETS);
     // Export zeros from the start, as vLLM does, so rates work from the first scrape.
     this.promptTokens.inc(this.labels, 0);
     this.generationTokens.inc(this.labels, 0);
     for (const reason of ['stop', 'length', 'abort']) this.requestSuccess.inc({ ...this.labels, finished_reason: reason }, 0);
-    for (const h of [this.ttft, this.itl, this.tpot, this.e2e]) h.zero(this.labels);
+    for (const h of [this.ttft, this.itl, this.tpot, this.e2e, this.prefillTime, this.decodeTime, this.promptLen, this.genLen]) h.zero(this.labels);
   }
 
   /** Call when the request is handed to the engine. */
@@ -106,9 +124,13 @@ export class ServerMetrics {
     } else (kind === 'ttft' ? this.ttft : this.e2e).observe(this.labels, seconds);
   }
 
-  /** @internal used by RequestTimer */
-  finished(reason: FinishReason): void {
+  /** @internal used by RequestTimer: a request ended (phases in seconds; null = no first output) */
+  finished(reason: FinishReason, prefillS: number | null, decodeS: number | null, promptTokens: number, genTokens: number): void {
     this.requestSuccess.inc({ ...this.labels, finished_reason: reason });
+    if (prefillS !== null) this.prefillTime.observe(this.labels, prefillS);
+    if (decodeS !== null) this.decodeTime.observe(this.labels, decodeS);
+    this.promptLen.observe(this.labels, promptTokens);
+    this.genLen.observe(this.labels, genTokens);
   }
 
   metrics(): Promise<string> {
@@ -123,9 +145,12 @@ export class ServerMetrics {
 /** Per-request timing: output(n) for each engine increment, finish(reason) once. */
 export class RequestTimer {
   private readonly start = performance.now();
+  private first = 0;
   private last = 0;
   private started = false;
   private done = false;
+  private promptLen = 0;
+  private generated = 0;
 
   constructor(private readonly m: ServerMetrics) {}
 
@@ -133,12 +158,15 @@ export class RequestTimer {
     const now = performance.now();
     if (!this.started) {
       this.started = true;
+      this.first = now;
+      this.promptLen = promptLen;
       this.m.observe('ttft', (now - this.start) / 1000);
       this.m.record('prompt', promptLen);
     } else if (newTokens > 0) {
       this.m.observe('itl', (now - this.last) / 1000 / newTokens);
     }
     if (newTokens > 0) this.m.record('gen', newTokens);
+    this.generated += newTokens;
     this.last = now;
   }
 
@@ -146,6 +174,8 @@ export class RequestTimer {
     if (this.done) return;
     this.done = true;
     this.m.observe('e2e', (performance.now() - this.start) / 1000);
-    this.m.finished(reason);
+    const prefill = this.started ? (this.first - this.start) / 1000 : null;
+    const decode = this.started ? (this.last - this.first) / 1000 : null;
+    this.m.finished(reason, prefill, decode, this.promptLen, this.generated);
   }
 }

@@ -30,6 +30,7 @@ export interface UpOptions {
   runDir: string;
   engineArgs: string[]; // appended to every engine's command line
   proxyArgs: string[]; // appended to the proxy's command line
+  router?: string | null; // set: the front process is `pdserve router --routing-logic THIS` instead of the proxy
   healthTimeoutMs: number;
   graceMs: number; // SIGTERM -> SIGKILL
   internalSecretFile?: string | null; // the run directory's secret file, for every child
@@ -103,10 +104,12 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
     ...ports.prefill.map((p, i) => engine('prefiller', i, p)),
     ...ports.decode.map((p, i) => engine('decoder', i, p)),
   ];
-  const proxyArgs = ['proxy', '--host', o.host, '--port', String(o.port)];
-  for (const p of ports.prefill) proxyArgs.push('--prefiller', `http://127.0.0.1:${p}`);
-  for (const p of ports.decode) proxyArgs.push('--decoder', `http://127.0.0.1:${p}`);
-  if (kvServer && o.kvProbe !== false) proxyArgs.push('--kv-server', `127.0.0.1:${kvServer.port}`);
+  const proxyArgs = o.router ? routerArgs(o, ports) : ['proxy', '--host', o.host, '--port', String(o.port)];
+  if (!o.router) {
+    for (const p of ports.prefill) proxyArgs.push('--prefiller', `http://127.0.0.1:${p}`);
+    for (const p of ports.decode) proxyArgs.push('--decoder', `http://127.0.0.1:${p}`);
+    if (kvServer && o.kvProbe !== false) proxyArgs.push('--kv-server', `127.0.0.1:${kvServer.port}`);
+  }
   proxyArgs.push(...o.proxyArgs);
   const proxy: ChildSpec = { name: 'proxy', kind: 'proxy', port: o.port, args: proxyArgs, env: {}, logFile: join(o.runDir, 'proxy.log'), ready: 'http' };
   for (const c of [...(kvServer ? [kvServer] : []), ...engines, proxy]) {
@@ -119,4 +122,14 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
   }
   if (o.apiKey) proxy.env.PDSERVE_API_KEY = o.apiKey; // in the env, not argv: /proc/PID/cmdline is world-readable
   return { kvServer, engines, proxy, files };
+}
+
+/** `pdserve router` in the proxy's place: static backends labelled prefill/decode (up's engines). */
+function routerArgs(o: UpOptions, ports: { prefill: number[]; decode: number[] }): string[] {
+  const urls = [...ports.prefill, ...ports.decode].map((p) => `http://127.0.0.1:${p}`);
+  const labels = [...ports.prefill.map(() => 'prefill'), ...ports.decode.map(() => 'decode')];
+  const args = ['router', '--host', o.host, '--port', String(o.port), '--service-discovery', 'static',
+    '--static-backends', urls.join(','), '--static-model-labels', labels.join(','), '--routing-logic', o.router!];
+  if (o.router === 'disaggregated_prefill') args.push('--prefill-model-labels', 'prefill', '--decode-model-labels', 'decode');
+  return args;
 }

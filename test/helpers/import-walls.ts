@@ -2,8 +2,8 @@
 // Rules (paths relative to the repo root, '/' separators):
 //   1. production code = a file under src/ that is not *.test.ts and not inside a testing/ folder; it
 //      imports nothing under test/ and nothing inside a testing/ folder (tests and test helpers may);
-//   2. src/engine/ imports nothing of src/kv/, src/server/, src/proxy/, src/bench/;
-//   3. src/proxy/ and src/router/ import nothing of src/engine/ or src/native/.
+//   2. src/engine/ imports nothing of src/kv/, src/server/, src/proxy/, src/gateway/, src/router/, src/bench/;
+//   3. src/proxy/, src/gateway/ and src/router/ import nothing of src/engine/ or src/native/.
 // Specifiers seen: `import ... from '...'`, `export ... from '...'`, `import '...'`, `import('...')`;
 // only relative ones ('./', '../') can cross a wall (packages are not part of the tree).
 import { posix } from 'node:path';
@@ -44,9 +44,9 @@ export function findWallBreaches(files: SourceFile[]): WallBreach[] {
     for (const t of importTargets(f)) {
       if (production && (under(t, 'test') || inTesting(t))) out.push({ file: f.path, target: t, rule: 'production code imports test code' });
       if (production && under(f.path, 'src/engine'))
-        for (const d of ['src/kv', 'src/server', 'src/proxy', 'src/bench'])
+        for (const d of ['src/kv', 'src/server', 'src/proxy', 'src/gateway', 'src/router', 'src/bench'])
           if (under(t, d)) out.push({ file: f.path, target: t, rule: `src/engine imports ${d}` });
-      if (under(f.path, 'src/proxy') || under(f.path, 'src/router'))
+      if (under(f.path, 'src/proxy') || under(f.path, 'src/gateway') || under(f.path, 'src/router'))
         for (const d of ['src/engine', 'src/native'])
           if (under(t, d)) out.push({ file: f.path, target: t, rule: `${f.path.split('/').slice(0, 2).join('/')} imports ${d}` });
     }

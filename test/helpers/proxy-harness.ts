@@ -1,5 +1,5 @@
 // Starts an in-process proxy on a free loopback port with background loops off (tests drive them).
-import { defaultProxyConfig, type ProxyConfig } from '../../src/proxy/config.js';
+import { defaultProxyConfig, type ProxyConfig } from '../../src/gateway/config.js';
 import { startProxy, type RunningProxy } from '../../src/proxy/server.js';
 
 export function testProxy(prefillers: string[], decoders: string[], over: Partial<ProxyConfig> = {}): Promise<RunningProxy> {

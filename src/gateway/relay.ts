@@ -5,6 +5,8 @@ import type { Dispatcher } from 'undici';
 
 export interface RelayResult {
   firstByteMs: number | null; // performance.now() of the first body chunk
+  lastByteMs: number | null; // performance.now() of the last body chunk
+  chunks: number;
   completed: boolean; // false: the upstream body failed (timeout, socket) or the client went away
   error: unknown;
 }
@@ -19,17 +21,21 @@ export async function relayResponse(res: Dispatcher.ResponseData, out: ServerRes
   out.writeHead(res.statusCode, headers);
   out.flushHeaders();
   let firstByteMs: number | null = null;
+  let lastByteMs: number | null = null;
+  let chunks = 0;
   try {
     for await (const chunk of res.body) {
-      if (firstByteMs === null) firstByteMs = performance.now();
-      if (out.destroyed) return { firstByteMs, completed: false, error: null };
+      lastByteMs = performance.now();
+      firstByteMs ??= lastByteMs;
+      chunks++;
+      if (out.destroyed) return { firstByteMs, lastByteMs, chunks, completed: false, error: null };
       if (!out.write(chunk)) await waitDrain(out);
     }
   } catch (error) {
-    return { firstByteMs, completed: false, error };
+    return { firstByteMs, lastByteMs, chunks, completed: false, error };
   }
   out.end();
-  return { firstByteMs, completed: true, error: null };
+  return { firstByteMs, lastByteMs, chunks, completed: true, error: null };
 }
 
 function waitDrain(out: ServerResponse): Promise<void> {

@@ -13,13 +13,14 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { openAiErrorBody } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
-import { runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
+import { doneDecoding, runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
 import { relayResponse } from './relay.js';
 import { parseClientBody, stripPeerFields, upstreamHeadersFor } from './intake.js';
 import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
+import { newRecord, type RequestRecord } from './hooks.js';
 
 const log = getLogger('proxy');
 
@@ -38,14 +39,20 @@ export function sendJson(out: ServerResponse, status: number, body: unknown, req
 export async function handleGenerate(st: ProxyState, path: string, req: IncomingMessage, rawBody: unknown, out: ServerResponse): Promise<void> {
   const t0 = performance.now();
   const endpoint = path;
+  let rec: RequestRecord | null = null; // only when the owner has hooks
   const fail = (kind: ErrorKind, status: number, message: string, requestId?: string) => {
     st.metrics.errors.inc({ kind });
+    if (rec) {
+      rec.status = status;
+      rec.outcome = 'error';
+    }
     sendJson(out, status, openAiErrorBody(status, message), requestId);
   };
+  const since = () => performance.now() - t0;
   const intake = parseClientBody(rawBody);
   if (typeof intake === 'string') return fail('bad_request', 400, intake);
   const { body: parsed, stripped } = stripPeerFields(intake);
-  if (st.config.maxInflight > 0 && st.inflight >= st.config.maxInflight) {
+  if (!st.admission && st.config.maxInflight > 0 && st.inflight >= st.config.maxInflight) {
     return fail('overloaded', 429, `proxy is at its limit of ${st.config.maxInflight} requests in flight; retry later`);
   }
   const clientId = req.headers['x-request-id'];
@@ -55,6 +62,17 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     if (!out.writableFinished) clientAbort.abort(new Error('client disconnected'));
   };
   out.on('close', onClose);
+  if (st.admission && !(await st.admission.acquire(clientAbort.signal))) {
+    out.off('close', onClose);
+    if (clientAbort.signal.aborted) return;
+    const a = st.admission;
+    return fail('overloaded', 429, `at the limit of ${a.maxInflight} requests in flight and ${a.maxQueue} queued; retry later`, requestId);
+  }
+  const hooks = st.hooks;
+  if (hooks) {
+    rec = newRecord(requestId, path);
+    hooks.onStart?.(rec);
+  }
   st.inflight++;
   st.aborters.add(clientAbort);
   st.metrics.inflight.inc();
@@ -62,19 +80,39 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
     const headersFor = upstreamHeadersFor(st.config, path, headers);
     const ctx: LegContext = { path, requestId, headers, headersFor, clientSignal: clientAbort.signal, metrics: st.metrics, retry: { left: 1 } };
+    let skipPrefill: string | undefined;
+    if (hooks?.prepare) {
+      const prep = await hooks.prepare(req, parsed, requestId);
+      if ('status' in prep) return fail(prep.status === 429 ? 'overloaded' : 'bad_request', prep.status, prep.message, requestId);
+      ctx.route = prep.route;
+      ctx.allow = prep.allow;
+      skipPrefill = prep.skipPrefill;
+      if (clientAbort.signal.aborted) return;
+    }
 
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
     const short = st.prefillers.size > 0 && isShortPrompt(parsed, st.config.localPrefillBelow);
     if (short) st.metrics.fallbacks.inc({ reason: 'short_prompt' });
-    if (st.prefillers.size > 0 && !short) {
+    else if (skipPrefill && st.prefillers.size > 0) st.metrics.fallbacks.inc({ reason: skipPrefill });
+    if (st.prefillers.size > 0 && !short && !skipPrefill) {
+      if (rec) {
+        const r0 = rec;
+        r0.prefillStartMs = since();
+        ctx.onPrefillAttempt = (u) => (r0.prefillOrigin = u.origin);
+      }
       const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed, path)), ctx, {
         timeoutMs: st.config.prefillTimeoutMs,
         skipUnhealthy: st.config.healthIntervalMs > 0,
         maxInflight: st.config.prefillMaxInflight,
+        retryBackoffMs: st.prefillRetryBackoffMs ?? 0,
       });
       switch (p.kind) {
         case 'ok':
+          if (rec) {
+            rec.prefillOrigin = p.upstream.origin;
+            rec.prefillEndMs = since();
+          }
           mode = 'disagg';
           kvTransferParams = p.kvTransferParams;
           st.metrics.prefillSeconds.observe({ endpoint }, p.ms / 1000);
@@ -82,6 +120,11 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
           break;
         case 'reject':
           st.metrics.errors.inc({ kind: 'upstream_4xx' });
+          if (rec) {
+            rec.prefillOrigin = p.upstream.origin;
+            rec.status = p.status;
+            rec.outcome = 'error';
+          }
           out.writeHead(p.status, { 'content-type': p.contentType, 'content-length': p.body.length, 'x-request-id': requestId });
           out.end(p.body);
           return;
@@ -102,6 +145,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     st.metrics.requests.inc({ endpoint, mode });
     const body = kvTransferParams === undefined && !stripped ? (rawBody as Buffer).toString('utf8') : JSON.stringify(decodeBody(parsed, kvTransferParams));
     const tDecode = performance.now();
+    if (rec) rec.decodeStartMs = since();
     const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
     switch (d.kind) {
       case 'unavailable':
@@ -117,7 +161,22 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
         break;
     }
     if (d.res.statusCode >= 400 && d.res.statusCode < 500) st.metrics.errors.inc({ kind: 'upstream_4xx' });
-    const r = await relayResponse(d.res, out, requestId);
+    if (rec) {
+      rec.decodeOrigin = d.upstream.origin;
+      rec.status = d.res.statusCode;
+    }
+    let r;
+    try {
+      r = await relayResponse(d.res, out, requestId);
+    } finally {
+      doneDecoding(d.upstream);
+    }
+    if (rec) {
+      rec.firstByteMs = r.firstByteMs === null ? null : r.firstByteMs - t0;
+      rec.lastByteMs = r.lastByteMs === null ? null : r.lastByteMs - t0;
+      rec.chunks = r.chunks;
+      rec.outcome = r.completed ? (d.res.statusCode < 400 ? 'ok' : 'error') : clientAbort.signal.aborted ? 'aborted' : 'error';
+    }
     if (r.firstByteMs !== null) {
       const ttft = r.firstByteMs - tDecode;
       st.metrics.decodeTtftSeconds.observe({ endpoint }, ttft / 1000);
@@ -139,10 +198,15 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     log.error(`request ${requestId} failed: ${(e as Error).stack ?? e}`);
     fail('upstream_error', 500, `proxy error: ${(e as Error).message}`, requestId);
   } finally {
+    if (rec) {
+      if (rec.outcome === 'running') rec.outcome = clientAbort.signal.aborted ? 'aborted' : 'error';
+      hooks?.onDone?.(rec);
+    }
     st.stats.addRequest();
     out.off('close', onClose);
     st.aborters.delete(clientAbort);
     st.inflight--;
     st.metrics.inflight.dec();
+    st.admission?.release();
   }
 }

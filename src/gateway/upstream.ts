@@ -1,11 +1,22 @@
 // One engine behind the proxy: a keep-alive undici Pool plus its health state.
 import { Pool } from 'undici';
 import type { Heartbeat } from './heartbeat.js';
+import type { CircuitBreaker } from './circuit-breaker.js';
 
 export type Role = 'prefill' | 'decode';
 
 export interface UpstreamOptions {
   connectTimeoutMs: number;
+}
+
+/** What an engine reports about itself on /metrics (scraped by the router; null until the first scrape). */
+export interface EngineLoad {
+  running: number; // vllm:num_requests_running
+  waiting: number; // vllm:num_requests_waiting
+  kvUsage: number; // vllm:gpu_cache_usage_perc / kv_cache_usage_perc, 0..1
+  prefixHits: number; // vllm:gpu_prefix_cache_hits_total (tokens)
+  prefixQueries: number; // vllm:gpu_prefix_cache_queries_total (tokens)
+  at: number; // Date.now() of the scrape
 }
 
 export class Upstream {
@@ -18,6 +29,13 @@ export class Upstream {
   inflight = 0;
   /** liveness while legs wait (prefillers, when --prefill-heartbeat is on) */
   heartbeat: Heartbeat | null = null;
+  /** scraped engine stats (router); policies read them through policies/policy.ts loadOf */
+  engineStats: EngineLoad | null = null;
+  /** per-engine circuit breaker (router); null = none (the proxy) */
+  breaker: CircuitBreaker | null = null;
+  /** metadata from discovery (router): served model names and vllm_router's model label */
+  models: string[] = [];
+  label: string | null = null;
 
   constructor(origin: string, role: Role, opts: UpstreamOptions) {
     this.origin = origin;

@@ -13,6 +13,7 @@ import { isReset, isUnreachable, errorText, type Upstream } from './upstream.js'
 import type { UpstreamSet } from './upstream-set.js';
 import type { ProxyMetrics } from './metrics.js';
 import { getLogger } from '../util/logger.js';
+import type { RouteRequest } from './policies/policy.js';
 
 const log = getLogger('proxy');
 
@@ -25,6 +26,12 @@ export interface LegContext {
   clientSignal: AbortSignal;
   metrics: ProxyMetrics;
   retry: { left: number }; // retries this request may still spend (starts at 1)
+  /** what the pools' routing policies see (headers, body, tokens); absent = order by policy alone */
+  route?: RouteRequest;
+  /** narrows each pool (the router: engines serving the requested model) */
+  allow?: (u: Upstream) => boolean;
+  /** told each time a prefill attempt starts on an upstream (the router's request record) */
+  onPrefillAttempt?: (u: Upstream) => void;
 }
 
 export type FallbackReason = 'unreachable' | 'prefill_5xx' | 'prefill_frozen' | 'prefill_error' | 'busy';
@@ -44,6 +51,8 @@ export interface PrefillPolicy {
   timeoutMs: number; // bounds each attempt (headers + body)
   skipUnhealthy: boolean; // true while the health loop runs (it brings them back): no attempt on those marked down
   maxInflight: number; // per prefiller; 0 = unlimited. All full -> fallback 'busy'
+  /** before the one retry after a reset: wait retryBackoffMs x [0.5, 1.5) (jitter); 0 = at once */
+  retryBackoffMs?: number;
 }
 
 /** Spends the request's retry; false when none is left. */
@@ -61,7 +70,7 @@ function spendRetry(ctx: LegContext, role: 'prefill' | 'decode'): boolean {
  */
 export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, policy: PrefillPolicy): Promise<PrefillOutcome> {
   const { timeoutMs } = policy;
-  const all = set.candidates(!policy.skipUnhealthy);
+  const all = set.candidates(!policy.skipUnhealthy, ctx.route, ctx.allow);
   const candidates = policy.maxInflight > 0 ? all.filter((u) => u.inflight < policy.maxInflight) : all;
   if (all.length && !candidates.length) return { kind: 'fallback', reason: 'busy' };
   // the request failed on `up`: decode-only if the budget allows, else a 502
@@ -69,6 +78,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
     spendRetry(ctx, 'prefill') ? { kind: 'fallback', reason } : { kind: 'failed', upstream: up, message };
   for (const up of candidates) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
+    if (up.breaker && !up.breaker.allows()) continue;
     const leg = new AbortController();
     const onClientAbort = () => leg.abort(new Error('client disconnected'));
     ctx.clientSignal.addEventListener('abort', onClientAbort, { once: true });
@@ -84,6 +94,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
     });
     const t0 = performance.now();
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'prefill', upstream: up.origin, outcome });
+    ctx.onPrefillAttempt?.(up);
     up.inflight++;
     try {
       // undici's own 300 s defaults must not cut in before our total timer
@@ -99,8 +110,11 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       const buf = Buffer.from(await res.body.arrayBuffer());
       const ms = performance.now() - t0;
       up.markUp(); // it answered
+      if (res.statusCode < 500) up.breaker?.success();
+      else up.breaker?.failure();
       if (res.statusCode >= 200 && res.statusCode < 300) {
         count('ok');
+        set.policy.onRouted?.(up, ctx.route);
         return { kind: 'ok', upstream: up, ms, kvTransferParams: kvParamsOf(buf) };
       }
       if (res.statusCode >= 400 && res.statusCode < 500) {
@@ -114,6 +128,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       const kind = frozen && !ctx.clientSignal.aborted ? 'frozen' : failureKind(e, ctx, timedOut);
       count(kind);
       if (kind === 'aborted') return { kind };
+      up.breaker?.failure();
       if (kind === 'timeout') return { kind, upstream: up };
       if (kind === 'unreachable') {
         markUnreachable(up, 'prefill', e);
@@ -125,6 +140,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       }
       if (kind === 'reset' && spendRetry(ctx, 'prefill')) {
         log.warn(`prefill on ${up.origin} lost its connection before any answer (${errorText(e)}); retrying request ${ctx.requestId} on the next prefiller`);
+        if (policy.retryBackoffMs) await new Promise((r) => setTimeout(r, policy.retryBackoffMs! * (0.5 + Math.random())));
         continue;
       }
       log.warn(`prefill on ${up.origin} failed: ${errorText(e)} (request ${ctx.requestId})`);
@@ -171,13 +187,14 @@ export type DecodeOutcome =
 
 /**
  * Sends the decode leg to the first reachable decoder. Resolves once response headers arrived; the
- * caller relays `res.body`. `timeoutMs` bounds the wait for headers and each gap between body chunks.
+ * caller relays `res.body`, then calls doneDecoding(upstream) (the decoder's in-flight count). `timeoutMs` bounds the wait for headers and each gap between body chunks.
  * A reset before the headers is retried once on the next decoder (if the request's budget allows).
  */
 export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number): Promise<DecodeOutcome> {
   let reset: { upstream: Upstream; message: string } | null = null;
-  for (const up of set.candidates()) {
+  for (const up of set.candidates(true, ctx.route, ctx.allow)) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
+    if (up.breaker && !up.breaker.allows()) continue;
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'decode', upstream: up.origin, outcome });
     try {
       const res = await up.pool.request({
@@ -191,11 +208,16 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       });
       count(res.statusCode < 400 ? 'ok' : res.statusCode < 500 ? '4xx' : '5xx');
       up.markUp(); // it answered
+      if (res.statusCode < 500) up.breaker?.success();
+      else up.breaker?.failure();
+      if (res.statusCode < 400) set.policy.onRouted?.(up, ctx.route);
+      up.inflight++; // until the caller finished relaying: it calls doneDecoding(up)
       return { kind: 'ok', upstream: up, res };
     } catch (e) {
       const kind = failureKind(e, ctx, isTimeout(e));
       count(kind);
       if (kind === 'aborted') return { kind };
+      up.breaker?.failure();
       if (kind === 'timeout') return { kind, upstream: up };
       if (kind === 'unreachable') {
         markUnreachable(up, 'decode', e);
@@ -211,6 +233,11 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
   }
   // the retried request found no other decoder: report the reset, not "none reachable"
   return reset ? { kind: 'error', ...reset } : { kind: 'unavailable' };
+}
+
+/** The caller of a successful runDecode finished relaying (or gave up on) the response. */
+export function doneDecoding(up: Upstream): void {
+  up.inflight--;
 }
 
 export { isTimeout };

@@ -1,0 +1,42 @@
+// What a gateway's owner (the router) can plug into the generate path; the proxy plugs in nothing.
+// - prepare(): before any leg: narrows the pools (model), gives the policies their RouteRequest
+//   (tokens for prefix-aware ones); a {status, message} answer ends the request with that error;
+// - onStart()/onDone(): one RequestRecord per admitted request, filled as legs run (stats, dashboard).
+import type { IncomingMessage } from 'node:http';
+import type { JsonObject } from './prefill-body.js';
+import type { RouteRequest } from './policies/policy.js';
+import type { Upstream } from './upstream.js';
+
+export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; skipPrefill?: string } | { status: number; message: string };
+
+/** Times in ms since the request arrived (performance.now() based); null = did not happen. */
+export interface RequestRecord {
+  requestId: string;
+  path: string;
+  arrivedAt: number; // Date.now()
+  prefillOrigin: string | null;
+  prefillStartMs: number | null;
+  prefillEndMs: number | null;
+  decodeOrigin: string | null;
+  decodeStartMs: number | null;
+  firstByteMs: number | null;
+  lastByteMs: number | null;
+  chunks: number; // body chunks relayed (SSE: about one per token)
+  status: number | null; // HTTP status sent to the client
+  outcome: 'running' | 'ok' | 'error' | 'aborted';
+}
+
+export interface GatewayHooks {
+  prepare?(req: IncomingMessage, body: JsonObject, requestId: string): Promise<Prepared> | Prepared;
+  onStart?(rec: RequestRecord): void;
+  onDone?(rec: RequestRecord): void;
+}
+
+export function newRecord(requestId: string, path: string): RequestRecord {
+  return {
+    requestId, path, arrivedAt: Date.now(),
+    prefillOrigin: null, prefillStartMs: null, prefillEndMs: null,
+    decodeOrigin: null, decodeStartMs: null, firstByteMs: null, lastByteMs: null,
+    chunks: 0, status: null, outcome: 'running',
+  };
+}

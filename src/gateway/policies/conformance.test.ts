@@ -1,0 +1,107 @@
+// The one conformance suite every routing policy runs (policy.ts states the contract), then each
+// policy's own behaviour.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Upstream } from '../upstream.js';
+import { createPolicy, policyNames } from './registry.js';
+import type { RouteRequest, RoutingPolicy } from './policy.js';
+import { PowerOfTwoPolicy } from './power-of-two.js';
+
+const ups = (n: number) => Array.from({ length: n }, (_, i) => new Upstream(`http://127.0.0.1:${9100 + i}`, 'decode', { connectTimeoutMs: 100 }));
+const req = (over: Partial<RouteRequest> = {}): RouteRequest => ({ requestId: 'r', headers: { 'x-user': 'alice' }, body: { prompt: 'hello world '.repeat(20) }, ...over });
+const make = (name: string): RoutingPolicy => createPolicy(name, { sessionKey: 'x-user' });
+
+for (const name of policyNames) {
+  test(`conformance ${name}: a permutation, input untouched, 0/1 upstreams, no request`, async () => {
+    const p = make(name);
+    const all = ups(5);
+    const before = [...all];
+    for (let i = 0; i < 50; i++) {
+      const r = i % 3 === 0 ? undefined : req({ headers: { 'x-user': `u${i % 7}` }, body: { prompt: `p${i % 4} `.repeat(40) } });
+      const o = p.order(all, r);
+      assert.equal(o.length, all.length);
+      assert.equal(new Set(o).size, all.length, 'each upstream once');
+      for (const u of o) assert.ok(all.includes(u));
+      if (o[0]) p.onRouted?.(o[0], r);
+    }
+    assert.deepEqual(all, before, 'order() must not mutate its input');
+    assert.deepEqual(p.order([], req()), []);
+    const one = ups(1);
+    assert.deepEqual(p.order(one, req()), one);
+    assert.deepEqual(p.order(one, undefined), one);
+    for (const u of all) await u.close();
+  });
+
+  test(`conformance ${name}: forgets engines that left, serves new ones`, async () => {
+    const p = make(name);
+    const all = ups(4);
+    for (let i = 0; i < 8; i++) p.onRouted?.(p.order(all, req())[0]!, req());
+    const fewer = all.slice(1);
+    const o = p.order(fewer, req());
+    assert.equal(o.length, 3);
+    assert.ok(!o.includes(all[0]!));
+    const firsts = new Set<Upstream>();
+    for (let i = 0; i < 200; i++) firsts.add(p.order(fewer, req({ headers: { 'x-user': `u${i}` }, body: { prompt: `distinct ${i} `.repeat(30) } }))[0]!);
+    assert.ok(firsts.size >= 2, `${name} spreads distinct requests over the pool (saw ${firsts.size})`);
+    for (const u of all) await u.close();
+  });
+}
+
+test('roundrobin: each engine first once per n requests', async () => {
+  const p = make('roundrobin');
+  const all = ups(3);
+  const firsts = Array.from({ length: 6 }, () => p.order(all, undefined)[0]!.origin);
+  assert.deepEqual(firsts, [...all, ...all].map((u) => u.origin));
+  for (const u of all) await u.close();
+});
+
+test('session: one key sticks to one engine; removing another engine moves few sessions', async () => {
+  const p = make('session');
+  const all = ups(4);
+  const pick = (id: string, pool = all) => p.order(pool, req({ headers: { 'x-user': id } }))[0]!.origin;
+  for (let i = 0; i < 20; i++) assert.equal(pick('bob'), pick('bob'));
+  const ids = Array.from({ length: 200 }, (_, i) => `user-${i}`);
+  const before = new Map(ids.map((id) => [id, pick(id)]));
+  const removed = all[3]!.origin;
+  const after = new Map(ids.map((id) => [id, pick(id, all.slice(0, 3))]));
+  const moved = ids.filter((id) => before.get(id) !== removed && before.get(id) !== after.get(id));
+  assert.equal(moved.length, 0, 'sessions on surviving engines stay put');
+  for (const u of all) await u.close();
+});
+
+test('least-load: lowest in-flight + queue first, scraped stats count', async () => {
+  const p = make('least-load');
+  const all = ups(3);
+  all[0]!.inflight = 5;
+  all[1]!.inflight = 1;
+  all[2]!.inflight = 2;
+  assert.equal(p.order(all, undefined)[0], all[1]);
+  all[1]!.engineStats = { running: 1, waiting: 9, kvUsage: 0.1, prefixHits: 0, prefixQueries: 0, at: 0 };
+  assert.equal(p.order(all, undefined)[0], all[2]);
+  for (const u of all) await u.close();
+});
+
+test('power-of-two: the less loaded of the two drawn first', async () => {
+  const seq = [0.0, 0.5]; // i = 0, j -> 2 of 4 (0.5*3 = 1 -> >= i -> 2)
+  const p = new PowerOfTwoPolicy(() => seq.shift() ?? 0);
+  const all = ups(4);
+  all[0]!.inflight = 3;
+  all[2]!.inflight = 1;
+  const o = p.order(all, undefined);
+  assert.deepEqual(o.slice(0, 2), [all[2], all[0]]);
+  for (const u of all) await u.close();
+});
+
+test('prefixaware: a repeated prefix goes back to the engine that holds it', async () => {
+  const p = make('prefixaware');
+  const all = ups(3);
+  const shared = Array.from({ length: 64 }, (_, i) => i + 1);
+  const r1 = req({ body: { prompt: [...shared, 500, 501] } });
+  const first = p.order(all, r1)[0]!;
+  p.onRouted!(first, r1);
+  first.inflight = 10; // even when busier: the cached prefix wins over load
+  for (let i = 0; i < 5; i++) assert.equal(p.order(all, req({ body: { prompt: [...shared, 900 + i] } }))[0], first);
+  const other = p.order(all, req({ body: { prompt: [7, 7, 7, ...shared] } }))[0];
+  assert.notEqual(other, first, 'no shared prefix: least load');
+  for (const u of all) await u.close();
+});
