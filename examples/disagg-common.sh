@@ -1,7 +1,7 @@
 #!/bin/bash
 # Shared by the disagg_example_*.sh launchers: start/wait/stop helpers. Source it, do not run it.
 # Env: PDSERVE (command, default: this checkout's CLI, else `npx pdserve`), MODEL (default: the
-# engine's demo model), DEVICE (cpu | cuda; default cpu), LOG_DIR (default ./logs), ENGINE_ARGS.
+# engine's default model, stories260k), DEVICE (cpu | cuda; default cpu), LOG_DIR (default ./logs), ENGINE_ARGS.
 
 EXAMPLES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$EXAMPLES_DIR/.." && pwd)"

@@ -1,5 +1,7 @@
 // mapShared(path, size, create) -> ArrayBuffer aliasing a MAP_SHARED mapping of the file.
 // The mapping lives until the ArrayBuffer is garbage-collected (munmap in the finalizer).
+// create: a new file (O_CREAT|O_EXCL, mode 0600): fails if anything, a symlink included, is at the path.
+// Never follows a symlink in the last component (O_NOFOLLOW) and maps only regular files.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -24,7 +26,7 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
   // one mapping backs one ArrayBuffer; larger pools are split into several files by the caller
   if (sizeD > 4294967296.0) throw Napi::RangeError::New(env, "mapShared: size must be <= 4 GiB per mapping");
   size_t size = static_cast<size_t>(sizeD);
-  int fd = ::open(path.c_str(), create ? (O_RDWR | O_CREAT) : O_RDWR, 0600);
+  int fd = ::open(path.c_str(), create ? (O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC) : (O_RDWR | O_NOFOLLOW | O_CLOEXEC), 0600);
   if (fd < 0) throw Napi::Error::New(env, "mapShared: open " + path + ": " + std::strerror(errno));
   if (create && ::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int e = errno;
@@ -32,7 +34,11 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(env, "mapShared: ftruncate " + path + ": " + std::strerror(e));
   }
   struct stat st;
-  if (::fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < size) {
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Napi::Error::New(env, "mapShared: " + path + " is not a regular file");
+  }
+  if (static_cast<size_t>(st.st_size) < size) {
     ::close(fd);
     throw Napi::Error::New(env, "mapShared: " + path + " is smaller than the requested size");
   }

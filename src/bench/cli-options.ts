@@ -1,5 +1,6 @@
 // Commander option table shared by `bench serve` and `bench compare` (defaults are vLLM's).
 import type { Command } from 'commander';
+import { presetHelp } from './presets.js';
 
 export function addTargetModelOptions(cmd: Command): Command {
   return cmd
@@ -11,6 +12,7 @@ export function addTargetModelOptions(cmd: Command): Command {
 
 export function addWorkloadOptions(cmd: Command): Command {
   return cmd
+    .option('--preset <name>', presetHelp())
     .option('--dataset-name <name>', 'random | sharegpt | prefix_repetition | custom', 'random')
     .option('--dataset-path <path>', 'ShareGPT JSON or custom JSONL ({"prompt", "output_tokens"?} per line)')
     .option('--num-prompts <n>', 'number of prompts', '1000')

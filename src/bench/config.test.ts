@@ -59,5 +59,13 @@ test('options parse and validate with clear messages', () => {
   assert.throws(() => parseReport(parse(['--percentile-metrics', 'ttft,foo'])), /unknown metric 'foo'/);
   assert.throws(() => parseGoodput(['ttft=5']), /KEY:VALUE/);
   assert.throws(() => parseGoodput(['ttft:-1']), />= 0/);
+  assert.throws(() => parseGoodput(['ttft']), /KEY:VALUE/);
+  assert.throws(() => parseGoodput(['ttft:']), /KEY:VALUE/);
+  assert.throws(() => parseGoodput(['ttft:1:2']), /KEY:VALUE/);
+  assert.throws(() => parseGoodput(['ttft:fast']), /KEY:VALUE/);
+  assert.throws(() => parseGoodput(['ttft:nan']), /KEY:VALUE/);
+  assert.throws(() => parseGoodput(['itl:5']), /metric 'itl'.*use ttft, tpot or e2el/);
+  assert.throws(() => parseGoodput(['TTFT:5']), /metric 'TTFT'/);
+  assert.deepEqual(parseGoodput(['ttft:1e3', 'tpot: 25.5 ', 'e2el:inf', 'ttft:900']), { ttft: 900, tpot: 25.5, e2el: Infinity });
   assert.throws(() => parseTarget(parse(['--base-url', 'ftp://x'])), /invalid base URL/);
 });

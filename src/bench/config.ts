@@ -71,16 +71,23 @@ function num(o: RawOptions, key: string, flag: string, opts: { int?: boolean; mi
   return x;
 }
 
+/**
+ * vLLM's parse_goodput + check_goodput_args: "KEY:VALUE" pairs, KEY in ttft | tpot | e2el, VALUE a
+ * non-negative number of milliseconds (Python float syntax, so "inf" is allowed; NaN is refused
+ * here, where vLLM would silently count no request as good). A repeated key: the last one wins.
+ */
 export function parseGoodput(pairs: readonly string[] | undefined): GoodputConfig {
   const out: GoodputConfig = {};
   for (const pair of pairs ?? []) {
-    const [k, v, extra] = pair.split(':');
-    const x = Number(v);
-    if (extra !== undefined || !k || v === undefined || v.trim() === '' || Number.isNaN(x)) {
-      bad(`invalid --goodput '${pair}': give KEY:VALUE pairs, VALUE in milliseconds (e.g. ttft:200 tpot:50)`, '--goodput');
+    const parts = pair.split(':');
+    const [k, v] = parts;
+    const s = (v ?? '').trim().toLowerCase();
+    const x = s === 'inf' || s === '+inf' || s === 'infinity' ? Infinity : Number(s);
+    if (parts.length !== 2 || s === '' || Number.isNaN(x)) {
+      bad(`invalid --goodput '${pair}': give KEY:VALUE pairs, KEY one of ttft, tpot, e2el and VALUE a number of milliseconds (e.g. --goodput ttft:1000 tpot:25)`, '--goodput');
     }
-    if (k !== 'ttft' && k !== 'tpot' && k !== 'e2el') bad(`invalid --goodput metric '${k}': use ttft, tpot or e2el`, '--goodput');
-    if (x < 0) bad(`invalid --goodput value '${pair}': must be >= 0`, '--goodput');
+    if (k !== 'ttft' && k !== 'tpot' && k !== 'e2el') bad(`invalid --goodput metric '${k}' in '${pair}': use ttft, tpot or e2el`, '--goodput');
+    if (x < 0) bad(`invalid --goodput value '${pair}': the SLO must be >= 0 ms`, '--goodput');
     out[k] = x;
   }
   return out;

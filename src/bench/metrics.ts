@@ -4,6 +4,7 @@
 // from usage.completion_tokens (tokenizer count of the text when absent); throughputs over the
 // benchmark duration; peak output throughput = most content chunks in one 1-s bucket from the first
 // send; peak concurrency = sweep line over [send, last chunk) intervals of successful requests.
+import { countGood } from './slo.js';
 import { mean, median, percentile, std } from './stats.js';
 import type { BenchmarkMetrics, GoodputConfig, MetricStats, RequestRecord } from './types.js';
 
@@ -33,7 +34,6 @@ export function calculateMetrics(inp: MetricsInput): BenchmarkMetrics {
   const actualOutputLens: number[] = [];
   const ttfts: number[] = [];
   const tpots: number[] = [];
-  const allTpots: number[] = [];
   const e2els: number[] = [];
   const queueTimes: number[] = [];
   const e2elsWithQueue: number[] = [];
@@ -49,12 +49,7 @@ export function calculateMetrics(inp: MetricsInput): BenchmarkMetrics {
     if (!out) out = inp.countTokens ? inp.countTokens(r.generatedText) : 1;
     actualOutputLens.push(out);
     totalInput += r.promptLen;
-    let tpot = 0;
-    if (out > 1) {
-      tpot = (r.latency - r.ttft) / (out - 1);
-      tpots.push(tpot);
-    }
-    allTpots.push(tpot);
+    if (out > 1) tpots.push((r.latency - r.ttft) / (out - 1));
     for (const g of r.itl) itls.push(g);
     ttfts.push(r.ttft);
     e2els.push(r.latency);
@@ -63,17 +58,9 @@ export function calculateMetrics(inp: MetricsInput): BenchmarkMetrics {
     completed++;
   }
 
-  let goodCompleted = 0;
+  // vLLM counts good requests only when some SLO is given (else request_goodput is null)
   const slo = inp.goodput ?? {};
-  if (Object.keys(slo).length) {
-    for (let i = 0; i < ttfts.length; i++) {
-      const ok =
-        (slo.ttft === undefined || slo.ttft / 1000 >= ttfts[i]!) &&
-        (slo.tpot === undefined || slo.tpot / 1000 >= allTpots[i]!) &&
-        (slo.e2el === undefined || slo.e2el / 1000 >= e2els[i]!);
-      if (ok) goodCompleted++;
-    }
-  }
+  const goodCompleted = Object.keys(slo).length ? countGood(records, actualOutputLens, slo) : 0;
 
   const ok = records.filter((r) => r.success);
   const tokensPerSecond = outputTokensPerSecond(ok);

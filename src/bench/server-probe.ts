@@ -15,7 +15,8 @@ export async function probeServer(baseUrl: string, timeoutMs = 5000): Promise<Pr
     new PdsError('PDS_ERR_UNAVAILABLE', `cannot reach the server at ${baseUrl} (${why}); is it running? Start it with \`pdserve serve\` or fix --base-url/--host/--port`);
   let models: { statusCode: number; body: string };
   try {
-    const r = await request(`${baseUrl}/v1/models`, { method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+    const auth: Record<string, string> = process.env.OPENAI_API_KEY ? { authorization: `Bearer ${process.env.OPENAI_API_KEY}` } : {}; // as request.ts
+    const r = await request(`${baseUrl}/v1/models`, { method: 'GET', headers: auth, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
     models = { statusCode: r.statusCode, body: await r.body.text() };
   } catch (e) {
     const err = e as { code?: string; cause?: { code?: string }; message?: string };

@@ -1,7 +1,10 @@
 // A scripted OpenAI-compatible streaming server for testing and benchmarking the bench client:
 // first token after ttftMs, then one token every itlMs (absolute schedule, so timer lateness does not
 // accumulate), HTTP 500 for every failEvery-th request, counts requests in flight. ttftMs = itlMs = 0
-// streams the whole response at once. Serves /v1/models, /health, /v1/completions, /v1/chat/completions.
+// streams the whole response at once. Known per-request delays for goodput tests: request k (1-based,
+// in the order bodies arrive) uses ttftCycleMs[(k-1) % len] / itlCycleMs[(k-1) % len] when given.
+// prefillMs > 0 models a server with one prefill slot: each request holds it for prefillMs, FIFO,
+// before its TTFT delay starts, so TTFT grows with the request rate once rate x prefillMs > 1. Serves /v1/models, /health, /v1/completions, /v1/chat/completions.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -15,6 +18,11 @@ export interface StubScript {
   dropEvery: number;
   /** Add "stub_ts" (epoch ms, sub-ms precision) to every token chunk: lets a client measure its lag. */
   stamp: boolean;
+  /** Per-request TTFT / ITL (ms), cycled in arrival order; override ttftMs / itlMs. */
+  ttftCycleMs?: readonly number[];
+  itlCycleMs?: readonly number[];
+  /** Exclusive prefill time per request (ms) on a single FIFO slot; 0 = none. */
+  prefillMs?: number;
 }
 
 export interface StubStats {
@@ -37,7 +45,8 @@ const defaults: StubScript = { model: 'stub-model', ttftMs: 0, itlMs: 0, failEve
 export async function startStubServer(script: Partial<StubScript> = {}, port = 0, host = '127.0.0.1'): Promise<RunningStub> {
   const s: StubScript = { ...defaults, ...script };
   const stats: StubStats = { requests: 0, inFlight: 0, maxInFlight: 0, failed: 0, completed: 0 };
-  const server: Server = createServer((req, res) => handle(req, res, s, stats));
+  const prefill: PrefillSlot = { freeAt: 0 };
+  const server: Server = createServer((req, res) => handle(req, res, s, stats, prefill));
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -59,7 +68,10 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(b);
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, s: StubScript, stats: StubStats): void {
+/** performance.now() ms at which the single prefill slot is free again. */
+interface PrefillSlot { freeAt: number }
+
+function handle(req: IncomingMessage, res: ServerResponse, s: StubScript, stats: StubStats, prefill: PrefillSlot): void {
   const url = req.url ?? '/';
   if (req.method === 'GET' && url === '/health') return void res.end();
   if (req.method === 'GET' && url === '/v1/models') {
@@ -82,7 +94,17 @@ function handle(req: IncomingMessage, res: ServerResponse, s: StubScript, stats:
       return json(res, 500, { error: { message: 'scripted failure', type: 'InternalServerError', code: 500 } });
     }
     const drop = s.dropEvery > 0 && stats.requests % s.dropEvery === 0;
-    stream(res, s, stats, chat, body.max_tokens ?? body.max_completion_tokens ?? 16, drop);
+    const k = stats.requests - 1;
+    const ttftMs = s.ttftCycleMs?.length ? s.ttftCycleMs[k % s.ttftCycleMs.length]! : s.ttftMs;
+    const itlMs = s.itlCycleMs?.length ? s.itlCycleMs[k % s.itlCycleMs.length]! : s.itlMs;
+    let queuedMs = 0;
+    if (s.prefillMs && s.prefillMs > 0) {
+      const now = performance.now();
+      const start = Math.max(now, prefill.freeAt);
+      prefill.freeAt = start + s.prefillMs;
+      queuedMs = prefill.freeAt - now; // wait for the slot + own prefill
+    }
+    stream(res, { ...s, ttftMs: ttftMs + queuedMs, itlMs }, stats, chat, body.max_tokens ?? body.max_completion_tokens ?? 16, drop);
   });
 }
 

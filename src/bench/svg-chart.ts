@@ -5,6 +5,10 @@ export interface Series {
   color: string;
   points: Array<[number, number]>;
   step?: boolean; // hold y until the next x
+  /** Draw a <circle data-series data-x data-y> at every point (sweep charts: one per measured point). */
+  markers?: boolean;
+  /** Dashed stroke (reference lines such as an SLO). */
+  dashed?: boolean;
 }
 
 export interface ChartSpec {
@@ -82,8 +86,14 @@ export function lineChart(c: ChartSpec): string {
       else d += `L${X} ${Y}`;
     });
     if (s.points.length === 1) d += `h2`;
-    parts.push(`<path data-series="${esc(s.name)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"><title>${esc(s.name)}</title></path>`);
-    const lx = M.l + 10 + i * 150;
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    parts.push(`<path data-series="${esc(s.name)}" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}><title>${esc(s.name)}</title></path>`);
+    if (s.markers) {
+      for (const [x, y] of s.points) {
+        parts.push(`<circle data-series="${esc(s.name)}" data-x="${x}" data-y="${y}" cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="4" fill="${s.color}"><title>${esc(s.name)}: ${fmtTick(x)}, ${fmtTick(y)}</title></circle>`);
+      }
+    }
+    const lx = M.l + 10 + i * Math.min(150, (W - M.l - M.r - 10) / c.series.length);
     parts.push(`<rect x="${lx}" y="8" width="14" height="4" fill="${s.color}"/><text x="${lx + 18}" y="14">${esc(s.name)}</text>`);
   });
   return `<figure data-plot="${esc(c.id)}"><figcaption>${esc(c.title)}</figcaption>` +

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { parseReport, parseTarget, parseWorkload, type BenchConfig } from '../bench/config.js';
 import { addReportOptions, addTargetModelOptions, addWorkloadOptions } from '../bench/cli-options.js';
 import { runCli } from '../bench/cli-run.js';
+import { applyPreset } from '../bench/presets.js';
 import { benchCompare } from '../bench/compare-run.js';
 
 export function registerBenchCompare(bench: Command): void {
@@ -18,8 +19,9 @@ export function registerBenchCompare(bench: Command): void {
   addTargetModelOptions(cmd);
   addWorkloadOptions(cmd);
   addReportOptions(cmd);
-  cmd.action((opts: Record<string, unknown>) =>
+  cmd.action((raw: Record<string, unknown>) =>
     runCli(async (stop) => {
+      const opts = applyPreset(raw, raw.preset as string | undefined, (k) => cmd.getOptionValueSource(k));
       const common = { ...parseWorkload(opts), ...parseReport(opts) };
       const a: BenchConfig = { ...common, ...parseTarget(opts, String(opts.a)) };
       const b: BenchConfig = { ...common, ...parseTarget(opts, String(opts.b)) };

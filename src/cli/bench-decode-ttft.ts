@@ -1,13 +1,13 @@
 // `pdserve bench decode-ttft [MODEL] [--load-format dummy] [--prompt-len 2048]`: decoder TTFT with the
-// prompt's KV retrieved from the kv-server vs computed locally (src/bench/decode-ttft.ts).
+// prompt's KV retrieved from the kv-server vs computed locally (src/perf/decode-ttft.ts).
 import type { Command } from 'commander';
-import { formatDecodeTtft, runDecodeTtft } from '../bench/decode-ttft.js';
+import { formatDecodeTtft, runDecodeTtft } from '../perf/decode-ttft.js';
 
 export function registerBenchDecodeTtft(bench: Command): void {
   bench
     .command('decode-ttft')
     .description('decoder TTFT: KV retrieved from the kv-server vs computed locally')
-    .argument('[model]', 'model (default: the demo model)')
+    .argument('[model]', 'model (default: stories260k, the built-in tiny story model)')
     .option('--load-format <fmt>', 'passed to the engines')
     .option('--prompt-len <n>', 'prompt tokens', '2048')
     .option('--iters <n>', 'measurements per path', '3')

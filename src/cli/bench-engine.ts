@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { formatEngineBench, runEngineBench } from '../bench/engine-bench.js';
+import { formatEngineBench, runEngineBench } from '../perf/engine-bench.js';
 import type { DType } from '../native/binding.js';
 import { resolveModel } from '../models/resolve.js';
 import { intFlag } from './flags.js';

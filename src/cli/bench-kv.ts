@@ -1,7 +1,7 @@
 // `pdserve bench kv [--tokens 7500] [--kv-dtype bf16] [--paths local_cpu,shm,tcp] [--iters 3] [--json]`
 // KV store/retrieve GB/s per path, with ratios to memcpy measured in the same run (src/bench/kv-bench.ts).
 import type { Command } from 'commander';
-import { formatKvBench, runKvBench, type KvBenchOptions } from '../bench/kv-bench.js';
+import { formatKvBench, runKvBench, type KvBenchOptions } from '../perf/kv-bench.js';
 
 import { intFlag as int } from './flags.js';
 

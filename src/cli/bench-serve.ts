@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { parseReport, parseTarget, parseWorkload, type BenchConfig } from '../bench/config.js';
 import { addReportOptions, addTargetModelOptions, addWorkloadOptions } from '../bench/cli-options.js';
 import { runCli } from '../bench/cli-run.js';
+import { applyPreset } from '../bench/presets.js';
 import { benchServe } from '../bench/serve-run.js';
 
 export function registerBenchServe(bench: Command): void {
@@ -15,8 +16,9 @@ export function registerBenchServe(bench: Command): void {
   addTargetModelOptions(cmd);
   addWorkloadOptions(cmd);
   addReportOptions(cmd);
-  cmd.action((opts: Record<string, unknown>) =>
+  cmd.action((raw: Record<string, unknown>) =>
     runCli(async (stop) => {
+      const opts = applyPreset(raw, raw.preset as string | undefined, (k) => cmd.getOptionValueSource(k));
       const cfg: BenchConfig = { ...parseWorkload(opts), ...parseReport(opts), ...parseTarget(opts) };
       return benchServe(cfg, (l) => process.stdout.write(l + '\n'), stop);
     }));

@@ -6,6 +6,10 @@ import { registerUp } from './up.js';
 import { registerProxy } from './proxy.js';
 import { registerKvServer } from './kv-server.js';
 import { registerBench } from './bench.js';
+import { watchLifeline } from '../util/lifeline.js';
+
+// started by `pdserve up`: exit when it does (src/util/lifeline.ts)
+watchLifeline();
 
 const program = new Command();
 program.name('pdserve').description('LLM serving with disaggregated prefill and decode').version('0.1.0');

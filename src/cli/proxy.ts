@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { defaultProxyConfig, pairHostsPorts, type ProxyConfig } from '../proxy/config.js';
 import { startProxy } from '../proxy/server.js';
 import { PdsError } from '../util/errors.js';
+import { addEdgeOptions, edgeSettings, type EdgeFlags } from './edge-flags.js';
 
 const collect = (v: string, prev: string[]) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 const num = (name: string) => (v: string) => {
@@ -12,7 +13,8 @@ const num = (name: string) => (v: string) => {
   return n;
 };
 
-interface ProxyFlags {
+interface ProxyFlags extends Partial<EdgeFlags> {
+  upstreamApiKey?: string;
   host: string;
   port: number;
   prefiller: string[];
@@ -29,6 +31,8 @@ interface ProxyFlags {
   maxInflight: number;
   prefillMaxInflight: number;
   localPrefillBelow: number;
+  kvServer?: string;
+  prefillHeartbeat?: number;
 }
 
 /** Flags -> ProxyConfig. No upstream flag at all = vLLM's defaults (localhost:8100 / localhost:8200). */
@@ -41,8 +45,16 @@ export function proxyConfigFromFlags(f: ProxyFlags): ProxyConfig {
     decoders = ['http://localhost:8200'];
   }
   if (!decoders.length) throw new PdsError('PDS_ERR_CONFIG', 'give at least one --decoder URL (or --decoder-host/--decoder-port)');
+  const edge = f.apiKey ? edgeSettings(f as EdgeFlags, f.host) : null;
   return {
     ...defaultProxyConfig,
+    ...(edge ? {
+      apiKeys: edge.apiKeys,
+      internalKey: edge.secret?.key ?? null,
+      listener: edge.listener,
+      ...(edge.bodyLimitBytes !== undefined ? { bodyLimitBytes: edge.bodyLimitBytes } : {}),
+    } : {}),
+    upstreamApiKey: f.upstreamApiKey || null,
     host: f.host,
     port: f.port,
     prefillers,
@@ -55,12 +67,14 @@ export function proxyConfigFromFlags(f: ProxyFlags): ProxyConfig {
     maxInflight: f.maxInflight,
     prefillMaxInflight: f.prefillMaxInflight,
     localPrefillBelow: f.localPrefillBelow,
+    kvServer: f.kvServer ?? null,
+    prefillHeartbeatMs: (f.prefillHeartbeat ?? defaultProxyConfig.prefillHeartbeatMs / 1000) * 1000,
   };
 }
 
 export function registerProxy(program: Command): void {
   const d = defaultProxyConfig;
-  program
+  const cmd = program
     .command('proxy')
     .description('disaggregation proxy: prefill on a prefiller (max_tokens 1), then decode on a decoder, relayed')
     .option('--host <host>', 'address to listen on', d.host)
@@ -79,6 +93,10 @@ export function registerProxy(program: Command): void {
     .option('--max-inflight <n>', 'requests in flight beyond which clients get 429 (0 = unlimited)', num('--max-inflight'), d.maxInflight)
     .option('--prefill-max-inflight <n>', 'prefill legs per prefiller; when all are full the decoder prefills locally (0 = unlimited)', num('--prefill-max-inflight'), d.prefillMaxInflight)
     .option('--local-prefill-below <n>', 'prompts smaller than this (token ids, or characters/4) skip the prefill leg (0 = off)', num('--local-prefill-below'), d.localPrefillBelow)
+    .option('--kv-server <host:port>', 'kv-server to probe (TCP) and report in /health; down = status "degraded"')
+    .option('--prefill-heartbeat <s>', 'while a prefill leg waits, probe the prefiller every this many seconds; 2 misses = frozen: the decoder prefills (0 = off)', num('--prefill-heartbeat'), d.prefillHeartbeatMs / 1000)
+    .option('--upstream-api-key <key>', 'Bearer key sent to the engines (for engines run with their own --api-key); the client\'s is never forwarded');
+  addEdgeOptions(cmd, `default ${d.bodyLimitBytes / 2 ** 20} MiB`)
     .action(async (flags: ProxyFlags) => {
       let proxy;
       try {

@@ -1,18 +1,23 @@
 // `pdserve serve [MODEL]`: one engine behind the OpenAI-compatible API (vLLM's flag names).
 import type { Command } from 'commander';
 import { resolveModel } from '../models/resolve.js';
+import { describeSamplingDefaults, resolveSamplingDefaults } from '../models/generation-config.js';
 import { createEngine } from '../engine/create-engine.js';
 import { createApiServer } from '../server/api-server.js';
 import { registerDebugRoutes } from '../server/debug-routes.js';
 import { registerKvRoutes } from '../server/kv-routes.js';
 import { P2pConnector } from '../kv/connector/p2p-connector.js';
 import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
-import { kvConnectorFactory } from '../kv/connector/engine-factory.js';
+import { pdConnectorFactory } from '../kv/connector/engine-factory.js';
 import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
 import { getLogger } from '../util/logger.js';
 import { PdsError } from '../util/errors.js';
 import { intOption, numOption } from './flags.js';
+import { addEdgeOptions, edgeSettings, type EdgeFlags } from './edge-flags.js';
+import { TokenizerPool } from '../tokenizer/worker-pool.js';
+import { InlineEncoder, type PromptEncoder } from '../tokenizer/prompt-encoder.js';
+import { defaultBodyLimit } from '../server/request-limits.js';
 
 const log = getLogger('serve');
 
@@ -26,13 +31,14 @@ const dtype = (v: string) => {
 };
 
 export function registerServe(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
-    .description('serve a model (local HF dir, built-in card, HF repo id; none = the demo model) over the OpenAI API')
+    .description('serve a model (local HF dir, built-in card, HF repo id; none = stories260k, a tiny story model) over the OpenAI API')
     .argument('[model]', 'model directory, built-in card name (qwen3-0.6b, ...) or HF repo id')
-    .option('--host <host>', 'interface to listen on', '0.0.0.0')
+    .option('--host <host>', 'interface to listen on (0.0.0.0 = all; then set --api-key)', '127.0.0.1')
     .option('--port <port>', 'port to listen on', intOption('--port', 0), 8000)
-    .option('--served-model-name <name>', 'model name in the API (default: the model argument)')
+    .option('--served-model-name <names...>', 'model name(s) in the API; the first is reported in responses (default: the model argument as given)')
+    .option('--generation-config <mode>', 'sampling defaults: auto (the model\'s generation_config.json) | vllm (none) | a folder with generation_config.json', 'auto')
     .option('--load-format <fmt>', 'auto | safetensors | dummy (random weights)', 'auto')
     .option('--dtype <dtype>', 'weight dtype: auto | float32 | float16 | bfloat16', dtype, 'auto')
     .option('--device <device>', 'cpu | cuda | cuda:N', 'cpu')
@@ -50,6 +56,12 @@ export function registerServe(program: Command): void {
     .option('--kv-transfer-config <json>', 'vLLM-style KV connector config, e.g. {"kv_connector":"PdConnector","kv_role":"kv_producer"}')
     .option('--kv-config <file>', 'KV layer YAML (LMCache field names); also PDSERVE_KV_CONFIG_FILE')
     .option('--access-log', 'log one line per HTTP response', false)
+    .option('--tokenizer-pool-size <n>', 'tokenizer worker threads (0 = tokenize on the event loop)', intOption('--tokenizer-pool-size', 0), 2)
+    .option('--tokenizer-queue <n>', 'requests waiting for a tokenizer worker beyond which clients get 429', intOption('--tokenizer-queue', 1), 1024)
+    .option('--tokenization-timeout <s>', 'a prompt that takes longer to tokenize gets a 400', numOption('--tokenization-timeout', 0.1), 10)
+    .option('--kv-peer-allowlist <host:port>', 'peers a decoder may contact for point-to-point KV (repeatable or comma list; default: loopback hosts)',
+      (v: string, prev: string[]) => [...prev, ...v.split(',').map((x) => x.trim()).filter(Boolean)], []);
+  addEdgeOptions(cmd, 'default: max-model-len x 64 bytes + 4 MiB')
     .action(async (model: string | undefined, o: Record<string, any>) => {
       try {
         await serve(model, o);
@@ -66,10 +78,11 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   if (!['auto', 'safetensors', 'dummy'].includes(loadFormat)) throw new PdsError('PDS_ERR_CONFIG', `--load-format must be auto, safetensors or dummy (got ${loadFormat})`);
   if (o.kvConfig) process.env.PDSERVE_KV_CONFIG_FILE = o.kvConfig;
   const kvTransferConfig = o.kvTransferConfig ? parseKvTransferConfig(o.kvTransferConfig) : undefined;
+  const edge = edgeSettings(o as EdgeFlags, o.host);
   const resolved = await resolveModel(model, { loadFormat });
   const created = await createEngine({
     resolved,
-    servedModelName: o.servedModelName,
+    servedModelName: o.servedModelName?.[0],
     engine: {
       device: o.device,
       threads: o.threads,
@@ -85,14 +98,35 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
       weightDtype: o.dtype,
     },
     kvTransferConfig,
-    connectorFactory: kvConnectorFactory,
+    connectorFactory: pdConnectorFactory(null, undefined, { secret: edge.secret?.key ?? null }),
   });
-  const server = createApiServer(created.client, { maxModelLen: created.maxModelLen, servedModelName: o.servedModelName ?? resolved.name, accessLog: o.accessLog });
+  const samplingDefaults = resolveSamplingDefaults(o.generationConfig, resolved.generationConfig);
+  const overridden = describeSamplingDefaults(samplingDefaults);
+  if (overridden) log.warn(overridden);
+  const encoder: PromptEncoder = o.tokenizerPoolSize > 0
+    ? await TokenizerPool.start({ load: created.tokenizerSource, size: o.tokenizerPoolSize, maxQueue: o.tokenizerQueue, deadlineMs: o.tokenizationTimeout * 1000 })
+    : new InlineEncoder(created.client.tokenizer);
+  const server = createApiServer(created.client, {
+    maxModelLen: created.maxModelLen,
+    servedModelName: o.servedModelName ?? resolved.name,
+    accessLog: o.accessLog,
+    samplingDefaults,
+    apiKeys: edge.apiKeys,
+    internalKey: edge.secret?.key ?? null,
+    encoder,
+    bodyLimit: edge.bodyLimitBytes ?? defaultBodyLimit(created.maxModelLen),
+    listener: edge.listener,
+  });
   registerDebugRoutes(server.app, created.client);
   const p2p = created.connector instanceof P2pConnector ? created.connector : null;
-  if (p2p) registerKvRoutes(server.app, p2p);
+  if (p2p) {
+    registerKvRoutes(server.app, p2p);
+    p2p.setPeerAuth(edge.secret?.key ?? null, o.kvPeerAllowlist.length ? o.kvPeerAllowlist : null);
+    if (!edge.secret) log.warn('point-to-point KV needs --internal-secret-file: without it kv_transfer_params are ignored and /v1/kv/release is refused');
+  }
   const port = await server.listen(o.port, o.host);
   p2p?.setEndpoint(o.host, port);
+  log.info(`API keys: ${edge.apiKeys.length ? `${edge.apiKeys.length} configured` : 'none (open)'}; internal secret: ${edge.secret ? edge.secret.path : 'none'}; tokenizer: ${o.tokenizerPoolSize > 0 ? `${o.tokenizerPoolSize} worker(s)` : 'inline'}`);
   log.info(`Serving ${created.client.model.name} on http://${o.host}:${port} (device ${created.native.deviceName})`);
   let stopping = false;
   const stop = async (sig: string) => {
@@ -102,6 +136,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     const force = setTimeout(() => process.exit(0), 5000);
     force.unref();
     await server.close().catch(() => {});
+    await encoder.close().catch(() => {});
     await created.client.shutdown().catch(() => {});
     created.native.dispose();
     process.exit(0);

@@ -2,8 +2,11 @@
 // on one host (src/up). `--prefill 0` is the colocated baseline behind the same proxy.
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { basename, resolve, join } from 'node:path';
+import { resolve, join } from 'node:path';
 import { runUp } from '../up/launcher.js';
+import { defaultRestartPolicy } from '../up/restart-policy.js';
+import { defaultPoolFile } from '../up/stale-pool.js';
+import { resolveApiKeys } from '../security/api-key.js';
 import { intOption, numOption } from './flags.js';
 import type { UpOptions } from '../up/plan.js';
 
@@ -39,6 +42,9 @@ interface UpFlags {
   healthTimeout: number;
   gracePeriod: number;
   proxyFlags?: string;
+  apiKey?: string;
+  maxRestarts: number;
+  restartWindow: number;
 }
 
 export function registerUp(program: Command): void {
@@ -63,6 +69,9 @@ export function registerUp(program: Command): void {
     .option('--proxy-flags <flags>', 'extra `pdserve proxy` flags, space-separated (e.g. "--local-prefill-below 256")')
     .option('--health-timeout <s>', 'seconds all servers together may take to start and answer /health', num('--health-timeout'), 300)
     .option('--grace-period <s>', 'seconds between SIGTERM and SIGKILL on shutdown', num('--grace-period'), 10)
+    .option('--api-key <key>', 'users\' API key, checked by the proxy only (else $PDSERVE_API_KEY / $VLLM_API_KEY)')
+    .option('--max-restarts <n>', 'restarts of one child within --restart-window before up gives up on it', int('--max-restarts'), defaultRestartPolicy.maxRestarts)
+    .option('--restart-window <s>', 'seconds over which --max-restarts counts', num('--restart-window'), defaultRestartPolicy.windowMs / 1000)
     .action(async (_model: string | undefined, _rest: string[], flags: UpFlags) => {
       const { own, engine } = splitEngineArgs(process.argv.slice(2));
       // commander also sees the words after "--" as operands: the model counts only before "--"
@@ -79,7 +88,7 @@ export function registerUp(program: Command): void {
         prefillDevices: flags.prefillDevices ?? [],
         decodeDevices: flags.decodeDevices ?? [],
         kvPoolSize: flags.kvPoolSize,
-        kvPoolFile: resolve(flags.kvPoolFile ?? join(shm, `pdserve-${basename(runDir)}-${process.pid}.pool`)),
+        kvPoolFile: resolve(flags.kvPoolFile ?? defaultPoolFile(shm)),
         chunkSize: flags.chunkSize,
         kvTransfer: flags.kvTransfer as 'pool' | 'cuda_ipc',
         loadFormat: flags.loadFormat ?? null,
@@ -88,10 +97,12 @@ export function registerUp(program: Command): void {
         proxyArgs: (flags.proxyFlags ?? '').split(/\s+/).filter(Boolean),
         healthTimeoutMs: flags.healthTimeout * 1000,
         graceMs: flags.gracePeriod * 1000,
+        apiKey: resolveApiKeys(flags.apiKey)[0] ?? null,
       };
+      const policy = { ...defaultRestartPolicy, maxRestarts: flags.maxRestarts, windowMs: flags.restartWindow * 1000 };
       let code: number;
       try {
-        code = await runUp(opts, { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') });
+        code = await runUp(opts, { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') }, undefined, policy);
       } catch (e) {
         process.stderr.write(`pdserve up: ${(e as Error).message}\n`);
         code = 2;

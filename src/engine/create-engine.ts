@@ -4,7 +4,7 @@ import type { ResolvedModel } from '../models/types.js';
 import type { DType, NativeModel } from '../native/binding.js';
 import type { KvCacheAccess, KvConnector } from './connector/base.js';
 import type { KvTransferConfig } from './connector/types.js';
-import { loadTokenizer } from '../tokenizer/load.js';
+import { loadTokenizer, type LoadTokenizerOptions } from '../tokenizer/load.js';
 import { IncrementalDetokenizer } from '../tokenizer/incremental-detokenizer.js';
 import { loadModel } from './loader/load-model.js';
 import { warmUp } from './warm-up.js';
@@ -37,6 +37,8 @@ export interface CreatedEngine {
   modelConfig: ModelConfig;
   maxModelLen: number;
   connector: KvConnector | null;
+  /** the files the tokenizer came from (tokenizer workers load their own copy from them) */
+  tokenizerSource: LoadTokenizerOptions;
 }
 
 const dtypeBytes: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
@@ -91,7 +93,8 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   const config = parseEngineConfig(o.engine);
   const r = o.resolved;
   const t0 = performance.now();
-  const tokenizer = await loadTokenizer({ tokenizerJsonPath: r.tokenizerJsonPath, tokenizerConfigPath: r.tokenizerConfigPath, generationConfig: r.generationConfig });
+  const tokenizerSource: LoadTokenizerOptions = { tokenizerJsonPath: r.tokenizerJsonPath, tokenizerConfigPath: r.tokenizerConfigPath, generationConfig: r.generationConfig };
+  const tokenizer = await loadTokenizer(tokenizerSource);
   const weightDtype = config.weightDtype === 'auto' ? undefined : config.weightDtype;
   let loaded;
   try {
@@ -103,6 +106,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   const { model: native, config: modelConfig } = loaded;
   const spec = modelConfig.spec;
   const name = o.servedModelName ?? r.name;
+  if (r.description && r.weights !== 'dummy') log.info(`${name}: ${r.description}`);
   log.info(`Loaded ${name} (${modelConfig.arch}, ${spec.numLayers} layers, ${spec.weightDtype} weights, ${formatGiB(native.weightBytes())}) on ${native.deviceName} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   if (r.weights === 'dummy') log.warn(`${name} has RANDOM weights (${r.isDemo ? 'built-in demo model' : '--load-format dummy'}): its text is meaningless; use it to test plumbing and speed`);
 
@@ -165,10 +169,12 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
       maxModelLen,
       vocabSize: spec.vocabSize,
       dummyWeights: r.weights === 'dummy',
-      description: r.weights === 'dummy' ? `${name} with RANDOM weights (${r.isDemo ? 'demo model' : 'load-format dummy'})` : `${name} (${modelConfig.arch})`,
+      description: r.weights === 'dummy'
+        ? `${name} with RANDOM weights (${r.isDemo ? 'demo model' : 'load-format dummy'})`
+        : r.description ?? `${name} (${modelConfig.arch})`,
     },
     (skipSpecialTokens, promptIds) => new IncrementalDetokenizer(tokenizer, { skipSpecialTokens, promptIds }),
     connector,
   );
-  return { client, engine, native, config, modelConfig, maxModelLen, connector };
+  return { client, engine, native, config, modelConfig, maxModelLen, connector, tokenizerSource };
 }

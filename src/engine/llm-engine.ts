@@ -235,6 +235,7 @@ export class LLMEngine {
     let fin: { delayFree: boolean; kvTransferParams?: Record<string, unknown> } = { delayFree: false };
     const connector = this.args.connector;
     if (connector && seq.blockTable.length) fin = connector.requestFinished(connectorView(seq), seq.blockTable);
+    else if (connector) connector.requestFinished(connectorView(seq), []); // never admitted: its lookup's kv-server pins go now
     this.scheduler.finish(seq, fin.delayFree);
     if (fin.delayFree && fin.kvTransferParams) {
       this.sentHeld.add(seq.requestId);

@@ -47,8 +47,28 @@ function writeDir(dir: string, files: Record<string, string>): string {
   return dir;
 }
 
-test('no argument: the demo model (Qwen3 architecture, real Qwen3 tokenizer, random weights)', async () => {
+test('no argument: the default model, stories260k (a real trained model shipped in the package)', async () => {
   const m = await resolveModel(undefined, { loadFormat: 'auto' });
+  assert.equal(m.name, 'stories260k');
+  assert.equal(m.isDemo, false);
+  assert.equal(m.weights, 'safetensors');
+  assert.match(m.description ?? '', /tiny story model/);
+  assert.deepEqual(m.config.architectures, ['LlamaForCausalLM']);
+  assert.equal(m.config.vocab_size, 512);
+  assert.match(m.tokenizerJsonPath, /models[\\/]cards[\\/]stories260k[\\/]tokenizer\.json$/);
+  const tok = await loadTokenizer({ tokenizerJsonPath: m.tokenizerJsonPath, tokenizerConfigPath: m.tokenizerConfigPath, generationConfig: m.generationConfig });
+  assert.equal(tok.vocabSize, 512);
+  assert.deepEqual(tok.eosTokenIds, [2]);
+  assert.equal(tok.hasChatTemplate, true);
+  // the chat template gives the prompt a completion would get: BOS + the text
+  const text = tok.applyChatTemplate([{ role: 'user', content: 'Once upon a time' }], { addGenerationPrompt: true });
+  assert.deepEqual(tok.encode(text, { addSpecialTokens: false }), tok.encode('Once upon a time', { addSpecialTokens: true }));
+  // --load-format dummy still gives random weights of its shape
+  assert.equal((await resolveModel('stories260K', { loadFormat: 'dummy' })).weights, 'dummy');
+});
+
+test('the demo card: Qwen3 architecture, real Qwen3 tokenizer, random weights, by name', async () => {
+  const m = await resolveModel('pdserve-demo', { loadFormat: 'auto' });
   assert.equal(m.name, 'pdserve-demo');
   assert.equal(m.isDemo, true);
   assert.equal(m.weights, 'dummy');
@@ -59,13 +79,15 @@ test('no argument: the demo model (Qwen3 architecture, real Qwen3 tokenizer, ran
   assert.ok(tok.vocabSize <= (m.config.vocab_size as number));
   assert.deepEqual(tok.eosTokenIds, [151645, 151643]);
   assert.equal(tok.hasChatTemplate, true);
-  assert.equal((await resolveModel('PDSERVE-DEMO', { loadFormat: 'dummy' })).isDemo, true);
-  await assert.rejects(resolveModel(undefined, { loadFormat: 'safetensors' }), modelLoadError(/random weights/));
+  const upper = await resolveModel('PDSERVE-DEMO', { loadFormat: 'dummy' });
+  assert.equal(upper.isDemo, true);
+  assert.equal(upper.name, 'PDSERVE-DEMO'); // served as given
+  await assert.rejects(resolveModel('pdserve-demo', { loadFormat: 'safetensors' }), modelLoadError(/random weights/));
 });
 
 test('built-in cards: case-insensitive names, real configs, packaged tokenizers, dummy weights only', async () => {
   const q = await resolveModel('Qwen3-0.6B', { loadFormat: 'dummy' });
-  assert.equal(q.name, 'qwen3-0.6b');
+  assert.equal(q.name, 'Qwen3-0.6B'); // the argument as given is the served name (vLLM)
   assert.equal(q.isDemo, false);
   assert.equal(q.weights, 'dummy');
   assert.equal(q.config.num_hidden_layers, 28);
@@ -99,7 +121,7 @@ test('local checkpoint directory from the fixtures', async (t) => {
   if (!fixtures) return;
   const dir = join(fixtures, 'models', 'stories260K');
   const m = await resolveModel(dir, { loadFormat: 'auto' });
-  assert.equal(m.name, 'stories260K');
+  assert.equal(m.name, dir); // served under the argument as given, so a copied curl with the path works
   assert.equal(m.dir, dir);
   assert.equal(m.weights, 'safetensors');
   assert.equal(m.isDemo, false);

@@ -1,12 +1,13 @@
-// Model argument -> ResolvedModel: nothing = the demo model; an existing directory = a local checkpoint;
-// a built-in card name (or, with --load-format dummy, a hub id that has a card) = config-only card;
-// "org/name" = a hub checkpoint (cache, else download).
+// Model argument -> ResolvedModel: nothing = the default model (stories260k, real weights shipped in the
+// package); an existing directory = a local checkpoint; a built-in card name (or, with --load-format dummy,
+// a hub id that has a card) = that card; "org/name" = a hub checkpoint (cache, else download).
+// The served name is the argument as given (vLLM's rule), or the card's name when there is none.
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PdsError } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
-import { packagedTokenizerPaths } from '../tokenizer/packaged.js';
-import { DEMO_CARD, findCard, listCards, type Card } from './cards.js';
+import { packagedTokenizerPaths, type PackagedTokenizer } from '../tokenizer/packaged.js';
+import { DEFAULT_CARD, findCard, listCards, type Card } from './cards.js';
 import { isHubRepoId, resolveHubModel } from './hub.js';
 import { readJsonObject, readOptionalJsonObject } from './json-files.js';
 import { resolveLocalDir } from './local-dir.js';
@@ -21,13 +22,13 @@ export interface ResolveOptions {
 }
 
 export async function resolveModel(arg: string | undefined, opts: ResolveOptions): Promise<ResolvedModel> {
-  if (arg === undefined || arg.trim() === '') return resolveCard(findCard(DEMO_CARD)!, opts.loadFormat, DEMO_CARD);
+  if (arg === undefined || arg.trim() === '') return resolveCard(findCard(DEFAULT_CARD)!, opts.loadFormat, DEFAULT_CARD);
   if (existsSync(arg)) {
     if (!statSync(arg).isDirectory()) throw new PdsError('PDS_ERR_MODEL_LOAD', `model path ${arg} is not a directory (expected a Hugging Face checkpoint directory)`);
-    return resolveLocalDir(arg, opts.loadFormat);
+    return resolveLocalDir(arg, opts.loadFormat, arg);
   }
   const card = findCard(arg);
-  if (card) return resolveCard(card, opts.loadFormat, card.name);
+  if (card) return resolveCard(card, opts.loadFormat, arg);
   if (opts.loadFormat === 'dummy') {
     const byHub = findCard(arg, true);
     if (byHub) {
@@ -41,6 +42,7 @@ export async function resolveModel(arg: string | undefined, opts: ResolveOptions
 }
 
 function resolveCard(card: Card, loadFormat: LoadFormat, name: string): ResolvedModel {
+  if (card.weights) return { ...resolveLocalDir(card.dir, loadFormat, name), description: card.description };
   if (card.demo) {
     if (loadFormat === 'safetensors') throw new PdsError('PDS_ERR_MODEL_LOAD', `the demo model ${card.name} has random weights; --load-format safetensors needs a checkpoint`);
   } else if (loadFormat !== 'dummy') {
@@ -51,8 +53,9 @@ function resolveCard(card: Card, loadFormat: LoadFormat, name: string): Resolved
     dir: card.dir,
     config: readJsonObject(join(card.dir, 'config.json')),
     generationConfig: readOptionalJsonObject(join(card.dir, 'generation_config.json')),
-    ...packagedTokenizerPaths(card.tokenizer),
+    ...packagedTokenizerPaths(card.tokenizer as PackagedTokenizer),
     weights: 'dummy',
     isDemo: card.demo,
+    description: card.description,
   };
 }

@@ -1,4 +1,4 @@
-// What a model argument (local dir, built-in card name, HF repo id, or nothing = demo) resolves to.
+// What a model argument (local dir, built-in card name, HF repo id, or nothing = the default model) resolves to.
 // Implementation: ./resolve.ts  `resolveModel(arg, opts): Promise<ResolvedModel>`.
 export type LoadFormat = 'auto' | 'safetensors' | 'dummy';
 
@@ -17,4 +17,6 @@ export interface ResolvedModel {
   weights: 'safetensors' | 'dummy';
   /** The built-in demo model (random weights, starts in seconds). */
   isDemo: boolean;
+  /** A card's one-line description for logs and /v1/models (null for checkpoints and hub models). */
+  description?: string | null;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { comparableSteps, fixtureModels, fixturesOrSkip, readReference, type ReferenceCase } from '../../test/helpers/fixtures.js';
 import { loadModel } from '../engine/loader/load-model.js';
 import type { DType, NativeModel } from './binding.js';
-import { argmax, ContiguousRunner } from './contiguous-runner.js';
+import { argmax, ContiguousRunner } from './testing/contiguous-runner.js';
 
 const blockSize = 16;
 

@@ -1,5 +1,6 @@
 // The proxy's one config type, validated once (normalizeProxyConfig) before anything starts.
 import { PdsError } from '../util/errors.js';
+import { defaultListenerLimits, type ListenerLimits } from '../util/http-listener.js';
 
 export interface ProxyConfig {
   host: string;
@@ -15,10 +16,16 @@ export interface ProxyConfig {
   prefillMaxInflight: number; // per prefiller; 0 = unlimited; all full -> the decoder prefills locally
   localPrefillBelow: number; // prompt size (conditional.ts) below which the decoder prefills locally; 0 = off
   bodyLimitBytes: number;
+  kvServer: string | null; // "host:port" of the kv-server, probed for /health; null = none
+  prefillHeartbeatMs: number; // while a prefill leg waits, GET /health every this often; 2 misses = frozen -> fallback; 0 = off
+  apiKeys: string[]; // clients' keys for /v1/* (none = open)
+  internalKey: Buffer | null; // signs every upstream request (engines trust it in place of a key)
+  upstreamApiKey: string | null; // Bearer key sent upstream (engines run by someone else); never the client's
+  listener: Omit<ListenerLimits, 'bodyLimitBytes'>;
 }
 
 export const defaultProxyConfig: Omit<ProxyConfig, 'prefillers' | 'decoders'> = {
-  host: '0.0.0.0',
+  host: '127.0.0.1',
   port: 9000,
   prefillTimeoutMs: 300_000,
   decodeTimeoutMs: 600_000,
@@ -28,7 +35,13 @@ export const defaultProxyConfig: Omit<ProxyConfig, 'prefillers' | 'decoders'> = 
   maxInflight: 0,
   prefillMaxInflight: 0,
   localPrefillBelow: 0,
-  bodyLimitBytes: 64 * 1024 * 1024,
+  bodyLimitBytes: 16 * 1024 * 1024,
+  kvServer: null,
+  prefillHeartbeatMs: 1_000,
+  apiKeys: [],
+  internalKey: null,
+  upstreamApiKey: null,
+  listener: defaultListenerLimits,
 };
 
 /** "host:port", "http://host:port[/]" -> "http://host:port" (origin only; paths are not allowed). */
@@ -96,5 +109,7 @@ export function normalizeProxyConfig(c: ProxyConfig): ProxyConfig {
     maxInflight: Math.floor(nonNeg(c.maxInflight, 'max inflight')),
     prefillMaxInflight: Math.floor(nonNeg(c.prefillMaxInflight, 'prefill max inflight')),
     localPrefillBelow: nonNeg(c.localPrefillBelow, 'local prefill threshold'),
+    kvServer: c.kvServer ?? null,
+    prefillHeartbeatMs: nonNeg(c.prefillHeartbeatMs ?? 0, 'prefill heartbeat'),
   };
 }

@@ -97,6 +97,34 @@ test('/v1/models comes from a decoder', async () => {
   }
 });
 
+test('/tokenize, /detokenize, /version and /v1/models/{id} are relayed to a decoder, 4xx as it came', async () => {
+  const seen: string[] = [];
+  const d = await startStub((r, res) => {
+    seen.push(`${r.method} ${r.path} ${r.raw}`);
+    if (r.path === '/tokenize') return sendJson(res, 200, { tokens: [1, 2], count: 2, max_model_len: 512 });
+    if (r.path === '/detokenize') return sendJson(res, 200, { prompt: 'hi' });
+    if (r.path === '/version') return sendJson(res, 200, { version: '9.9.9' });
+    if (r.path === '/v1/models/org/tiny') return sendJson(res, 200, { id: 'org/tiny', object: 'model' });
+    return sendJson(res, 404, { error: { message: 'nope', type: 'NotFoundError', param: null, code: 404 } });
+  });
+  const proxy = await testProxy([], [d.url]);
+  try {
+    const tk = await postJson(`${proxy.url}/tokenize`, { prompt: 'hi' });
+    assert.deepEqual([tk.status, tk.json.tokens], [200, [1, 2]]);
+    const dt = await postJson(`${proxy.url}/detokenize`, { tokens: [1, 2] });
+    assert.deepEqual([dt.status, dt.json.prompt], [200, 'hi']);
+    assert.deepEqual(await (await fetch(`${proxy.url}/version`)).json(), { version: '9.9.9' });
+    assert.equal((await (await fetch(`${proxy.url}/v1/models/org/tiny`)).json()).id, 'org/tiny');
+    const missing = await fetch(`${proxy.url}/v1/models/other`);
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).error.message, 'nope');
+    assert.ok(seen.some((l) => l.startsWith('POST /tokenize') && l.includes('"prompt":"hi"')), seen.join('\n'));
+  } finally {
+    await proxy.close();
+    await d.close();
+  }
+});
+
 test('--max-inflight: requests beyond it get 429 JSON', async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));

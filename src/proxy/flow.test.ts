@@ -32,6 +32,7 @@ test('prefill leg gets the trimmed body, decode leg the original, both the same 
       stream: false,
       temperature: 0,
       kv_transfer_params: { do_remote_decode: true, do_remote_prefill: false },
+      decode_limits: { max_tokens: 40, min_tokens: 3 }, // the prefiller validates as the decoder will
     });
     assert.equal(p.requests[0]!.path, '/v1/completions');
     assert.deepEqual(d.requests[0]!.body, body);

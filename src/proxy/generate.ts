@@ -1,10 +1,11 @@
 // POST /v1/completions and /v1/chat/completions. Writes the raw response itself (route hijacked).
-// 1. Body must be a JSON object (else 400); beyond --max-inflight: 429. One X-Request-Id (the
+// 1. Body must be a JSON object, not too deep (else 400; intake.ts); client kv_transfer_params and
+//    decode_limits dropped; the client's Authorization is never forwarded; beyond --max-inflight: 429. One X-Request-Id (the
 //    client's, or a new UUID) for both legs and the response.
 // 2. Prefill leg (only when prefillers exist and the prompt is not below --local-prefill-below):
 //    prefillBody() to a prefiller, round robin. 2xx: keep its kv_transfer_params. 4xx: relayed to the
-//    client as is, no decode. Unreachable / 5xx / all busy: the decoder prefills locally (fallback).
-//    Timeout: 504.
+//    client as is, no decode. Unreachable / 5xx / frozen (heartbeat) / all busy: the decoder prefills
+//    locally (fallback). Timeout: 504. Retry rules (at most one per request): legs.ts.
 // 3. Decode leg: the original bytes (or the body plus the prefiller's kv_transfer_params) to a
 //    decoder, round robin; its status and body relayed chunk by chunk. None reachable: 503.
 // A client disconnect at any point aborts the leg in flight (its engine sees the socket close).
@@ -15,6 +16,7 @@ import { getLogger } from '../util/logger.js';
 import { runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
 import { relayResponse } from './relay.js';
+import { parseClientBody, stripPeerFields, upstreamHeadersFor } from './intake.js';
 import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
@@ -33,17 +35,6 @@ export function sendJson(out: ServerResponse, status: number, body: unknown, req
   out.end(text);
 }
 
-function parseBody(raw: unknown): JsonObject | string {
-  if (!Buffer.isBuffer(raw) || raw.length === 0) return 'request body must be a JSON object';
-  try {
-    const v = JSON.parse(raw.toString('utf8')) as unknown;
-    if (!v || typeof v !== 'object' || Array.isArray(v)) return 'request body must be a JSON object';
-    return v as JsonObject;
-  } catch (e) {
-    return `request body is not valid JSON: ${(e as Error).message}`;
-  }
-}
-
 export async function handleGenerate(st: ProxyState, path: string, req: IncomingMessage, rawBody: unknown, out: ServerResponse): Promise<void> {
   const t0 = performance.now();
   const endpoint = path;
@@ -51,8 +42,9 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     st.metrics.errors.inc({ kind });
     sendJson(out, status, openAiErrorBody(status, message), requestId);
   };
-  const parsed = parseBody(rawBody);
-  if (typeof parsed === 'string') return fail('bad_request', 400, parsed);
+  const intake = parseClientBody(rawBody);
+  if (typeof intake === 'string') return fail('bad_request', 400, intake);
+  const { body: parsed, stripped } = stripPeerFields(intake);
   if (st.config.maxInflight > 0 && st.inflight >= st.config.maxInflight) {
     return fail('overloaded', 429, `proxy is at its limit of ${st.config.maxInflight} requests in flight; retry later`);
   }
@@ -68,8 +60,8 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
   st.metrics.inflight.inc();
   try {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-request-id': requestId };
-    if (typeof req.headers.authorization === 'string') headers.authorization = req.headers.authorization;
-    const ctx: LegContext = { path, requestId, headers, clientSignal: clientAbort.signal, metrics: st.metrics };
+    const headersFor = upstreamHeadersFor(st.config, path, headers);
+    const ctx: LegContext = { path, requestId, headers, headersFor, clientSignal: clientAbort.signal, metrics: st.metrics, retry: { left: 1 } };
 
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
@@ -97,6 +89,8 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
           st.metrics.fallbacks.inc({ reason: p.reason });
           if (p.reason !== 'busy') log.warn(`no prefiller could take request ${requestId} (${p.reason}); the decoder prefills it locally`);
           break;
+        case 'failed':
+          return fail('upstream_error', 502, `${p.message}; not retried (this request already had its one retry)`, requestId);
         case 'timeout':
           return fail('timeout', 504, `prefill on ${p.upstream.origin} took longer than ${st.config.prefillTimeoutMs / 1000} s`, requestId);
         case 'aborted':
@@ -106,7 +100,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     }
 
     st.metrics.requests.inc({ endpoint, mode });
-    const body = kvTransferParams === undefined ? (rawBody as Buffer).toString('utf8') : JSON.stringify(decodeBody(parsed, kvTransferParams));
+    const body = kvTransferParams === undefined && !stripped ? (rawBody as Buffer).toString('utf8') : JSON.stringify(decodeBody(parsed, kvTransferParams));
     const tDecode = performance.now();
     const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
     switch (d.kind) {

@@ -1,8 +1,15 @@
 // The two legs of a disaggregated request. Each returns a typed outcome; none throws for upstream
 // failures. The client's abort signal is passed in; aborting it aborts the undici request, which
 // closes the socket so the engine frees the request's blocks.
+// Retries (one budget per request, LegContext.retry, at most one retry overall):
+// - a connect failure (the request never reached the engine) moves on to the next engine for free;
+// - a connection reset or closed before any response byte (a kept-alive connection to an engine that
+//   just died) is retried once on another engine of the same role;
+// - a failure the request may have caused (a 4xx; a 5xx, a freeze or a crash while serving it) is never
+//   sent to a second engine of that role: a failed prefill falls back to the decoder prefilling it
+//   itself, which spends the budget; with no budget left the request fails (502).
 import type { Dispatcher } from 'undici';
-import { isUnreachable, errorText, type Upstream } from './upstream.js';
+import { isReset, isUnreachable, errorText, type Upstream } from './upstream.js';
 import type { UpstreamSet } from './upstream-set.js';
 import type { ProxyMetrics } from './metrics.js';
 import { getLogger } from '../util/logger.js';
@@ -12,15 +19,21 @@ const log = getLogger('proxy');
 export interface LegContext {
   path: string; // "/v1/completions" | "/v1/chat/completions"
   requestId: string;
-  headers: Record<string, string>; // forwarded to the engines (content-type, x-request-id, authorization)
+  headers: Record<string, string>; // sent to the engines (content-type, x-request-id; never the client's authorization)
+  /** per-attempt headers for a POST of `body` (a fresh internal signature each time); default: headers */
+  headersFor?: (body: string) => Record<string, string>;
   clientSignal: AbortSignal;
   metrics: ProxyMetrics;
+  retry: { left: number }; // retries this request may still spend (starts at 1)
 }
+
+export type FallbackReason = 'unreachable' | 'prefill_5xx' | 'prefill_frozen' | 'prefill_error' | 'busy';
 
 export type PrefillOutcome =
   | { kind: 'ok'; upstream: Upstream; ms: number; kvTransferParams: unknown }
   | { kind: 'reject'; upstream: Upstream; status: number; contentType: string; body: Buffer } // 4xx: relay as is
-  | { kind: 'fallback'; reason: 'unreachable' | 'prefill_5xx' | 'busy' }
+  | { kind: 'fallback'; reason: FallbackReason }
+  | { kind: 'failed'; upstream: Upstream; message: string } // failed and no retry left: 502
   | { kind: 'timeout'; upstream: Upstream }
   | { kind: 'aborted' };
 
@@ -33,27 +46,42 @@ export interface PrefillPolicy {
   maxInflight: number; // per prefiller; 0 = unlimited. All full -> fallback 'busy'
 }
 
+/** Spends the request's retry; false when none is left. */
+function spendRetry(ctx: LegContext, role: 'prefill' | 'decode'): boolean {
+  if (ctx.retry.left <= 0) return false;
+  ctx.retry.left--;
+  ctx.metrics.retries.inc({ role });
+  return true;
+}
+
 /**
- * Prefill on one prefiller after another: unreachable ones are skipped (and marked down), a 5xx or a
- * socket error is retried on the next prefiller once, then the caller falls back to decode-only.
+ * Prefill on a prefiller. Unreachable ones are skipped (and marked down); a reset before any answer
+ * is retried once on the next; a 5xx, a freeze (heartbeat), another error: the caller falls back to
+ * decode-only (that spends the retry; none left = 'failed').
  */
 export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext, policy: PrefillPolicy): Promise<PrefillOutcome> {
   const { timeoutMs } = policy;
-  let failures = 0;
-  let sawFailure = false;
   const all = set.candidates(!policy.skipUnhealthy);
   const candidates = policy.maxInflight > 0 ? all.filter((u) => u.inflight < policy.maxInflight) : all;
   if (all.length && !candidates.length) return { kind: 'fallback', reason: 'busy' };
+  // the request failed on `up`: decode-only if the budget allows, else a 502
+  const failOver = (up: Upstream, reason: FallbackReason, message: string): PrefillOutcome =>
+    spendRetry(ctx, 'prefill') ? { kind: 'fallback', reason } : { kind: 'failed', upstream: up, message };
   for (const up of candidates) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     const leg = new AbortController();
     const onClientAbort = () => leg.abort(new Error('client disconnected'));
     ctx.clientSignal.addEventListener('abort', onClientAbort, { once: true });
     let timedOut = false;
+    let frozen = false;
     const timer = setTimeout(() => {
       timedOut = true;
       leg.abort(new Error('prefill timeout'));
     }, timeoutMs);
+    const unwatch = up.heartbeat?.watch(() => {
+      frozen = true;
+      leg.abort(new Error('prefiller unresponsive'));
+    });
     const t0 = performance.now();
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'prefill', upstream: up.origin, outcome });
     up.inflight++;
@@ -62,7 +90,7 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
       const res = await up.pool.request({
         path: ctx.path,
         method: 'POST',
-        headers: ctx.headers,
+        headers: ctx.headersFor ? ctx.headersFor(body) : ctx.headers,
         body,
         signal: leg.signal,
         headersTimeout: timeoutMs + 1000,
@@ -80,11 +108,10 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
         return { kind: 'reject', upstream: up, status: res.statusCode, contentType: String(res.headers['content-type'] ?? 'application/json'), body: buf };
       }
       count('5xx');
-      log.warn(`prefill on ${up.origin} answered ${res.statusCode} (request ${ctx.requestId})`);
-      sawFailure = true;
-      if (++failures >= 2) break;
+      log.warn(`prefill on ${up.origin} answered ${res.statusCode} (request ${ctx.requestId}); not retried on another prefiller`);
+      return failOver(up, 'prefill_5xx', `prefill on ${up.origin} answered ${res.statusCode}`);
     } catch (e) {
-      const kind = failureKind(e, ctx, timedOut);
+      const kind = frozen && !ctx.clientSignal.aborted ? 'frozen' : failureKind(e, ctx, timedOut);
       count(kind);
       if (kind === 'aborted') return { kind };
       if (kind === 'timeout') return { kind, upstream: up };
@@ -92,23 +119,32 @@ export async function runPrefill(set: UpstreamSet, body: string, ctx: LegContext
         markUnreachable(up, 'prefill', e);
         continue;
       }
+      if (kind === 'frozen') {
+        log.warn(`prefiller ${up.origin} stopped answering while request ${ctx.requestId} waited (${up.lastError}); the decoder prefills it`);
+        return failOver(up, 'prefill_frozen', `prefiller ${up.origin} stopped answering`);
+      }
+      if (kind === 'reset' && spendRetry(ctx, 'prefill')) {
+        log.warn(`prefill on ${up.origin} lost its connection before any answer (${errorText(e)}); retrying request ${ctx.requestId} on the next prefiller`);
+        continue;
+      }
       log.warn(`prefill on ${up.origin} failed: ${errorText(e)} (request ${ctx.requestId})`);
-      sawFailure = true;
-      if (++failures >= 2) break;
+      return failOver(up, 'prefill_error', `prefill on ${up.origin} failed: ${errorText(e)}`);
     } finally {
       up.inflight--;
       clearTimeout(timer);
+      unwatch?.();
       ctx.clientSignal.removeEventListener('abort', onClientAbort);
     }
   }
-  return { kind: 'fallback', reason: sawFailure ? 'prefill_5xx' : 'unreachable' };
+  return { kind: 'fallback', reason: 'unreachable' };
 }
 
-/** Why a leg's request failed, in the order that matters: the client left, the leg timed out, the upstream is gone, other. */
-function failureKind(e: unknown, ctx: LegContext, timedOut: boolean): 'aborted' | 'timeout' | 'unreachable' | 'error' {
+/** Why a leg's request failed, in the order that matters: the client left, the leg timed out, the upstream is gone, the connection broke, other. */
+function failureKind(e: unknown, ctx: LegContext, timedOut: boolean): 'aborted' | 'timeout' | 'unreachable' | 'reset' | 'error' {
   if (ctx.clientSignal.aborted) return 'aborted';
   if (timedOut) return 'timeout';
   if (isUnreachable(e)) return 'unreachable';
+  if (isReset(e)) return 'reset';
   return 'error';
 }
 
@@ -136,8 +172,10 @@ export type DecodeOutcome =
 /**
  * Sends the decode leg to the first reachable decoder. Resolves once response headers arrived; the
  * caller relays `res.body`. `timeoutMs` bounds the wait for headers and each gap between body chunks.
+ * A reset before the headers is retried once on the next decoder (if the request's budget allows).
  */
 export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number): Promise<DecodeOutcome> {
+  let reset: { upstream: Upstream; message: string } | null = null;
   for (const up of set.candidates()) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'decode', upstream: up.origin, outcome });
@@ -145,7 +183,7 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       const res = await up.pool.request({
         path: ctx.path,
         method: 'POST',
-        headers: ctx.headers,
+        headers: ctx.headersFor ? ctx.headersFor(body) : ctx.headers,
         body,
         signal: ctx.clientSignal,
         headersTimeout: timeoutMs,
@@ -163,10 +201,16 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
         markUnreachable(up, 'decode', e);
         continue;
       }
+      if (kind === 'reset' && spendRetry(ctx, 'decode')) {
+        log.warn(`decode on ${up.origin} lost its connection before any answer (${errorText(e)}); retrying request ${ctx.requestId} on the next decoder`);
+        reset = { upstream: up, message: errorText(e) };
+        continue;
+      }
       return { kind: 'error', upstream: up, message: errorText(e) };
     }
   }
-  return { kind: 'unavailable' };
+  // the retried request found no other decoder: report the reset, not "none reachable"
+  return reset ? { kind: 'error', ...reset } : { kind: 'unavailable' };
 }
 
 export { isTimeout };

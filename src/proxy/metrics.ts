@@ -23,6 +23,7 @@ export class ProxyMetrics {
   readonly requests: Counter<'endpoint' | 'mode'>;
   readonly errors: Counter<'kind'>;
   readonly fallbacks: Counter<'reason'>;
+  readonly retries: Counter<'role'>;
   readonly inflight: Gauge;
   readonly upstreamRequests: Counter<'role' | 'upstream' | 'outcome'>;
   readonly upstreamHealthy: Gauge<'role' | 'upstream'>;
@@ -59,14 +60,20 @@ export class ProxyMetrics {
     this.errors = new Counter({ name: 'pdserve_proxy_errors_total', help: 'Failed requests by kind', labelNames: ['kind'], registers });
     this.fallbacks = new Counter({
       name: 'pdserve_proxy_fallbacks_total',
-      help: 'Requests the decoder prefilled itself; reason = unreachable | prefill_5xx | busy | short_prompt',
+      help: 'Requests the decoder prefilled itself; reason = unreachable | prefill_5xx | prefill_frozen | prefill_error | busy | short_prompt',
       labelNames: ['reason'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'pdserve_proxy_retries_total',
+      help: 'Requests sent to a second engine (a reset before any answer, or a failed prefill falling back); at most one per request',
+      labelNames: ['role'],
       registers,
     });
     this.inflight = new Gauge({ name: 'pdserve_proxy_inflight_requests', help: 'Requests in flight', registers });
     this.upstreamRequests = new Counter({
       name: 'pdserve_proxy_upstream_requests_total',
-      help: 'Legs sent per upstream; outcome = ok | 4xx | 5xx | unreachable | timeout | error | aborted',
+      help: 'Legs sent per upstream; outcome = ok | 4xx | 5xx | unreachable | reset | frozen | timeout | error | aborted',
       labelNames: ['role', 'upstream', 'outcome'],
       registers,
     });

@@ -4,12 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { openAiErrorBody } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
 import { normalizeProxyConfig, type ProxyConfig } from './config.js';
-import { handleGenerate, sendJson } from './generate.js';
+import { handleGenerate } from './generate.js';
+import { registerInfoRelay } from './info-relay.js';
 import { ProxyMetrics } from './metrics.js';
 import type { ProxyState } from './state.js';
 import { StatsWindow } from './stats-window.js';
 import { UpstreamSet } from './upstream-set.js';
-import { errorText } from './upstream.js';
+import { Heartbeat } from './heartbeat.js';
+import { KvServerProbe } from './kv-probe.js';
+import { ApiKeyGuard } from '../security/api-key.js';
+import { applyListenerLimits, checkListenerLimits, fastifyListenerOptions } from '../util/http-listener.js';
 
 const log = getLogger('proxy');
 
@@ -34,8 +38,26 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     stats: new StatsWindow(),
     inflight: 0,
     aborters: new Set(),
+    kvServer: config.kvServer ? new KvServerProbe(config.kvServer) : null,
   };
-  const app = Fastify({ logger: false, bodyLimit: config.bodyLimitBytes, forceCloseConnections: true });
+  if (config.prefillHeartbeatMs > 0) {
+    // a probe may take up to 2 intervals (at least 1 s) on a loaded machine before it counts as missed
+    const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
+    for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
+  }
+  const listener = checkListenerLimits({ ...config.listener, bodyLimitBytes: config.bodyLimitBytes });
+  const app = Fastify({ logger: false, forceCloseConnections: true, ...fastifyListenerOptions(listener) });
+  applyListenerLimits(app.server, listener);
+  // clients' API keys on /v1/* (vLLM's rule) and the tokenizer routes (they cost CPU, as on the engines);
+  // checked before the body is read
+  const guard = new ApiKeyGuard(config.apiKeys);
+  const guarded = (url: string) => url.startsWith('/v1/') || /^\/(tokenize|detokenize)(\?|$)/.test(url);
+  app.addHook('onRequest', async (req, reply) => {
+    if (!guard.enabled || !guarded(req.url)) return;
+    if (!guard.admits(req.headers.authorization)) {
+      return reply.code(401).send(openAiErrorBody(401, 'Unauthorized: a valid API key is required (Authorization: Bearer KEY)'));
+    }
+  });
   // Engines accept JSON whatever the content-type says (curl -d sends form-urlencoded): take bytes.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -54,31 +76,20 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
     });
   }
 
-  app.get('/v1/models', async (_req, reply) => {
-    reply.hijack();
-    const ordered = [...st.decoders.all.filter((u) => u.healthy), ...st.decoders.all.filter((u) => !u.healthy)];
-    for (const up of ordered) {
-      try {
-        const res = await up.pool.request({ path: '/v1/models', method: 'GET', headersTimeout: config.decodeTimeoutMs });
-        const body = Buffer.from(await res.body.arrayBuffer());
-        reply.raw.writeHead(res.statusCode, { 'content-type': String(res.headers['content-type'] ?? 'application/json'), 'content-length': body.length });
-        reply.raw.end(body);
-        return;
-      } catch (e) {
-        log.warn(`GET /v1/models on ${up.origin} failed: ${errorText(e)}`);
-      }
-    }
-    sendJson(reply.raw, 503, openAiErrorBody(503, 'no decode instance is reachable'));
-  });
+  registerInfoRelay(app, st);
 
   const instances = (set: UpstreamSet) =>
     set.all.map((u) => ({ url: u.origin, healthy: u.healthy, inflight: u.inflight, last_error: u.lastError }));
+  // 503 'unhealthy': no decoder, nothing can be served. 200 'degraded': it serves, but an engine or the
+  // kv-server is down (requests fall back: other engines, or decoders computing prompts themselves).
   app.get('/health', async (_req, reply) => {
     const ok = st.decoders.healthyCount() > 0;
+    const whole = st.decoders.healthyCount() === st.decoders.size && st.prefillers.healthyCount() === st.prefillers.size && (st.kvServer?.healthy ?? true);
     return reply.code(ok ? 200 : 503).send({
-      status: ok ? 'ok' : 'unhealthy',
+      status: !ok ? 'unhealthy' : whole ? 'ok' : 'degraded',
       prefill_instances: instances(st.prefillers),
       decode_instances: instances(st.decoders),
+      kv_server: st.kvServer?.toJSON() ?? null,
     });
   });
   app.get('/healthcheck', async () => ({
@@ -100,7 +111,13 @@ export async function startProxy(input: ProxyConfig, statsSink: (text: string) =
   const checkHealth = () => {
     if (!checking) {
       const timeout = Math.max(500, Math.min(config.healthIntervalMs || 2000, 5000));
-      checking = Promise.all([st.prefillers.checkAll(timeout), st.decoders.checkAll(timeout)])
+      const kvCheck = async () => {
+        const kv = st.kvServer;
+        if (!kv || !(await kv.check(timeout))) return;
+        if (kv.healthy) log.info(`kv-server ${kv.address} is reachable again`);
+        else log.warn(`kv-server ${kv.address} is down (${kv.lastError}): decoders compute prompts themselves`);
+      };
+      checking = Promise.all([st.prefillers.checkAll(timeout), st.decoders.checkAll(timeout), kvCheck()])
         .then(() => undefined)
         .finally(() => {
           checking = null;

@@ -49,7 +49,10 @@ test('prefill and decode bodies; the input is not mutated', () => {
   const body = { prompt: 'x', max_tokens: 9, stream: true, stream_options: { include_usage: true }, min_tokens: 2, kv_transfer_params: { a: 1 } };
   const copy = structuredClone(body);
   const p = prefillBody(body);
-  assert.deepEqual(p, { prompt: 'x', max_tokens: 1, stream: false, kv_transfer_params: { do_remote_decode: true, do_remote_prefill: false } });
+  assert.deepEqual(p, {
+    prompt: 'x', max_tokens: 1, stream: false, kv_transfer_params: { do_remote_decode: true, do_remote_prefill: false },
+    decode_limits: { max_tokens: 9, min_tokens: 2 },
+  });
   assert.deepEqual(body, copy);
   assert.equal(decodeBody(body, undefined), body);
   assert.equal(decodeBody(body, [1]), body);

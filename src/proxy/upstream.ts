@@ -1,5 +1,6 @@
 // One engine behind the proxy: a keep-alive undici Pool plus its health state.
 import { Pool } from 'undici';
+import type { Heartbeat } from './heartbeat.js';
 
 export type Role = 'prefill' | 'decode';
 
@@ -15,6 +16,8 @@ export class Upstream {
   healthy = true;
   lastError: string | null = null;
   inflight = 0;
+  /** liveness while legs wait (prefillers, when --prefill-heartbeat is on) */
+  heartbeat: Heartbeat | null = null;
 
   constructor(origin: string, role: Role, opts: UpstreamOptions) {
     this.origin = origin;
@@ -80,6 +83,22 @@ const unreachableCodes = new Set([
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
+
+const resetCodes = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/**
+ * True when the connection broke (reset, closed by the other side) before any response came: what a
+ * request sent on a kept-alive connection to an engine that just died sees.
+ */
+export function isReset(e: unknown): boolean {
+  let cur: unknown = e;
+  for (let depth = 0; cur && depth < 4; depth++) {
+    const code = (cur as { code?: string }).code;
+    if (code && resetCodes.has(code)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
 
 /** True when the request never reached the upstream (safe to send it elsewhere). */
 export function isUnreachable(e: unknown): boolean {

@@ -1,10 +1,19 @@
 // The OpenAI-compatible HTTP server (vLLM's routes and extensions) over an EngineClient.
 // JSON stops here: handlers validate with zod, build typed GenerateRequests, and iterate engine.generate
 // asynchronously. Every error becomes {"error":{message,type,param,code}} with its status.
+// Hostile input is bounded before it costs anything: listener limits (http-listener.ts), a JSON depth
+// check, API keys and internal signatures (edge-auth.ts), request limits (request-limits.ts), then the
+// PromptEncoder (a worker pool in `pdserve serve`) so tokenization never runs on the event loop.
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { EngineClient } from '../engine/protocol.js';
+import type { SamplingDefaults } from '../models/generation-config.js';
 import { getLogger } from '../util/logger.js';
+import { applyListenerLimits, checkListenerLimits, defaultListenerLimits, fastifyListenerOptions, type ListenerLimits } from '../util/http-listener.js';
+import { JsonBodyError, parseJsonBody } from '../util/json-guard.js';
+import { InlineEncoder, type PromptEncoder } from '../tokenizer/prompt-encoder.js';
+import { keepRawBody, registerEdgeAuth } from './edge-auth.js';
+import { defaultBodyLimit, defaultRequestLimits, type RequestLimits } from './request-limits.js';
 import { PdsError, openAiErrorBody } from '../util/errors.js';
 import { handleChat } from './chat.js';
 import { handleCompletion } from './completions.js';
@@ -19,7 +28,13 @@ export interface ApiServerOptions {
   servedModelName?: string | string[]; // default engine.model.name; the first is reported in responses
   maxModelLen: number;
   maxLogprobs?: number; // default 20 (vLLM's --max-logprobs)
-  bodyLimit?: number; // bytes, default 64 MiB
+  samplingDefaults?: SamplingDefaults; // from --generation-config (default none)
+  bodyLimit?: number; // bytes, default defaultBodyLimit(maxModelLen) (request-limits.ts)
+  apiKeys?: string[]; // users' keys for /v1/* (none = open)
+  internalKey?: Buffer | null; // the internal secret (peers, proxy); null = no internal callers
+  encoder?: PromptEncoder; // default: inline on the event loop (tests); `serve` passes a TokenizerPool
+  limits?: Partial<RequestLimits>;
+  listener?: Partial<Omit<ListenerLimits, 'bodyLimitBytes'>>;
   accessLog?: boolean; // uvicorn-style line per response (default false)
   version?: string; // reported by GET /version (default: package.json's)
 }
@@ -33,6 +48,15 @@ export interface ApiServer {
 
 const log = getLogger('api_server');
 
+/** true when the body holds only JSON whitespace (or nothing). */
+function isBlank(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
+  }
+  return true;
+}
+
 export function createApiServer(engine: EngineClient, opts: ApiServerOptions): ApiServer {
   const names = opts.servedModelName === undefined ? [engine.model.name]
     : Array.isArray(opts.servedModelName) ? opts.servedModelName : [opts.servedModelName];
@@ -42,22 +66,34 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
     modelNames: names,
     maxModelLen: opts.maxModelLen,
     maxLogprobs: opts.maxLogprobs ?? 20,
+    samplingDefaults: opts.samplingDefaults ?? {},
     metrics: new ServerMetrics(engine, names[0]!),
     ids: new RequestIds(),
+    encoder: opts.encoder ?? new InlineEncoder(engine.tokenizer),
+    limits: { ...defaultRequestLimits, ...opts.limits },
   };
-  const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit ?? 64 * 1024 * 1024, forceCloseConnections: true });
+  const listener = checkListenerLimits({
+    ...defaultListenerLimits,
+    ...opts.listener,
+    bodyLimitBytes: opts.bodyLimit ?? defaultBodyLimit(opts.maxModelLen, ctx.limits),
+  });
+  const app = Fastify({ logger: false, forceCloseConnections: true, ...fastifyListenerOptions(listener) });
+  applyListenerLimits(app.server, listener);
 
-  // Bodies with no or another content type (curl -d, text/plain) are read as JSON too.
-  app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    const text = String(body);
-    if (!text.trim()) return done(null, undefined);
+  // Every body is read as JSON whatever its content type says (curl -d, text/plain), depth-checked first;
+  // the raw text is kept for internal-signature checks.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const raw = body as Buffer;
+    keepRawBody(req, raw);
+    if (isBlank(raw)) return done(null, undefined);
     try {
-      done(null, JSON.parse(text));
+      done(null, parseJsonBody(raw));
     } catch (e) {
-      done(Object.assign(new Error(`invalid JSON body: ${(e as Error).message}`), { statusCode: 400 }), undefined);
+      done(Object.assign(new Error((e as Error).message), { statusCode: e instanceof JsonBodyError ? 400 : 500 }), undefined);
     }
   });
+  registerEdgeAuth(app, { apiKeys: opts.apiKeys ?? [], internalKey: opts.internalKey ?? null });
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof ClientGone) return reply.code(499).send();
     const { status, body } = toHttpError(err);
@@ -81,7 +117,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
 
   return {
     app,
-    async listen(port: number, host = '0.0.0.0') {
+    async listen(port: number, host = '127.0.0.1') {
       await app.listen({ port, host });
       return (app.server.address() as AddressInfo).port;
     },

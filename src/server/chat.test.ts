@@ -1,7 +1,7 @@
 // /v1/chat/completions over a real loopback HTTP server and the fake engine.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { assertNoLeaks, assertOpenAiError, postJson, postSse, startHarness, type Harness } from './testing/harness.js';
+import { assertNoLeaks, assertOpenAiError, peerHeaders, postJson, postSse, startHarness, type Harness } from './testing/harness.js';
 
 const user = (content: unknown) => ({ messages: [{ role: 'user', content }] });
 
@@ -57,9 +57,8 @@ describe('/v1/chat/completions', () => {
   });
 
   it('returns token ids and kv_transfer_params', async () => {
-    const r = await postJson(h.base, '/v1/chat/completions', {
-      ...user('hi'), max_tokens: 2, return_token_ids: true, kv_transfer_params: { do_remote_decode: true },
-    });
+    const body = { ...user('hi'), max_tokens: 2, return_token_ids: true, kv_transfer_params: { do_remote_decode: true } };
+    const r = await postJson(h.base, '/v1/chat/completions', body, peerHeaders('/v1/chat/completions', body));
     assert.deepEqual(r.json.choices[0].token_ids, [84, 104]);
     assert.equal(r.json.prompt_token_ids.length, r.json.usage.prompt_tokens);
     assert.equal(r.json.kv_transfer_params.do_remote_prefill, true);

@@ -6,9 +6,12 @@ import type { GenerateRequest } from '../engine/protocol.js';
 import { collect } from './engine-run.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
-import { chatLogprobs } from './logprobs.js';
+import { chatLogprobs, LogprobText } from './logprobs.js';
 import { encodeChatPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
+import { isPeerRequest } from './edge-auth.js';
+import { checkChat, checkStop } from './request-limits.js';
+import { checkDecodeLimits } from './decode-limits.js';
 import { chatRequestSchema, type ChatRequest } from './request-schemas.js';
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
@@ -24,18 +27,26 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   }
   if (body.top_logprobs != null && body.top_logprobs < 0) throw badRequest('`top_logprobs` must be a positive value.', 'top_logprobs');
   const logprobs = body.logprobs ? body.top_logprobs ?? 0 : null;
-  const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs');
+  checkStop(body.stop, ctx.limits);
+  checkChat(body, ctx.maxModelLen, ctx.limits);
+  const base = buildSampling(body, logprobs, ctx.maxLogprobs, 'top_logprobs', ctx.samplingDefaults);
   const tok = ctx.engine.tokenizer;
-  const prompt = encodeChatPrompt(body.messages, tok, {
-    addGenerationPrompt: body.add_generation_prompt ?? true,
+  if (body.continue_final_message && body.add_generation_prompt) {
+    throw badRequest('Cannot set both `continue_final_message` and `add_generation_prompt` to True.', 'continue_final_message');
+  }
+  const prompt = await encodeChatPrompt(body.messages, ctx.encoder, tok, {
+    addGenerationPrompt: body.add_generation_prompt ?? !body.continue_final_message,
+    continueFinalMessage: body.continue_final_message ?? false,
     addSpecialTokens: body.add_special_tokens ?? false,
     ...(body.chat_template_kwargs ? { chatTemplateKwargs: body.chat_template_kwargs } : {}),
     ...(body.tools?.length ? { tools: body.tools } : {}),
   });
   const maxParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-  const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, null,
+  const maxTokens = resolveMaxTokens(body.max_completion_tokens ?? body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? null,
     prompt.tokenIds.length, ctx.maxModelLen, maxParam, 'messages');
   const sampling = withMaxTokens(base, maxTokens);
+  if (body.decode_limits) checkDecodeLimits(body.decode_limits, null, prompt.tokenIds.length, ctx.maxModelLen, 'messages');
+  const kvParams = body.kv_transfer_params && isPeerRequest(request) ? body.kv_transfer_params : null;
 
   const headerId = clientRequestId(request);
   const baseId = headerId ?? randomId();
@@ -43,7 +54,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     requestId: ctx.ids.acquire(headerId ?? `chatcmpl-${baseId}`),
     promptTokenIds: prompt.tokenIds,
     sampling,
-    ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
+    ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   };
   reply.header('x-request-id', baseId);
   const signal = disconnectSignal(reply);
@@ -58,7 +69,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
     choices: [{
       index: 0,
       message: { role: 'assistant', content: c!.text, reasoning_content: null, tool_calls: [] },
-      logprobs: logprobs !== null ? chatLogprobs(tok, c!.logprobs, !!body.return_tokens_as_token_ids) : null,
+      logprobs: logprobs !== null ? chatLogprobs(new LogprobText(tok, prompt.tokenIds, !!body.return_tokens_as_token_ids), c!.logprobs) : null,
       finish_reason: c!.finishReason,
       stop_reason: c!.stopReason,
       ...(body.return_token_ids ? { token_ids: c!.tokenIds } : {}),
@@ -80,6 +91,7 @@ async function streamChat(
   const usage = new StreamUsage(1);
   const continuous = !!(body.stream_options?.include_usage && body.stream_options.continuous_usage_stats);
   try {
+    const lpText = new LogprobText(tok, req.promptTokenIds, !!body.return_tokens_as_token_ids);
     await runBatch(ctx, [req], signal, async (outputs) => {
       for await (const out of outputs) {
         if (!sse) {
@@ -98,7 +110,7 @@ async function streamChat(
           choices: [{
             index: 0,
             delta: out.newText || !out.finished ? { content: out.newText } : {},
-            logprobs: lps ? chatLogprobs(tok, lps, !!body.return_tokens_as_token_ids) : null,
+            logprobs: lps ? chatLogprobs(lpText, lps) : null,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             ...(out.finished ? { stop_reason: out.stopReason ?? null } : {}),
             ...(body.return_token_ids ? { token_ids: out.newTokenIds } : {}),

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PdsError } from '../util/errors.js';
 import { FAKE_BOS, FAKE_EOS } from './testing/fake-tokenizer.js';
-import { assertNoLeaks, assertOpenAiError, postJson, postSse, startHarness, type Harness } from './testing/harness.js';
+import { assertNoLeaks, assertOpenAiError, peerHeaders, postJson, postSse, startHarness, type Harness } from './testing/harness.js';
 
 const PHRASE = 'The quick brown fox jumps over the lazy dog. ';
 
@@ -112,10 +112,9 @@ describe('/v1/completions', () => {
     assert.equal(r.json.usage.prompt_tokens_details.cached_tokens, 32);
   });
 
-  it('passes kv_transfer_params to the engine and echoes the final ones', async () => {
-    const r = await postJson(h.base, '/v1/completions', {
-      prompt: 'abc', max_tokens: 1, kv_transfer_params: { do_remote_decode: true, do_remote_prefill: false },
-    });
+  it('passes kv_transfer_params of a signed (peer) request to the engine and echoes the final ones', async () => {
+    const body = { prompt: 'abc', max_tokens: 1, kv_transfer_params: { do_remote_decode: true, do_remote_prefill: false } };
+    const r = await postJson(h.base, '/v1/completions', body, peerHeaders('/v1/completions', body));
     assert.deepEqual(h.engine.requests.at(-1)!.kvTransferParams, { do_remote_decode: true, do_remote_prefill: false });
     assert.equal(r.json.kv_transfer_params.do_remote_prefill, true);
     assert.equal(r.json.kv_transfer_params.remote_request_id, h.engine.requests.at(-1)!.requestId);

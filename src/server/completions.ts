@@ -6,9 +6,12 @@ import type { GenerateRequest, RequestOutput } from '../engine/protocol.js';
 import { collect } from './engine-run.js';
 import { runBatch } from './engine-batch.js';
 import { badRequest } from './http-errors.js';
-import { completionLogprobs, logprobsTextLength } from './logprobs.js';
+import { completionLogprobs, LogprobText, logprobsTextLength } from './logprobs.js';
 import { encodeCompletionPrompts, type EncodedPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
+import { isPeerRequest } from './edge-auth.js';
+import { checkCompletionPrompts, checkStop } from './request-limits.js';
+import { checkDecodeLimits } from './decode-limits.js';
 import { completionRequestSchema, type CompletionRequest } from './request-schemas.js';
 import { buildSampling, resolveMaxTokens, withMaxTokens } from './sampling.js';
 import { checkModel, nowSeconds, parseBody, servedName, type ServerContext } from './server-context.js';
@@ -23,10 +26,15 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
   if (body.suffix) throw badRequest('suffix is not supported', 'suffix');
   if (body.echo && body.logprobs != null) throw badRequest('echo together with logprobs is not supported', 'echo');
   const tok = ctx.engine.tokenizer;
-  const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs);
-  const prompts = encodeCompletionPrompts(body.prompt, tok, body.add_special_tokens ?? true);
+  checkStop(body.stop, ctx.limits);
+  checkCompletionPrompts(body.prompt, ctx.maxModelLen, ctx.limits);
+  const base = buildSampling(body, body.logprobs ?? null, ctx.maxLogprobs, 'logprobs', ctx.samplingDefaults);
+  const prompts = await encodeCompletionPrompts(body.prompt, ctx.encoder, tok.vocabSize, body.add_special_tokens ?? true);
   const samplings = prompts.map((p) => withMaxTokens(base,
-    resolveMaxTokens(body.max_tokens ?? null, DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
+    resolveMaxTokens(body.max_tokens ?? null, ctx.samplingDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'max_tokens', 'prompt')));
+  if (body.decode_limits) for (const p of prompts) checkDecodeLimits(body.decode_limits, ctx.samplingDefaults.maxTokens ?? DEFAULT_MAX_TOKENS, p.tokenIds.length, ctx.maxModelLen, 'prompt');
+  // peer-only: a client's kv_transfer_params would make this engine contact a host of its choosing
+  const kvParams = body.kv_transfer_params && isPeerRequest(request) ? body.kv_transfer_params : null;
 
   const headerId = clientRequestId(request);
   const baseId = headerId ?? randomId();
@@ -35,7 +43,7 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     requestId: ctx.ids.acquire(headerId ? (list ? `${headerId}-${i}` : headerId) : `cmpl-${baseId}-${i}`),
     promptTokenIds: p.tokenIds,
     sampling: samplings[i]!,
-    ...(body.kv_transfer_params ? { kvTransferParams: { ...body.kv_transfer_params } } : {}),
+    ...(kvParams ? { kvTransferParams: { ...kvParams } } : {}),
   }));
   reply.header('x-request-id', baseId);
   const head = { id: `cmpl-${baseId}`, object: 'text_completion', created: nowSeconds(), model: servedName(ctx) };
@@ -48,7 +56,7 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
     choices: results.map((c, i) => ({
       index: i,
       text: (body.echo ? echoText(ctx, prompts[i]!) : '') + c.text,
-      logprobs: body.logprobs != null ? completionLogprobs(tok, c.logprobs, 0, !!body.return_tokens_as_token_ids) : null,
+      logprobs: body.logprobs != null ? completionLogprobs(new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids), c.logprobs, 0) : null,
       finish_reason: c.finishReason,
       stop_reason: c.stopReason,
       ...(body.return_token_ids ? { prompt_token_ids: c.promptTokenIds, token_ids: c.tokenIds } : {}),
@@ -76,24 +84,25 @@ async function streamCompletion(
     await runBatch(ctx, reqs, signal, async (outputs: AsyncIterable<RequestOutput>, i) => {
       let first = true;
       let offset = 0;
+      const lpText = new LogprobText(tok, prompts[i]!.tokenIds, !!body.return_tokens_as_token_ids);
       for await (const out of outputs) {
         usage.add(i, out);
-        const lps = body.logprobs != null ? out.newLogprobs ?? [] : null;
+        const lps = body.logprobs != null ? completionLogprobs(lpText, out.newLogprobs ?? [], offset) : null;
         const text = (first && body.echo ? echoText(ctx, prompts[i]!) : '') + out.newText;
-        if (!text && !out.finished && !body.return_token_ids && !lps?.length) continue;
+        if (!text && !out.finished && !body.return_token_ids && !lps?.tokens.length) continue;
         await open().send({
           ...head,
           choices: [{
             index: i,
             text,
-            logprobs: lps ? completionLogprobs(tok, lps, offset, !!body.return_tokens_as_token_ids) : null,
+            logprobs: lps,
             finish_reason: out.finished ? out.finishReason ?? 'stop' : null,
             stop_reason: out.finished ? out.stopReason ?? null : null,
             ...(body.return_token_ids ? { token_ids: out.newTokenIds, ...(first ? { prompt_token_ids: out.promptTokenIds } : {}) } : {}),
           }],
           ...(continuous ? { usage: usage.of(i) } : {}),
         });
-        if (lps) offset += logprobsTextLength(tok, lps, !!body.return_tokens_as_token_ids);
+        if (lps) offset += logprobsTextLength(lps);
         first = false;
       }
     });

@@ -23,10 +23,24 @@ describe('info routes', () => {
     const m = j.data[0];
     assert.equal(m.object, 'model');
     assert.equal(m.owned_by, 'pdserve');
-    assert.equal(m.root, '/models/fake-model');
+    assert.equal(m.root, 'served'); // the served name, never a disk path
     assert.equal(m.max_model_len, 2048);
     assert.equal(m.dummy_weights, false);
     assert.match(m.description, /fake engine/);
+  });
+
+  it('GET /v1/models/{id} retrieves one served name (slashes allowed), 404 otherwise', async () => {
+    const r = await fetch(`${h.base}/v1/models/alias`);
+    assert.equal(r.status, 200);
+    const j = await r.json();
+    assert.equal(j.id, 'alias');
+    assert.equal(j.object, 'model');
+    assert.equal(j.max_model_len, 2048);
+    const missing = await fetch(`${h.base}/v1/models/org/nope`);
+    assert.equal(missing.status, 404);
+    const e = await missing.json();
+    assert.equal(e.error.type, 'NotFoundError');
+    assert.match(e.error.message, /org\/nope/);
   });
 
   it('accepts any served name and reports the first', async () => {

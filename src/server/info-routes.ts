@@ -4,8 +4,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { openAiErrorBody } from '../util/errors.js';
+import { badRequest } from './http-errors.js';
 import { logprobsTokenText } from './logprobs.js';
 import { checkTokenIds, encodeChatPrompt } from './prompts.js';
+import { checkChat, checkCompletionPrompts } from './request-limits.js';
 import { detokenizeRequestSchema, tokenizeChatSchema, tokenizePromptSchema } from './request-schemas.js';
 import { checkModel, nowSeconds, parseBody, type ServerContext } from './server-context.js';
 
@@ -28,21 +30,27 @@ export function packageVersion(): string {
 export function registerInfoRoutes(app: FastifyInstance, ctx: ServerContext, version: string): void {
   const created = nowSeconds();
   const m = ctx.engine.model;
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: ctx.modelNames.map((id) => ({
-      id,
-      object: 'model',
-      created,
-      owned_by: 'pdserve',
-      root: m.root,
-      parent: null,
-      max_model_len: ctx.maxModelLen,
-      description: m.dummyWeights ? `[random dummy weights: output is meaningless] ${m.description}` : m.description,
-      dummy_weights: m.dummyWeights,
-      permission: [],
-    })),
-  }));
+  const card = (id: string) => ({
+    id,
+    object: 'model',
+    created,
+    owned_by: 'pdserve',
+    root: id, // the served name: never a path on this machine's disk
+    parent: null,
+    max_model_len: ctx.maxModelLen,
+    description: m.dummyWeights ? `[random dummy weights: output is meaningless] ${m.description}` : m.description,
+    dummy_weights: m.dummyWeights,
+    permission: [],
+  });
+  app.get('/v1/models', async () => ({ object: 'list', data: ctx.modelNames.map(card) }));
+  // OpenAI's retrieve-model; the id may contain slashes ("Qwen/Qwen3-0.6B", a path), so take the rest of the URL
+  app.get('/v1/models/*', async (req, reply) => {
+    const id = decodeURIComponent((req.params as { '*': string })['*']);
+    if (!ctx.modelNames.includes(id)) {
+      return reply.code(404).send(openAiErrorBody(404, `The model \`${id}\` does not exist.`, 'model', 'model_not_found'));
+    }
+    return card(id);
+  });
 
   const health = async (_req: unknown, reply: FastifyReply) => {
     if (ctx.engine.isHealthy()) return reply.code(200).send();
@@ -67,16 +75,18 @@ export function registerInfoRoutes(app: FastifyInstance, ctx: ServerContext, ver
     if (raw && typeof raw === 'object' && 'messages' in raw) {
       const body = parseBody(tokenizeChatSchema, raw);
       checkModel(ctx, body.model);
-      tokens = encodeChatPrompt(body.messages, tok, {
+      checkChat(body, ctx.maxModelLen, ctx.limits);
+      tokens = (await encodeChatPrompt(body.messages, ctx.encoder, tok, {
         addGenerationPrompt: body.add_generation_prompt ?? true,
         addSpecialTokens: body.add_special_tokens ?? false,
         ...(body.chat_template_kwargs ? { chatTemplateKwargs: body.chat_template_kwargs } : {}),
-      }).tokenIds;
+      })).tokenIds;
       strs = body.return_token_strs ?? false;
     } else {
       const body = parseBody(tokenizePromptSchema, raw);
       checkModel(ctx, body.model);
-      tokens = tok.encode(body.prompt, { addSpecialTokens: body.add_special_tokens ?? true });
+      checkCompletionPrompts(body.prompt, ctx.maxModelLen, ctx.limits);
+      tokens = (await ctx.encoder.encode([body.prompt], body.add_special_tokens ?? true))[0]!;
       strs = body.return_token_strs ?? false;
     }
     return {
@@ -91,6 +101,7 @@ export function registerInfoRoutes(app: FastifyInstance, ctx: ServerContext, ver
     const body = parseBody(detokenizeRequestSchema, req.body);
     checkModel(ctx, body.model);
     const tok = ctx.engine.tokenizer;
+    if (body.tokens.length > ctx.maxModelLen) throw badRequest(`at most max_model_len (${ctx.maxModelLen}) tokens can be detokenized at once`, 'tokens');
     if (body.tokens.length) checkTokenIds(body.tokens, tok.vocabSize, 'tokens');
     return { prompt: tok.decode(body.tokens, { skipSpecialTokens: false }) };
   });

@@ -1,6 +1,8 @@
 // Turns request prompts into token id lists: completions' string | ids | string[] | ids[] and chat
-// messages (rendered with the model's chat template). Checks emptiness and vocabulary range.
-import type { ChatMessage, Tokenizer } from '../tokenizer/types.js';
+// messages (rendered with the model's chat template). Checks emptiness and vocabulary range. Text goes
+// through the server's PromptEncoder (a worker pool by default), never the event loop's tokenizer.
+import type { PromptEncoder } from '../tokenizer/prompt-encoder.js';
+import type { ChatMessage } from '../tokenizer/types.js';
 import { NoChatTemplateError } from '../tokenizer/types.js';
 import { badRequest } from './http-errors.js';
 import type { WireChatMessage } from './request-schemas.js';
@@ -20,16 +22,21 @@ export function checkTokenIds(ids: number[], vocabSize: number, param: string): 
 }
 
 /** One EncodedPrompt per prompt; a list yields one per element, in order. */
-export function encodeCompletionPrompts(prompt: CompletionPrompt, tok: Tokenizer, addSpecialTokens: boolean): EncodedPrompt[] {
+export async function encodeCompletionPrompts(
+  prompt: CompletionPrompt, enc: PromptEncoder, vocabSize: number, addSpecialTokens: boolean,
+): Promise<EncodedPrompt[]> {
   const items: Array<string | number[]> =
     typeof prompt === 'string' ? [prompt]
       : prompt.length === 0 || typeof prompt[0] === 'number' ? [prompt as number[]]
         : (prompt as Array<string | number[]>);
+  const texts = items.filter((p): p is string => typeof p === 'string');
+  const encoded = texts.length ? await enc.encode(texts, addSpecialTokens) : [];
+  let t = 0;
   return items.map((p) => {
     const e: EncodedPrompt = typeof p === 'string'
-      ? { tokenIds: tok.encode(p, { addSpecialTokens }), text: p }
+      ? { tokenIds: encoded[t++]!, text: p }
       : { tokenIds: [...p], text: null };
-    checkTokenIds(e.tokenIds, tok.vocabSize, 'prompt');
+    checkTokenIds(e.tokenIds, vocabSize, 'prompt');
     return e;
   });
 }
@@ -55,26 +62,29 @@ export function toChatMessages(messages: WireChatMessage[]): ChatMessage[] {
 
 export interface ChatPromptOptions {
   addGenerationPrompt: boolean;
+  continueFinalMessage?: boolean;
   addSpecialTokens: boolean; // vLLM's chat default: false (the template carries BOS)
   chatTemplateKwargs?: Record<string, unknown>;
   tools?: unknown[]; // rendered by templates that support tools; no tool-call parsing happens
 }
 
-export function encodeChatPrompt(messages: WireChatMessage[], tok: Tokenizer, o: ChatPromptOptions): EncodedPrompt {
+export async function encodeChatPrompt(
+  messages: WireChatMessage[], enc: PromptEncoder, tok: { hasChatTemplate: boolean; vocabSize: number }, o: ChatPromptOptions,
+): Promise<EncodedPrompt> {
   if (!tok.hasChatTemplate) throw badRequest(new NoChatTemplateError().message, 'messages');
-  let text: string;
+  let r;
   try {
-    text = tok.applyChatTemplate(toChatMessages(messages), {
+    r = await enc.encodeChat(toChatMessages(messages), {
       addGenerationPrompt: o.addGenerationPrompt,
+      ...(o.continueFinalMessage ? { continueFinalMessage: true } : {}),
       ...(o.chatTemplateKwargs ? { chatTemplateKwargs: o.chatTemplateKwargs } : {}),
       ...(o.tools ? { tools: o.tools } : {}),
-    });
+    }, o.addSpecialTokens);
   } catch (e) {
     if (e instanceof NoChatTemplateError) throw badRequest(e.message, 'messages');
     if ((e as { name?: string }).name === 'PdsError') throw e;
     throw badRequest(`failed to apply the chat template: ${(e as Error).message}`, 'messages');
   }
-  const tokenIds = tok.encode(text, { addSpecialTokens: o.addSpecialTokens });
-  checkTokenIds(tokenIds, tok.vocabSize, 'messages');
-  return { tokenIds, text };
+  checkTokenIds(r.tokenIds, tok.vocabSize, 'messages');
+  return { tokenIds: r.tokenIds, text: r.text };
 }

@@ -28,7 +28,13 @@ const common = {
   return_tokens_as_token_ids: z.boolean().nullish(),
   skip_special_tokens: z.boolean().nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
-  kv_transfer_params: z.record(z.string(), z.unknown()).nullish(),
+  kv_transfer_params: z.record(z.string(), z.unknown()).nullish(), // honoured only on signed (peer) requests
+  // pdserve's proxy on a prefill leg: validate as the decode leg will (decode-limits.ts)
+  decode_limits: z.object({
+    max_tokens: int().nullish(),
+    min_tokens: int().nullish(),
+    max_model_len: int().positive().nullish(),
+  }).strict().nullish(),
   user: z.string().nullish(),
   // Accepted on the wire but not implemented: a request that sets them gets a 400 (sampling.ts).
   logit_bias: z.record(z.string(), z.number()).nullish(),
@@ -65,6 +71,7 @@ export const chatRequestSchema = z.object({
   top_logprobs: int().nullish(),
   chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
   add_generation_prompt: z.boolean().nullish(),
+  continue_final_message: z.boolean().nullish(),
   add_special_tokens: z.boolean().nullish(),
   echo: z.boolean().nullish(),
   tools: z.array(z.unknown()).nullish(),

@@ -1,6 +1,7 @@
 // Request fields -> SamplingParams (src/engine/protocol.ts), with vLLM's range checks and messages, and
 // the context-length rule: prompt + max_tokens <= max_model_len. Throws PdsError naming the field.
 import { defaultSamplingParams, type SamplingParams } from '../engine/protocol.js';
+import type { SamplingDefaults } from '../models/generation-config.js';
 import { PdsError } from '../util/errors.js';
 import { badRequest } from './http-errors.js';
 
@@ -45,18 +46,22 @@ function rejectUnsupported(f: SamplingFields): void {
   }
 }
 
-/** Everything except maxTokens, which depends on each prompt's length (see resolveMaxTokens). */
+/**
+ * Everything except maxTokens, which depends on each prompt's length (see resolveMaxTokens). `model` =
+ * the model's generation-config defaults (--generation-config), used where the request sets nothing.
+ */
 export function buildSampling(
   f: SamplingFields, logprobs: number | null, maxLogprobs: number, logprobsParam: 'logprobs' | 'top_logprobs' = 'logprobs',
+  model: SamplingDefaults = {},
 ): SamplingParams {
   const d = defaultSamplingParams;
   const s: SamplingParams = {
-    temperature: f.temperature ?? d.temperature,
-    topP: f.top_p ?? d.topP,
-    topK: f.top_k ?? d.topK,
-    minP: f.min_p ?? d.minP,
+    temperature: f.temperature ?? model.temperature ?? d.temperature,
+    topP: f.top_p ?? model.topP ?? d.topP,
+    topK: f.top_k ?? model.topK ?? d.topK,
+    minP: f.min_p ?? model.minP ?? d.minP,
     seed: f.seed ?? null,
-    repetitionPenalty: f.repetition_penalty ?? d.repetitionPenalty,
+    repetitionPenalty: f.repetition_penalty ?? model.repetitionPenalty ?? d.repetitionPenalty,
     presencePenalty: f.presence_penalty ?? d.presencePenalty,
     frequencyPenalty: f.frequency_penalty ?? d.frequencyPenalty,
     maxTokens: f.max_tokens ?? d.maxTokens,
@@ -103,7 +108,8 @@ export function buildSampling(
 
 /**
  * max_tokens for one prompt. `requested` null = the endpoint's default: `defaultMax` capped to what the
- * context leaves (null defaultMax = all the context leaves, as vLLM does for chat).
+ * context leaves (null defaultMax = all the context leaves, as vLLM does for chat). Callers pass the
+ * model's max_new_tokens (generation config) as defaultMax when it sets one.
  */
 export function resolveMaxTokens(
   requested: number | null, defaultMax: number | null, promptLen: number, maxModelLen: number,

@@ -1,18 +1,24 @@
 // What every route handler shares: the engine, the served names and limits, metrics, in-flight ids.
 import type { ZodType } from 'zod';
 import type { EngineClient } from '../engine/protocol.js';
+import type { SamplingDefaults } from '../models/generation-config.js';
+import type { PromptEncoder } from '../tokenizer/prompt-encoder.js';
 import { PdsError } from '../util/errors.js';
 import { zodToPdsError } from './http-errors.js';
 import type { ServerMetrics } from './metrics.js';
 import type { RequestIds } from './request-context.js';
+import type { RequestLimits } from './request-limits.js';
 
 export interface ServerContext {
   engine: EngineClient;
   modelNames: string[]; // accepted `model` values; [0] is reported in responses
   maxModelLen: number;
   maxLogprobs: number;
+  samplingDefaults: SamplingDefaults; // the model's generation-config defaults ({} = the server's own)
   metrics: ServerMetrics;
   ids: RequestIds;
+  encoder: PromptEncoder; // request text -> token ids (off the event loop unless configured inline)
+  limits: RequestLimits; // checked before the encoder runs
 }
 
 export function servedName(ctx: ServerContext): string {

@@ -57,6 +57,7 @@ const cases: Case[] = [
   { name: 'chat: empty messages', path: '/v1/chat/completions', body: { messages: [] }, status: 400, param: 'messages' },
   { name: 'chat: message without role', path: '/v1/chat/completions', body: { messages: [{ content: 'x' }] }, status: 400, param: 'messages.0.role' },
   { name: 'chat: unknown model', path: '/v1/chat/completions', body: { model: 'nope', messages: msgs }, status: 404, param: 'model' },
+  { name: 'chat: continue_final_message with add_generation_prompt', path: '/v1/chat/completions', body: { messages: msgs, continue_final_message: true, add_generation_prompt: true }, status: 400, param: 'continue_final_message' },
   { name: 'chat: logprobs not a bool', path: '/v1/chat/completions', body: { messages: msgs, logprobs: 3 }, status: 400, param: 'logprobs' },
   { name: 'chat: top_logprobs too large', path: '/v1/chat/completions', body: { messages: msgs, logprobs: true, top_logprobs: 50 }, status: 400, param: 'top_logprobs' },
   {

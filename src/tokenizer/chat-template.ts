@@ -31,13 +31,30 @@ export class ChatTemplate {
       add_generation_prompt: opts.addGenerationPrompt ?? true,
     };
     if (opts.tools && opts.tools.length > 0) vars.tools = opts.tools;
+    let text: string;
     try {
-      return this.template.render(vars);
+      text = this.template.render(vars);
     } catch (e) {
       if (e instanceof PdsError) throw e;
       throw new PdsError('PDS_ERR_BAD_REQUEST', `chat template error: ${(e as Error).message}`);
     }
+    return opts.continueFinalMessage ? cutAfterFinalMessage(text, vars.messages as ChatMessage[]) : text;
   }
+}
+
+/**
+ * transformers' continue_final_message: the rendered text ends right after the final message's content
+ * (its end-of-turn tokens removed), so the model continues that message. The content (or, as transformers
+ * allows, its trimmed form) must appear in the rendered text.
+ */
+function cutAfterFinalMessage(text: string, messages: ChatMessage[]): string {
+  const final = String(messages.at(-1)?.content ?? '');
+  for (const needle of [final, final.trim()]) {
+    if (!needle) continue;
+    const at = text.lastIndexOf(needle);
+    if (at >= 0) return text.slice(0, at + needle.length);
+  }
+  throw new PdsError('PDS_ERR_BAD_REQUEST', 'continue_final_message: the final message content was not found in the rendered chat template', 'messages');
 }
 
 /**

@@ -8,7 +8,7 @@ import { fixturesOrSkip, readReference, repoRoot } from '../../test/helpers/fixt
 import { PdsError } from '../util/errors.js';
 import { loadTokenizer } from './load.js';
 import { packagedTokenizerPaths } from './packaged.js';
-import { fixtureTokenizer, packagedTokenizer } from './test-tokenizers.js';
+import { fixtureTokenizer, packagedTokenizer } from './testing/test-tokenizers.js';
 import { NoChatTemplateError, type ChatMessage, type Tokenizer } from './types.js';
 
 interface EncodeCase { text: string; ids: number[]; decoded: string }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fixturesOrSkip } from '../../test/helpers/fixtures.js';
 import { IncrementalDetokenizer } from './incremental-detokenizer.js';
-import { fixtureTokenizer, packagedTokenizer } from './test-tokenizers.js';
+import { fixtureTokenizer, packagedTokenizer } from './testing/test-tokenizers.js';
 import type { Tokenizer } from './types.js';
 
 const MIXED = 'emoji 🙂👍🏽 and ∑∫√ ©; 中文分词测试，還有日本語のテキスト。 naïve “quotes” 🙂🙂🙂 done.\n𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🧑‍🤝‍🧑 ok';

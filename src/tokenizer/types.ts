@@ -9,6 +9,8 @@ export interface ChatMessage {
 
 export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean; // default true
+  /** transformers' continue_final_message: the prompt ends inside the last message, which the model continues */
+  continueFinalMessage?: boolean;
   tools?: unknown[];
   chatTemplateKwargs?: Record<string, unknown>; // vLLM's chat_template_kwargs, e.g. {enable_thinking:false}
 }

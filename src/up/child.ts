@@ -1,9 +1,12 @@
-// One process started by `up`: its own process group, stdout+stderr to its log file.
+// One process started by `up`: its own process group, stdout+stderr to its log file (0600), and a
+// lifeline pipe on fd 3 (src/util/lifeline.ts): when `up` dies the child reads EOF and stops.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request } from 'undici';
+import { LIFELINE_FD_ENV } from '../util/lifeline.js';
 import type { ChildSpec } from './plan.js';
+import { openPrivateLog } from './run-dir.js';
 
 export interface ExitInfo {
   code: number | null;
@@ -20,16 +23,20 @@ export class Child {
   /** cmd = the program and its leading args (e.g. [node, main.js]); spec.args follow. */
   constructor(spec: ChildSpec, cmd: string[]) {
     this.spec = spec;
-    const fd = openSync(spec.logFile, 'a');
+    const fd = openPrivateLog(spec.logFile);
     try {
       this.proc = spawn(cmd[0]!, [...cmd.slice(1), ...spec.args], {
-        stdio: ['ignore', fd, fd],
-        env: { ...process.env, ...spec.env },
+        // fd 3: the lifeline; `up` never writes to it and never closes it while it lives
+        stdio: ['ignore', fd, fd, 'pipe'],
+        env: childEnv(spec.env),
         detached: true, // own process group: Ctrl+C reaches only `up`, which stops the group
       });
     } finally {
       closeSync(fd);
     }
+    const lifeline = this.proc.stdio[3] as NodeJS.ReadableStream & { unref?: () => void; on(e: string, f: () => void): unknown } | null;
+    lifeline?.on('error', () => undefined); // the child's end closing is not an error of `up`
+    lifeline?.unref?.();
     this.exited = new Promise((resolve) => {
       this.proc.once('error', (e) => {
         this.exit ??= { code: null, signal: null, error: e.message };
@@ -100,6 +107,17 @@ export class Child {
     }
     throw new Error(`${this.spec.name} exited during startup (${describeExit(this.exit)})`);
   }
+}
+
+/** up's environment plus spec.env (null = unset) plus the lifeline fd. */
+export function childEnv(extra: Record<string, string | null>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === null) delete env[k];
+    else env[k] = v;
+  }
+  env[LIFELINE_FD_ENV] = '3';
+  return env;
 }
 
 export function describeExit(e: ExitInfo): string {

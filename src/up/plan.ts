@@ -1,5 +1,15 @@
 // What `pdserve up` starts: a pure function from the options to child specs (no I/O).
 import { join } from 'node:path';
+import { INTERNAL_SECRET_FILE_ENV } from '../security/internal-secret.js';
+
+/** Env var the proxy reads its users' API key from (src/security/api-key.ts); never given to engines. */
+export const API_KEY_ENVS = ['PDSERVE_API_KEY', 'VLLM_API_KEY'] as const;
+
+/**
+ * Which child CLIs take `--internal-secret-file PATH`. Every child also gets the path in
+ * PDSERVE_INTERNAL_SECRET_FILE, which each CLI falls back to; flip an entry once its CLI has the flag.
+ */
+export const SECRET_FLAG_KNOWN: Record<ChildKind, boolean> = { 'kv-server': false, prefiller: false, decoder: false, proxy: false };
 
 export type ChildKind = 'kv-server' | 'prefiller' | 'decoder' | 'proxy';
 
@@ -22,6 +32,9 @@ export interface UpOptions {
   proxyArgs: string[]; // appended to the proxy's command line
   healthTimeoutMs: number;
   graceMs: number; // SIGTERM -> SIGKILL
+  internalSecretFile?: string | null; // the run directory's secret file, for every child
+  apiKey?: string | null; // the users' key: the proxy's only (through PDSERVE_API_KEY)
+  kvProbe?: boolean; // the proxy gets --kv-server HOST:PORT to report the kv-server in /health (default true)
 }
 
 export interface ChildSpec {
@@ -29,7 +42,7 @@ export interface ChildSpec {
   kind: ChildKind;
   port: number;
   args: string[]; // after the CLI entry (`serve ...`, `kv-server ...`, `proxy ...`)
-  env: Record<string, string>;
+  env: Record<string, string | null>; // over up's own environment; null = removed
   logFile: string;
   /** how readiness is checked: an HTTP GET /health, or a TCP connect */
   ready: 'http' | 'tcp';
@@ -93,7 +106,17 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
   const proxyArgs = ['proxy', '--host', o.host, '--port', String(o.port)];
   for (const p of ports.prefill) proxyArgs.push('--prefiller', `http://127.0.0.1:${p}`);
   for (const p of ports.decode) proxyArgs.push('--decoder', `http://127.0.0.1:${p}`);
+  if (kvServer && o.kvProbe !== false) proxyArgs.push('--kv-server', `127.0.0.1:${kvServer.port}`);
   proxyArgs.push(...o.proxyArgs);
   const proxy: ChildSpec = { name: 'proxy', kind: 'proxy', port: o.port, args: proxyArgs, env: {}, logFile: join(o.runDir, 'proxy.log'), ready: 'http' };
+  for (const c of [...(kvServer ? [kvServer] : []), ...engines, proxy]) {
+    // the users' key reaches the proxy only; engines behind it must not demand it
+    for (const k of API_KEY_ENVS) c.env[k] = null;
+    if (o.internalSecretFile) {
+      c.env[INTERNAL_SECRET_FILE_ENV] = o.internalSecretFile;
+      if (SECRET_FLAG_KNOWN[c.kind]) c.args.splice(1, 0, '--internal-secret-file', o.internalSecretFile);
+    }
+  }
+  if (o.apiKey) proxy.env.PDSERVE_API_KEY = o.apiKey; // in the env, not argv: /proc/PID/cmdline is world-readable
   return { kvServer, engines, proxy, files };
 }

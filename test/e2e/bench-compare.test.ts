@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { launchChromium } from '../helpers/chromium.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,6 @@ import { cliPath } from '../helpers/fixtures.js';
 import { startStubServer } from '../../src/bench/stub-server.js';
 import { plotIds, runColors } from '../../src/bench/report-html.js';
 
-const chromiumPath = process.env.PDSERVE_CHROMIUM || '/usr/bin/chromium';
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,16 +55,8 @@ test('bench compare: same workload on A and B, side-by-side table, both JSONs, H
     assert.doesNotMatch(html, /(src|href)="https?:/, 'no network references');
     for (const id of plotIds) assert.match(html, new RegExp(`data-plot="${id}"`));
 
-    if (!existsSync(chromiumPath)) {
-      console.log(`# chromium not found at ${chromiumPath}: skipping the HTML render check`);
-      t.skip('chromium not installed');
-      return;
-    }
-    const { chromium } = await import('playwright-core');
-    const ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'pds-chromium-')), {
-      executablePath: chromiumPath, headless: true, bypassCSP: true, viewport: { width: 1250, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    const ctx = await launchChromium(t);
+    if (!ctx) return;
     try {
       const page = await ctx.newPage();
       const requests: string[] = [];

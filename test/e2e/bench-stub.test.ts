@@ -65,6 +65,8 @@ test('latencies match the stub script; max concurrency never exceeded', async ()
     assert.match(r.stdout, /^============ Serving Benchmark Result ============$/m);
     assert.ok(hasRow(r.stdout, 'Successful requests:', '12'), r.stdout);
     assert.ok(hasRow(r.stdout, 'Maximum request concurrency:', '3'), r.stdout);
+    assert.equal(j.request_goodput, null); // no --goodput: null, and no row (vLLM)
+    assert.doesNotMatch(r.stdout, /Request goodput/);
   } finally {
     await stub.close();
   }
@@ -122,6 +124,51 @@ test('Ctrl+C stops sending, aborts in-flight requests and prints the partial res
     assert.ok(hasRow(r.stdout, 'Failed requests:', '2'), r.stdout);
     assert.match(r.stdout, /^={50}$/m);
     assert.equal(stub.stats.requests, 2);
+  } finally {
+    await stub.close();
+  }
+});
+
+test('--goodput: hand-computed good requests from scripted delays; vLLM\'s row after request throughput and request_goodput in the JSON', async () => {
+  // Request k (arrival order at the stub) gets TTFT [50, 400][k % 2] ms and ITL [10, 10, 60][k % 3] ms,
+  // 10 tokens each. SLO TTFT <= 200 ms and TPOT <= 30 ms: k = 0..5 -> (fast, fast) (slow, fast)
+  // (fast, slow) (slow, slow) (fast, fast) (slow, fast) = 2 good, whatever order the requests land in.
+  const stub = await startStubServer({ ttftCycleMs: [50, 400], itlCycleMs: [10, 10, 60] });
+  try {
+    const r = await bench(['--base-url', stub.url, ...workload, '--num-prompts', '6', '--random-output-len', '10', '--goodput', 'ttft:200', 'tpot:30']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json!;
+    assert.equal(j.completed, 6);
+    assert.ok(Math.abs(j.request_goodput * j.duration - 2) < 1e-9, `request_goodput ${j.request_goodput} x duration ${j.duration}`);
+    assert.ok(Math.abs(j.request_throughput * j.duration - 6) < 1e-9);
+    const lines = r.stdout.split('\n');
+    const i = lines.findIndex((l) => l.startsWith('Request throughput (req/s):'));
+    assert.ok(i > 0, r.stdout);
+    assert.equal(lines[i + 1], `${'Request goodput (req/s):'.padEnd(40)} ${j.request_goodput.toFixed(2).padEnd(10)}`);
+    assert.ok(lines[i + 2]!.startsWith('Output token throughput (tok/s):'));
+    // keys in vLLM's order: request_goodput right after request_throughput
+    const keys = Object.keys(j);
+    assert.equal(keys[keys.indexOf('request_throughput') + 1], 'request_goodput');
+  } finally {
+    await stub.close();
+  }
+});
+
+test('bad --goodput values are clear errors before anything is sent', async () => {
+  const stub = await startStubServer();
+  try {
+    for (const [slo, msg] of [
+      [['ttft'], /invalid --goodput 'ttft': give KEY:VALUE pairs/],
+      [['ttft:abc'], /invalid --goodput 'ttft:abc'/],
+      [['itl:10'], /invalid --goodput metric 'itl'/],
+      [['tpot:-5'], /invalid --goodput value 'tpot:-5': the SLO must be >= 0 ms/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await bench(['--base-url', stub.url, ...workload, '--num-prompts', '2', '--goodput', ...slo]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, msg);
+      assert.doesNotMatch(r.stdout, /Starting main benchmark run/);
+    }
+    assert.equal(stub.stats.requests, 0);
   } finally {
     await stub.close();
   }

@@ -8,6 +8,7 @@ import { fixturesOrSkip, readReference, comparableSteps, type ReferenceCase } fr
 import { postJson, spawnPdserve, freePort } from '../helpers/spawn-server.js';
 import { spawnUp, type UpRun } from '../helpers/spawn-up.js';
 import { KvClient } from '../../src/kv/server/kv-client.js';
+import { loadInternalSecret } from '../../src/security/internal-secret.js';
 import { Op } from '../../src/kv/server/protocol.js';
 import { spawn } from 'node:child_process';
 import { cliPath } from '../helpers/fixtures.js';
@@ -22,8 +23,9 @@ function children(up: UpRun): Map<string, { pid: number; port: number }> {
   return m;
 }
 
-async function kvStats(port: number): Promise<Record<string, number>> {
-  const c = new KvClient({ host: '127.0.0.1', port, timeoutMs: 3000, backoffMs: 100 });
+async function kvStats(port: number, secretFile: string): Promise<Record<string, number>> {
+  // up's kv-server authenticates every client with the deployment's internal secret
+  const c = new KvClient({ host: '127.0.0.1', port, timeoutMs: 3000, backoffMs: 100, secret: loadInternalSecret(secretFile).key });
   try {
     const r = await c.request(Op.STATS, []);
     return JSON.parse(r.payload.toString('utf8'));
@@ -41,7 +43,7 @@ async function integrity(port: number) {
 }
 
 async function checkCase(url: string, c: ReferenceCase, maxTokens = 12) {
-  const r = await postJson(`${url}/v1/completions`, { model, prompt: c.prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, return_token_ids: true });
+  const r = await postJson(`${url}/v1/completions`, { prompt: c.prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, return_token_ids: true });
   assert.equal(r.status, 200, JSON.stringify(r.json));
   const n = Math.min(maxTokens, comparableSteps(c));
   assert.deepEqual(r.json.choices[0].token_ids.slice(0, n), c.greedy.slice(0, n));
@@ -61,10 +63,10 @@ test('faults: client gone, kv-server killed, prefiller killed, decoder killed', 
     await checkCase(up.url, ref.cases[3]!);
 
     // clients disconnecting mid-stream: both legs aborted, nothing leaks
-    await Promise.all(Array.from({ length: 6 }, (_, k) => abortMidStream(up.url, { model, prompt: ref.cases[k % 4]!.prompt, max_tokens: 300, ignore_eos: true, stream: true })));
+    await Promise.all(Array.from({ length: 6 }, (_, k) => abortMidStream(up.url, { prompt: ref.cases[k % 4]!.prompt, max_tokens: 300, ignore_eos: true, stream: true })));
     await new Promise((r) => setTimeout(r, 1500));
     for (const [, e] of engines) await integrity(e.port);
-    const st = await kvStats(kv.port);
+    const st = await kvStats(kv.port, join(up.runDir, 'internal-secret'));
     assert.equal(st.writing, 0, 'no half-written chunk left');
     assert.equal(st.pinnedChunks, 0, 'no pins left');
 
@@ -84,7 +86,7 @@ test('faults: client gone, kv-server killed, prefiller killed, decoder killed', 
     // the only decoder killed: 503 JSON
     process.kill(ch.get('decoder-0')!.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 300));
-    const r = await postJson(`${up.url}/v1/completions`, { model, prompt: [1, 2, 3], max_tokens: 2 });
+    const r = await postJson(`${up.url}/v1/completions`, { prompt: [1, 2, 3], max_tokens: 2 });
     assert.equal(r.status, 503, JSON.stringify(r.json));
     assert.equal(typeof r.json.error.message, 'string');
   } finally {
@@ -128,7 +130,7 @@ test('prefiller and decoder with different environments (locale, TZ, NODE_OPTION
       env: env({ LANG: 'C', LC_ALL: 'C', TZ: 'America/Los_Angeles', NODE_OPTIONS: '--no-deprecation --max-old-space-size=700', PYTHONHASHSEED: '2' }),
     });
     const c = ref.cases[6]!; // 600 tokens
-    await postJson(`${p.url}/v1/completions`, { model, prompt: c.prompt, max_tokens: 1, temperature: 0 });
+    await postJson(`${p.url}/v1/completions`, { prompt: c.prompt, max_tokens: 1, temperature: 0 });
     const j = await checkCase(d.url, c, 8);
     assert.ok(j.usage.prompt_tokens_details.cached_tokens >= c.prompt.length - 1, `cached ${j.usage.prompt_tokens_details.cached_tokens}`);
     assert.match(d.logs(), /Retrieved \d+ out of/);

@@ -22,7 +22,7 @@ for (const model of fixtureModels) {
     try {
       const res = await Promise.all(
         ref.cases.map((c) =>
-          postJson(`${up.url}/v1/completions`, { model, prompt: c.prompt, max_tokens: c.greedy.length, temperature: 0, ignore_eos: true, return_token_ids: true }),
+          postJson(`${up.url}/v1/completions`, { prompt: c.prompt, max_tokens: c.greedy.length, temperature: 0, ignore_eos: true, return_token_ids: true }),
         ),
       );
       res.forEach((r, i) => {
@@ -54,7 +54,7 @@ test('pdserve up with stories260K: "Once upon a time" streamed and not streamed'
   const c = readReference(fx, 'stories260K').cases[0]!;
   const up = await spawnUp([join(fx, 'models', 'stories260K'), ...engineArgs]);
   try {
-    const body = { model: 'stories260K', prompt: 'Once upon a time', max_tokens: c.greedy.length, temperature: 0, ignore_eos: true };
+    const body = { model: join(fx, 'models', 'stories260K'), prompt: 'Once upon a time', max_tokens: c.greedy.length, temperature: 0, ignore_eos: true };
     const r = await postJson(`${up.url}/v1/completions`, body);
     assert.equal(r.status, 200);
     assert.equal(r.json.choices[0].text, c.greedy_text);
@@ -86,7 +86,7 @@ for (const [p, d] of [
       const reqs = Array.from({ length: 50 }, (_, k) => {
         const c = ref.cases[k % ref.cases.length]!;
         const stream = k % 3 === 0;
-        return { c, stream, body: { model, prompt: c.prompt, max_tokens: 8 + (k % 5), temperature: 0, ignore_eos: true, return_token_ids: true, stream } };
+        return { c, stream, body: { prompt: c.prompt, max_tokens: 8 + (k % 5), temperature: 0, ignore_eos: true, return_token_ids: true, stream } };
       });
       const results = await Promise.all(
         reqs.map(async ({ c, stream, body }) => {

@@ -19,7 +19,7 @@ function assertErrorBody(json: any, what: string) {
 test('bad input: clear 4xx errors, server keeps serving, no leaked blocks', async (t) => {
   const fx = fixturesOrSkip(t);
   if (!fx) return;
-  const s = await spawnPdserve(['serve', join(fx, 'models', 'qwen3-tiny'), '--max-model-len', '1024']);
+  const s = await spawnPdserve(['serve', join(fx, 'models', 'qwen3-tiny'), '--max-model-len', '1024', '--served-model-name', 'qwen3-tiny']);
   try {
     const ok = { model: 'qwen3-tiny', prompt: [5, 6, 7], max_tokens: 4, temperature: 0 };
     const cases: Array<[string, unknown, number, string | null]> = [
@@ -58,7 +58,7 @@ test('bad input: clear 4xx errors, server keeps serving, no leaked blocks', asyn
   // a model without a chat template
   const st = await spawnPdserve(['serve', join(fx, 'models', 'stories260K')]);
   try {
-    const r = await postJson(`${st.url}/v1/chat/completions`, { model: 'stories260K', messages: [{ role: 'user', content: 'hi' }] });
+    const r = await postJson(`${st.url}/v1/chat/completions`, { model: join(fx, 'models', 'stories260K'), messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(r.status, 400);
     assertErrorBody(r.json, 'no chat template');
     assert.match(r.json.error.message, /chat template/);

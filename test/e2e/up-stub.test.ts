@@ -57,8 +57,8 @@ test('up 1P2D: configs, flags, ready line, routing through the proxy; SIGTERM st
   mkdirSync(argsDir);
   const up = startUp(
     ['tiny-model', '--prefill', '1', '--decode', '2', '--port', '0', '--host', '127.0.0.1', '--run-dir', join(dir, 'run'),
-      '--kv-pool-file', pool, '--kv-pool-size', '64M', '--decode-devices', '2,3', '--grace-period', '0.5', '--', '--max-model-len', '512'],
-    { STUB_ARGS_DIR: argsDir, STUB_IGNORE_TERM_MATCH: 'kv_producer' },
+      '--kv-pool-file', pool, '--kv-pool-size', '64M', '--decode-devices', '2,3', '--grace-period', '0.5', '--api-key', 'user-key-1', '--', '--max-model-len', '512'],
+    { STUB_ARGS_DIR: argsDir, STUB_IGNORE_TERM_MATCH: 'kv_producer', STUB_KEEP_POOL: '1', VLLM_API_KEY: 'not-for-engines' },
   );
   try {
     await until(() => up.out().includes(READY), () => up.out() + up.err());
@@ -68,8 +68,21 @@ test('up 1P2D: configs, flags, ready line, routing through the proxy; SIGTERM st
     assert.deepEqual(kids.map((k) => k.name).sort(), ['decoder-0', 'decoder-1', 'kv-server', 'prefiller-0', 'proxy']);
     assert.ok(existsSync(pool));
 
-    const files = readdirSync(argsDir);
+    const files = readdirSync(argsDir).filter((f) => !f.endsWith('.env.json'));
     const argsOf = (prefix: string) => files.filter((f) => f.startsWith(prefix)).map((f) => JSON.parse(readFileSync(join(argsDir, f), 'utf8')) as string[]);
+
+    // private run directory; configs, logs and the secret 0600; every child knows the secret's path;
+    // the users' key reaches the proxy only
+    const { statSync } = await import('node:fs');
+    const mode = (f: string) => (statSync(f).mode & 0o777).toString(8);
+    const run = join(dir, 'run');
+    assert.equal(mode(run), '700');
+    for (const f of readdirSync(run)) assert.equal(mode(join(run, f)), '600', f);
+    const secret = join(run, 'internal-secret');
+    assert.match(readFileSync(secret, 'utf8'), /^[0-9a-f]{64}\n$/);
+    const envs = readdirSync(argsDir).filter((f) => f.endsWith('.env.json')).map((f) => JSON.parse(readFileSync(join(argsDir, f), 'utf8')));
+    assert.equal(envs.length, 4);
+    for (const e of envs) assert.deepEqual(e, { secret, apiKey: null, vllmKey: null });
     const [kvArgs] = argsOf('kv-server');
     assert.deepEqual(kvArgs!.slice(0, 1), ['kv-server']);
     assert.equal(kvArgs![kvArgs!.indexOf('--pool-size') + 1], '64M');
@@ -87,6 +100,15 @@ test('up 1P2D: configs, flags, ready line, routing through the proxy; SIGTERM st
     assert.deepEqual(dArgs.map((a) => a[a.indexOf('--device') + 1]).sort(), ['cuda:2', 'cuda:3']);
     assert.match(readFileSync(dArgs[0]![dArgs[0]!.indexOf('--kv-config') + 1]!, 'utf8'), /local_cpu: true/);
 
+    const proxyPid = kids.find((k) => k.name === 'proxy')!.pid;
+    const proxyEnv = readFileSync(`/proc/${proxyPid}/environ`, 'utf8').split('\0');
+    assert.ok(proxyEnv.includes('PDSERVE_API_KEY=user-key-1'), 'the proxy gets the users\' key');
+    assert.ok(proxyEnv.includes(`PDSERVE_INTERNAL_SECRET_FILE=${secret}`));
+    assert.ok(!proxyEnv.some((l) => l.startsWith('VLLM_API_KEY=')));
+    assert.ok(!readFileSync(`/proc/${proxyPid}/cmdline`, 'utf8').includes('user-key-1'), 'no key on a command line');
+    const health = (await (await fetch(`${url}/health`)).json()) as any;
+    assert.deepEqual(health.kv_server, { address: `127.0.0.1:${kvPort}`, healthy: true, last_error: null }, 'the proxy probes the kv-server');
+
     const texts = new Set<string>();
     for (let i = 0; i < 2; i++) {
       const res = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) });
@@ -100,6 +122,8 @@ test('up 1P2D: configs, flags, ready line, routing through the proxy; SIGTERM st
     assert.equal(await up.exit, 0);
     for (const k of kids) assert.equal(alive(k.pid), false, `${k.name} is gone`);
     assert.equal(existsSync(pool), false, 'pool file removed');
+    assert.equal(existsSync(secret), false, 'secret removed');
+    assert.equal(existsSync(join(run, 'up.json')), false);
     assert.ok(readFileSync(join(dir, 'run', 'prefiller-0.log'), 'utf8').includes('ignoring SIGTERM'), 'the stubborn one needed SIGKILL');
   } finally {
     up.proc.kill('SIGKILL');
@@ -130,43 +154,99 @@ test('up: a child that fails at startup is named with its log tail; the others a
   }
 });
 
-test('up --prefill 0: colocated decoders behind the proxy; one decoder dying is survived, none left gives 503, the proxy dying stops everything', async () => {
+test('up --prefill 0: a dead decoder or proxy is restarted on its port; one that keeps dying is given up; giving up on the proxy stops everything', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
   const argsDir = join(dir, 'args');
   const { mkdirSync } = await import('node:fs');
   mkdirSync(argsDir);
-  const up = startUp(['--prefill', '0', '--decode', '2', '--port', '0', '--run-dir', join(dir, 'run'), '--grace-period', '1'], { STUB_ARGS_DIR: argsDir });
+  const up = startUp(['--prefill', '0', '--decode', '2', '--port', '0', '--run-dir', join(dir, 'run'), '--grace-period', '1', '--max-restarts', '1'], { STUB_ARGS_DIR: argsDir });
+  const all = () => up.out() + up.err();
   try {
-    await until(() => up.out().includes(READY), () => up.out() + up.err());
+    await until(() => up.out().includes(READY), all);
     const kids = pids(up.out());
     assert.deepEqual(kids.map((k) => k.name).sort(), ['decoder-0', 'decoder-1', 'proxy']);
-    for (const f of readdirSync(argsDir)) {
+    for (const f of readdirSync(argsDir).filter((f) => !f.endsWith('.env.json'))) {
       const a = JSON.parse(readFileSync(join(argsDir, f), 'utf8')) as string[];
       assert.equal(a.includes('--kv-transfer-config'), false);
       assert.equal(a.includes('--kv-config'), false);
     }
     const url = /proxy: (http:\/\/[\d.]+:\d+)/.exec(up.out())![1]!;
-    const texts = [];
-    for (let i = 0; i < 2; i++) texts.push(((await (await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' })).json()) as any).choices[0].text);
+    const ask = async () => ((await (await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' })).json()) as any).choices[0].text as string;
+    const texts = [await ask(), await ask()];
     assert.equal(new Set(texts).size, 2);
     for (const t of texts) assert.match(t, /^colocated:\d+$/);
+    const latest = (name: string) => pids(up.out()).filter((k) => k.name === name).at(-1)!.pid;
+    const d1port = /started decoder-1 \(pid \d+\) on port (\d+)/.exec(up.out())![1];
 
-    process.kill(kids.find((k) => k.name === 'decoder-1')!.pid, 'SIGKILL');
-    await until(() => /decoder-1 exited \(killed by SIGKILL\)/.test(up.err()), () => up.out() + up.err());
-    assert.match(up.err(), /continuing degraded/);
-    const r = await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' });
-    assert.equal(r.status, 200, 'the surviving decoder serves');
-    process.kill(kids.find((k) => k.name === 'decoder-0')!.pid, 'SIGKILL');
-    await until(() => /every decoder is gone/.test(up.err()), () => up.out() + up.err());
-    const r503 = await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt":"x"}' });
-    assert.equal(r503.status, 503);
-    process.kill(kids.find((k) => k.name === 'proxy')!.pid, 'SIGKILL');
+    // decoder-1 killed: reported, restarted on the same port, serving again
+    process.kill(latest('decoder-1'), 'SIGKILL');
+    await until(() => /decoder-1 is ready again/.test(up.out()), all);
+    assert.match(up.err(), /decoder-1 exited \(killed by SIGKILL\)/);
+    assert.match(up.err(), /restarting decoder-1 in \d+ ms \(restart 1; at most 1 within 60 s\)/);
+    assert.match(up.out(), new RegExp(`started decoder-1 \\(pid \\d+\\) on port ${d1port}, .*\\(restart 1\\)`));
+    const seen = new Set<string>();
+    for (let i = 0; i < 20 && seen.size < 2; i++) seen.add(await ask());
+    assert.ok(seen.has(`colocated:${d1port}`), 'the restarted decoder serves on its old port');
+
+    // dies again within the window: given up; the proxy routes around it
+    process.kill(latest('decoder-1'), 'SIGKILL');
+    await until(() => /giving up on it/.test(up.err()) && /continuing degraded/.test(up.err()), all);
+    for (let i = 0; i < 3; i++) assert.match(await ask(), /^colocated:\d+$/, 'the surviving decoder serves');
+
+    // the proxy killed: restarted on the same port
+    process.kill(latest('proxy'), 'SIGKILL');
+    await until(() => /proxy is ready again/.test(up.out()), all);
+    assert.match(await ask(), /^colocated:\d+$/);
+    // and again: given up, which stops everything
+    process.kill(latest('proxy'), 'SIGKILL');
     const code = await up.exit;
     assert.equal(code, 1);
-    assert.match(up.err(), /the proxy is gone/);
-    for (const k of kids) assert.equal(alive(k.pid), false, `${k.name} is gone`);
+    assert.match(up.err(), /the proxy is gone; stopping/);
+    for (const k of pids(up.out())) assert.equal(alive(k.pid), false, `${k.name} (${k.pid}) is gone`);
   } finally {
     up.proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up killed by SIGKILL: its children stop by themselves (lifeline); the next up removes the pool files a dead up left', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pdserve-up-'));
+  const runDir = join(dir, 'run');
+  const pool = join(dir, 'kv.pool');
+  // the kv-server stub keeps its pool on SIGTERM: the file is left behind as after a crash
+  const args = ['--prefill', '1', '--decode', '1', '--port', '0', '--run-dir', runDir, '--kv-pool-file', pool, '--grace-period', '1'];
+  const up = startUp(args, { STUB_KEEP_POOL: '1' });
+  let up2: Up | null = null;
+  try {
+    await until(() => up.out().includes(READY), () => up.out() + up.err());
+    const kids = pids(up.out());
+    assert.equal(kids.length, 4);
+    assert.equal(JSON.parse(readFileSync(join(runDir, 'up.json'), 'utf8')).pid, up.proc.pid, 'up.json names the owner');
+    up.proc.kill('SIGKILL');
+    await up.exit;
+    await until(() => kids.every((k) => !alive(k.pid)), () => `alive: ${kids.filter((k) => alive(k.pid)).map((k) => k.name)}`, 15_000);
+    assert.ok(existsSync(pool), 'the pool file was left behind');
+    // a default-named pool of another dead up in the same directory, and one of a live process
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => gone.on('exit', r));
+    const { writeFileSync } = await import('node:fs');
+    const stale = join(dir, `pdserve-up-${gone.pid}-00ff00ff.pool`);
+    const live = join(dir, `pdserve-up-${process.pid}-00ff00ff.pool`);
+    writeFileSync(stale, 'x');
+    writeFileSync(live, 'x');
+
+    up2 = startUp(args);
+    await until(() => up2!.out().includes(READY), () => up2!.out() + up2!.err());
+    assert.match(up2.out(), new RegExp(`removed stale pool file ${pool.replace(/[.]/g, '\\.')}`), 'the pool named in up.json');
+    assert.match(up2.out(), new RegExp(`removed stale pool file ${stale.replace(/[.]/g, '\\.')}`));
+    assert.equal(existsSync(stale), false);
+    assert.equal(existsSync(live), true, 'a pool whose up still runs is kept');
+    up2.proc.kill('SIGTERM');
+    assert.equal(await up2.exit, 0);
+    assert.equal(existsSync(pool), false);
+  } finally {
+    up.proc.kill('SIGKILL');
+    up2?.proc.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from './load-model.js';
-import { writeSafetensors } from './write-safetensors.js';
+import { writeSafetensors } from '../testing/write-safetensors.js';
 
 const H = 32, I = 48, V = 40, L = 1, heads = 4, kvHeads = 2, hd = 8;
 const config = {

@@ -11,9 +11,11 @@ import { toHttpError } from '../../server/http-errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { ModelIdentity } from '../chunk-hash.js';
 import { parseKvConfig, type KvConfigInput } from '../config.js';
-import { FakeKvCache } from '../testing/fake-kv-cache.js';
+import { HostKvCache } from '../host-kv-cache.js';
 import { FakePeerKvCache } from '../testing/fake-peer-kv-cache.js';
-import { P2pConnector, httpRelease, remoteSourceOf, type SendRelease } from './p2p-connector.js';
+import { P2pConnector, signedHttpRelease, remoteSourceOf, type SendRelease } from './p2p-connector.js';
+import { keepRawBody, registerEdgeAuth } from '../../server/edge-auth.js';
+import { signRequest } from '../../security/request-signing.js';
 import { PdConnector } from './pd-connector.js';
 import { createConnector } from './registry.js';
 
@@ -107,7 +109,7 @@ describe('P2pConnector', () => {
     const errors = await untilRecv(C.conn, 'r1');
     assert.equal(errors.size, 0);
     assert.equal((C.kv as FakePeerKvCache).copies, 1, 'one batched copy');
-    assert.deepEqual(Buffer.from((C.kv as FakeKvCache).read(cb, 599)), Buffer.from((P.kv as FakeKvCache).read(pb, 599)));
+    assert.deepEqual(Buffer.from((C.kv as HostKvCache).read(cb, 599)), Buffer.from((P.kv as HostKvCache).read(pb, 599)));
     await sleep(5);
     assert.deepEqual(net.sent, ['r1']);
     assert.deepEqual([...P.conn.getFinished().doneSending], ['r1'], 'released by the decoder');
@@ -159,7 +161,7 @@ describe('P2pConnector', () => {
   it('without peer copy (cpu) the consumer takes the pool path and releases the producer at once', async () => {
     const net = fakeNetwork();
     const P = make('kv_producer', net, { port: 7004 });
-    const C = make('kv_consumer', net, { kv: new FakeKvCache(128, BS, 2, 2, 4, 4) });
+    const C = make('kv_consumer', net, { kv: new HostKvCache(128, BS, 2, 2, 4, 4) });
     const p = prompt(50);
     const { fin } = produce(P.conn, P.kv as FakePeerKvCache, 'r4', p, blocks(50, 0));
     const r = C.conn.getNumNewMatchedTokens(req('r4', p, 0, [], fin.kvTransferParams), 0);
@@ -172,7 +174,7 @@ describe('P2pConnector', () => {
 
   it('a producer without a peer handle (cpu) or a request without do_remote_decode takes the pool path', () => {
     const net = fakeNetwork();
-    const cpu = make('kv_producer', net, { port: 7005, kv: new FakeKvCache(128, BS, 2, 2, 4, 4) });
+    const cpu = make('kv_producer', net, { port: 7005, kv: new HostKvCache(128, BS, 2, 2, 4, 4) });
     const a = cpu.conn.requestFinished(req('a', prompt(40), 40, blocks(40, 0), { do_remote_decode: true }), blocks(40, 0));
     assert.deepEqual(a, { delayFree: false });
     const gpu = make('kv_producer', net, { port: 7006 });
@@ -202,7 +204,9 @@ describe('P2pConnector', () => {
     assert.throws(() => parseKvConfig({ transfer_channel: 'nixl' }), /transfer_channel/);
   });
 
-  it('POST /v1/kv/release over HTTP: 200 once, then 404; 400 on a bad body', async () => {
+  it('POST /v1/kv/release over HTTP, signed: 200 once, then 404; 400 on a bad body; unsigned or wrong key refused', async () => {
+    const KEY = Buffer.alloc(32, 0x11);
+    const httpRelease = signedHttpRelease(KEY);
     const net = fakeNetwork();
     const P = make('kv_producer', net, { port: 7007 });
     produce(P.conn, P.kv as FakePeerKvCache, 'r8', prompt(20), blocks(20, 0));
@@ -211,14 +215,25 @@ describe('P2pConnector', () => {
       const h = toHttpError(err);
       void reply.code(h.status).send(h.body);
     });
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'string' }, (req, b, done) => {
+      keepRawBody(req, String(b));
+      try { done(null, JSON.parse(String(b))); } catch (e) { done(e as Error, undefined); }
+    });
+    registerEdgeAuth(app, { apiKeys: [], internalKey: KEY });
     registerKvRoutes(app, P.conn);
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as { port: number }).port;
     try {
+      await assert.rejects(signedHttpRelease(Buffer.alloc(32, 0x12))('127.0.0.1', port, 'r8'), /HTTP 401/);
+      await assert.rejects(signedHttpRelease(null)('127.0.0.1', port, 'r8'), /no internal secret/);
+      const unsigned = await fetch(`http://127.0.0.1:${port}/v1/kv/release`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"request_id":"r8"}' });
+      assert.equal(unsigned.status, 401);
       await httpRelease('127.0.0.1', port, 'r8');
       assert.deepEqual([...P.conn.getFinished().doneSending], ['r8']);
       await assert.rejects(httpRelease('127.0.0.1', port, 'r8'), /HTTP 404/);
-      const bad = await fetch(`http://127.0.0.1:${port}/v1/kv/release`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"request":1}' });
+      const badBody = '{"request":1}';
+      const bad = await fetch(`http://127.0.0.1:${port}/v1/kv/release`, { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(KEY, 'POST', '/v1/kv/release', badBody) }, body: badBody });
       assert.equal(bad.status, 400);
       assert.match(JSON.stringify(await bad.json()), /request/);
     } finally {

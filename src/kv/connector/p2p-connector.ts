@@ -19,6 +19,7 @@ import type { KvTransferParams } from '../../engine/connector/types.js';
 import { getLogger, type Logger } from '../../util/logger.js';
 import type { KvConfig } from '../config.js';
 import { lookupLine, retrievedPeerLine } from './layout.js';
+import { AUTH_REPLY_HEADER, checkReplyProof, signRequest } from '../../security/request-signing.js';
 
 export const P2P_CHANNEL = 'cuda_ipc';
 /** Held producer blocks are freed after blocking_timeout_secs times this when no release comes. */
@@ -27,16 +28,29 @@ export const RELEASE_TIMEOUT_FACTOR = 3;
 /** Tells a producer that its blocks for requestId may be freed (default: POST http://host:port/v1/kv/release). */
 export type SendRelease = (host: string, port: number, requestId: string) => Promise<void>;
 
-export const httpRelease: SendRelease = async (host, port, requestId) => {
-  const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/v1/kv/release`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ request_id: requestId }),
-    signal: AbortSignal.timeout(5000),
-  });
-  await res.body?.cancel();
-  if (!res.ok) throw new Error(`release returned HTTP ${res.status}`);
-};
+/**
+ * POST http://host:port/v1/kv/release, signed with the internal secret; the producer's reply must carry
+ * the matching proof (a listener without the secret cannot pose as the producer). No secret: refused.
+ */
+export function signedHttpRelease(key: Buffer | null): SendRelease {
+  return async (host, port, requestId) => {
+    if (!key) throw new Error('no internal secret is configured: cannot sign the release');
+    const body = JSON.stringify({ request_id: requestId });
+    const auth = signRequest(key, 'POST', '/v1/kv/release', body);
+    const res = await fetch(`http://${host.includes(':') ? `[${host}]` : host}:${port}/v1/kv/release`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body,
+      signal: AbortSignal.timeout(5000),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`release returned HTTP ${res.status}`);
+    if (!checkReplyProof(key, auth, res.headers.get(AUTH_REPLY_HEADER))) throw new Error('the peer did not prove it holds the internal secret');
+  };
+}
+
+/** Loopback names: CUDA IPC peers share this host, so by default only they are contacted. */
+const isLoopbackHost = (h: string) => h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 
 interface RemoteSource {
   engineId: string;
@@ -75,7 +89,10 @@ export class P2pConnector implements KvConnector {
   private kv: KvCacheAccess | null = null;
   private handleB64: string | null = null;
   private endpoint: { host: string; port: number } | null = null;
-  private readonly sendRelease: SendRelease;
+  private sendRelease: SendRelease;
+  private readonly customRelease: boolean;
+  /** "host:port" peers this consumer may contact; null = any loopback host */
+  private peerAllowlist: Set<string> | null = null;
   private readonly releaseTimeoutMs: number;
   private readonly log: Logger;
   /** producer: held requests and their timeout timers */
@@ -103,7 +120,8 @@ export class P2pConnector implements KvConnector {
     opts: P2pOptions = {},
   ) {
     this.engineId = opts.engineId ?? randomUUID();
-    this.sendRelease = opts.sendRelease ?? httpRelease;
+    this.customRelease = opts.sendRelease !== undefined;
+    this.sendRelease = opts.sendRelease ?? signedHttpRelease(null);
     this.releaseTimeoutMs = opts.releaseTimeoutMs ?? config.blocking_timeout_secs * 1000 * RELEASE_TIMEOUT_FACTOR;
     this.log = opts.log ?? getLogger('kv');
   }
@@ -111,6 +129,21 @@ export class P2pConnector implements KvConnector {
   /** Where decoders reach this engine's /v1/kv/release (set once the API server listens). */
   setEndpoint(host: string, port: number): void {
     this.endpoint = { host: host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host, port };
+  }
+
+  /**
+   * Consumer: releases are signed with `key` (and the reply proof checked); only peers in `allowlist`
+   * ("host:port" list; null = loopback hosts) are ever contacted. Params naming another peer are ignored.
+   */
+  setPeerAuth(key: Buffer | null, allowlist: string[] | null): void {
+    if (!this.customRelease) this.sendRelease = signedHttpRelease(key);
+    this.peerAllowlist = allowlist ? new Set(allowlist.map((a) => a.trim().toLowerCase())) : null;
+  }
+
+  private peerAllowed(src: RemoteSource): boolean {
+    const host = src.host.toLowerCase();
+    if (this.peerAllowlist) return this.peerAllowlist.has(`${host.includes(':') ? `[${host}]` : host}:${src.port}`);
+    return isLoopbackHost(host);
   }
 
   /** An aborted prefill is not held: no decoder will get its params. */
@@ -123,7 +156,11 @@ export class P2pConnector implements KvConnector {
   // ---------------- scheduler side ----------------
 
   getNumNewMatchedTokens(req: ConnectorRequest, numComputedTokens: number): MatchResult {
-    const src = this.role !== 'kv_producer' ? remoteSourceOf(req.kvTransferParams) : null;
+    let src = this.role !== 'kv_producer' ? remoteSourceOf(req.kvTransferParams) : null;
+    if (src && !this.peerAllowed(src)) {
+      this.log.warn(`Reqid: ${req.requestId}: kv_transfer_params name peer ${src.host}:${src.port}, which is not allowlisted; ignoring them`);
+      src = null;
+    }
     if (!src) return this.inner.getNumNewMatchedTokens(req, numComputedTokens);
     if (!this.kv?.copyFromPeer) {
       // no peer copy here: free the producer's blocks now, take the pool path
@@ -178,7 +215,7 @@ export class P2pConnector implements KvConnector {
       this.pending.delete(id);
       this.releaseOnce(id, p);
     }
-    if (!this.producesP2p(req)) return this.inner.requestFinished(req, blockIds);
+    if (!blockIds.length || !this.producesP2p(req)) return this.inner.requestFinished(req, blockIds); // no blocks: nothing to hold for a peer
     if (this.held.has(id)) return { delayFree: true };
     const timer = setTimeout(() => {
       if (!this.held.delete(id)) return;

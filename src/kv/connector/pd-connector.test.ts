@@ -10,7 +10,7 @@ import { chunkKeys, modelFingerprint, type ModelIdentity } from '../chunk-hash.j
 import { parseKvConfig, type KvConfigInput } from '../config.js';
 import { KvServer } from '../server/kv-server.js';
 import { PAGE_SIZE } from '../server/protocol.js';
-import { FakeKvCache } from '../testing/fake-kv-cache.js';
+import { HostKvCache } from '../host-kv-cache.js';
 import { PoolTier } from '../tiers/pool-tier.js';
 import { PdConnector } from './pd-connector.js';
 import { createConnector, tiersFromConfig } from './registry.js';
@@ -30,7 +30,7 @@ before(async () => {
 after(() => server.stop());
 
 function make(role: 'kv_producer' | 'kv_consumer' | 'kv_both', over: KvConfigInput = {}, log?: Logger) {
-  const kv = new FakeKvCache(128, BS, 2, 2, 4, 4);
+  const kv = new HostKvCache(128, BS, 2, 2, 4, 4);
   const config = parseKvConfig({
     chunk_size: CHUNK, local_cpu: false, remote_url: `pdkv://127.0.0.1:${server.port}`, blocking_timeout_secs: 2,
     extra_config: { remote_timeout_secs: 0.5, lookup_backoff_time: 0.05 }, ...over,
@@ -43,7 +43,7 @@ function make(role: 'kv_producer' | 'kv_consumer' | 'kv_both', over: KvConfigInp
 const req = (id: string, p: number[], computed: number, blockIds: number[]): ConnectorRequest => ({ requestId: id, promptTokenIds: p, numComputedTokens: computed, blockIds });
 
 /** Drives a producer like the engine: chunked prefill steps of `step` tokens, save after each forward. */
-async function produce(conn: KvConnector, kv: FakeKvCache, id: string, p: number[], blockIds: number[], step = 256) {
+async function produce(conn: KvConnector, kv: HostKvCache, id: string, p: number[], blockIds: number[], step = 256) {
   kv.fill(blockIds, 0, p.length);
   let computed = 0;
   while (computed < p.length) {
@@ -195,7 +195,9 @@ describe('PdConnector', () => {
     }
     assert.ok(Date.now() - t0 < 1000);
     assert.equal(r.count, 319);
-    const admin = new PoolTier({ host: '127.0.0.1', port: server.port, transport: 'tcp', timeoutMs: 1000, backoffMs: 50 });
+    // only a chunk's writer may delete it: the admin speaks as the producer's writer id
+    const writerId = (P.conn.tiers.find((t) => t instanceof PoolTier) as PoolTier).client.writerId;
+    const admin = new PoolTier({ host: '127.0.0.1', port: server.port, transport: 'tcp', timeoutMs: 1000, backoffMs: 50, writerId });
     assert.equal(await admin.delete(keys[2]!.key), true); // chunk [128, 192)
     await admin.close();
     const cb = blocks(320, 30);
@@ -234,6 +236,32 @@ describe('PdConnector', () => {
     await P.conn.waitForSave();
     assert.deepEqual([...P.conn.getFinished().doneSending], ['z']);
     await P.conn.shutdown();
+  });
+
+  it('a request aborted before admission releases its kv-server pins at once', async () => {
+    const P = make('kv_producer');
+    const C = make('kv_consumer');
+    const p = prompt(256, 41);
+    await produce(P.conn, P.kv, 'ab', p, blocks(256, 0));
+    // lookup resolved (hits pinned), then the request ends without blocks (what the engine does on abort)
+    let r = C.conn.getNumNewMatchedTokens(req('ab2', p, 0, []), 0);
+    while (r.count === null) {
+      await sleep(2);
+      r = C.conn.getNumNewMatchedTokens(req('ab2', p, 0, []), 0);
+    }
+    assert.ok(r.count > 0);
+    assert.ok(server.stats().pins > 0, 'hits are pinned');
+    C.conn.requestFinished(req('ab2', p, 0, []), []);
+    const t0 = Date.now();
+    while (server.stats().pins > 0 && Date.now() - t0 < 2000) await sleep(2);
+    assert.equal(server.stats().pins, 0, 'pins released without another engine step');
+    // a lookup still in flight when the abort comes releases its pins when it resolves
+    C.conn.getNumNewMatchedTokens(req('ab3', p, 0, []), 0);
+    C.conn.requestFinished(req('ab3', p, 0, []), []);
+    await sleep(200);
+    assert.equal(server.stats().pins, 0);
+    await P.conn.shutdown();
+    await C.conn.shutdown();
   });
 
   it('validates chunk_size against the block size and the connector name', () => {

@@ -13,10 +13,15 @@ import type { KvTier } from '../tiers/tier.js';
 import { PdConnector } from './pd-connector.js';
 import { P2pConnector } from './p2p-connector.js';
 
-export type KvConnectorFactory = (cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity) => KvConnector;
+/** What a connector needs beyond its configs: the internal secret (kv-server authentication). */
+export interface ConnectorEnv {
+  secret?: Buffer | null;
+}
+
+export type KvConnectorFactory = (cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity, env?: ConnectorEnv) => KvConnector;
 
 /** The tiers a KV config asks for, in lookup order: local CPU, local disk, then the kv-server pool. */
-export function tiersFromConfig(kv: KvConfig): KvTier[] {
+export function tiersFromConfig(kv: KvConfig, env: ConnectorEnv = {}): KvTier[] {
   const tiers: KvTier[] = [];
   if (kv.local_cpu && kv.maxLocalCpuBytes > 0) tiers.push(new CpuTier(kv.maxLocalCpuBytes));
   if (kv.disk) tiers.push(new DiskTier(kv.disk.dir, kv.disk.capacityBytes));
@@ -28,14 +33,15 @@ export function tiersFromConfig(kv: KvConfig): KvTier[] {
         transport: kv.extra_config.remote_transport,
         timeoutMs: kv.extra_config.remote_timeout_secs * 1000,
         backoffMs: kv.extra_config.lookup_backoff_time * 1000,
+        secret: env.secret ?? null,
       }),
     );
   return tiers;
 }
 
 // transfer_channel cuda_ipc: the point-to-point connector in front of the pool path
-const pd: KvConnectorFactory = (cfg, kv, id) => {
-  const pool = new PdConnector(cfg.kv_role, kv, id, tiersFromConfig(kv));
+const pd: KvConnectorFactory = (cfg, kv, id, env) => {
+  const pool = new PdConnector(cfg.kv_role, kv, id, tiersFromConfig(kv, env));
   return kv.transfer_channel === 'cuda_ipc' ? new P2pConnector(cfg.kv_role, kv, pool, cfg.engine_id ? { engineId: cfg.engine_id } : {}) : pool;
 };
 const factories = new Map<string, KvConnectorFactory>([
@@ -51,10 +57,10 @@ export function kvConnectorNames(): string[] {
   return [...factories.keys()];
 }
 
-export function createConnector(cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity): KvConnector {
+export function createConnector(cfg: KvTransferConfig, kv: KvConfig, id: ModelIdentity, env: ConnectorEnv = {}): KvConnector {
   const f = factories.get(cfg.kv_connector);
   if (!f) throw new PdsError('PDS_ERR_CONFIG', `unknown kv_connector "${cfg.kv_connector}" (known: ${kvConnectorNames().join(', ')})`, 'kv_connector');
   if (!['kv_producer', 'kv_consumer', 'kv_both'].includes(cfg.kv_role))
     throw new PdsError('PDS_ERR_CONFIG', `kv_role must be kv_producer, kv_consumer or kv_both, got "${cfg.kv_role}"`, 'kv_role');
-  return f(cfg, kv, id);
+  return f(cfg, kv, id, env);
 }

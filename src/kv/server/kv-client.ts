@@ -2,26 +2,33 @@
 // Never hangs: every request has a timeout; a timed-out request closes the connection (the server
 // then releases this client's pins and allocations, so nothing leaks). While the server is down,
 // requests fail fast with PDS_ERR_UNAVAILABLE and reconnects are tried with exponential backoff.
-// Each new connection says HELLO first; `epoch` counts connections (pins do not survive a reconnect).
+// Each new connection authenticates first (HELLO + AUTH, kv-auth.ts): a server that cannot prove the
+// internal secret (or has none while this client has one) is refused, logged, and treated as down.
+// `epoch` counts connections (pins do not survive a reconnect). While connected, a PING goes out when
+// nothing else did for a third of the server's idle timeout.
 import { connect, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { PdsError } from '../../util/errors.js';
+import { getLogger } from '../../util/logger.js';
+import { newNonce } from '../../security/handshake.js';
 import { FrameReader, Op, Status, encodeHeader, isReadError, type Frame } from './protocol.js';
+import { WRITER_ID_BYTES, clientAnswer, clientSession, decodeHelloReply, encodeAuth, type SessionInfo } from './kv-auth.js';
+
+const log = getLogger('kv');
 
 export interface KvClientOptions {
   host: string;
   port: number;
   timeoutMs: number; // per request (and per connect)
   backoffMs: number; // first reconnect delay; doubles up to 16x
+  /** The internal secret (resolveInternalSecret().key); null/absent = none (only an open server is accepted). */
+  secret?: Buffer | null;
+  /** Owner of the chunks this client commits; default random per client (kept across reconnects). */
+  writerId?: Buffer;
 }
 
-export interface HelloInfo {
-  poolSize: number;
-  pageSize: number;
-  maxPayload: number;
-  nonce: Buffer;
-  poolFile: string;
-  segmentSize: number;
-}
+/** What the authenticated server announced (pool file, its nonce, limits). */
+export type HelloInfo = SessionInfo;
 
 export interface Reply {
   status: Status;
@@ -48,9 +55,18 @@ export class KvClient {
   private closed = false;
   private failures = 0; // connect failures and lost connections since the last good HELLO
   private retryTimer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private lastSent = 0;
+  private lastRefusalLog = 0;
+  private warnedOpen = false;
+  readonly writerId: Buffer;
+  /** Why the last connection was refused (authentication), or null. */
+  refusal: string | null = null;
 
   constructor(readonly opts: KvClientOptions) {
     this.backoff = opts.backoffMs;
+    this.writerId = opts.writerId ?? randomBytes(WRITER_ID_BYTES);
+    if (this.writerId.length !== WRITER_ID_BYTES) throw new RangeError(`writerId must be ${WRITER_ID_BYTES} bytes`);
   }
 
   get connected(): boolean {
@@ -110,21 +126,12 @@ export class KvClient {
         sock.once('connect', () => (clearTimeout(t), resolve()));
         sock.once('close', () => (clearTimeout(t), reject(this.unavailable('connection refused or closed'))));
       });
-      const r = await this.send(Op.HELLO, []);
-      if (r.status !== Status.OK) throw this.unavailable(`HELLO answered status ${r.status}`);
-      const p = r.payload;
-      const pathLen = p.readUInt16LE(32);
-      this.hello = {
-        poolSize: Number(p.readBigUInt64LE(0)),
-        pageSize: p.readUInt32LE(8),
-        maxPayload: p.readUInt32LE(12),
-        nonce: Buffer.from(p.subarray(16, 32)),
-        poolFile: p.toString('utf8', 34, 34 + pathLen),
-        segmentSize: Number(p.readBigUInt64LE(34 + pathLen)),
-      };
+      this.hello = await this.authenticate();
       this.epoch++;
       this.failures = 0;
+      this.refusal = null;
       this.backoff = this.opts.backoffMs;
+      this.startHeartbeat(sock, this.hello.idleTimeoutMs);
       this.onConnect(this.hello);
     } catch (e) {
       this.failures++;
@@ -135,6 +142,55 @@ export class KvClient {
       this.scheduleRetry();
       throw e instanceof PdsError ? e : this.unavailable((e as Error).message);
     }
+  }
+
+  /** HELLO + AUTH on a fresh socket; throws (PDS_ERR_UNAVAILABLE) when either side refuses the other. */
+  private async authenticate(): Promise<HelloInfo> {
+    const key = this.opts.secret ?? null;
+    const cn = newNonce();
+    const h = await this.send(Op.HELLO, [cn]);
+    if (h.status !== Status.OK) throw this.refused(`HELLO answered ${Status[h.status] ?? h.status}: ${h.payload.toString('utf8')} (a kv-server of another protocol version?)`);
+    const hr = decodeHelloReply(h.payload);
+    if (!hr) throw this.refused('malformed HELLO reply (a kv-server of another protocol version?)');
+    const ans = clientAnswer(key, cn, hr);
+    if ('refuse' in ans) throw this.refused(ans.refuse);
+    const a = await this.send(Op.AUTH, [encodeAuth(ans.proof, this.writerId)]);
+    if (a.status !== Status.OK) throw this.refused(`AUTH answered ${Status[a.status] ?? a.status}: ${a.payload.toString('utf8')}`);
+    const info = clientSession(key, cn, hr.serverNonce, a.payload);
+    if (!info) throw this.refused('its session info does not verify against the internal secret');
+    if (!key && !this.warnedOpen) {
+      this.warnedOpen = true;
+      log.warn(`kv-server ${this.opts.host}:${this.opts.port}: neither side has an internal secret; the connection is unauthenticated (pass --internal-secret-file to both)`);
+    }
+    return info;
+  }
+
+  /** An authentication refusal: logged (at most every 30 s), then handled like a down server. */
+  private refused(why: string): PdsError {
+    const msg = `kv-server ${this.opts.host}:${this.opts.port} refused: ${why}`;
+    this.refusal = msg;
+    const now = Date.now();
+    if (now - this.lastRefusalLog > 30_000) {
+      this.lastRefusalLog = now;
+      log.error(`${msg}; not using it (KV lookups count as misses, prompts are computed locally)`);
+    }
+    return new PdsError('PDS_ERR_UNAVAILABLE', msg);
+  }
+
+  private startHeartbeat(sock: Socket, idleMs: number): void {
+    this.stopHeartbeat();
+    if (!(idleMs > 0)) return;
+    const every = Math.max(10, Math.floor(idleMs / 3));
+    this.heartbeat = setInterval(() => {
+      if (this.sock !== sock || Date.now() - this.lastSent < every) return;
+      void this.send(Op.PING, []).catch(() => {});
+    }, every);
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
   }
 
   private onFrame(f: Frame): void {
@@ -148,6 +204,7 @@ export class KvClient {
   private onClose(sock: Socket): void {
     if (this.sock !== sock) return;
     this.sock = null;
+    this.stopHeartbeat();
     this.failures++;
     if (!this.closed) {
       this.retryAt = Math.max(this.retryAt, Date.now() + this.backoff);
@@ -173,6 +230,7 @@ export class KvClient {
         sock.destroy(); // the server releases what this connection held
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
+      this.lastSent = Date.now();
       const len = parts.reduce((a, b) => a + b.byteLength, 0);
       sock.write(encodeHeader(op, 0, id, len));
       for (const part of parts) sock.write(part);
@@ -189,6 +247,7 @@ export class KvClient {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.stopHeartbeat();
     this.sock?.destroy();
   }
 }

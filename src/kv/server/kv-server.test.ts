@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { KvServer } from './kv-server.js';
 import { FrameReader, HEADER_BYTES, MAGIC, Op, PAGE_SIZE, Status, encodeHeader, encodeKeyList, isReadError, keyToBytes, u64, type Frame } from './protocol.js';
 import { PoolTier } from '../tiers/pool-tier.js';
+import { clientAnswer, clientSession, decodeHelloReply, encodeAuth, type SessionInfo } from './kv-auth.js';
+import { newNonce } from '../../security/handshake.js';
 
 const CHUNK = 64 * 1024;
 const key = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -40,11 +42,22 @@ class Raw {
   private wake() {
     for (const w of this.waiters.splice(0)) w();
   }
-  static open(port: number): Promise<Raw> {
-    return new Promise((resolve, reject) => {
+  session: SessionInfo | null = null;
+  /** A connection that has passed HELLO + AUTH (auth=false: a bare socket). */
+  static async open(port: number, o: { secret?: Buffer | null; writer?: Buffer; auth?: boolean } = {}): Promise<Raw> {
+    const raw = await new Promise<Raw>((resolve, reject) => {
       const s = connect({ port, host: '127.0.0.1' }, () => resolve(new Raw(s)));
       s.once('error', reject);
     });
+    if (o.auth === false) return raw;
+    const cn = newNonce();
+    const hr = decodeHelloReply((await raw.call(Op.HELLO, cn)).payload)!;
+    const ans = clientAnswer(o.secret ?? null, cn, hr);
+    assert.ok('proof' in ans, 'refused: ' + ('refuse' in ans ? ans.refuse : ''));
+    const a = await raw.call(Op.AUTH, encodeAuth(ans.proof, o.writer ?? randomBytes(16)));
+    assert.equal(a.status, Status.OK, a.payload.toString());
+    raw.session = clientSession(o.secret ?? null, cn, hr.serverNonce, a.payload);
+    return raw;
   }
   async next(): Promise<Frame | null> {
     while (!this.frames.length && !this.closed) await new Promise<void>((r) => this.waiters.push(r));
@@ -188,29 +201,49 @@ describe('kv-server', () => {
     b.sock.destroy();
   });
 
-  it('a chunk deleted while being written keeps its pages until the writer ends', async () => {
+  it('only a chunk\'s writer deletes it; deleting one\'s own allocation aborts it (no leak)', async () => {
     const s = await startServer(2);
     const w = await Raw.open(s.port);
     const d = await Raw.open(s.port);
     assert.equal((await w.call(Op.ALLOC, keyToBytes(key('w')), u64(CHUNK))).status, Status.OK);
-    assert.equal((await d.call(Op.DELETE, keyToBytes(key('w')))).status, Status.OK);
+    assert.equal((await d.call(Op.DELETE, keyToBytes(key('w')))).status, Status.NOT_FOUND, 'another writer\'s allocation is invisible');
     assert.equal((await d.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.FULL, 'pages still owned by the writer');
-    assert.equal((await w.call(Op.COMMIT, keyToBytes(key('w')))).status, Status.NOT_FOUND);
-    assert.equal((await d.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.OK);
+    assert.equal((await w.call(Op.COMMIT, keyToBytes(key('w')))).status, Status.OK);
+    assert.equal((await d.call(Op.DELETE, keyToBytes(key('w')))).status, Status.FORBIDDEN);
+    assert.equal((await d.call(Op.PUT, keyToBytes(key('w')), Buffer.alloc(CHUNK, 7))).status, Status.EXISTS, 'no overwrite');
+    // ALLOC k, DELETE k, ALLOC k, ... from one connection never pins pages forever
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await d.call(Op.ALLOC, keyToBytes(key('k')), u64(CHUNK))).status, Status.OK);
+      assert.equal((await d.call(Op.DELETE, keyToBytes(key('k')))).status, Status.OK);
+    }
+    assert.equal(s.stats().writing, 0);
+    assert.equal((await w.call(Op.DELETE, keyToBytes(key('w')))).status, Status.OK, 'the writer may');
+    assert.equal((await d.call(Op.ALLOC, keyToBytes(key('big')), u64(2 * CHUNK))).status, Status.OK, 'all pages came back');
     w.sock.destroy();
     d.sock.destroy();
     await waitFor(() => s.stats().connections === 0);
+    await waitFor(() => s.stats().usedBytes === 0);
     s.checkIntegrity();
   });
 
-  it('HELLO describes the pool; stop() removes the pool file', async () => {
+  it('a writer id bound at AUTH keeps ownership across reconnects', async () => {
+    const s = await startServer(2);
+    const id = randomBytes(16);
+    const a = await Raw.open(s.port, { writer: id });
+    assert.equal((await a.call(Op.PUT, keyToBytes(key('o')), Buffer.alloc(CHUNK, 1))).status, Status.OK);
+    a.sock.destroy();
+    const b = await Raw.open(s.port, { writer: id });
+    assert.equal((await b.call(Op.DELETE, keyToBytes(key('o')))).status, Status.OK);
+    b.sock.destroy();
+  });
+
+  it('AUTH describes the pool; stop() removes the pool file', async () => {
     const s = await startServer(1);
     const c = await Raw.open(s.port);
-    const h = await c.call(Op.HELLO);
-    assert.equal(Number(h.payload.readBigUInt64LE(0)), PAGE_SIZE + CHUNK);
-    const pathLen = h.payload.readUInt16LE(32);
-    assert.equal(h.payload.toString('utf8', 34, 34 + pathLen), s.opts.poolFile);
-    assert.equal(Number(h.payload.readBigUInt64LE(34 + pathLen)), 4 * 2 ** 30, 'segment size');
+    const h = c.session!;
+    assert.equal(h.poolSize, PAGE_SIZE + CHUNK);
+    assert.equal(h.poolFile, s.opts.poolFile);
+    assert.equal(h.segmentSize, 4 * 2 ** 30, 'segment size');
     assert.ok(existsSync(s.opts.poolFile));
     c.sock.destroy();
     await s.stop();

@@ -2,7 +2,10 @@
 // each at most segmentSize bytes (mapShared hands a mapping to JS as one ArrayBuffer, which V8 caps at
 // 4 GiB), covering pool offsets [i*segmentSize, i*segmentSize + its length). Extents never cross a
 // segment boundary (the server allocates per segment), so every chunk is one contiguous view.
-import { existsSync, unlinkSync } from 'node:fs';
+// Safety: a segment is created with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600 (native mapShared); a stale
+// regular file of this user is removed first, a symlink or someone else's file at the path is refused.
+// Mapping an existing pool (clients) never follows a symlink either.
+import { lstatSync, unlinkSync } from 'node:fs';
 import { loadNative } from '../../native/binding.js';
 import { PAGE_SIZE } from './protocol.js';
 
@@ -21,6 +24,20 @@ export function segmentLengths(poolSize: number, segmentSize: number): number[] 
   return out;
 }
 
+/** Clears the way for a new segment at `path`: removes a stale pool file of ours, refuses anything else. */
+function clearStale(path: string): void {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return; // nothing there
+  }
+  if (st.isSymbolicLink()) throw new Error(`pool file ${path} is a symlink; refusing to follow it (remove it, or pick another --pool-file)`);
+  if (!st.isFile()) throw new Error(`pool file ${path} exists and is not a regular file`);
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw new Error(`pool file ${path} belongs to uid ${st.uid}; refusing to replace it`);
+  unlinkSync(path); // a stale pool of ours: a fresh inode, so clients of the old one never alias this one
+}
+
 export class PoolSegments {
   readonly maps: Uint8Array[] = [];
 
@@ -35,11 +52,11 @@ export class PoolSegments {
     try {
       segmentLengths(poolSize, segmentSize).forEach((len, i) => {
         const path = segmentPath(poolFile, i);
-        if (create && existsSync(path)) unlinkSync(path);
+        if (create) clearStale(path);
         this.maps.push(new Uint8Array(native.mapShared(path, len, create)));
       });
     } catch (e) {
-      if (create) this.unlinkAll();
+      if (create) this.unlinkMapped();
       throw e;
     }
   }
@@ -69,6 +86,17 @@ export class PoolSegments {
         await new Promise<void>((r) => setImmediate(r));
       }
     if (sink === 0x1_0000) throw new Error('unreachable'); // keeps the reads from being optimized away
+  }
+
+  /** Removes the segments this instance created (after a failed start: never someone else's file). */
+  private unlinkMapped(): void {
+    for (let i = 0; i < this.maps.length; i++) {
+      try {
+        unlinkSync(segmentPath(this.poolFile, i));
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
   unlinkAll(): void {

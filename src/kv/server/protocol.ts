@@ -1,44 +1,58 @@
-// The kv-server wire protocol (version 1): length-prefixed binary frames over TCP, little-endian.
+// The kv-server wire protocol (version 2): length-prefixed binary frames over TCP, little-endian.
 //
 // Frame = header (16 bytes) + payload (length bytes)
 //   off 0  u32 magic    0x564b4450 (the bytes "PDKV")
-//   off 4  u8  version  1
+//   off 4  u8  version  2
 //   off 5  u8  opcode   (Op below; a reply carries its request's opcode)
 //   off 6  u16 status   requests: 0; replies: Status below (non-OK replies may carry a UTF-8 message)
 //   off 8  u32 request id, chosen by the client, echoed in the reply (replies may come out of order)
-//   off 12 u32 payload length, at most the server's max frame payload (HELLO tells it); larger -> the
-//          server answers TOO_LARGE and closes the connection. Bad magic/version -> BAD_REQUEST + close.
+//   off 12 u32 payload length. Limits: before AUTH succeeds, PREAUTH_MAX_PAYLOAD; after, PUT up to the
+//          server's max frame payload (AUTH's reply tells it), every other op CONTROL_MAX_PAYLOAD. Larger ->
+//          TOO_LARGE and the server closes the connection. Bad magic/version -> BAD_REQUEST + close.
 // Keys are the 32 raw bytes of a chunk hash (chunk-hash.ts). u64 values are < 2^53.
 //
+// Session (kv-auth.ts): every connection starts HELLO, AUTH (mutual challenge-response over the internal
+// secret, src/security/handshake.ts). Any other op before AUTH succeeded -> UNAUTHORIZED + close.
+// HELLO    32B client nonce                      u8 mode (0 = server has no secret, 1 = secret), 32B server
+//                                                nonce, 32B server proof (zeros in mode 0)
+// AUTH     32B client proof (zeros in mode 0),   session info (kv-auth.ts: pool size, page size, max payload,
+//          16B writer id                         pool nonce, pool file path, segment size, idle timeout, limits)
+//                                                + 32B MAC over it (mode 1); UNAUTHORIZED + close on a bad proof
+// The writer id (random per client process, kept across reconnects) owns the chunks that client commits.
+//
 // Op       request payload                       OK reply payload
-// HELLO    -                                     u64 poolSize, u32 pageSize, u32 maxPayload, 16B nonce,
-//                                                u16 n + n bytes UTF-8 pool file path, u64 segmentSize
-//                                                (pool offset o lives in file `path` if o < segmentSize,
-//                                                else `path.i`, i = floor(o / segmentSize))
-// ALLOC    key, u64 size                         u64 offset (in the pool file); EXISTS, FULL, TOO_LARGE
+// ALLOC    key, u64 size                         u64 offset (in the pool file); EXISTS, FULL, TOO_LARGE, LIMIT
 // COMMIT   key                                   - (makes this connection's allocation visible); NOT_FOUND
 // ABORT    key                                   - (drops this connection's uncommitted allocation); NOT_FOUND
-// LOOKUP   u8 flags (1 = pin hits), u32 n, keys  u32 number of leading keys committed
-// GET_LOC  key                                   u64 offset, u64 size; pins the chunk (UNPIN when read)
-// PIN      u32 n, keys                           u32 number pinned (absent keys are skipped)
+// LOOKUP   u8 flags (1 = pin hits), u32 n, keys  u32 number of leading keys committed (with pin: pinned; a
+//                                                connection at its pin limit gets fewer)
+// GET_LOC  key                                   u64 offset, u64 size; pins the chunk (UNPIN when read); LIMIT
+// PIN      u32 n, keys                           u32 number pinned (absent keys are skipped; stops at the limit)
 // UNPIN    u32 n, keys                           u32 number unpinned (only this connection's pins)
-// DELETE   key                                   -; NOT_FOUND
+// DELETE   key                                   -; NOT_FOUND; FORBIDDEN unless this writer committed it (an
+//                                                uncommitted allocation of this connection is aborted)
 // STATS    -                                     UTF-8 JSON object (see KvServer.stats)
 // PUT      key, bytes                            - ; writes into this connection's allocation of key if it
 //                                                has one of that size, else allocates; then commits.
-//                                                EXISTS, FULL, TOO_LARGE
+//                                                EXISTS, FULL, TOO_LARGE, LIMIT
 // GET      key                                   the chunk's bytes; NOT_FOUND
+// PING     -                                     - (keeps an idle connection open)
+// A committed key is never overwritten (EXISTS) while it exists; only its writer or eviction removes it.
 // Pins and uncommitted allocations belong to the connection: closing it releases them all.
-// Pool file (segment 0): page 0 is a header ("PDKVPOOL", 16-byte nonce = HELLO's nonce, u64 pool size) that a
-// client checks after mapping, so a same-named file on another host is never mistaken for this pool.
+// Pool file (segment 0): page 0 is a header ("PDKVPOOL", 16-byte nonce = the session's pool nonce, u64 pool
+// size) that a client checks after mapping, so a same-named file of another server is never mistaken for it.
 
 export const MAGIC = 0x564b4450;
-export const VERSION = 1;
+export const VERSION = 2;
 export const HEADER_BYTES = 16;
 export const KEY_BYTES = 32;
 export const PAGE_SIZE = 4096;
 export const POOL_MAGIC = 'PDKVPOOL';
 export const DEFAULT_MAX_PAYLOAD = 256 * 2 ** 20;
+/** Largest payload of any op but PUT (a key list of 32k keys). */
+export const CONTROL_MAX_PAYLOAD = 2 ** 20 + 8;
+/** Largest payload before AUTH succeeded (HELLO, AUTH). */
+export const PREAUTH_MAX_PAYLOAD = 64;
 
 export enum Op {
   HELLO = 1,
@@ -53,6 +67,8 @@ export enum Op {
   STATS = 10,
   PUT = 11,
   GET = 12,
+  AUTH = 13,
+  PING = 14,
 }
 
 export enum Status {
@@ -63,6 +79,10 @@ export enum Status {
   BAD_REQUEST = 4,
   TOO_LARGE = 5,
   INTERNAL = 6,
+  UNAUTHORIZED = 7,
+  FORBIDDEN = 8,
+  /** a per-connection limit (uncommitted allocations, pins) */
+  LIMIT = 9,
 }
 
 export interface Frame {
@@ -115,15 +135,26 @@ export class FrameReader {
   } | null = null;
   private failed = false;
 
+  /** limit: the largest payload accepted, or a function of the opcode (read when each header arrives). */
   constructor(
-    private readonly maxPayload: number,
+    private readonly limit: number | ((op: number) => number),
     private readonly direct?: DirectSink,
   ) {}
 
   /** Frames completed by this chunk; a ReadError ends the list (and the stream). */
   push(chunk: Buffer): Array<Frame | ReadError> {
     const out: Array<Frame | ReadError> = [];
-    if (this.failed) return out;
+    this.pushEach(chunk, (f) => (out.push(f), true));
+    return out;
+  }
+
+  /**
+   * Like push, but hands each frame to `each` as soon as it is complete, before the next frame's bytes are
+   * parsed (so a DirectSink target sees the effects of every earlier frame); `each` returning false stops.
+   */
+  pushEach(chunk: Buffer, each: (f: Frame | ReadError) => boolean): void {
+    const out = { push: (f: Frame | ReadError) => (each(f) ? 0 : (this.failed = true, 0)) };
+    if (this.failed) return;
     let pos = 0;
     while (pos < chunk.length) {
       if (!this.cur) {
@@ -137,11 +168,11 @@ export class FrameReader {
         const reqId = h.readUInt32LE(8);
         const op = h.readUInt8(5);
         const length = h.readUInt32LE(12);
-        const bad = h.readUInt32LE(0) !== MAGIC ? 'bad_magic' : h.readUInt8(4) !== VERSION ? 'bad_version' : length > this.maxPayload ? 'too_large' : null;
+        const bad = h.readUInt32LE(0) !== MAGIC ? 'bad_magic' : h.readUInt8(4) !== VERSION ? 'bad_version' : length > (typeof this.limit === 'number' ? this.limit : this.limit(op)) ? 'too_large' : null;
         if (bad) {
           this.failed = true;
           out.push({ kind: bad, reqId, op, length });
-          return out;
+          return;
         }
         const d = this.direct && op === this.direct.op && length > this.direct.prefix ? this.direct : null;
         const head = d ? d.prefix : length;
@@ -162,11 +193,16 @@ export class FrameReader {
         pos += n;
       }
       if (c.fill === c.payload.length && (!c.sink || c.sink.fill === c.rest)) {
-        out.push({ op: c.op, status: c.status, reqId: c.reqId, payload: c.payload, ...(c.sink ? { direct: c.sink.ctx } : {}) });
         this.cur = null;
+        out.push({ op: c.op, status: c.status, reqId: c.reqId, payload: c.payload, ...(c.sink ? { direct: c.sink.ctx } : {}) });
+        if (this.failed) return;
       }
     }
-    return out;
+  }
+
+  /** true while a frame has started (header or payload bytes received) but is not complete. */
+  get midFrame(): boolean {
+    return this.headFill > 0 || this.cur !== null;
   }
 
   /** Bytes of a frame received so far but not complete (a truncated frame at close). */

@@ -1,12 +1,12 @@
-// FakeKvCache with the peer-transfer half of KvCacheAccess, for tests: exportPeerHandle registers the
+// HostKvCache with the peer-transfer half of KvCacheAccess, for tests: exportPeerHandle registers the
 // cache in a process-wide registry under a random handle; copyFromPeer looks the handle up and copies
 // all layers' K and V of each block pair (as the CUDA IPC path does with one kernel).
 import { randomBytes } from 'node:crypto';
-import { FakeKvCache } from './fake-kv-cache.js';
+import { HostKvCache } from '../host-kv-cache.js';
 
-const registry = new Map<string, FakeKvCache>();
+const registry = new Map<string, HostKvCache>();
 
-export class FakePeerKvCache extends FakeKvCache {
+export class FakePeerKvCache extends HostKvCache {
   /** Set to make the next copies reject (peer unreachable). */
   failCopies: string | null = null;
   copies = 0;

@@ -4,7 +4,9 @@
 // (GET_LOC) and returns a view of its pages. No KV byte crosses the socket.
 // tcp mode (other hosts, or when the pool file cannot be mapped): PUT/GET move the bytes.
 // Availability: a down or slow server never blocks callers past the request timeout; lookups then
-// report 0 hits (a miss, so the engine computes), writes throw.
+// report 0 hits (a miss, so the engine computes), writes throw. A server that fails authentication
+// (kv-client.ts) counts as down. The pool mapped is the one the authenticated session announced: its
+// header must carry the session's nonce, and a symlink at the announced path is never followed.
 import type { KvCacheAccess } from '../../engine/connector/base.js';
 import { PdsError } from '../../util/errors.js';
 import { getLogger } from '../../util/logger.js';
@@ -21,6 +23,10 @@ export interface PoolTierOptions {
   transport: 'auto' | 'shm' | 'tcp';
   timeoutMs: number;
   backoffMs: number;
+  /** The internal secret's key (resolveInternalSecret()?.key); null/absent = none. */
+  secret?: Buffer | null;
+  /** Owner id of the chunks this tier commits (default random; kv-client.ts). */
+  writerId?: Buffer;
 }
 
 export class PoolTier implements KvTier {
@@ -37,7 +43,7 @@ export class PoolTier implements KvTier {
   private unregister: Array<() => void> = [];
 
   constructor(private readonly opts: PoolTierOptions) {
-    this.client = new KvClient({ host: opts.host, port: opts.port, timeoutMs: opts.timeoutMs, backoffMs: opts.backoffMs });
+    this.client = new KvClient({ host: opts.host, port: opts.port, timeoutMs: opts.timeoutMs, backoffMs: opts.backoffMs, secret: opts.secret ?? null, ...(opts.writerId ? { writerId: opts.writerId } : {}) });
     this.client.onConnect = (h) => this.onHello(h);
     this.client.kick(); // connect now, so the first request's lookup does not pay for it
   }
@@ -166,7 +172,7 @@ export class PoolTier implements KvTier {
     this.checkFrame(size);
     const r = await this.call(Op.ALLOC, keyToBytes(key), u64(size));
     if (r.status === Status.EXISTS) return null;
-    if (r.status === Status.FULL) throw new TierFullError(this.name, size);
+    if (r.status === Status.FULL || r.status === Status.LIMIT) throw new TierFullError(this.name, size);
     if (r.status !== Status.OK) throw this.failure('ALLOC', r.status, r.payload);
     const off = Number(r.payload.readBigUInt64LE(0));
     const pool = this.pool;
@@ -201,7 +207,7 @@ export class PoolTier implements KvTier {
     this.checkFrame(bytes.byteLength);
     const r = await this.call(Op.PUT, keyToBytes(key), bytes);
     if (r.status === Status.EXISTS) return false;
-    if (r.status === Status.FULL) throw new TierFullError(this.name, bytes.byteLength);
+    if (r.status === Status.FULL || r.status === Status.LIMIT) throw new TierFullError(this.name, bytes.byteLength);
     if (r.status !== Status.OK) throw this.failure('PUT', r.status, r.payload);
     return true;
   }
@@ -245,8 +251,10 @@ export class PoolTier implements KvTier {
     await this.call(Op.UNPIN, encodeKeyList(keys)).catch(() => {}); // a lost connection released them already
   }
 
+  /** true if deleted; false if absent. Throws PDS_ERR_FORBIDDEN for a chunk another writer committed. */
   async delete(key: ChunkKey): Promise<boolean> {
     const r = await this.call(Op.DELETE, keyToBytes(key));
+    if (r.status === Status.FORBIDDEN) throw new PdsError('PDS_ERR_FORBIDDEN', `kv-server DELETE: ${r.payload.toString('utf8')}`);
     return r.status === Status.OK;
   }
 

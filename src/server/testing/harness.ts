@@ -3,6 +3,15 @@
 import assert from 'node:assert/strict';
 import { createApiServer, type ApiServer, type ApiServerOptions } from '../api-server.js';
 import { FakeEngine, type FakeEngineOptions } from './fake-engine.js';
+import { signRequest } from '../../security/request-signing.js';
+
+/** The internal secret every harness server trusts (pass internalKey: null for none). */
+export const TEST_INTERNAL_KEY = Buffer.alloc(32, 0x5a);
+
+/** Headers that make a POST of `body` to `path` a signed (peer) request. */
+export function peerHeaders(path: string, body: unknown, key = TEST_INTERNAL_KEY): Record<string, string> {
+  return signRequest(key, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body));
+}
 
 export interface Harness {
   engine: FakeEngine;
@@ -13,7 +22,7 @@ export interface Harness {
 
 export async function startHarness(engineOpts: FakeEngineOptions = {}, serverOpts: Partial<ApiServerOptions> = {}): Promise<Harness> {
   const engine = new FakeEngine(engineOpts);
-  const server = createApiServer(engine, { maxModelLen: engine.model.maxModelLen, ...serverOpts });
+  const server = createApiServer(engine, { maxModelLen: engine.model.maxModelLen, internalKey: TEST_INTERNAL_KEY, ...serverOpts });
   const port = await server.listen(0, '127.0.0.1');
   return { engine, server, base: `http://127.0.0.1:${port}`, close: () => server.close() };
 }

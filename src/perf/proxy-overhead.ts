@@ -1,12 +1,12 @@
 // Proxy overhead benchmark: the same streaming workload sent straight to a stub decoder and through
 // the proxy (prefill leg to a stub prefiller + decode leg relayed), measured in one run; prints ratios.
-// Run: node dist/src/proxy/overhead-bench.js [requests=2000] [concurrency=32] [chunks=64] [promptChars=30000]
+// Run: node dist/src/perf/proxy-overhead.js [requests=2000] [concurrency=32] [chunks=64] [promptChars=30000]
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { defaultProxyConfig } from './config.js';
-import { startProxy } from './server.js';
-import { summarize } from './stats-window.js';
+import { defaultProxyConfig } from '../proxy/config.js';
+import { startProxy } from '../proxy/server.js';
+import { summarize } from '../proxy/stats-window.js';
 
 const [requests = 2000, concurrency = 32, chunks = 64, promptChars = 30000] = process.argv.slice(2).map(Number);
 

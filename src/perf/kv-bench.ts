@@ -3,7 +3,7 @@
 // (PUT/GET over loopback) — with the connector's own save/load code (saveChunks / loadChunks).
 // Each figure is GB/s of KV moved, best of `iters` timed runs after one warm-up, and its ratio to
 // single-thread memcpy measured in the same run. The kv-server runs as a child process.
-// The KV cache (--kv-cache): `fake` = FakeKvCache (JS memcpy per block row, the engine's layout), or
+// The KV cache (--kv-cache): `fake` = HostKvCache (JS memcpy per block row, the engine's layout), or
 // `native` = the engine's own KV cache and kvGather/kvScatter (a native model with no weights loaded).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +16,7 @@ import type { Logger } from '../util/logger.js';
 import { chunkKeys, modelFingerprint, type ChunkRef } from '../kv/chunk-hash.js';
 import { saveChunks } from '../kv/connector/chunk-saver.js';
 import { loadChunks } from '../kv/connector/chunk-loader.js';
-import { FakeKvCache } from '../kv/testing/fake-kv-cache.js';
+import { HostKvCache } from '../kv/host-kv-cache.js';
 import { CpuTier } from '../kv/tiers/cpu-tier.js';
 import { PoolTier } from '../kv/tiers/pool-tier.js';
 import type { KvTier } from '../kv/tiers/tier.js';
@@ -108,7 +108,7 @@ async function startServerChild(poolSize: number): Promise<{ port: number; child
 function makeKv(o: KvBenchOptions): { kv: KvCacheAccess; dispose(): void } {
   const nBlocks = Math.ceil(o.tokens / o.blockSize);
   if (o.kvCache === 'fake') {
-    const kv = new FakeKvCache(2 * nBlocks, o.blockSize, o.numLayers, o.numKvHeads, o.headDim, DT[o.kvDtype]!);
+    const kv = new HostKvCache(2 * nBlocks, o.blockSize, o.numLayers, o.numKvHeads, o.headDim, DT[o.kvDtype]!);
     kv.data.fill(7);
     return { kv, dispose() {} };
   }
@@ -243,7 +243,7 @@ export function formatKvBench(r: KvBenchResult): string {
     `KV store/retrieve: ${o.tokens} tokens x ${o.numLayers} layers x ${o.numKvHeads} KV heads x ${o.headDim} head_dim, ${o.kvDtype}` +
       ` = ${(r.kvBytes / GB).toFixed(4)} GB per prompt, ${r.chunks} chunks of ${o.chunkSize} tokens`,
     o.kvCache === 'fake'
-      ? `KV cache: FakeKvCache (JS memcpy per run of consecutive ${o.blockSize}-token blocks; the engine's native gather/scatter is not used)`
+      ? `KV cache: HostKvCache (JS memcpy per run of consecutive ${o.blockSize}-token blocks; the engine's native gather/scatter is not used)`
       : `KV cache: the engine's native KV cache on ${o.device ?? 'cpu'}, kvGather/kvScatter (${o.device && o.device !== 'cpu' ? 'page-locked pool pages and floor buffer' : `${o.threads || 'all'} CPU threads`}; block size ${o.blockSize})`,
     `single-thread memcpy: ${r.memcpyGBs.toFixed(2)} GB/s (${r.memcpyMethod}; best of readings taken before each row)`,
     `best of ${o.iters} runs after 1 warm-up; tiers sized for ~1.2 prompts (steady-state LRU churn)`,

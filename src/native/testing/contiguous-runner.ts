@@ -1,7 +1,7 @@
 // A minimal single-sequence driver over NativeModel with a contiguous block table (blocks firstBlock,
 // firstBlock+1, ...), for tests and benchmarks: prefill in chunks, then decode. The real engine schedules
 // batches itself.
-import type { NativeModel } from './binding.js';
+import type { NativeModel } from '../binding.js';
 
 export class ContiguousRunner {
   private len = 0;

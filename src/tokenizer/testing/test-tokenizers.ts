@@ -1,8 +1,8 @@
 // Test support: tokenizers loaded once per test process (the Qwen3/Llama-3.1 ones take ~0.5 s each).
 import { join } from 'node:path';
-import { loadTokenizer, loadTokenizerFromDir } from './load.js';
-import { packagedTokenizerPaths, type PackagedTokenizer } from './packaged.js';
-import type { Tokenizer } from './types.js';
+import { loadTokenizer, loadTokenizerFromDir } from '../load.js';
+import { packagedTokenizerPaths, type PackagedTokenizer } from '../packaged.js';
+import type { Tokenizer } from '../types.js';
 
 const cache = new Map<string, Promise<Tokenizer>>();
 

@@ -1,11 +1,11 @@
-// A KvCacheAccess over a JS buffer, for tests and `pdserve bench kv` (stands in for the engine's
-// native kvGather/kvScatter). Cache layout as the engine's (native/include/pds/backend.h):
+// A KvCacheAccess over a JS buffer: the host-memory KV cache of `pdserve bench kv` and of the connector
+// tests (stands in for the engine's native kvGather/kvScatter). Cache layout as the engine's (native/include/pds/backend.h):
 // [layers, 2, blocks, blockSize, kv_heads*head_dim*dtype]; gather/scatter convert to/from the chunk
 // layout [layers, 2, tokens, kv_heads, head_dim] with one memcpy per (layer, K|V, run of consecutive
 // block ids) — a run is one contiguous region of the cache.
-import type { KvCacheAccess } from '../../engine/connector/base.js';
+import type { KvCacheAccess } from '../engine/connector/base.js';
 
-export class FakeKvCache implements KvCacheAccess {
+export class HostKvCache implements KvCacheAccess {
   readonly bytesPerToken: number;
   readonly data: Uint8Array;
   private readonly rowBytes: number; // one token of one layer's K (or V)
