@@ -206,14 +206,46 @@ export class TcpTransport implements KvTransport {
     return this.transfer('write', peer, remoteBlocks, localBlocks, opts);
   }
 
+  /**
+   * One transfer, retried once on fresh connections when it failed with 'closed' on a pooled connection
+   * that had served earlier ops (the peer closed it or restarted and the close was not yet seen): reads
+   * and writes of whole blocks are idempotent, so the retry is safe; the deadline is shared.
+   */
   private async transfer(op: 'read' | 'write', peer: PeerAddress, remote: Int32Array, local: Int32Array, opts: TransferOptions): Promise<TransferResult> {
     const region = this.need();
     if (remote.length !== local.length) throw new KvTransportError('protocol', `${remote.length} remote blocks for ${local.length} local blocks`);
     checkBlockIds(region.layout, local);
     const t0 = performance.now();
-    const timeoutMs = opts.timeoutMs ?? this.o.transferTimeoutMs;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + (opts.timeoutMs ?? this.o.transferTimeoutMs);
+    const reused = { any: false };
     this.inFlight++;
+    try {
+      try {
+        return await this.transferOnce(op, peer, remote, local, opts, t0, deadline, reused);
+      } catch (e) {
+        const retry = reused.any && e instanceof KvTransportError && e.reason === 'closed' && !opts.signal?.aborted && deadline - Date.now() > 0;
+        if (!retry) throw e;
+        this.log.debug(`KV ${op} to ${peer.host}:${peer.port}: pooled connection was dead (${e.message}); retrying on fresh connections`);
+        reused.any = false;
+        return await this.transferOnce(op, peer, remote, local, opts, t0, deadline, reused);
+      }
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async transferOnce(
+    op: 'read' | 'write',
+    peer: PeerAddress,
+    remote: Int32Array,
+    local: Int32Array,
+    opts: TransferOptions,
+    t0: number,
+    deadline: number,
+    reused: { any: boolean },
+  ): Promise<TransferResult> {
+    const region = this.need();
+    const timeoutMs = Math.max(1, deadline - Date.now());
     const used = new Set<TcpClientConn>();
     let failed: Error | null = null;
     let timer: NodeJS.Timeout | undefined;
@@ -234,6 +266,7 @@ export class TcpTransport implements KvTransport {
     });
     stop.catch(() => undefined);
     try {
+      const pooled = new Set(this.link(peer).conns);
       const l = await Promise.race([this.ensure(peer, deadline), stop]);
       const peerLayout = l.info!.layout;
       checkBlockIds(peerLayout, remote);
@@ -247,6 +280,7 @@ export class TcpTransport implements KvTransport {
         const a = Math.floor((j * remote.length) / k);
         const b = Math.floor(((j + 1) * remote.length) / k);
         const c = conns[(start + j) % conns.length]!;
+        if (pooled.has(c)) reused.any = true;
         used.add(c);
         parts.push(
           (async () => {
@@ -274,13 +308,23 @@ export class TcpTransport implements KvTransport {
     } finally {
       clearTimeout(timer);
       if (onAbort) opts.signal?.removeEventListener('abort', onAbort);
-      this.inFlight--;
     }
   }
 
+  /** Like transfer: retried once on fresh connections when a pooled one turned out dead. */
   async notify(peer: PeerAddress, kind: NotifyKind, requestId: string, opts: { timeoutMs?: number } = {}): Promise<boolean> {
-    const timeoutMs = opts.timeoutMs ?? this.o.handshakeTimeoutMs + this.o.connectTimeoutMs;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + (opts.timeoutMs ?? this.o.handshakeTimeoutMs + this.o.connectTimeoutMs);
+    const reused = { any: false };
+    try {
+      return await this.notifyOnce(peer, kind, requestId, deadline, reused);
+    } catch (e) {
+      if (!(reused.any && e instanceof KvTransportError && e.reason === 'closed' && deadline - Date.now() > 0)) throw e;
+      return await this.notifyOnce(peer, kind, requestId, deadline, reused);
+    }
+  }
+
+  private async notifyOnce(peer: PeerAddress, kind: NotifyKind, requestId: string, deadline: number, reused: { any: boolean }): Promise<boolean> {
+    const timeoutMs = Math.max(1, deadline - Date.now());
     let timer: NodeJS.Timeout | undefined;
     let conn: TcpClientConn | undefined;
     const stop = new Promise<never>((_, reject) => {
@@ -292,10 +336,12 @@ export class TcpTransport implements KvTransport {
     });
     stop.catch(() => undefined);
     try {
+      const pooled = new Set(this.link(peer).conns);
       const l = await Promise.race([this.ensure(peer, deadline), stop]);
       // the least loaded connection: a notify does not wait behind a bulk transfer when it need not
       conn = l.conns.filter((c) => c.isOpen).sort((a, b) => a.load - b.load)[0];
       if (!conn) throw new KvTransportError('closed', `KV peer ${l.addr}: no open connection`);
+      reused.any = pooled.has(conn);
       return await Promise.race([conn.notify(kind, requestId), stop]);
     } finally {
       clearTimeout(timer);
