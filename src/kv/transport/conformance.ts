@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { fillPattern } from './pattern.js';
 import { KvTransportError, type KvIdentity, type KvRegion, type KvTransport, type NotifyKind, type PeerAddress, type ServeHooks } from './transport.js';
 
 export interface TransportMakeOptions {
@@ -30,11 +31,6 @@ export function patternRegion(numBlocks: number, seed: number, id: Partial<KvIde
   return { identity, layout, bytes };
 }
 
-/** Deterministic bytes: word i = hash(seed, i). Both ends of a two-process test compute the same. */
-export function fillPattern(bytes: Uint8Array, seed: number): void {
-  const w = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
-  for (let i = 0; i < w.length; i++) w[i] = Math.imul(i ^ seed, 2654435761) ^ (seed << 7);
-}
 
 /** Bytes of block b of row r. */
 export function blockBytes(r: KvRegion, row: number, b: number): Buffer {

@@ -304,6 +304,9 @@ export class TcpServeConn {
       }
     }
     s.uncork();
+    // done only once the kernel has taken every byte: until then the stall timeout watches the send
+    if (s.writableLength > 0) await drained(s);
+    if (this.state === 'closed') throw new KvTransportError('closed', 'connection closed during a READ');
   }
 }
 
