@@ -81,7 +81,8 @@ export class TcpTransport implements KvTransport {
       stallTimeoutMs: 10000,
       maxConnections: 256,
       maxOpBytes: 256 * 1024 * 1024,
-      ...opts,
+      // an option given as undefined keeps its default
+      ...(Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as TcpTransportOptions),
     };
     if (!Number.isInteger(this.o.connectionsPerPeer) || this.o.connectionsPerPeer < 1 || this.o.connectionsPerPeer > 64)
       throw new KvTransportError('protocol', 'connectionsPerPeer must be an integer in [1, 64]');
