@@ -55,7 +55,7 @@ export interface KvCacheAccess {
    * The KV cache's own host memory, [layers, 2, blocks, blockSize, kv_heads*head_dim*dtype] (the backend's
    * layout), for transports that read and write blocks in place (tcp); absent where the cache is on a device.
    */
-  hostRegion?(): Uint8Array;
+  hostRegion?(): Uint8Array | null;
   /** Opaque handle a peer engine on this host maps to read this KV cache directly (absent/throws: no peer transfer). */
   exportPeerHandle?(): Uint8Array;
   /** All layers' K and V of the peer's blocks srcBlocks[i] into this cache's dstBlocks[i]; rejects on failure. */

@@ -9,8 +9,8 @@
 // Only an authenticated peer may READ, and only blocks under that request's live lease. The lease ends
 // (doneSending: the engine frees the blocks) on the decoder's 'done' or 'abort' notification or on expiry
 // (a warning); heartbeats renew it.
-// Consumer (request with do_remote_prefill from an allowlisted peer): getNumNewMatchedTokens = whole
-// blocks up to prompt length - 1 (the last token is recomputed for its logits), async; heartbeats start
+// Consumer (request with do_remote_prefill from an allowlisted peer): getNumNewMatchedTokens = prompt
+// length - 1 (the last token is recomputed for its logits; blocks move whole), async; heartbeats start
 // at once (the request may queue) and stop when the load ends. The load READs remote_block_ids[i] into
 // local block i, logs `Retrieved ... (P2P tcp)`, then notifies 'done'. Any failure (peer gone, timeout,
 // refused, restarted peer, mismatch) notifies 'abort' (best effort) and marks the blocks as load
@@ -18,6 +18,7 @@
 // and also recomputes: the engine seam has no per-request failure yet). Nothing waits past loadTimeoutMs.
 import type { ConnectorMetadata, ConnectorRequest, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
 import type { KvTransferParams } from '../../engine/connector/types.js';
+import { PdsError } from '../../util/errors.js';
 import { getLogger, type Logger } from '../../util/logger.js';
 import { LeaseTable, DEFAULT_LEASE_MS } from '../transport/lease-table.js';
 import { TcpTransport } from '../transport/tcp-transport.js';
@@ -82,7 +83,7 @@ export class TcpConnector implements KvConnector {
   private endpoint: { host: string; port: number } | null = null;
   private listening: Promise<void> | null = null;
   private leases: LeaseTable | null = null;
-  private readonly allow: Set<string> | null;
+  private allow: Set<string> | null;
   private readonly log: Logger;
   private readonly pending = new Map<string, Pending>();
   private readonly queued: Array<{ requestId: string; start: number; end: number; blockIds: number[] }> = [];
@@ -100,6 +101,13 @@ export class TcpConnector implements KvConnector {
   ) {
     this.allow = o.peerAllowlist ? new Set(o.peerAllowlist.map((a) => a.trim().toLowerCase())) : null;
     this.log = o.log ?? getLogger('kv');
+  }
+
+  /** Adds "host:port" transport endpoints this decoder may pull from (serve's --kv-peer-allowlist). */
+  addPeerAllowlist(list: readonly string[]): void {
+    if (!list.length) return;
+    this.allow ??= new Set();
+    for (const a of list) this.allow.add(a.trim().toLowerCase());
   }
 
   stats(): Record<string, number> {
@@ -192,8 +200,8 @@ export class TcpConnector implements KvConnector {
       fresh = true;
     }
     const bs = this.kv.blockSize;
+    // up to prompt length - 1; the last block is pulled whole, the engine recomputes what lies past hit
     let hit = Math.min(p.total - 1, p.src.blockIds.length * bs);
-    hit -= hit % bs; // whole blocks only
     if (hit < (this.o.minRetrieveTokens ?? 0)) hit = 0;
     p.numComputed = numComputedTokens;
     p.count = Math.max(0, hit - numComputedTokens);
@@ -361,4 +369,47 @@ export class TcpConnector implements KvConnector {
     this.leases?.stop(true);
     await this.transport?.close();
   }
+}
+
+/**
+ * --kv-transfer-config kv_connector_extra_config of TcpConnector (all optional):
+ *   host (bind, default 127.0.0.1), port (default 0 = any free), advertise_host / advertise_port (what
+ *   decoders dial: NAT, pods), connections (per peer, default 4), lease_secs (30), heartbeat_secs (5),
+ *   load_timeout_secs (30), peer_allowlist ("host:port" list of prefillers' transport endpoints this
+ *   decoder may pull from; default loopback only; serve's --kv-peer-allowlist adds to it).
+ */
+export function tcpConnectorOptions(extra: Record<string, unknown> | undefined, base: Pick<TcpConnectorOptions, 'key' | 'identity' | 'failurePolicy' | 'minRetrieveTokens'>): TcpConnectorOptions {
+  const e = extra ?? {};
+  const known = ['host', 'port', 'advertise_host', 'advertise_port', 'connections', 'lease_secs', 'heartbeat_secs', 'load_timeout_secs', 'peer_allowlist'];
+  for (const k of Object.keys(e)) if (!known.includes(k)) throw new PdsError('PDS_ERR_CONFIG', `kv_connector_extra_config.${k}: unknown field for ${TCP_CONNECTOR} (known: ${known.join(', ')})`, k);
+  const str = (k: string) => {
+    if (e[k] === undefined) return undefined;
+    if (typeof e[k] !== 'string' || !e[k]) throw new PdsError('PDS_ERR_CONFIG', `kv_connector_extra_config.${k} must be a non-empty string`, k);
+    return e[k] as string;
+  };
+  const num = (k: string, min: number, max: number, int = true) => {
+    const v = e[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !(v >= min && v <= max) || (int && !Number.isInteger(v))) throw new PdsError('PDS_ERR_CONFIG', `kv_connector_extra_config.${k} must be a number in [${min}, ${max}]`, k);
+    return v;
+  };
+  const secs = (k: string) => {
+    const v = num(k, 0.05, 86400, false);
+    return v === undefined ? undefined : Math.round(v * 1000);
+  };
+  const allow = e.peer_allowlist;
+  if (allow !== undefined && (!Array.isArray(allow) || !allow.every((a) => typeof a === 'string' && /^.+:\d+$/.test(a))))
+    throw new PdsError('PDS_ERR_CONFIG', 'kv_connector_extra_config.peer_allowlist must be a list of "host:port"', 'peer_allowlist');
+  return {
+    ...base,
+    host: str('host'),
+    port: num('port', 0, 65535),
+    advertiseHost: str('advertise_host'),
+    advertisePort: num('advertise_port', 1, 65535),
+    connections: num('connections', 1, 64),
+    leaseMs: secs('lease_secs'),
+    heartbeatMs: secs('heartbeat_secs'),
+    loadTimeoutMs: secs('load_timeout_secs'),
+    peerAllowlist: (allow as string[] | undefined) ?? null,
+  };
 }
