@@ -91,3 +91,28 @@ describe('1P1D over the tcp KV transport (TcpConnector)', { timeout: 240_000 }, 
     }
   });
 });
+
+describe('pdserve up --kv-transfer tcp', { timeout: 240_000 }, () => {
+  it('1P1D with no kv-server: the same greedy tokens as one engine, the (P2P tcp) line on the decoder', async () => {
+    const { spawnUp } = await import('../helpers/spawn-up.js');
+    const prompt = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
+    const single = await spawnPdserve(['serve']);
+    let want: number[];
+    try {
+      want = (await postJson(`${single.url}/v1/completions`, { prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true })).json.choices[0].token_ids;
+    } finally {
+      await single.stop();
+    }
+    const up = await spawnUp(['--prefill', '1', '--decode', '1', '--kv-transfer', 'tcp']);
+    try {
+      const r = await postJson(`${up.url}/v1/completions`, { prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.deepEqual(r.json.choices[0].token_ids, want);
+      assert.ok(r.json.usage.prompt_tokens_details.cached_tokens >= r.json.usage.prompt_tokens - 1);
+      assert.match(up.log('decoder-0'), /\(P2P tcp\)/);
+      assert.doesNotMatch(up.output(), /started kv-server/);
+    } finally {
+      assert.equal(await up.stop(), 0);
+    }
+  });
+});
