@@ -24,6 +24,7 @@
 #include "pds/backend.h"
 #include "register.h"
 #include "tensor-file.h"
+#include "kv-host.h"
 
 namespace pds::binding {
 namespace {
@@ -48,6 +49,7 @@ class Model : public Napi::ObjectWrap<Model> {
                         InstanceMethod<&Model::KvGather>("kvGather"),
                         InstanceMethod<&Model::KvScatter>("kvScatter"),
                         InstanceMethod<&Model::KvExportIpc>("kvExportIpc"),
+                        InstanceMethod<&Model::KvHostRegion>("kvHostRegion"),
                         InstanceMethod<&Model::KvImportPeer>("kvImportPeer"),
                         InstanceMethod<&Model::KvCopyFromPeer>("kvCopyFromPeer"),
                         InstanceMethod<&Model::Dispose>("dispose")});
@@ -264,6 +266,8 @@ class Model : public Napi::ObjectWrap<Model> {
   }
   Napi::Value KvGather(const Napi::CallbackInfo& info) { return KvTransfer(info, true); }
   Napi::Value KvScatter(const Napi::CallbackInfo& info) { return KvTransfer(info, false); }
+
+  Napi::Value KvHostRegion(const Napi::CallbackInfo& info) { return kvHostRegionValue(info.Env(), be(info.Env())); }
 
   // --- KV peer transfer (backend.h): handle bytes out, handle bytes in, batched copy on a worker ---
   Napi::Value KvExportIpc(const Napi::CallbackInfo& info) {

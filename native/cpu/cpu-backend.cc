@@ -106,6 +106,8 @@ class CpuBackend final : public Backend {
     return b;
   }
 
+  std::pair<void*, size_t> kvHostMemory() override { return {kv_.data(), kv_.size()}; }
+
   void allocKvCache(int numBlocks, int blockSize, DType kvDtype) override {
     if (numBlocks <= 0 || blockSize <= 0) throw std::invalid_argument("allocKvCache: numBlocks and blockSize must be > 0");
     const size_t per = static_cast<size_t>(numBlocks) * blockSize * spec_.numKvHeads * spec_.headDim * dtypeSize(kvDtype);

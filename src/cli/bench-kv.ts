@@ -2,6 +2,7 @@
 // KV store/retrieve GB/s per path, with ratios to memcpy measured in the same run (src/bench/kv-bench.ts).
 import type { Command } from 'commander';
 import { formatKvBench, runKvBench, type KvBenchOptions } from '../perf/kv-bench.js';
+import { formatTcpBench, runTcpBench, type TcpBenchWhere } from '../kv/transport/tcp-bench.js';
 
 import { intFlag as int } from './flags.js';
 
@@ -21,9 +22,29 @@ export function registerBenchKv(bench: Command): void {
     .option('--kv-cache <kind>', "fake (JS stand-in) | native (the engine's KV cache and gather/scatter)", 'fake')
     .option('--threads <n>', 'CPU threads of the native KV cache (0 = all)', '0')
     .option('--device <device>', 'device of the native KV cache: cpu | cuda | cuda:N (implies --kv-cache native)', 'cpu')
+    .option('--transport <name>', 'tcp: engine-to-engine KV over the tcp transport vs a raw TCP blast (instead of the kv-server paths)')
+    .option('--shapes <list>', '--transport tcp: comma list of llama-3.1-8b, qwen3-0.6b', 'llama-3.1-8b,qwen3-0.6b')
+    .option('--where <list>', '--transport tcp: comma list of loopback, netns (two network namespaces, needs root)', 'loopback,netns')
+    .option('--connections <n>', '--transport tcp: connections per peer', '4')
     .option('--json', 'print JSON')
     .action(async (o) => {
       try {
+        if (o.transport !== undefined) {
+          if (o.transport !== 'tcp') throw new Error(`--transport must be tcp, got '${o.transport}'`);
+          const where = String(o.where).split(',').map((s) => s.trim()).filter(Boolean);
+          for (const w of where) if (w !== 'loopback' && w !== 'netns') throw new Error(`--where: unknown '${w}' (loopback, netns)`);
+          const r = await runTcpBench({
+            tokens: int('--tokens', o.tokens, 1),
+            blockSize: int('--block-size', o.blockSize, 1),
+            shapes: String(o.shapes).split(',').map((s) => s.trim()).filter(Boolean),
+            where: where as TcpBenchWhere[],
+            connections: int('--connections', o.connections, 1),
+            iters: int('--iters', o.iters, 1),
+            log: (l) => console.error(l),
+          });
+          console.log(o.json ? JSON.stringify(r, null, 2) : formatTcpBench(r));
+          return;
+        }
         if (!['f32', 'f16', 'bf16'].includes(o.kvDtype)) throw new Error(`--kv-dtype must be f32, f16 or bf16, got '${o.kvDtype}'`);
         if (!['fake', 'native'].includes(o.kvCache)) throw new Error(`--kv-cache must be fake or native, got '${o.kvCache}'`);
         const paths = String(o.paths).split(',').map((s) => s.trim()).filter(Boolean);

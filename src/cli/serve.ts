@@ -11,6 +11,7 @@ import { registerKvRoutes } from '../server/kv-routes.js';
 import { P2pConnector } from '../kv/connector/p2p-connector.js';
 import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
 import { pdConnectorFactory } from '../kv/connector/engine-factory.js';
+import { TcpConnector } from '../kv/connector/tcp-connector.js';
 import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
 import { parseDtypeOption } from '../util/dtype.js';
@@ -130,6 +131,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     p2p.setPeerAuth(edge.secret?.key ?? null, o.kvPeerAllowlist.length ? o.kvPeerAllowlist : null);
     if (!edge.secret) log.warn('point-to-point KV needs --internal-secret-file: without it kv_transfer_params are ignored and /v1/kv/release is refused');
   }
+  if (created.connector instanceof TcpConnector) created.connector.addPeerAllowlist(o.kvPeerAllowlist);
   const port = await server.listen(o.port, o.host);
   // the vocabulary's TokenizerInfo (≈0.4 s for 152k tokens) is built now rather than on the first request
   grammar.warm().catch((e) => log.warn(`structured output unavailable: ${(e as Error).message}`));

@@ -64,7 +64,7 @@ export function registerUp(program: Command): void {
     .option('--kv-pool-size <size>', 'kv-server pool size (e.g. 1G, 512M)', '1G')
     .option('--kv-pool-file <path>', 'kv-server pool file (default: under /dev/shm); removed on exit')
     .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), 256)
-    .addOption(new Option('--kv-transfer <channel>', 'how KV moves from prefillers to decoders: pool (kv-server) or cuda_ipc (GPU to GPU, pool as fallback)').choices(['pool', 'cuda_ipc']).default('pool'))
+    .addOption(new Option('--kv-transfer <channel>', 'how KV moves from prefillers to decoders: pool (kv-server), cuda_ipc (GPU to GPU, pool as fallback) or tcp (engine to engine, no kv-server)').choices(['pool', 'cuda_ipc', 'tcp']).default('pool'))
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
     .option('--router <logic>', 'front the engines with `pdserve router --routing-logic LOGIC` (roundrobin, session, prefixaware, kvaware, disaggregated_prefill, least-load, power-of-two) instead of the proxy; --proxy-flags then go to the router')
@@ -92,7 +92,7 @@ export function registerUp(program: Command): void {
         kvPoolSize: flags.kvPoolSize,
         kvPoolFile: resolve(flags.kvPoolFile ?? defaultPoolFile(shm)),
         chunkSize: flags.chunkSize,
-        kvTransfer: flags.kvTransfer as 'pool' | 'cuda_ipc',
+        kvTransfer: flags.kvTransfer as 'pool' | 'cuda_ipc' | 'tcp',
         loadFormat: flags.loadFormat ?? null,
         runDir,
         engineArgs: engine,

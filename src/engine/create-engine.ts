@@ -51,6 +51,8 @@ export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerTo
     gather: (ids, n, dst) => native.kvGather(ids, n, dst),
     scatter: (ids, n, src) => native.kvScatter(ids, n, src),
   };
+  // in-place host view of the KV cache (cpu backend): the tcp KV transport reads and writes blocks there
+  if (native.kvHostRegion) access.hostRegion = () => native.kvHostRegion!() ?? null;
   // peer transfer only where the device has it (the cpu backend's methods throw "not supported")
   if (native.deviceName.startsWith('cuda'))
     access.registerHost = (view) =>

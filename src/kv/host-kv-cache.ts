@@ -23,6 +23,11 @@ export class HostKvCache implements KvCacheAccess {
     this.data = new Uint8Array(numBlocks * blockSize * this.bytesPerToken);
   }
 
+  /** The cache bytes themselves (KvCacheAccess.hostRegion: the tcp transport reads and writes them in place). */
+  hostRegion(): Uint8Array {
+    return this.data;
+  }
+
   private off(block: number, layer: number, kv: number, slot: number): number {
     return (((layer * 2 + kv) * this.numBlocks + block) * this.blockSize + slot) * this.rowBytes;
   }

@@ -101,6 +101,8 @@ export interface NativeModel {
    * of peer blocks src[i] into local blocks dst[i], one batched device copy, off the event loop.
    */
   kvExportIpc?(): Buffer;
+  /** The KV cache's host memory viewed in place (cpu), null on a device; valid until dispose(). */
+  kvHostRegion?(): Uint8Array | null;
   kvImportPeer?(handle: Uint8Array): number;
   kvCopyFromPeer?(peer: number, srcBlocks: Int32Array, dstBlocks: Int32Array): Promise<void>;
   /** Frees device memory now (the model is unusable afterwards). */

@@ -67,17 +67,18 @@ export async function runUp(
   if (o.port) await assertPortFree(o.host, o.port);
   prepareRunDir(o.runDir);
   for (const p of removeStalePools(o.runDir, dirname(o.kvPoolFile))) io.out(`pdserve up: removed stale pool file ${p} (the pdserve up that made it is gone)`);
-  writeOwner(o.runDir, { pid: process.pid, poolFile: o.prefill > 0 ? o.kvPoolFile : null });
+  const pool = o.prefill > 0 && o.kvTransfer !== 'tcp'; // tcp: engines move KV themselves, no kv-server
+  writeOwner(o.runDir, { pid: process.pid, poolFile: pool ? o.kvPoolFile : null });
   const secretFile = join(o.runDir, SECRET_FILE_NAME);
   rmSync(secretFile, { force: true }); // a fresh secret per run
   generateInternalSecretFile(secretFile);
-  const n = (o.prefill > 0 ? 1 : 0) + o.prefill + o.decode;
+  const n = (pool ? 1 : 0) + o.prefill + o.decode;
   const ports = await freePorts(n);
   const proxyPort = o.port || (await freePort());
   const opts: UpOptions = { ...o, port: proxyPort, internalSecretFile: secretFile };
-  const kv = o.prefill > 0 ? ports.shift()! : null;
+  const kv = pool ? ports.shift()! : null;
   const plan = makePlan(opts, { kv, prefill: ports.splice(0, o.prefill), decode: ports.splice(0, o.decode) }, (role, remoteUrl) =>
-    kvYaml({ role, remoteUrl, chunkSize: o.chunkSize, transferChannel: o.kvTransfer ?? 'pool' }),
+    kvYaml({ role, remoteUrl, chunkSize: o.chunkSize, transferChannel: o.kvTransfer === 'cuda_ipc' ? 'cuda_ipc' : 'pool' }),
   );
   for (const [path, text] of Object.entries(plan.files)) writePrivateFile(path, text);
   io.out(`pdserve up: run directory ${o.runDir}`);

@@ -161,3 +161,15 @@ test('run directory: created 0700 (an existing one chmod\'ed), files 0600, symli
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('plan: --kv-transfer tcp starts no kv-server; engines get TcpConnector roles and no KV config file', () => {
+  const plan = makePlan({ ...base, kvTransfer: 'tcp' }, { kv: null, prefill: [5001], decode: [5003] }, yamlFor);
+  assert.equal(plan.kvServer, null);
+  assert.deepEqual(plan.files, {});
+  const [p, d] = plan.engines;
+  const cfgOf = (a: string[]) => JSON.parse(a[a.indexOf('--kv-transfer-config') + 1]!);
+  assert.deepEqual(cfgOf(p!.args), { kv_connector: 'TcpConnector', kv_role: 'kv_producer' });
+  assert.deepEqual(cfgOf(d!.args), { kv_connector: 'TcpConnector', kv_role: 'kv_consumer' });
+  assert.ok(!p!.args.includes('--kv-config'));
+  assert.ok(!plan.proxy.args.includes('--kv-server'));
+});

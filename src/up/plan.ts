@@ -25,7 +25,7 @@ export interface UpOptions {
   kvPoolSize: string; // "1G"
   kvPoolFile: string; // the kv-server's --pool-file; removed on shutdown
   chunkSize: number;
-  kvTransfer?: 'pool' | 'cuda_ipc'; // the engines' transfer_channel
+  kvTransfer?: 'pool' | 'cuda_ipc' | 'tcp'; // pool/cuda_ipc: the engines' transfer_channel; tcp: TcpConnector, no kv-server
   loadFormat: string | null;
   runDir: string;
   engineArgs: string[]; // appended to every engine's command line
@@ -72,7 +72,8 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
   const files: Record<string, string> = {};
   const disagg = o.prefill > 0;
   let kvServer: ChildSpec | null = null;
-  if (disagg) {
+  const tcp = o.kvTransfer === 'tcp'; // engine to engine over the tcp KV transport: no kv-server
+  if (disagg && !tcp) {
     const kvPort = ports.kv!;
     kvServer = {
       name: 'kv-server',
@@ -89,7 +90,8 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
   }
   const engine = (kind: 'prefiller' | 'decoder', i: number, port: number): ChildSpec => {
     const args = ['serve', ...(o.model ? [o.model] : []), '--host', '127.0.0.1', '--port', String(port)];
-    if (disagg) {
+    if (disagg && tcp) args.push('--kv-transfer-config', JSON.stringify({ kv_connector: 'TcpConnector', kv_role: kind === 'prefiller' ? 'kv_producer' : 'kv_consumer' }));
+    else if (disagg) {
       const role = kind === 'prefiller' ? 'kv_producer' : 'kv_consumer';
       args.push('--kv-transfer-config', JSON.stringify({ kv_connector: 'PdConnector', kv_role: role }));
       args.push('--kv-config', join(o.runDir, `${kind}.yaml`));

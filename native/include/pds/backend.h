@@ -11,6 +11,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pds/types.h"
@@ -69,6 +70,9 @@ class Backend {
   // buffers). Unregister before the memory is unmapped or freed.
   virtual bool registerHostMemory(void* p, size_t bytes) { (void)p; (void)bytes; return false; }
   virtual void unregisterHostMemory(void* p) { (void)p; }
+  // The KV cache's own memory (layout above) where it lives in host memory (cpu), for transports that read
+  // and write blocks in place (the tcp KV transport); {nullptr, 0} on a device. Valid until the backend is freed.
+  virtual std::pair<void*, size_t> kvHostMemory() { return {nullptr, 0}; }
 
   // --- measured limits of the device (benchmark ratios) ---
   // readBandwidthGBs: a large device-to-device copy, (bytes read + bytes written) / second;

@@ -51,6 +51,11 @@ export interface KvCacheAccess {
    * undo, or null where it does not apply (cpu) or failed (the memory stays pageable: slower, still correct).
    */
   registerHost?(view: Uint8Array): (() => void) | null;
+  /**
+   * The KV cache's own host memory, [layers, 2, blocks, blockSize, kv_heads*head_dim*dtype] (the backend's
+   * layout), for transports that read and write blocks in place (tcp); absent where the cache is on a device.
+   */
+  hostRegion?(): Uint8Array | null;
   /** Opaque handle a peer engine on this host maps to read this KV cache directly (absent/throws: no peer transfer). */
   exportPeerHandle?(): Uint8Array;
   /** All layers' K and V of the peer's blocks srcBlocks[i] into this cache's dstBlocks[i]; rejects on failure. */

@@ -12,6 +12,7 @@ import { PoolTier } from '../tiers/pool-tier.js';
 import type { KvTier } from '../tiers/tier.js';
 import { PdConnector } from './pd-connector.js';
 import { P2pConnector } from './p2p-connector.js';
+import { TcpConnector, tcpConnectorOptions } from './tcp-connector.js';
 
 /** What a connector needs beyond its configs: the internal secret (kv-server authentication). */
 export interface ConnectorEnv {
@@ -44,9 +45,16 @@ const pd: KvConnectorFactory = (cfg, kv, id, env) => {
   const pool = new PdConnector(cfg.kv_role, kv, id, tiersFromConfig(kv, env));
   return kv.transfer_channel === 'cuda_ipc' ? new P2pConnector(cfg.kv_role, kv, pool, cfg.engine_id ? { engineId: cfg.engine_id } : {}) : pool;
 };
+// engine to engine over the tcp KV transport (pull); needs the internal secret
+const tcp: KvConnectorFactory = (cfg, kv, id, env = {}) => {
+  if (!env.secret) throw new PdsError('PDS_ERR_CONFIG', 'TcpConnector needs the internal secret (--internal-secret-file or PDSERVE_INTERNAL_SECRET_FILE)', 'internal-secret-file');
+  const identity = { model: id.name, kvDtype: id.kvDtype, numLayers: id.numLayers, numKvHeads: id.numKvHeads, headDim: id.headDim };
+  return new TcpConnector(cfg.kv_role, tcpConnectorOptions(cfg.kv_connector_extra_config, { key: env.secret, identity, failurePolicy: cfg.kv_load_failure_policy, minRetrieveTokens: kv.min_retrieve_tokens }));
+};
 const factories = new Map<string, KvConnectorFactory>([
   ['PdConnector', pd],
   ['LMCacheConnectorV1', pd],
+  ['TcpConnector', tcp],
 ]);
 
 export function registerKvConnector(name: string, f: KvConnectorFactory): void {
