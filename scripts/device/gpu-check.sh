@@ -188,6 +188,32 @@ cmd_2gpu() {
   done
 }
 
+# Issue 14 on one GPU: the long-prompt preset (random 7500 in / 200 out) swept over RATES against
+#   colocated = one `pdserve serve` of the Llama-3.1-8B shape (dummy weights) alone on the GPU
+#   1p1d-1gpu = `pdserve up` 1P1D with both engines on the same GPU (a functional check: they share its SMs)
+# SLOs TTFT <= 1 s, TPOT <= 25 ms; results, JSON and HTML reports under $OUT/sweep-*.
+cmd_sweep_1gpu() {
+  unpack
+  local P=dist/src/cli/main.js rates=${RATES:-1,2,4} n=${N:-24}
+  local up_url=""
+  sweep() {
+    node $P bench sweep --preset llama8b-7500-200 --num-prompts "$n" --request-rates "$rates" --goodput ttft:1000 tpot:25 \
+      --target "$1=$2" --tokenizer llama-3.1-8b --result-dir "$OUT/sweep-$1" --save-result > "$OUT/sweep-$1.log" 2>&1
+    note "sweep $1"; grep -v '^\s*$' "$OUT/sweep-$1.log" | tail -40
+  }
+  health() { for _ in $(seq 1 300); do curl -sf "$1/health" > /dev/null && return 0; sleep 1; done; return 1; }
+  node $P serve llama-3.1-8b --load-format dummy --device cuda --port 8000 --gpu-memory-utilization 0.45 --max-model-len 8192 > "$OUT/serve.log" 2>&1 &
+  local sp=$!
+  if health http://127.0.0.1:8000; then sweep colocated http://127.0.0.1:8000; else echo "serve did not start"; tail -30 "$OUT/serve.log"; status=1; fi
+  kill $sp; wait $sp 2> /dev/null
+  [[ "${SKIP_UP:-0}" == 1 ]] && return
+  node $P up llama-3.1-8b --load-format dummy --device cuda --prefill-devices 0 --decode-devices 0 --port 9000 --kv-pool-size 4G \
+    --run-dir "$OUT/up-run" -- --gpu-memory-utilization 0.42 --max-model-len 8192 > "$OUT/up.log" 2>&1 &
+  local upid=$!
+  if health http://127.0.0.1:9000; then sweep 1p1d-1gpu http://127.0.0.1:9000; else echo "up did not start"; tail -30 "$OUT/up.log"; status=1; fi
+  kill -INT $upid; wait $upid 2> /dev/null
+}
+
 cmd_bench_compare() {
   unpack
   for rate in ${RATES:-${RATE:-1}}; do
@@ -216,6 +242,7 @@ case "$sub" in
   hf-compare) cmd_hf_compare "$@" ;;
   2gpu) cmd_2gpu ;;
   bench-compare) cmd_bench_compare ;;
+  sweep-1gpu) cmd_sweep_1gpu ;;
   *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
 exit $status
