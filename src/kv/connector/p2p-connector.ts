@@ -14,6 +14,7 @@
 // call, then releases the producer's blocks. A failed copy marks the blocks as load errors (the engine
 // recomputes). A KV cache without peer copy (cpu) hands the request to the pool path.
 import { randomUUID } from 'node:crypto';
+import { FinishedReport } from './finished-report.js';
 import type { ConnectorMetadata, ConnectorRequest, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
 import type { KvTransferParams } from '../../engine/connector/types.js';
 import { getLogger, type Logger } from '../../util/logger.js';
@@ -103,9 +104,7 @@ export class P2pConnector implements KvConnector {
   private readonly loading = new Map<string, Promise<void>>();
   private readonly finishedWhileLoading = new Set<string>();
   private readonly releases = new Set<Promise<void>>();
-  private doneSending = new Set<string>();
-  private doneRecving = new Set<string>();
-  private errorBlocks = new Set<number>();
+  private readonly report = new FinishedReport();
   readonly counters = { heldRequests: 0, releasedByPeer: 0, releasedByTimeout: 0, peerLoads: 0, peerLoadedTokens: 0, failedPeerLoads: 0 };
 
   stats(): Record<string, number> {
@@ -221,7 +220,7 @@ export class P2pConnector implements KvConnector {
       if (!this.held.delete(id)) return;
       this.counters.releasedByTimeout++;
       this.log.warn(`Reqid: ${id}: no KV release from the decoder within ${(this.releaseTimeoutMs / 1000).toFixed(1)} s; freeing its blocks`);
-      this.doneSending.add(id);
+      this.report.sent(id);
     }, this.releaseTimeoutMs);
     timer.unref();
     this.held.set(id, timer);
@@ -248,7 +247,7 @@ export class P2pConnector implements KvConnector {
     clearTimeout(t);
     this.held.delete(requestId);
     this.counters.releasedByPeer++;
-    this.doneSending.add(requestId);
+    this.report.sent(requestId);
     return true;
   }
 
@@ -311,14 +310,14 @@ export class P2pConnector implements KvConnector {
     })()
       .catch((e) => {
         this.counters.failedPeerLoads++;
-        for (let b = first; b < last; b++) if (q.blockIds[b] !== undefined) this.errorBlocks.add(q.blockIds[b]!);
+        for (let b = first; b < last; b++) if (q.blockIds[b] !== undefined) this.report.loadError(q.blockIds[b]!);
         this.log.warn(`Reqid: ${q.requestId}: GPU→GPU KV copy failed (${(e as Error).message}); the engine recomputes the prompt`);
       })
       .finally(() => {
         if (p) this.releaseOnce(q.requestId, p);
         this.loading.delete(q.requestId);
-        this.doneRecving.add(q.requestId);
-        if (this.finishedWhileLoading.delete(q.requestId)) this.doneSending.add(q.requestId);
+        this.report.received(q.requestId);
+        if (this.finishedWhileLoading.delete(q.requestId)) this.report.sent(q.requestId);
       });
     this.loading.set(q.requestId, done);
   }
@@ -335,17 +334,14 @@ export class P2pConnector implements KvConnector {
 
   getFinished(): { doneSending: Set<string>; doneRecving: Set<string> } {
     const inner = this.inner.getFinished();
-    const out = { doneSending: this.doneSending, doneRecving: this.doneRecving };
-    this.doneSending = new Set();
-    this.doneRecving = new Set();
+    const out = this.report.takeFinished();
     for (const id of inner.doneSending) out.doneSending.add(id);
     for (const id of inner.doneRecving) out.doneRecving.add(id);
     return out;
   }
 
   getBlockIdsWithLoadErrors(): Set<number> {
-    const out = this.errorBlocks;
-    this.errorBlocks = new Set();
+    const out = this.report.takeLoadErrors();
     for (const b of this.inner.getBlockIdsWithLoadErrors()) out.add(b);
     return out;
   }

@@ -16,6 +16,7 @@
 // step's numNewTokens; blockIds are all of the request's blocks from token 0; waitForSave runs after the
 // forward of the step whose meta was passed to startLoadKv.
 import type { ConnectorMetadata, ConnectorRequest, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
+import { FinishedReport } from './finished-report.js';
 import { PdsError } from '../../util/errors.js';
 import { getLogger, type Logger } from '../../util/logger.js';
 import { chunkKeys, modelFingerprint, type ChunkRef, type ModelIdentity } from '../chunk-hash.js';
@@ -68,9 +69,7 @@ export class PdConnector implements KvConnector {
   private stagedSaves: ConnectorMetadata['saves'] = [];
   private readonly savesPlanned = new Map<string, number>();
   private readonly finishedWhileSaving = new Set<string>();
-  private doneSending = new Set<string>();
-  private doneRecving = new Set<string>();
-  private errorBlocks = new Set<number>();
+  private readonly report = new FinishedReport();
   readonly counters: PdConnectorStats = { storedChunks: 0, skippedChunks: 0, failedSaves: 0, lookups: 0, hitTokens: 0, loadedTokens: 0, failedLoads: 0 };
 
   constructor(
@@ -254,7 +253,7 @@ export class PdConnector implements KvConnector {
         this.counters.failedLoads++;
         const bs = kv.blockSize;
         const first = Math.floor(out.loadedTo / bs);
-        for (let b = first; b < Math.ceil(l.end / bs); b++) this.errorBlocks.add(l.blockIds[b]!);
+        for (let b = first; b < Math.ceil(l.end / bs); b++) this.report.loadError(l.blockIds[b]!);
         this.log.warn(`Reqid: ${l.requestId}: KV load failed after ${out.loadedTo} tokens (${out.error.message}); the engine recomputes the rest`);
       } else this.log.info(retrievedLine(out.loadedTokens, l.end - l.start, l.tokenIds.length, out.bytes, ms));
     })()
@@ -262,8 +261,8 @@ export class PdConnector implements KvConnector {
       .finally(() => {
         this.releaseLookup(l.requestId);
         this.loading.delete(l.requestId);
-        this.doneRecving.add(l.requestId);
-        if (this.finishedWhileLoading.delete(l.requestId)) this.doneSending.add(l.requestId);
+        this.report.received(l.requestId);
+        if (this.finishedWhileLoading.delete(l.requestId)) this.report.sent(l.requestId);
       });
     this.loading.set(l.requestId, { cancelled, done });
   }
@@ -289,7 +288,7 @@ export class PdConnector implements KvConnector {
       if (left > 0) this.savesPlanned.set(s.requestId, left);
       else {
         this.savesPlanned.delete(s.requestId);
-        if (this.finishedWhileSaving.delete(s.requestId)) this.doneSending.add(s.requestId);
+        if (this.finishedWhileSaving.delete(s.requestId)) this.report.sent(s.requestId);
       }
     }
   }
@@ -312,16 +311,11 @@ export class PdConnector implements KvConnector {
   }
 
   getFinished(): { doneSending: Set<string>; doneRecving: Set<string> } {
-    const out = { doneSending: this.doneSending, doneRecving: this.doneRecving };
-    this.doneSending = new Set();
-    this.doneRecving = new Set();
-    return out;
+    return this.report.takeFinished();
   }
 
   getBlockIdsWithLoadErrors(): Set<number> {
-    const out = this.errorBlocks;
-    this.errorBlocks = new Set();
-    return out;
+    return this.report.takeLoadErrors();
   }
 
   async shutdown(): Promise<void> {

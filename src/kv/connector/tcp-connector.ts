@@ -17,6 +17,7 @@
 // errors: the engine recomputes them (kv_load_failure_policy recompute; 'fail' is logged as an error
 // and also recomputes: the engine seam has no per-request failure yet). Nothing waits past loadTimeoutMs.
 import type { ConnectorMetadata, ConnectorRequest, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
+import { FinishedReport } from './finished-report.js';
 import type { KvTransferParams } from '../../engine/connector/types.js';
 import { PdsError } from '../../util/errors.js';
 import { getLogger, type Logger } from '../../util/logger.js';
@@ -90,9 +91,7 @@ export class TcpConnector implements KvConnector {
   private readonly loading = new Map<string, Promise<void>>();
   private readonly finishedWhileLoading = new Set<string>();
   private readonly notifies = new Set<Promise<unknown>>();
-  private doneSending = new Set<string>();
-  private doneRecving = new Set<string>();
-  private errorBlocks = new Set<number>();
+  private readonly report = new FinishedReport();
   readonly counters = { heldRequests: 0, releasedByPeer: 0, abortedByPeer: 0, expiredLeases: 0, peerLoads: 0, peerLoadedTokens: 0, failedPeerLoads: 0, heartbeats: 0 };
 
   constructor(
@@ -144,7 +143,7 @@ export class TcpConnector implements KvConnector {
         if (end === 'done') this.counters.releasedByPeer++;
         else if (end === 'abort') this.counters.abortedByPeer++;
         else this.counters.expiredLeases++;
-        this.doneSending.add(req);
+        this.report.sent(req);
       },
     });
     this.leases = leases;
@@ -327,7 +326,7 @@ export class TcpConnector implements KvConnector {
     })()
       .catch((e) => {
         this.counters.failedPeerLoads++;
-        for (let b = first; b < last; b++) if (q.blockIds[b] !== undefined) this.errorBlocks.add(q.blockIds[b]!);
+        for (let b = first; b < last; b++) if (q.blockIds[b] !== undefined) this.report.loadError(q.blockIds[b]!);
         const msg = `Reqid: ${q.requestId}: KV pull over tcp from ${p.src.peer.host}:${p.src.peer.port} failed (${(e as Error).message})`;
         if (this.o.failurePolicy === 'fail') this.log.error(`${msg}; kv_load_failure_policy is fail, but the engine recomputes the prompt`);
         else this.log.warn(`${msg}; the engine recomputes the prompt`);
@@ -335,8 +334,8 @@ export class TcpConnector implements KvConnector {
       .finally(() => {
         this.endRemote(q.requestId, p, ok ? 'done' : 'abort');
         this.loading.delete(q.requestId);
-        this.doneRecving.add(q.requestId);
-        if (this.finishedWhileLoading.delete(q.requestId)) this.doneSending.add(q.requestId);
+        this.report.received(q.requestId);
+        if (this.finishedWhileLoading.delete(q.requestId)) this.report.sent(q.requestId);
       });
     this.loading.set(q.requestId, done);
   }
@@ -350,16 +349,11 @@ export class TcpConnector implements KvConnector {
   }
 
   getFinished(): { doneSending: Set<string>; doneRecving: Set<string> } {
-    const out = { doneSending: this.doneSending, doneRecving: this.doneRecving };
-    this.doneSending = new Set();
-    this.doneRecving = new Set();
-    return out;
+    return this.report.takeFinished();
   }
 
   getBlockIdsWithLoadErrors(): Set<number> {
-    const out = this.errorBlocks;
-    this.errorBlocks = new Set();
-    return out;
+    return this.report.takeLoadErrors();
   }
 
   async shutdown(): Promise<void> {
