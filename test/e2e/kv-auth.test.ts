@@ -5,11 +5,11 @@
 //    (the answer is still right) and writes nothing into it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliPath } from '../helpers/fixtures.js';
 import { freePort, postJson, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
+import { spawnKvServer } from '../helpers/spawn-kv-server.js';
 import { generateInternalSecretFile } from '../../src/security/internal-secret.js';
 import { KvClient } from '../../src/kv/server/kv-client.js';
 import { Op } from '../../src/kv/server/protocol.js';
@@ -18,20 +18,6 @@ const model = 'pdserve-demo';
 const prompt = 'Once upon a time there was a little fox who lived in a quiet forest near the river. Every morning the fox';
 const body = { model, prompt, max_tokens: 12, temperature: 0, ignore_eos: true, return_token_ids: true };
 const kvEnv = (port: number) => ({ PDSERVE_KV_REMOTE_URL: `pdkv://127.0.0.1:${port}`, PDSERVE_KV_LOCAL_CPU: 'false', PDSERVE_KV_CHUNK_SIZE: '16', PDSERVE_LOG_LEVEL: 'INFO' });
-
-async function kvServer(port: number, secretFile: string | null): Promise<{ proc: ChildProcess; out: () => string }> {
-  const args = [cliPath, 'kv-server', '--port', String(port), '--pool-size', '32M', '--no-prefault', ...(secretFile ? ['--internal-secret-file', secretFile] : [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PDSERVE_INTERNAL_SECRET_FILE: '' } });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const end = Date.now() + 20_000;
-  while (!/listening on 127\.0\.0\.1/.test(out)) {
-    if (Date.now() > end || proc.exitCode !== null) throw new Error(`kv-server did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { proc, out: () => out };
-}
 
 async function tokens(url: string): Promise<{ ids: number[]; cached: number }> {
   const r = await postJson(`${url}/v1/completions`, body);
@@ -52,7 +38,7 @@ test('kv-server and engines authenticate each other; impostors and secret-less c
 
     // 1. the real deployment
     const kvPort = await freePort();
-    const kv = await kvServer(kvPort, secretFile);
+    const kv = await spawnKvServer(kvPort, secretFile);
     kvs.push(kv.proc);
     const env = { ...kvEnv(kvPort), PDSERVE_INTERNAL_SECRET_FILE: secretFile };
     const p = await spawnPdserve(['serve', model, '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_producer"}'], { env });
@@ -74,7 +60,7 @@ test('kv-server and engines authenticate each other; impostors and secret-less c
 
     // 2. an impostor without the secret on the port the engine expects
     const fakePort = await freePort();
-    const fake = await kvServer(fakePort, null);
+    const fake = await spawnKvServer(fakePort, null);
     kvs.push(fake.proc);
     const e = await spawnPdserve(['serve', model, '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_both"}'], { env: { ...kvEnv(fakePort), PDSERVE_INTERNAL_SECRET_FILE: secretFile } });
     procs.push(e);

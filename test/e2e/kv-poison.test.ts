@@ -8,11 +8,12 @@
 //  - 10 later victims through the proxy load the chunks from the pool and get exactly a single engine's tokens.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliPath, repoRoot } from '../helpers/fixtures.js';
+import { repoRoot } from '../helpers/fixtures.js';
 import { freePort, postJson, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
+import { spawnKvServer } from '../helpers/spawn-kv-server.js';
 import { generateInternalSecretFile } from '../../src/security/internal-secret.js';
 import { KvClient } from '../../src/kv/server/kv-client.js';
 import { Op, Status } from '../../src/kv/server/protocol.js';
@@ -27,19 +28,6 @@ const kvEnv = (port: number, secretFile: string) => ({
   PDSERVE_KV_REMOTE_URL: `pdkv://127.0.0.1:${port}`, PDSERVE_KV_LOCAL_CPU: 'false', PDSERVE_KV_CHUNK_SIZE: String(CHUNK),
   PDSERVE_INTERNAL_SECRET_FILE: secretFile, PDSERVE_LOG_LEVEL: 'INFO',
 });
-
-async function kvServer(port: number, secretFile: string): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [cliPath, 'kv-server', '--port', String(port), '--pool-size', '32M', '--no-prefault', '--internal-secret-file', secretFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const end = Date.now() + 20_000;
-  while (!/listening on 127\.0\.0\.1/.test(out)) {
-    if (Date.now() > end || proc.exitCode !== null) throw new Error(`kv-server did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return proc;
-}
 
 async function answer(url: string): Promise<{ ids: number[]; cached: number }> {
   const r = await postJson(`${url}/v1/completions`, body);
@@ -75,7 +63,7 @@ test('kv poisoning: refused without the secret, and refused for a writer that is
     const want = (await answer(ref.url)).ids;
 
     const kvPort = await freePort();
-    kv = await kvServer(kvPort, secretFile);
+    kv = (await spawnKvServer(kvPort, secretFile)).proc;
     const env = kvEnv(kvPort, secretFile);
     const P = await spawnPdserve(['serve', model, '--kv-transfer-config', '{"kv_connector":"PdConnector","kv_role":"kv_producer"}'], { env });
     procs.push(P);
