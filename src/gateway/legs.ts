@@ -196,6 +196,10 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     if (up.breaker && !up.breaker.allows()) continue;
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'decode', upstream: up.origin, outcome });
+    // in flight from the moment it is sent (a non-streamed answer's headers come only at its end), until the
+    // caller's doneDecoding(up) once handed over, or here when this attempt fails
+    up.inflight++;
+    let handedOver = false;
     try {
       const res = await up.pool.request({
         path: ctx.path,
@@ -211,7 +215,7 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
       if (res.statusCode < 500) up.breaker?.success();
       else up.breaker?.failure();
       if (res.statusCode < 400) set.policy.onRouted?.(up, ctx.route);
-      up.inflight++; // until the caller finished relaying: it calls doneDecoding(up)
+      handedOver = true;
       return { kind: 'ok', upstream: up, res };
     } catch (e) {
       const kind = failureKind(e, ctx, isTimeout(e));
@@ -229,6 +233,8 @@ export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext,
         continue;
       }
       return { kind: 'error', upstream: up, message: errorText(e) };
+    } finally {
+      if (!handedOver) up.inflight--;
     }
   }
   // the retried request found no other decoder: report the reset, not "none reachable"
