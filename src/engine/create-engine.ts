@@ -5,6 +5,7 @@ import type { DType, NativeModel } from '../native/binding.js';
 import { dtypeBytes } from '../util/dtype.js';
 import type { KvCacheAccess, KvConnector } from './connector/base.js';
 import type { KvTransferConfig } from './connector/types.js';
+import type { ConnectorFactory } from './connector/factory.js';
 import { loadTokenizer, type LoadTokenizerOptions } from '../tokenizer/load.js';
 import { IncrementalDetokenizer } from '../tokenizer/incremental-detokenizer.js';
 import { loadModel } from './loader/load-model.js';
@@ -18,9 +19,6 @@ import { formatGiB } from '../util/size.js';
 import { getLogger } from '../util/logger.js';
 
 const log = getLogger('engine');
-
-/** Builds the connector for --kv-transfer-config (the KV layer registers implementations by name). */
-export type ConnectorFactory = (cfg: KvTransferConfig, ctx: { modelName: string; modelConfig: ModelConfig; kvDtype: DType; blockSize: number }) => Promise<KvConnector>;
 
 export interface CreateEngineOptions {
   resolved: ResolvedModel;

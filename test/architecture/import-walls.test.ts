@@ -45,6 +45,8 @@ test('each wall is enforced on made-up files', () => {
   assert.deepEqual(rules('src/engine/x.ts', "import { p } from '../proxy/server.js';\nimport { b } from '../bench/metrics.js';"), ['src/engine imports src/proxy', 'src/engine imports src/bench']);
   assert.deepEqual(rules('src/proxy/x.ts', "import { e } from '../engine/protocol.js';"), ['src/proxy imports src/engine']);
   assert.deepEqual(rules('src/router/x.ts', "import { n } from '../native/binding.js';"), ['src/router imports src/native']);
+  assert.deepEqual(rules('src/kv/tiers/x.ts', "import type { K } from '../../engine/connector/base.js';"), ['src/kv/tiers imports src/engine']);
+  assert.deepEqual(rules('src/kv/connector/x.ts', "import type { K } from '../../engine/connector/base.js';"), [], 'connectors implement the engine seam');
   assert.deepEqual(rules('src/engine/x.ts', "import { u } from '../util/chain-hash.js';\nimport { n } from '../native/binding.js';"), []);
 });
 

@@ -3,7 +3,9 @@
 //   1. production code = a file under src/ that is not *.test.ts and not inside a testing/ folder; it
 //      imports nothing under test/ and nothing inside a testing/ folder (tests and test helpers may);
 //   2. src/engine/ imports nothing of src/kv/, src/server/, src/proxy/, src/gateway/, src/router/, src/bench/;
-//   3. src/proxy/, src/gateway/ and src/router/ import nothing of src/engine/ or src/native/.
+//   3. src/proxy/, src/gateway/ and src/router/ import nothing of src/engine/ or src/native/;
+//   4. the KV storage tiers (src/kv/tiers/) import nothing of src/engine/ (they see the device through
+//      tier.ts's HostMemoryRegistrar, not the engine's KvCacheAccess).
 // Specifiers seen: `import ... from '...'`, `export ... from '...'`, `import '...'`, `import('...')`;
 // only relative ones ('./', '../') can cross a wall (packages are not part of the tree).
 import { posix } from 'node:path';
@@ -49,6 +51,7 @@ export function findWallBreaches(files: SourceFile[]): WallBreach[] {
       if (under(f.path, 'src/proxy') || under(f.path, 'src/gateway') || under(f.path, 'src/router'))
         for (const d of ['src/engine', 'src/native'])
           if (under(t, d)) out.push({ file: f.path, target: t, rule: `${f.path.split('/').slice(0, 2).join('/')} imports ${d}` });
+      if (production && under(f.path, 'src/kv/tiers') && under(t, 'src/engine')) out.push({ file: f.path, target: t, rule: 'src/kv/tiers imports src/engine' });
     }
   }
   return out;

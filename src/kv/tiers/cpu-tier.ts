@@ -4,8 +4,7 @@
 // With a GPU's KV cache attached, each new buffer is page-locked once (direct DMA, no bounce buffers)
 // and unlocked when it is dropped or the tier closes.
 import { ChunkIndex } from '../chunk-index.js';
-import type { KvCacheAccess } from '../../engine/connector/base.js';
-import { type ChunkHandle, type ChunkKey, type Reservation } from './tier.js';
+import { type ChunkHandle, type ChunkKey, type HostMemoryRegistrar, type Reservation } from './tier.js';
 import { IndexedTier } from './indexed-tier.js';
 
 export class CpuTier extends IndexedTier<Buffer> {
@@ -15,7 +14,7 @@ export class CpuTier extends IndexedTier<Buffer> {
   private readonly spare = new Map<number, Buffer[]>();
   private spareBytes = 0;
   /** The engine's KV cache (attachKvCache) and the undo of each page-locked buffer. */
-  private kv: KvCacheAccess | null = null;
+  private kv: HostMemoryRegistrar | null = null;
   private readonly locked = new Map<Buffer, () => void>();
 
   constructor(capacityBytes: number) {
@@ -48,7 +47,7 @@ export class CpuTier extends IndexedTier<Buffer> {
   }
 
   /** New chunk buffers are page-locked for the device of this KV cache (where it has registerHost). */
-  attachKvCache(kv: KvCacheAccess): void {
+  attachKvCache(kv: HostMemoryRegistrar): void {
     this.kv = kv;
   }
 

@@ -7,13 +7,12 @@
 // report 0 hits (a miss, so the engine computes), writes throw. A server that fails authentication
 // (kv-client.ts) counts as down. The pool mapped is the one the authenticated session announced: its
 // header must carry the session's nonce, and a symlink at the announced path is never followed.
-import type { KvCacheAccess } from '../../engine/connector/base.js';
 import { PdsError } from '../../util/errors.js';
 import { getLogger } from '../../util/logger.js';
 import { KvClient, type HelloInfo } from '../server/kv-client.js';
 import { PoolSegments } from '../server/pool-segments.js';
 import { Op, PAGE_SIZE, POOL_MAGIC, Status, encodeKeyList, keyToBytes, u64 } from '../server/protocol.js';
-import { type ChunkHandle, type ChunkKey, type KvTier, type Reservation, type TierStats, TierFullError, putByReserve } from './tier.js';
+import { type ChunkHandle, type ChunkKey, type HostMemoryRegistrar, type KvTier, type Reservation, type TierStats, TierFullError, putByReserve } from './tier.js';
 
 const log = getLogger('kv');
 
@@ -39,7 +38,7 @@ export class PoolTier implements KvTier {
   /** Reused TCP staging buffers (a few chunks' worth: no fresh pages per chunk). */
   private readonly spare: Buffer[] = [];
   /** The engine's KV cache (attachKvCache) and the undo of the pool pages' DMA registration. */
-  private kv: KvCacheAccess | null = null;
+  private kv: HostMemoryRegistrar | null = null;
   private unregister: Array<() => void> = [];
 
   constructor(private readonly opts: PoolTierOptions) {
@@ -60,7 +59,7 @@ export class PoolTier implements KvTier {
   }
 
   /** Registers the mapped pool pages with the engine's device (GPU: direct DMA to and from them). */
-  attachKvCache(kv: KvCacheAccess): void {
+  attachKvCache(kv: HostMemoryRegistrar): void {
     this.kv = kv;
     this.registerPool();
   }

@@ -1,5 +1,6 @@
 // A KV storage tier: chunk key (64 hex chars of chainHash) -> immutable bytes.
-// Implementations: cpu-tier.ts (local RAM, LRU), pool-tier.ts (a pdserve kv-server: shm-mapped or TCP).
+// Implementations: cpu-tier.ts (local RAM, LRU), disk-tier.ts (local files), pool-tier.ts (a pdserve
+// kv-server: shm-mapped or TCP); indexed-tier.ts is the key index cpu and disk share.
 // Every implementation runs the shared suite in conformance.ts.
 //
 // Contracts common to all tiers:
@@ -10,9 +11,16 @@
 //  - A ChunkHandle from get() holds a pin until release(); its bytes are valid until then.
 //  - Eviction (LRU over committed, unpinned chunks) happens inside reserve/put when space runs out;
 //    when it cannot make room, reserve/put throw TierFullError.
-import type { KvCacheAccess } from '../../engine/connector/base.js';
-
 export type ChunkKey = string; // 64 lowercase hex chars
+
+/**
+ * What a tier needs of the device to register its host memory for DMA: page-locks `view` and returns the
+ * undo, or null where it does not apply (cpu) or failed (the memory stays pageable: slower, still correct).
+ * The engine's KvCacheAccess has this shape; the tiers know nothing else of the engine.
+ */
+export interface HostMemoryRegistrar {
+  registerHost?(view: Uint8Array): (() => void) | null;
+}
 
 export interface Reservation {
   /** Write the chunk's bytes here (exactly the reserved size), then commit(). */
@@ -56,9 +64,9 @@ export interface KvTier {
   delete(key: ChunkKey): Promise<boolean>;
   stats(): Promise<TierStats>;
   close(): Promise<void>;
-  /** The engine's KV cache this tier serves (optional): a tier whose memory the device copies to and from
-   * directly (the pool's pages) registers it for DMA. */
-  attachKvCache?(kv: KvCacheAccess): void;
+  /** The device this tier's chunks are copied to and from (optional): a tier whose memory the device reads
+   * and writes directly (the pool's pages, the cpu tier's buffers) registers it for DMA through `kv`. */
+  attachKvCache?(kv: HostMemoryRegistrar): void;
 }
 
 export class TierFullError extends Error {
