@@ -7,11 +7,9 @@ import { describeSamplingDefaults, resolveSamplingDefaults } from '../models/gen
 import { createEngine } from '../engine/create-engine.js';
 import { createApiServer } from '../server/api-server.js';
 import { registerDebugRoutes } from '../server/debug-routes.js';
-import { registerKvRoutes } from '../server/kv-routes.js';
-import { P2pConnector } from '../kv/connector/p2p-connector.js';
+import { registerConnectorRoutes } from '../server/kv-routes.js';
 import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
 import { pdConnectorFactory } from '../kv/connector/engine-factory.js';
-import { TcpConnector } from '../kv/connector/tcp-connector.js';
 import type { LoadFormat } from '../models/types.js';
 import { parseSize } from '../util/size.js';
 import { parseDtypeOption } from '../util/dtype.js';
@@ -125,17 +123,11 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     listener: edge.listener,
   });
   registerDebugRoutes(server.app, created.client);
-  const p2p = created.connector instanceof P2pConnector ? created.connector : null;
-  if (p2p) {
-    registerKvRoutes(server.app, p2p);
-    p2p.setPeerAuth(edge.secret?.key ?? null, o.kvPeerAllowlist.length ? o.kvPeerAllowlist : null);
-    if (!edge.secret) log.warn('point-to-point KV needs --internal-secret-file: without it kv_transfer_params are ignored and /v1/kv/release is refused');
-  }
-  if (created.connector instanceof TcpConnector) created.connector.addPeerAllowlist(o.kvPeerAllowlist);
+  registerConnectorRoutes(server.app, created.connector?.attachServer?.({ internalKey: edge.secret?.key ?? null, peerAllowlist: o.kvPeerAllowlist }) ?? []);
   const port = await server.listen(o.port, o.host);
   // the vocabulary's TokenizerInfo (≈0.4 s for 152k tokens) is built now rather than on the first request
   grammar.warm().catch((e) => log.warn(`structured output unavailable: ${(e as Error).message}`));
-  p2p?.setEndpoint(o.host, port);
+  created.connector?.serverListening?.(o.host, port);
   log.info(`API keys: ${edge.apiKeys.length ? `${edge.apiKeys.length} configured` : 'none (open)'}; internal secret: ${edge.secret ? edge.secret.path : 'none'}; tokenizer: ${o.tokenizerPoolSize > 0 ? `${o.tokenizerPoolSize} worker(s)` : 'inline'}`);
   log.info(`Serving ${created.client.model.name} on http://${o.host}:${port} (device ${created.native.deviceName})`);
   let stopping = false;

@@ -2,7 +2,7 @@
 //   /v1/* (except internal ones), /tokenize, /detokenize: `Authorization: Bearer <--api-key>` when keys are
 //     configured (vLLM guards /v1 only; the tokenizer routes cost CPU, so they are guarded too), or a
 //     valid internal signature (a proxy or peer holding the internal secret).
-//   internal (/v1/kv/release, /debug/*): a valid internal signature only; the users' key is refused (403).
+//   internal (/v1/kv/* (connector routes, e.g. /v1/kv/release), /debug/*): a valid internal signature only; the users' key is refused (403).
 //     With no internal secret configured, /debug/* stays open to loopback clients while no API key is set
 //     (a lone trusted box, as before); /v1/kv/release is then refused to everyone (no peer can exist).
 //   /health, /ping, /version, /metrics: open (health checks, scrapers), as in vLLM.
@@ -24,7 +24,7 @@ const peerFlag = Symbol('pdsPeer');
 const rawBody = Symbol('pdsRawBody');
 
 export function accessOf(path: string): Access {
-  if (path === '/v1/kv/release' || path.startsWith('/debug/')) return 'internal';
+  if (path.startsWith('/v1/kv/') || path.startsWith('/debug/')) return 'internal';
   if (path.startsWith('/v1/') || path === '/v1' || path === '/tokenize' || path === '/detokenize') return 'user';
   return 'open';
 }

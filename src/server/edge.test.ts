@@ -6,7 +6,8 @@ import { AUTH_REPLY_HEADER, checkReplyProof, signRequest } from '../security/req
 import { createApiServer, type ApiServer } from './api-server.js';
 import { registerDebugRoutes } from './debug-routes.js';
 import { FakeEngine } from './testing/fake-engine.js';
-import { registerKvRoutes } from './kv-routes.js';
+import { registerConnectorRoutes } from './kv-routes.js';
+import { kvReleaseRoute } from '../kv/connector/release-route.js';
 import { assertOpenAiError, peerHeaders, postJson, startHarness, TEST_INTERNAL_KEY, type Harness } from './testing/harness.js';
 
 describe('edge: API keys and internal endpoints', () => {
@@ -17,7 +18,7 @@ describe('edge: API keys and internal endpoints', () => {
     const engine = new FakeEngine({});
     server = createApiServer(engine, { maxModelLen: 64, apiKeys: ['sk-good'], internalKey: TEST_INTERNAL_KEY });
     registerDebugRoutes(server.app, engine);
-    registerKvRoutes(server.app, { releaseHeld: (id) => (released.push(id), true) });
+    registerConnectorRoutes(server.app, [kvReleaseRoute({ releaseHeld: (id) => (released.push(id), true) })]);
     h = { base: `http://127.0.0.1:${await server.listen(0)}` };
   });
   after(async () => { await server.close(); });

@@ -1,23 +1,13 @@
-// POST /v1/kv/release {request_id}: a decoder has copied a request's KV point to point (P2pConnector);
-// the prefiller frees the blocks it held for it. 400 on a bad body, 404 when nothing is held under that id
-// (released already, or freed by its timeout).
+// Mounts the routes a KV connector serves (KvConnector.attachServer, e.g. P2pConnector's POST
+// /v1/kv/release) on the API server. Each is a POST under /v1/kv/ (internal: signed requests only, see
+// edge-auth.ts); a ZodError or PdsError from its handler becomes the OpenAI-style 4xx the error handler sends.
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
-import { PdsError } from '../util/errors.js';
-import { zodToPdsError } from './http-errors.js';
+import type { ConnectorRoute } from '../engine/connector/base.js';
+import { accessOf } from './edge-auth.js';
 
-/** What the route needs of the connector (P2pConnector.releaseHeld). */
-export interface KvReleaser {
-  releaseHeld(requestId: string): boolean;
-}
-
-const bodySchema = z.object({ request_id: z.string().min(1).max(512) }).strict();
-
-export function registerKvRoutes(app: FastifyInstance, releaser: KvReleaser): void {
-  app.post('/v1/kv/release', async (req, reply) => {
-    const r = bodySchema.safeParse(req.body);
-    if (!r.success) throw zodToPdsError(r.error);
-    if (!releaser.releaseHeld(r.data.request_id)) throw new PdsError('PDS_ERR_NOT_FOUND', `no KV is held for request ${r.data.request_id}`, 'request_id');
-    return reply.send({ released: true, request_id: r.data.request_id });
-  });
+export function registerConnectorRoutes(app: FastifyInstance, routes: readonly ConnectorRoute[]): void {
+  for (const r of routes) {
+    if (accessOf(r.path) !== 'internal') throw new Error(`connector route ${r.path} must be under /v1/kv/ (internal)`);
+    app.post(r.path, async (req, reply) => reply.send(await r.handle(req.body)));
+  }
 }

@@ -67,6 +67,24 @@ export interface MatchResult {
   isAsync: boolean; // true: the load runs in the background; the request waits in WAITING_FOR_REMOTE_KVS
 }
 
+/**
+ * A POST route a connector serves on the engine's API server. Its path is under /v1/kv/, which the
+ * server admits to signed internal requests only (src/server/edge-auth.ts).
+ */
+export interface ConnectorRoute {
+  path: string;
+  /** body: the request's parsed JSON, unvalidated; returns the JSON reply; throws PdsError or ZodError (4xx). */
+  handle(body: unknown): unknown;
+}
+
+/** What the serving process (`pdserve serve`) tells a connector once, before its API server listens. */
+export interface ConnectorServing {
+  /** The internal secret's key; null = none configured (no peer can authenticate). */
+  internalKey: Buffer | null;
+  /** --kv-peer-allowlist ("host:port" entries); empty = loopback peers only. */
+  peerAllowlist: readonly string[];
+}
+
 export interface KvConnector {
   readonly role: KvRole;
   // ---- scheduler side ----
@@ -88,4 +106,9 @@ export interface KvConnector {
   shutdown(): Promise<void>;
   /** Cumulative event counts for /metrics (e.g. storedChunks, loadedTokens); optional. */
   stats?(): Record<string, number>;
+  // ---- serving process (optional; the engine itself never calls these) ----
+  /** Once, before the API server listens: takes its settings, returns the routes to mount (absent = none). */
+  attachServer?(s: ConnectorServing): ConnectorRoute[];
+  /** Once the API server listens on host:port (what a producer advertises to its peers). */
+  serverListening?(host: string, port: number): void;
 }

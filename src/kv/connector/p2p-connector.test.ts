@@ -6,7 +6,7 @@ import { parseEngineConfig } from '../../engine/config.js';
 import { LLMEngine } from '../../engine/llm-engine.js';
 import { defaultSamplingParams, type SamplingParams } from '../../engine/protocol.js';
 import { FakeModel } from '../../engine/testing/fake-model.js';
-import { registerKvRoutes } from '../../server/kv-routes.js';
+import { registerConnectorRoutes } from '../../server/kv-routes.js';
 import { toHttpError } from '../../server/http-errors.js';
 import type { Logger } from '../../util/logger.js';
 import type { ModelIdentity } from '../chunk-hash.js';
@@ -221,7 +221,9 @@ describe('P2pConnector', () => {
       try { done(null, JSON.parse(String(b))); } catch (e) { done(e as Error, undefined); }
     });
     registerEdgeAuth(app, { apiKeys: [], internalKey: KEY });
-    registerKvRoutes(app, P.conn);
+    const routes = P.conn.attachServer({ internalKey: KEY, peerAllowlist: [] });
+    assert.deepEqual(routes.map((r) => r.path), ['/v1/kv/release'], 'the connector serves its release route through the seam');
+    registerConnectorRoutes(app, routes);
     await app.listen({ port: 0, host: '127.0.0.1' });
     const port = (app.server.address() as { port: number }).port;
     try {

@@ -15,11 +15,12 @@
 // recomputes). A KV cache without peer copy (cpu) hands the request to the pool path.
 import { randomUUID } from 'node:crypto';
 import { FinishedReport } from './finished-report.js';
-import type { ConnectorMetadata, ConnectorRequest, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
+import type { ConnectorMetadata, ConnectorRequest, ConnectorRoute, ConnectorServing, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
 import type { KvTransferParams } from '../../engine/connector/types.js';
 import { getLogger, type Logger } from '../../util/logger.js';
 import type { KvConfig } from '../config.js';
 import { lookupLine, retrievedPeerLine } from './layout.js';
+import { kvReleaseRoute } from './release-route.js';
 import { AUTH_REPLY_HEADER, checkReplyProof, signRequest } from '../../security/request-signing.js';
 
 export const P2P_CHANNEL = 'cuda_ipc';
@@ -123,6 +124,17 @@ export class P2pConnector implements KvConnector {
     this.sendRelease = opts.sendRelease ?? signedHttpRelease(null);
     this.releaseTimeoutMs = opts.releaseTimeoutMs ?? config.blocking_timeout_secs * 1000 * RELEASE_TIMEOUT_FACTOR;
     this.log = opts.log ?? getLogger('kv');
+  }
+
+  /** Serving-process seam: peer auth from the server's settings; the route decoders call (/v1/kv/release). */
+  attachServer(s: ConnectorServing): ConnectorRoute[] {
+    this.setPeerAuth(s.internalKey, s.peerAllowlist.length ? [...s.peerAllowlist] : null);
+    if (!s.internalKey) this.log.warn('point-to-point KV needs --internal-secret-file: without it kv_transfer_params are ignored and /v1/kv/release is refused');
+    return [kvReleaseRoute(this)];
+  }
+
+  serverListening(host: string, port: number): void {
+    this.setEndpoint(host, port);
   }
 
   /** Where decoders reach this engine's /v1/kv/release (set once the API server listens). */

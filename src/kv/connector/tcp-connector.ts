@@ -16,7 +16,7 @@
 // refused, restarted peer, mismatch) notifies 'abort' (best effort) and marks the blocks as load
 // errors: the engine recomputes them (kv_load_failure_policy recompute; 'fail' is logged as an error
 // and also recomputes: the engine seam has no per-request failure yet). Nothing waits past loadTimeoutMs.
-import type { ConnectorMetadata, ConnectorRequest, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
+import type { ConnectorMetadata, ConnectorRequest, ConnectorRoute, ConnectorServing, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
 import { FinishedReport } from './finished-report.js';
 import type { KvTransferParams } from '../../engine/connector/types.js';
 import { PdsError } from '../../util/errors.js';
@@ -100,6 +100,12 @@ export class TcpConnector implements KvConnector {
   ) {
     this.allow = o.peerAllowlist ? new Set(o.peerAllowlist.map((a) => a.trim().toLowerCase())) : null;
     this.log = o.log ?? getLogger('kv');
+  }
+
+  /** Serving-process seam: serve's --kv-peer-allowlist; no HTTP routes (leases travel on the transport). */
+  attachServer(s: ConnectorServing): ConnectorRoute[] {
+    this.addPeerAllowlist(s.peerAllowlist);
+    return [];
   }
 
   /** Adds "host:port" transport endpoints this decoder may pull from (serve's --kv-peer-allowlist). */
