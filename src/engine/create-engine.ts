@@ -156,7 +156,6 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
     vocabSize: spec.vocabSize,
     maxModelLen,
     eosTokenIds: tokenizer.eosTokenIds.length ? tokenizer.eosTokenIds : modelConfig.eosTokenIds,
-    numLayers: spec.numLayers,
     connector,
     overlapKvSaves: overlapKvSaves(native.deviceName),
   });

@@ -27,7 +27,7 @@ function makeEngine(opts: EngineConfigInput & { numBlocks?: number; noCopy?: boo
   const model = new CountingModel(50, config.blockSize);
   // a model that cannot move KV: children recompute the prompt's partial block
   if (noCopy) Object.defineProperty(model, 'kvGather', { value: undefined });
-  const engine = new LLMEngine({ config, model, numBlocks, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], numLayers: 2, connector: null });
+  const engine = new LLMEngine({ config, model, numBlocks, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], connector: null });
   return { engine, model };
 }
 

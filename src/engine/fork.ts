@@ -34,7 +34,6 @@ export function forkChild(parent: Sequence, index: number, bm: BlockManager, can
   child.numComputedTokens = full * bm.blockSize;
   child.numCachedTokens = parent.numCachedTokens;
   child.numExternalTokens = 0;
-  child.firstTokenTime = performance.now();
   const rest = parent.numComputedTokens - full * bm.blockSize;
   if (canCopy && rest > 0 && parent.blockTable.length > full && bm.grow(child.blockTable, parent.numComputedTokens)) {
     child.numComputedTokens = parent.numComputedTokens;

@@ -20,12 +20,10 @@ class SlowSaver implements KvConnector {
   violations: string[] = [];
   saves = 0;
   getNumNewMatchedTokens(): MatchResult {
-    return { count: 0, isAsync: false };
+    return { count: 0 };
   }
   updateStateAfterAlloc(): void {}
   registerKvCache(): void {}
-  async waitForLayerLoad(): Promise<void> {}
-  saveKvLayer(): void {}
   getBlockIdsWithLoadErrors(): Set<number> {
     return new Set();
   }
@@ -79,7 +77,7 @@ async function run(overlap: boolean) {
   const config = parseEngineConfig({ blockSize: 4, maxNumBatchedTokens: 32, maxNumSeqs: 8 });
   const connector = new SlowSaver();
   const numBlocks = 40;
-  const engine = new LLMEngine({ config, model: new FakeModel(50, 4), numBlocks, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], numLayers: 2, connector, overlapKvSaves: overlap });
+  const engine = new LLMEngine({ config, model: new FakeModel(50, 4), numBlocks, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], connector, overlapKvSaves: overlap });
   connector.engine = engine;
   const ps = [0, 1, 2, 3].map((k) => Array.from({ length: 30 }, (_, i) => (i * (k + 2) + k) % 50));
   ps.forEach((p, i) => engine.addRequest({ requestId: `r${i}`, promptTokenIds: p, sampling: { ...defaultSamplingParams, temperature: 0, maxTokens: 40, ignoreEos: true } }));

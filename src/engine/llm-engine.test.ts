@@ -9,7 +9,7 @@ function makeEngine(opts: EngineConfigInput & { numBlocks?: number } = {}) {
   const { numBlocks = 256, ...cfg } = opts;
   const config = parseEngineConfig({ blockSize: 4, maxNumBatchedTokens: 64, maxNumSeqs: 8, ...cfg });
   const model = new FakeModel(50, config.blockSize);
-  const engine = new LLMEngine({ config, model, numBlocks, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], numLayers: 2, connector: null });
+  const engine = new LLMEngine({ config, model, numBlocks, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], connector: null });
   return { engine, model };
 }
 

@@ -1,16 +1,19 @@
-// LLMEngine.step() = schedule -> run model -> postprocess. Everything else is bookkeeping around it.
+// LLMEngine.step() = schedule -> run model -> postprocess (nano-vllm's loop), with the KV connector's
+// plan before the forward and its saves after it. Everything else is bookkeeping around it: requests in
+// and out, parallel-sampling forks, the end of a request (held-requests.ts when the connector keeps it).
 import type { EngineConfig } from './config.js';
 import type { EngineStats, GenerateRequest, FinishReason, TokenLogprob } from './protocol.js';
 import type { ConnectorMetadata, KvConnector } from './connector/base.js';
 import { getLogger } from '../util/logger.js';
 import { BlockManager } from './block-manager.js';
 import { Scheduler, connectorView } from './scheduler.js';
-import { ModelRunner, type ForwardModel, type RunResult, type SamplingPlan } from './model-runner.js';
+import { ModelRunner, type ForwardModel, type RunResult } from './model-runner.js';
+import type { ScheduledSeq } from './scheduler.js';
 import { Sequence } from './sequence.js';
-import { sampleRow, backendCanSample, GREEDY_EPS } from './sampler.js';
+import { sampleRow, backendCanSample, checkStop, planSampling, GREEDY_EPS } from './sampler.js';
 import { sampleMaskedRow } from '../structured/masked-sample.js';
 import { Rng } from '../util/rng.js';
-import { greedyRows } from '../native/binding.js';
+import type { KvTransferParams } from './connector/types.js';
 import { PdsError } from '../util/errors.js';
 import { forkChild } from './fork.js';
 import { maxPromptLogitsChunk, promptLogprob } from './prompt-logprobs.js';
@@ -34,7 +37,6 @@ export interface LLMEngineArgs {
   vocabSize: number;
   maxModelLen: number;
   eosTokenIds: number[];
-  numLayers: number;
   connector: KvConnector | null;
   /**
    * Run each step's KV saves in the background, overlapping the next forward (devices whose forward and
@@ -49,7 +51,7 @@ export interface StepOutput {
   seq: Sequence;
   finished: boolean;
   /** The connector's params for the peer (producer side of a point-to-point transfer), on the final output. */
-  kvTransferParams?: Record<string, unknown>;
+  kvTransferParams?: KvTransferParams;
 }
 
 export class LLMEngine {
@@ -63,10 +65,6 @@ export class LLMEngine {
   /** copies of forked prompts' partial blocks, made before the step returns (null: children recompute) */
   private readonly copier: KvBlockCopier | null;
   private pendingCopies: BlockCopy[] = [];
-  /** finished sequences whose final output waits for the connector (saves in flight) */
-  private readonly finalPending = new Set<string>();
-  /** finished sequences whose final output went out (with kvTransferParams) while the peer still reads their blocks */
-  private readonly sentHeld = new Set<string>();
   private readonly outbox: StepOutput[] = [];
   /** Block lists retained by background KV saves (overlapKvSaves), and those saves. */
   private readonly savingTables = new Set<number[]>();
@@ -137,40 +135,48 @@ export class LLMEngine {
   async step(): Promise<StepOutput[]> {
     const connector = this.args.connector;
     if (connector) this.pollConnector(connector);
-    const out = this.scheduler.schedule();
-    let saves: ConnectorMetadata['saves'] = [];
-    if (connector) {
-      const meta = connector.buildConnectorMeta({
-        scheduled: out.scheduled.filter(({ seq }) => !seq.isForkChild).map(({ seq, numNewTokens }) => ({
-          req: connectorView(seq),
-          numNewTokens,
-          isPrefillDone: seq.numComputedTokens + numNewTokens >= seq.numPromptTokens,
-        })),
-      });
-      saves = meta.saves;
-      connector.startLoadKv(meta);
-    }
-    if (out.scheduled.length) {
-      await prepareConstraints(out.scheduled);
+    const { scheduled } = this.scheduler.schedule();
+    const saves = connector ? this.planConnector(connector, scheduled) : [];
+    if (scheduled.length) {
+      await prepareConstraints(scheduled);
       const t0 = TRACE_STEPS ? performance.now() : 0;
-      const run = await this.runner.run(out.scheduled, (seqs) => this.planSampling(seqs));
+      const run = await this.runner.run(scheduled, (seqs) => planSampling(seqs, this.args.eosTokenIds, this.rng));
       const t1 = TRACE_STEPS ? performance.now() : 0;
-      if (connector) {
-        for (let l = 0; l < this.args.numLayers; l++) connector.saveKvLayer(l);
-        if (this.args.overlapKvSaves) this.saveInBackground(connector, saves);
-        else await connector.waitForSave();
-      }
-      this.postprocess(out.scheduled, run);
-      if (this.pendingCopies.length) {
-        const copies = this.pendingCopies.splice(0);
-        await Promise.all(copies.map((c) => this.copier!(c))); // before any forward reads the children's blocks
-      }
+      if (connector) await this.saveAfterForward(connector, saves);
+      this.postprocess(scheduled, run);
+      await this.copyForkedBlocks();
       if (TRACE_STEPS) {
-        const tokens = out.scheduled.reduce((a, s) => a + s.numNewTokens, 0);
-        log.info(`step: ${out.scheduled.length} seqs, ${tokens} tokens: forward ${(t1 - t0).toFixed(2)} ms, save+postprocess ${(performance.now() - t1).toFixed(2)} ms`);
+        const tokens = scheduled.reduce((a, s) => a + s.numNewTokens, 0);
+        log.info(`step: ${scheduled.length} seqs, ${tokens} tokens: forward ${(t1 - t0).toFixed(2)} ms, save+postprocess ${(performance.now() - t1).toFixed(2)} ms`);
       }
     }
     return this.takeOutputs();
+  }
+
+  /** The connector's plan for this step (fork children are the engine's own): loads start now; returns the saves. */
+  private planConnector(connector: KvConnector, scheduled: readonly ScheduledSeq[]): ConnectorMetadata['saves'] {
+    const meta = connector.buildConnectorMeta({
+      scheduled: scheduled.filter(({ seq }) => !seq.isForkChild).map(({ seq, numNewTokens }) => ({
+        req: connectorView(seq),
+        numNewTokens,
+        isPrefillDone: seq.numComputedTokens + numNewTokens >= seq.numPromptTokens,
+      })),
+    });
+    connector.startLoadKv(meta);
+    return meta.saves;
+  }
+
+  /** After the forward: this step's saves, awaited now or (overlapKvSaves) left to run beside the next steps. */
+  private async saveAfterForward(connector: KvConnector, saves: ConnectorMetadata['saves']): Promise<void> {
+    if (this.args.overlapKvSaves) this.saveInBackground(connector, saves);
+    else await connector.waitForSave();
+  }
+
+  /** The forked children's copies of their parent's partial block, before any forward reads them. */
+  private async copyForkedBlocks(): Promise<void> {
+    if (!this.pendingCopies.length) return;
+    const copies = this.pendingCopies.splice(0);
+    await Promise.all(copies.map((c) => this.copier!(c)));
   }
 
   /** This step's saves run while the next steps compute; their blocks are retained until they end. */
@@ -201,27 +207,6 @@ export class LLMEngine {
   /** Outputs produced since the last call (also by finishRequest between steps). */
   takeOutputs(): StepOutput[] {
     return this.outbox.splice(0);
-  }
-
-  /**
-   * Backend sampling for the rows it can do alone (no penalties, no logprobs, no min_tokens masking); the
-   * uniform draw comes from the request's RNG now, as sampleRow would draw it. Rows it cannot do are sampled
-   * on the host from the logits (then wanted), and their backend choice is ignored.
-   */
-  private planSampling(seqs: Sequence[]): SamplingPlan {
-    const R = seqs.length;
-    const arrays = greedyRows(R);
-    const host = new Array<boolean>(R).fill(false);
-    seqs.forEach((seq, r) => {
-      const sp = seq.sampling;
-      host[r] = seq.constraint !== null || seq.forksPending > 0 || !backendCanSample(sp, seq.numOutputTokens, this.args.eosTokenIds);
-      arrays.temperature[r] = sp.temperature;
-      arrays.topP[r] = sp.topP;
-      arrays.minP[r] = sp.minP;
-      arrays.topK[r] = sp.topK;
-      if (!host[r] && sp.temperature >= GREEDY_EPS) arrays.u[r] = Math.min((seq.rng ?? this.rng).random(), 0.99999994);
-    });
-    return { arrays, hostRows: host, wantLogits: host.some((h) => h) };
   }
 
   private postprocess(scheduled: ReadonlyArray<{ seq: Sequence; numNewTokens: number }>, { logits, tokens, plan, sampled, promptRows }: RunResult): void {
@@ -297,9 +282,8 @@ export class LLMEngine {
       this.end(seq);
       return false;
     }
-    if (seq.numOutputTokens === 0) seq.firstTokenTime = performance.now();
     seq.appendToken(tokenId, logprob);
-    const stop = this.checkStop(seq, tokenId);
+    const stop = checkStop(seq, tokenId, this.args.eosTokenIds, this.args.maxModelLen);
     if (stop) {
       seq.finishReason = stop.reason;
       seq.stopReason = stop.stopReason;
@@ -310,18 +294,6 @@ export class LLMEngine {
     return true;
   }
 
-  private checkStop(seq: Sequence, tokenId: number): { reason: FinishReason; stopReason: number | null } | null {
-    const sp = seq.sampling;
-    if (seq.numOutputTokens >= sp.minTokens) {
-      if (!sp.ignoreEos && this.args.eosTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: null };
-      if (sp.stopTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: tokenId };
-    }
-    if (seq.constraint?.isTerminated()) return { reason: 'stop', stopReason: null };
-    if (seq.numOutputTokens >= sp.maxTokens) return { reason: 'length', stopReason: null };
-    if (seq.numTokens >= this.args.maxModelLen) return { reason: 'length', stopReason: null };
-    return null;
-  }
-
   /**
    * Finishes a sequence: asks the connector whether to hold its blocks, emits the final output.
    * delayFree without kvTransferParams (a save in flight): the final output waits for doneSending.
@@ -330,19 +302,17 @@ export class LLMEngine {
    */
   private end(seq: Sequence): void {
     seq.constraint?.dispose();
-    let fin: { delayFree: boolean; kvTransferParams?: Record<string, unknown> } = { delayFree: false };
+    let fin: { delayFree: boolean; kvTransferParams?: KvTransferParams } = { delayFree: false };
     const connector = seq.isForkChild ? null : this.args.connector; // children are the engine's own
     if (connector && seq.blockTable.length) fin = connector.requestFinished(connectorView(seq), seq.blockTable);
     else if (connector) connector.requestFinished(connectorView(seq), []); // never admitted: its lookup's kv-server pins go now
-    this.scheduler.finish(seq, fin.delayFree);
-    if (fin.delayFree && fin.kvTransferParams) {
-      this.sentHeld.add(seq.requestId);
-      this.outbox.push({ seq, finished: true, kvTransferParams: fin.kvTransferParams });
-    } else if (fin.delayFree) this.finalPending.add(seq.requestId);
-    else this.emitFinal(seq, fin.kvTransferParams);
+    const hold = fin.delayFree && seq.blockTable.length ? (fin.kvTransferParams ? 'sent' : 'final-waits') : null;
+    this.scheduler.finish(seq, hold);
+    if (hold === 'sent') this.outbox.push({ seq, finished: true, kvTransferParams: fin.kvTransferParams });
+    else if (hold === null) this.emitFinal(seq, fin.kvTransferParams);
   }
 
-  private emitFinal(seq: Sequence, kvTransferParams?: Record<string, unknown>): void {
+  private emitFinal(seq: Sequence, kvTransferParams?: KvTransferParams): void {
     this.byId.delete(seq.requestId);
     const group = this.groups.get(seq.groupId);
     if (group && group.every((s) => s.status === 'finished' && !this.byId.has(s.requestId))) this.groups.delete(seq.groupId);
@@ -369,9 +339,9 @@ export class LLMEngine {
       }
     }
     for (const id of doneSending) {
-      const seq = this.scheduler.release(id);
-      if (seq && this.finalPending.delete(id)) this.emitFinal(seq);
-      else if (this.sentHeld.delete(id)) this.byId.delete(id);
+      const h = this.scheduler.held.release(id);
+      if (h?.kind === 'final-waits') this.emitFinal(h.seq);
+      else if (h) this.byId.delete(id);
     }
   }
 

@@ -9,7 +9,7 @@ import { promptLogprob, maxPromptLogitsChunk } from './prompt-logprobs.js';
 const V = 50;
 function makeEngine(opts: EngineConfigInput = {}) {
   const config = parseEngineConfig({ blockSize: 4, maxNumBatchedTokens: 64, maxNumSeqs: 8, enablePrefixCaching: true, ...opts });
-  return new LLMEngine({ config, model: new FakeModel(V, config.blockSize), numBlocks: 128, vocabSize: V, maxModelLen: 512, eosTokenIds: [2], numLayers: 2, connector: null });
+  return new LLMEngine({ config, model: new FakeModel(V, config.blockSize), numBlocks: 128, vocabSize: V, maxModelLen: 512, eosTokenIds: [2], connector: null });
 }
 const sp = (extra: Partial<SamplingParams> = {}): SamplingParams => ({ ...defaultSamplingParams, temperature: 0, maxTokens: 2, ignoreEos: true, ...extra });
 const prompt = Array.from({ length: 23 }, (_, i) => (i * 7 + 3) % V);

@@ -1,8 +1,12 @@
 // Turns one row of logits into a token: logit_bias, penalties, min_tokens masking, then greedy or
 // temperature / top-k / top-p / min-p sampling; logprobs from the raw logits (vLLM's default).
-// Works in place on the row (a view into the runner's logits buffer).
-import type { SamplingParams, TokenLogprob } from './protocol.js';
+// Works in place on the row (a view into the runner's logits buffer). Also the step's sampling plan
+// (which rows the backend samples) and the stop check after each sampled token.
+import type { FinishReason, SamplingParams, TokenLogprob } from './protocol.js';
 import type { Rng } from '../util/rng.js';
+import type { SamplingPlan } from './model-runner.js';
+import type { Sequence } from './sequence.js';
+import { greedyRows } from '../native/binding.js';
 import { applyBitmask } from '../structured/apply-bitmask.js';
 
 export interface SampleContext {
@@ -167,4 +171,39 @@ function sampleStochastic(row: Float32Array, sp: SamplingParams, rng: Rng): numb
     if (r < 0) return i;
   }
   return last >= 0 ? last : argmax(row);
+}
+
+/**
+ * The step's sampling plan for `seqs` (logits row order): backend sampling for the rows it can do alone
+ * (no penalties, no logprobs, no min_tokens masking, no grammar, no forks pending); the uniform draw comes
+ * from the request's RNG (else `rng`) now, as sampleRow would draw it. Other rows are sampled on the host
+ * from the logits (then wanted), and their backend choice is ignored.
+ */
+export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly number[], rng: Rng): SamplingPlan {
+  const R = seqs.length;
+  const arrays = greedyRows(R);
+  const host = new Array<boolean>(R).fill(false);
+  seqs.forEach((seq, r) => {
+    const sp = seq.sampling;
+    host[r] = seq.constraint !== null || seq.forksPending > 0 || !backendCanSample(sp, seq.numOutputTokens, eosTokenIds);
+    arrays.temperature[r] = sp.temperature;
+    arrays.topP[r] = sp.topP;
+    arrays.minP[r] = sp.minP;
+    arrays.topK[r] = sp.topK;
+    if (!host[r] && sp.temperature >= GREEDY_EPS) arrays.u[r] = Math.min((seq.rng ?? rng).random(), 0.99999994);
+  });
+  return { arrays, hostRows: host, wantLogits: host.some((h) => h) };
+}
+
+/** Whether `seq` ends with the token it just appended (`tokenId`), and why; null = it goes on. */
+export function checkStop(seq: Sequence, tokenId: number, eosTokenIds: readonly number[], maxModelLen: number): { reason: FinishReason; stopReason: number | null } | null {
+  const sp = seq.sampling;
+  if (seq.numOutputTokens >= sp.minTokens) {
+    if (!sp.ignoreEos && eosTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: null };
+    if (sp.stopTokenIds.includes(tokenId)) return { reason: 'stop', stopReason: tokenId };
+  }
+  if (seq.constraint?.isTerminated()) return { reason: 'stop', stopReason: null };
+  if (seq.numOutputTokens >= sp.maxTokens) return { reason: 'length', stopReason: null };
+  if (seq.numTokens >= maxModelLen) return { reason: 'length', stopReason: null };
+  return null;
 }

@@ -8,6 +8,7 @@
 import type { BlockManager } from './block-manager.js';
 import type { Sequence } from './sequence.js';
 import type { KvConnector, ConnectorRequest } from './connector/base.js';
+import { HeldRequests, type HoldKind } from './held-requests.js';
 
 export interface SchedulerLimits {
   maxNumBatchedTokens: number;
@@ -20,9 +21,8 @@ export interface ScheduledSeq {
 }
 
 export interface SchedulerOutput {
+  /** sequences in this step's forward and how many of their tokens it computes (running first, then admitted) */
   scheduled: ScheduledSeq[];
-  numBatchedTokens: number;
-  preempted: Sequence[];
 }
 
 export function connectorView(seq: Sequence): ConnectorRequest {
@@ -39,15 +39,17 @@ export function connectorView(seq: Sequence): ConnectorRequest {
 export class Scheduler {
   readonly waiting: Sequence[] = [];
   readonly running: Sequence[] = [];
-  /** finished or aborted sequences whose blocks are held until the connector lets go (save/load in flight) */
-  readonly held = new Map<string, Sequence>();
+  /** finished sequences whose blocks are held until the connector lets go (a save or a peer read in flight) */
+  readonly held: HeldRequests;
   numPreemptions = 0;
 
   constructor(
     private readonly limits: SchedulerLimits,
     private readonly bm: BlockManager,
     private readonly connector: KvConnector | null,
-  ) {}
+  ) {
+    this.held = new HeldRequests(bm);
+  }
 
   add(seq: Sequence): void {
     this.waiting.push(seq);
@@ -66,13 +68,13 @@ export class Scheduler {
   *liveTables(): Iterable<readonly number[]> {
     for (const s of this.running) yield s.blockTable;
     for (const s of this.waiting) if (s.blockTable.length) yield s.blockTable;
-    for (const s of this.held.values()) yield s.blockTable;
+    yield* this.held.tables();
   }
 
   schedule(): SchedulerOutput {
     let budget = this.limits.maxNumBatchedTokens;
     const scheduled: ScheduledSeq[] = [];
-    const preempted: Sequence[] = [];
+    let preempted = false;
 
     // 1. running sequences, oldest first; preempt the newest when blocks run out
     for (let i = 0; i < this.running.length && budget > 0; ) {
@@ -86,7 +88,7 @@ export class Scheduler {
       while (!this.bm.canGrow(seq.blockTable, seq.numComputedTokens + n)) {
         const victim = this.running.pop()!;
         this.preempt(victim);
-        preempted.push(victim);
+        preempted = true;
         if (victim === seq) {
           selfPreempted = true;
           break;
@@ -100,7 +102,7 @@ export class Scheduler {
     }
 
     // 2. waiting sequences (only when nothing was preempted this step)
-    if (preempted.length === 0) {
+    if (!preempted) {
       for (let idx = 0; idx < this.waiting.length && budget > 0 && this.running.length < this.limits.maxNumSeqs; ) {
         const seq = this.waiting[idx]!;
         if (seq.status === 'waiting_for_remote_kv') {
@@ -124,8 +126,7 @@ export class Scheduler {
         budget -= admitted;
       }
     }
-    const numBatchedTokens = scheduled.reduce((a, s) => a + s.numNewTokens, 0);
-    return { scheduled, numBatchedTokens, preempted };
+    return { scheduled };
   }
 
   /** First admission: prefix cache, then the connector. Returns tokens to compute now, or a state. */
@@ -200,31 +201,18 @@ export class Scheduler {
     this.waiting.unshift(seq);
   }
 
-  /** Removes a sequence from the queues. Returns true when its blocks were freed now. */
-  finish(seq: Sequence, delayFree: boolean): boolean {
+  /** Removes a sequence from the queues; `hold` keeps its blocks (see held-requests.ts). Returns true when its blocks were freed now. */
+  finish(seq: Sequence, hold: HoldKind | null): boolean {
     let i = this.running.indexOf(seq);
     if (i >= 0) this.running.splice(i, 1);
     i = this.waiting.indexOf(seq);
     if (i >= 0) this.waiting.splice(i, 1);
     seq.status = 'finished';
-    if (delayFree && seq.blockTable.length) {
-      this.held.set(seq.requestId, seq);
+    if (hold && seq.blockTable.length) {
+      this.held.hold(seq, hold);
       return false;
     }
     if (seq.blockTable.length) this.bm.free(seq.blockTable);
     return true;
-  }
-
-  /** Frees the blocks of a held (delay-freed) sequence. */
-  release(requestId: string): Sequence | undefined {
-    const seq = this.held.get(requestId);
-    if (!seq) return undefined;
-    this.held.delete(requestId);
-    if (seq.blockTable.length) this.bm.free(seq.blockTable);
-    return seq;
-  }
-
-  find(requestId: string): Sequence | undefined {
-    return this.running.find((s) => s.requestId === requestId) ?? this.waiting.find((s) => s.requestId === requestId);
   }
 }

@@ -9,7 +9,6 @@ export class Sequence {
   readonly requestId: string;
   readonly promptTokenIds: number[];
   readonly sampling: SamplingParams;
-  readonly arrivalTime: number;
   readonly kvTransferParams?: KvTransferParams;
   /** prompt followed by generated tokens */
   readonly tokenIds: number[];
@@ -25,14 +24,11 @@ export class Sequence {
   blockHashes: string[] = [];
   finishReason: FinishReason | null = null;
   stopReason: number | string | null = null;
-  /** set while the connector lookup for this request is not answered yet */
-  connectorAsked = false;
   numPreemptions = 0;
   /** per-request generator when sampling.seed is set */
   rng: Rng | null = null;
   /** aborted while its KV was loading: blocks are freed once the load ends */
   aborted = false;
-  firstTokenTime = 0;
   /** parallel sampling: the parent's request id (its own for the parent) and this sequence's choice index */
   groupId: string;
   index = 0;
@@ -57,7 +53,6 @@ export class Sequence {
     this.promptTokenIds = promptTokenIds;
     this.tokenIds = promptTokenIds.slice();
     this.sampling = sampling;
-    this.arrivalTime = performance.now();
     this.kvTransferParams = kvTransferParams;
     this.groupId = requestId;
     if (sampling.promptLogprobs != null) this.promptLogprobs = [null];
@@ -71,12 +66,6 @@ export class Sequence {
   }
   get numOutputTokens(): number {
     return this.tokenIds.length - this.promptTokenIds.length;
-  }
-  get lastTokenId(): number {
-    return this.tokenIds[this.tokenIds.length - 1]!;
-  }
-  get isPrefillDone(): boolean {
-    return this.numComputedTokens >= this.numPromptTokens;
   }
 
   appendToken(id: number, logprob?: TokenLogprob): void {

@@ -12,8 +12,10 @@
 //   4. requestFinished(req, blockIds) when the request ends; delayFree=true keeps its blocks until the
 //      worker side reports it in getFinished().doneSending.
 //  worker side (around each forward):
-//   startLoadKv(meta) -> loads (async) into the blocks named by meta; waitForLayerLoad(layer);
-//   saveKvLayer(layer) ; waitForSave() after the forward; getFinished() polled every step.
+//   startLoadKv(meta) before the forward: loads (async, whole requests) into the blocks named by meta;
+//   a loading request sits in WAITING_FOR_REMOTE_KVS, so no forward reads its blocks until it is done.
+//   waitForSave() after the forward: the saves of meta (the native forward runs all layers in one call,
+//   so there is no per-layer hook). getFinished() is polled every step.
 import type { KvTransferParams } from './types.js';
 
 export type KvRole = 'kv_producer' | 'kv_consumer' | 'kv_both';
@@ -63,8 +65,8 @@ export interface KvCacheAccess {
 }
 
 export interface MatchResult {
+  /** Tokens loadable from outside (their load always runs in the background); null = ask again later. */
   count: number | null;
-  isAsync: boolean; // true: the load runs in the background; the request waits in WAITING_FOR_REMOTE_KVS
 }
 
 /**
@@ -95,8 +97,6 @@ export interface KvConnector {
   // ---- worker side ----
   registerKvCache(kv: KvCacheAccess): void;
   startLoadKv(meta: ConnectorMetadata): void;
-  waitForLayerLoad(layer: number): Promise<void>;
-  saveKvLayer(layer: number): void;
   waitForSave(): Promise<void>;
   /** Requests whose async save (doneSending) or async load (doneRecving) completed since the last call. */
   getFinished(): { doneSending: Set<string>; doneRecving: Set<string> };

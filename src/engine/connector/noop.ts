@@ -4,7 +4,7 @@ import type { ConnectorMetadata, KvConnector, KvRole, MatchResult } from './base
 export class NoopConnector implements KvConnector {
   constructor(readonly role: KvRole = 'kv_both') {}
   getNumNewMatchedTokens(): MatchResult {
-    return { count: 0, isAsync: false };
+    return { count: 0 };
   }
   updateStateAfterAlloc(): void {}
   buildConnectorMeta(): ConnectorMetadata {
@@ -15,8 +15,6 @@ export class NoopConnector implements KvConnector {
   }
   registerKvCache(): void {}
   startLoadKv(): void {}
-  async waitForLayerLoad(): Promise<void> {}
-  saveKvLayer(): void {}
   async waitForSave(): Promise<void> {}
   getFinished() {
     return { doneSending: new Set<string>(), doneRecving: new Set<string>() };

@@ -102,7 +102,7 @@ describe('P2pConnector', () => {
     const cp = JSON.parse(JSON.stringify(params)) as Record<string, unknown>; // through the proxy as JSON
     const cb = blocks(600, 60).reverse();
     const r = C.conn.getNumNewMatchedTokens(req('r1', p, 0, [], cp), 0);
-    assert.deepEqual(r, { count: 599, isAsync: true });
+    assert.deepEqual(r, { count: 599 });
     C.conn.updateStateAfterAlloc(req('r1', p, 0, cb, cp), cb, 599);
     const cmeta = C.conn.buildConnectorMeta({ scheduled: [] });
     C.conn.startLoadKv(cmeta);
@@ -165,7 +165,7 @@ describe('P2pConnector', () => {
     const p = prompt(50);
     const { fin } = produce(P.conn, P.kv as FakePeerKvCache, 'r4', p, blocks(50, 0));
     const r = C.conn.getNumNewMatchedTokens(req('r4', p, 0, [], fin.kvTransferParams), 0);
-    assert.deepEqual(r, { count: 0, isAsync: false }, 'the pool path (no tiers here) finds nothing');
+    assert.deepEqual(r, { count: 0 }, 'the pool path (no tiers here) finds nothing');
     await sleep(5);
     assert.deepEqual([...P.conn.getFinished().doneSending], ['r4']);
     await C.conn.shutdown();
@@ -276,7 +276,7 @@ describe('P2pConnector in two engines', () => {
         net.byPort.set(9100, connector);
       }
     }
-    const e = new LLMEngine({ config, model, numBlocks: 128, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], numLayers: 2, connector });
+    const e = new LLMEngine({ config, model, numBlocks: 128, vocabSize: 50, maxModelLen: 512, eosTokenIds: [2], connector });
     return { e, model, connector };
   }
   async function run(e: LLMEngine, id: string, stopWhenFinished = false) {

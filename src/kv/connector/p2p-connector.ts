@@ -194,9 +194,9 @@ export class P2pConnector implements KvConnector {
     if (count === 0 || numComputedTokens % bs !== 0) {
       this.pending.delete(req.requestId);
       this.releaseOnce(req.requestId, p);
-      return { count: 0, isAsync: false };
+      return { count: 0 };
     }
-    return { count, isAsync: true };
+    return { count };
   }
 
   updateStateAfterAlloc(req: ConnectorRequest, blockIds: readonly number[], numExternalTokens: number): void {
@@ -334,12 +334,6 @@ export class P2pConnector implements KvConnector {
     this.loading.set(q.requestId, done);
   }
 
-  waitForLayerLoad(layer: number): Promise<void> {
-    return this.inner.waitForLayerLoad(layer);
-  }
-  saveKvLayer(layer: number): void {
-    this.inner.saveKvLayer(layer);
-  }
   waitForSave(): Promise<void> {
     return this.inner.waitForSave();
   }

@@ -68,7 +68,6 @@ async function consume(conn: KvConnector, id: string, p: number[], numLocal: num
   const matchMs = Date.now() - t0;
   let errors = new Set<number>();
   if (r.count > 0) {
-    assert.equal(r.isAsync, true);
     conn.updateStateAfterAlloc(req(id, p, numLocal, blockIds), blockIds, r.count);
     const meta = conn.buildConnectorMeta({ scheduled: [] });
     assert.equal(meta.loads.length, 1);

@@ -100,7 +100,7 @@ export class PdConnector implements KvConnector {
   // ---------------- scheduler side ----------------
 
   getNumNewMatchedTokens(req: ConnectorRequest, numComputedTokens: number): MatchResult {
-    if (!this.loads || !this.tiers.length) return { count: 0, isAsync: false };
+    if (!this.loads || !this.tiers.length) return { count: 0 };
     let lk = this.lookups.get(req.requestId);
     const now = performance.now();
     if (!lk) {
@@ -111,10 +111,10 @@ export class PdConnector implements KvConnector {
     }
     lk.touchedAt = now;
     if (!lk.done) {
-      if (now - lk.startedAt <= this.timeoutMs) return { count: null, isAsync: true };
+      if (now - lk.startedAt <= this.timeoutMs) return { count: null };
       this.log.warn(`Reqid: ${req.requestId}: KV lookup exceeded blocking_timeout_secs; computing instead`);
       this.releaseLookup(req.requestId);
-      return { count: 0, isAsync: false };
+      return { count: 0 };
     }
     const total = req.promptTokenIds.length;
     let hit = lk.hitChunks ? lk.keys[lk.hitChunks - 1]!.end : 0;
@@ -128,7 +128,7 @@ export class PdConnector implements KvConnector {
       this.log.info(lookupLine(req.requestId, total, numComputedTokens, hit, need));
     }
     if (need === 0) this.releaseLookup(req.requestId);
-    return { count: need, isAsync: need > 0 };
+    return { count: need };
   }
 
   private async runLookup(lk: Lookup): Promise<void> {
@@ -265,14 +265,6 @@ export class PdConnector implements KvConnector {
         if (this.finishedWhileLoading.delete(l.requestId)) this.report.sent(l.requestId);
       });
     this.loading.set(l.requestId, { cancelled, done });
-  }
-
-  async waitForLayerLoad(_layer: number): Promise<void> {
-    // Loads are whole-request and asynchronous: the request is not in a forward until they are done.
-  }
-
-  saveKvLayer(_layer: number): void {
-    // Saves happen per chunk in waitForSave (the native forward runs all layers in one call).
   }
 
   async waitForSave(): Promise<void> {

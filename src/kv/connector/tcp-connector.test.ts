@@ -88,7 +88,7 @@ describe('TcpConnector', () => {
       assert.equal(params.remote_engine_id, P.tcp!.instanceId);
       assert.equal(P.heldCount, 1);
       const { m } = await decode(C, 'r1', 70, params, [0, 1, 2, 3, 4]);
-      assert.deepEqual(m, { count: 69, isAsync: true }); // prompt length - 1
+      assert.deepEqual(m, { count: 69 }); // prompt length - 1
       assert.equal(C.getBlockIdsWithLoadErrors().size, 0);
       assert.ok(await sameBlocks(pkv, [10, 11, 12, 13, 14], ckv, [0, 1, 2, 3, 4], 80));
       assert.ok(clog.lines.some((l) => /^Retrieved 69 out of 69 required tokens \(from 70 total tokens\)\. size: .* gb, cost .* ms, throughput: .* GB\/s; \(P2P tcp\)$/.test(l)), clog.lines.join('\n'));
@@ -166,7 +166,7 @@ describe('TcpConnector', () => {
     const { P, C } = pair({ allow: ['10.9.9.9:5600'] });
     try {
       const params = await prefill(P, 'r6', 40, [1, 2, 3]);
-      assert.deepEqual(C.getNumNewMatchedTokens(req('r6', prompt(40), [0, 1, 2], params), 0), { count: 0, isAsync: false });
+      assert.deepEqual(C.getNumNewMatchedTokens(req('r6', prompt(40), [0, 1, 2], params), 0), { count: 0 });
       assert.equal(C.counters.heartbeats, 0);
       assert.equal(P.heldCount, 1);
     } finally {
@@ -175,7 +175,7 @@ describe('TcpConnector', () => {
     const b = pair();
     try {
       const p7 = await prefill(b.P, 'r7', 40, [1, 2, 3]);
-      assert.deepEqual(b.C.getNumNewMatchedTokens(req('r7', prompt(40), [0, 1, 2], p7), 39), { count: 0, isAsync: false }); // all computed locally
+      assert.deepEqual(b.C.getNumNewMatchedTokens(req('r7', prompt(40), [0, 1, 2], p7), 39), { count: 0 }); // all computed locally
       await until(() => b.P.getFinished().doneSending.has('r7'));
       const p8 = await prefill(b.P, 'r8', 40, [4, 5, 6]);
       const q = req('r8', prompt(40), [0, 1, 2], p8, 'abort');

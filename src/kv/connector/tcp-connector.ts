@@ -189,15 +189,15 @@ export class TcpConnector implements KvConnector {
   }
 
   getNumNewMatchedTokens(req: ConnectorRequest, numComputedTokens: number): MatchResult {
-    if (this.role === 'kv_producer' || !this.transport || !this.kv) return { count: 0, isAsync: false };
+    if (this.role === 'kv_producer' || !this.transport || !this.kv) return { count: 0 };
     let p = this.pending.get(req.requestId);
     let fresh = false;
     if (!p) {
       const src = tcpSourceOf(req.requestId, req.kvTransferParams);
-      if (!src) return { count: 0, isAsync: false };
+      if (!src) return { count: 0 };
       if (!this.allowed(src.peer)) {
         this.log.warn(`Reqid: ${req.requestId}: kv_transfer_params name KV peer ${src.peer.host}:${src.peer.port}, which is not allowlisted; ignoring them`);
-        return { count: 0, isAsync: false };
+        return { count: 0 };
       }
       p = { src, total: req.promptTokenIds.length, numComputed: numComputedTokens, count: 0, heartbeat: null, ended: false };
       this.pending.set(req.requestId, p);
@@ -215,9 +215,9 @@ export class TcpConnector implements KvConnector {
       // nothing to pull (a full local prefix hit): still tell the prefiller, which frees at once
       this.pending.delete(req.requestId);
       this.endRemote(req.requestId, p, 'done');
-      return { count: 0, isAsync: false };
+      return { count: 0 };
     }
-    return { count: p.count, isAsync: true };
+    return { count: p.count };
   }
 
   private startHeartbeats(p: Pending): void {
@@ -346,10 +346,6 @@ export class TcpConnector implements KvConnector {
     this.loading.set(q.requestId, done);
   }
 
-  waitForLayerLoad(): Promise<void> {
-    return Promise.resolve();
-  }
-  saveKvLayer(): void {}
   waitForSave(): Promise<void> {
     return Promise.resolve();
   }
