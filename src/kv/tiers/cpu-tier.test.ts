@@ -1,5 +1,5 @@
-import { runTierConformance } from './conformance.js';
-import { CONFORMANCE_CHUNK } from './conformance.js';
+import { runTierConformance } from './testing/conformance.js';
+import { CONFORMANCE_CHUNK } from './testing/conformance.js';
 import { CpuTier } from './cpu-tier.js';
 
 runTierConformance('CpuTier', async (chunks) => {

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { CONFORMANCE_CHUNK, runTierConformance } from './conformance.js';
+import { CONFORMANCE_CHUNK, runTierConformance } from './testing/conformance.js';
 import { DiskTier } from './disk-tier.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pdserve-disk-tier-'));

@@ -1,7 +1,7 @@
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { CONFORMANCE_CHUNK, runTierConformance } from './conformance.js';
+import { CONFORMANCE_CHUNK, runTierConformance } from './testing/conformance.js';
 import { PoolTier } from './pool-tier.js';
 import { KvServer } from '../server/kv-server.js';
 import { PAGE_SIZE } from '../server/protocol.js';

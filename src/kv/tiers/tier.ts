@@ -1,7 +1,7 @@
 // A KV storage tier: chunk key (64 hex chars of chainHash) -> immutable bytes.
 // Implementations: cpu-tier.ts (local RAM, LRU), disk-tier.ts (local files), pool-tier.ts (a pdserve
 // kv-server: shm-mapped or TCP); indexed-tier.ts is the key index cpu and disk share.
-// Every implementation runs the shared suite in conformance.ts.
+// Every implementation runs the shared suite in testing/conformance.ts.
 //
 // Contracts common to all tiers:
 //  - A chunk becomes visible (lookup/get) only after its writer commits: never half-written.

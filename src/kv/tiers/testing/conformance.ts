@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { type KvTier, TierFullError } from './tier.js';
+import { type KvTier, TierFullError } from '../tier.js';
 
 export const CONFORMANCE_CHUNK = 64 * 1024;
 
