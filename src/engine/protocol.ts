@@ -1,5 +1,11 @@
 // Typed messages between the HTTP edge (src/server) and the engine (src/engine). No JSON past this line.
 import type { Tokenizer } from '../tokenizer/types.js';
+import type { KvTransferParams } from './connector/transfer-params.js';
+
+// What the API server uses of the connector seam: the params schema (validated at the edge) and the
+// shape of a connector's HTTP routes.
+export { kvTransferParamsSchema, type KvTransferParams } from './connector/transfer-params.js';
+export type { ConnectorRoute } from './connector/base.js';
 
 export interface SamplingParams {
   temperature: number; // 0 = greedy
@@ -48,7 +54,7 @@ export interface GenerateRequest {
   promptTokenIds: number[];
   sampling: SamplingParams;
   /** NIXL-style point-to-point parameters, passed through to the KV connector (may be undefined). */
-  kvTransferParams?: Record<string, unknown>;
+  kvTransferParams?: KvTransferParams;
   /**
    * Parallel sampling: n sequences forked from one prefill (they share the prompt's KV blocks), each with
    * its own sampling stream (child i: seed + i when seeded). Outputs carry `index`; default 1.
@@ -103,7 +109,7 @@ export interface RequestOutput {
   stopReason?: number | string | null; // the stop token id or stop string that ended it
   promptTokenIds: number[];
   numCachedTokens: number; // prompt tokens whose KV was reused (prefix cache) or loaded (connector)
-  kvTransferParams?: Record<string, unknown>; // set on the final output of a producer when relevant
+  kvTransferParams?: KvTransferParams; // set on the final output of a producer when relevant
 }
 
 export interface EngineStats {

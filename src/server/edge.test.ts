@@ -79,6 +79,14 @@ describe('edge: peer-only fields and bounded input', () => {
     assert.deepEqual(h.engine.requests.at(-1)!.kvTransferParams, body.kv_transfer_params);
   });
 
+  it('kv_transfer_params of the wrong shape are a 400 naming the field, signed or not', async () => {
+    const n = h.engine.requests.length;
+    const body = { prompt: 'abc', max_tokens: 1, kv_transfer_params: { do_remote_prefill: true, remote_port: 'nine' } };
+    assertOpenAiError(await postJson(h.base, '/v1/completions', body, peerHeaders('/v1/completions', body)), 400, 'kv_transfer_params.remote_port');
+    assertOpenAiError(await postJson(h.base, '/v1/completions', body), 400, 'kv_transfer_params.remote_port');
+    assert.equal(h.engine.requests.length, n, 'nothing reached the engine');
+  });
+
   it('deep JSON is a 400, not a crash', async () => {
     const deep = '{"prompt":' + '['.repeat(100_000) + ']'.repeat(100_000) + '}';
     assertOpenAiError(await postJson(h.base, '/v1/completions', deep), 400);

@@ -1,6 +1,6 @@
 // Drives one engine request for the HTTP layer: records metrics per increment, turns a client abort
 // into ClientGone, and (for non-streaming responses) collects the increments into one result.
-import type { EngineClient, FinishReason, GenerateRequest, PromptLogprob, RequestOutput, TokenLogprob } from '../engine/protocol.js';
+import type { EngineClient, FinishReason, GenerateRequest, KvTransferParams, PromptLogprob, RequestOutput, TokenLogprob } from '../engine/protocol.js';
 import { PdsError } from '../util/errors.js';
 import type { RequestTimer } from './metrics.js';
 
@@ -51,7 +51,7 @@ export interface Collected {
   stopReason: number | string | null;
   promptTokenIds: number[];
   numCachedTokens: number;
-  kvTransferParams: Record<string, unknown> | null;
+  kvTransferParams: KvTransferParams | null;
   /** the request's prompt logprobs (shared by its n choices), when asked for */
   promptLogprobs: Array<PromptLogprob | null> | null;
 }

@@ -2,7 +2,7 @@
 // /v1/kv/release) on the API server. Each is a POST under /v1/kv/ (internal: signed requests only, see
 // edge-auth.ts); a ZodError or PdsError from its handler becomes the OpenAI-style 4xx the error handler sends.
 import type { FastifyInstance } from 'fastify';
-import type { ConnectorRoute } from '../engine/connector/base.js';
+import type { ConnectorRoute } from '../engine/protocol.js';
 import { accessOf } from './edge-auth.js';
 
 export function registerConnectorRoutes(app: FastifyInstance, routes: readonly ConnectorRoute[]): void {

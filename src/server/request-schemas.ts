@@ -2,6 +2,7 @@
 // edge. Types only: value ranges are checked in sampling.ts with vLLM's messages. Unknown fields are
 // ignored, as vLLM does.
 import { z } from 'zod';
+import { kvTransferParamsSchema } from '../engine/protocol.js';
 
 const int = () => z.number().int();
 
@@ -30,7 +31,7 @@ const common = {
   return_tokens_as_token_ids: z.boolean().nullish(),
   skip_special_tokens: z.boolean().nullish(),
   include_stop_str_in_output: z.boolean().nullish(),
-  kv_transfer_params: z.record(z.string(), z.unknown()).nullish(), // honoured only on signed (peer) requests
+  kv_transfer_params: kvTransferParamsSchema.nullish(), // honoured only on signed (peer) requests
   // pdserve's proxy on a prefill leg: validate as the decode leg will (decode-limits.ts)
   decode_limits: z.object({
     max_tokens: int().nullish(),

@@ -2,6 +2,7 @@
 // provider calls), text only. Unknown fields are ignored, as elsewhere; fields we know and do not
 // honour are refused by name in responses.ts.
 import { z } from 'zod';
+import { kvTransferParamsSchema } from '../engine/protocol.js';
 
 const textPart = z.looseObject({ type: z.string(), text: z.string().optional() });
 const inputItem = z.looseObject({
@@ -34,7 +35,7 @@ export const responsesRequestSchema = z.object({
   top_logprobs: z.number().int().nullish(),
   max_tool_calls: z.number().int().nullish(),
   // pdserve's proxy (prefill leg of P/D): honoured on signed peer requests only, as on the other routes
-  kv_transfer_params: z.record(z.string(), z.unknown()).nullish(),
+  kv_transfer_params: kvTransferParamsSchema.nullish(),
   decode_limits: z.object({ max_tokens: z.number().int().nullish(), min_tokens: z.number().int().nullish(), max_model_len: z.number().int().positive().nullish() }).strict().nullish(),
 });
 export type ResponsesRequest = z.infer<typeof responsesRequestSchema>;

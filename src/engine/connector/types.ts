@@ -11,4 +11,4 @@ export interface KvTransferConfig {
   kv_load_failure_policy?: 'fail' | 'recompute';
 }
 
-export type KvTransferParams = Record<string, unknown>;
+export type { KvTransferParams } from './transfer-params.js';
