@@ -11,7 +11,7 @@
 // A client disconnect at any point aborts the leg in flight (its engine sees the socket close).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { openAiErrorBody } from '../util/errors.js';
+import { httpStatusOf, openAiErrorBody, type ErrorCode } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
 import { doneDecoding, runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
@@ -40,7 +40,9 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
   const t0 = performance.now();
   const endpoint = path;
   let rec: RequestRecord | null = null; // only when the owner has hooks
-  const fail = (kind: ErrorKind, status: number, message: string, requestId?: string) => {
+  // the status comes from the shared error codes (src/util/errors.ts); the body's code stays the status (vLLM's)
+  const fail = (kind: ErrorKind, code: ErrorCode, message: string, requestId?: string) => {
+    const status = httpStatusOf(code);
     st.metrics.errors.inc({ kind });
     if (rec) {
       rec.status = status;
@@ -50,10 +52,10 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
   };
   const since = () => performance.now() - t0;
   const intake = parseClientBody(rawBody);
-  if (typeof intake === 'string') return fail('bad_request', 400, intake);
+  if (typeof intake === 'string') return fail('bad_request', 'PDS_ERR_BAD_REQUEST', intake);
   const { body: parsed, stripped } = stripPeerFields(intake);
   if (!st.admission && st.config.maxInflight > 0 && st.inflight >= st.config.maxInflight) {
-    return fail('overloaded', 429, `proxy is at its limit of ${st.config.maxInflight} requests in flight; retry later`);
+    return fail('overloaded', 'PDS_ERR_OVERLOADED', `proxy is at its limit of ${st.config.maxInflight} requests in flight; retry later`);
   }
   const clientId = req.headers['x-request-id'];
   const requestId = typeof clientId === 'string' && clientId.length > 0 && clientId.length <= 256 ? clientId : randomUUID();
@@ -66,7 +68,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     out.off('close', onClose);
     if (clientAbort.signal.aborted) return;
     const a = st.admission;
-    return fail('overloaded', 429, `at the limit of ${a.maxInflight} requests in flight and ${a.maxQueue} queued; retry later`, requestId);
+    return fail('overloaded', 'PDS_ERR_OVERLOADED', `at the limit of ${a.maxInflight} requests in flight and ${a.maxQueue} queued; retry later`, requestId);
   }
   const hooks = st.hooks;
   if (hooks) {
@@ -83,7 +85,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     let skipPrefill: string | undefined;
     if (hooks?.prepare) {
       const prep = await hooks.prepare(req, parsed, requestId);
-      if ('status' in prep) return fail(prep.status === 429 ? 'overloaded' : 'bad_request', prep.status, prep.message, requestId);
+      if ('error' in prep) return fail(prep.error === 'PDS_ERR_OVERLOADED' ? 'overloaded' : 'bad_request', prep.error, prep.message, requestId);
       ctx.route = prep.route;
       ctx.allow = prep.allow;
       skipPrefill = prep.skipPrefill;
@@ -133,9 +135,9 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
           if (p.reason !== 'busy') log.warn(`no prefiller could take request ${requestId} (${p.reason}); the decoder prefills it locally`);
           break;
         case 'failed':
-          return fail('upstream_error', 502, `${p.message}; not retried (this request already had its one retry)`, requestId);
+          return fail('upstream_error', 'PDS_ERR_UPSTREAM', `${p.message}; not retried (this request already had its one retry)`, requestId);
         case 'timeout':
-          return fail('timeout', 504, `prefill on ${p.upstream.origin} took longer than ${st.config.prefillTimeoutMs / 1000} s`, requestId);
+          return fail('timeout', 'PDS_ERR_TIMEOUT', `prefill on ${p.upstream.origin} took longer than ${st.config.prefillTimeoutMs / 1000} s`, requestId);
         case 'aborted':
           st.metrics.errors.inc({ kind: 'client_abort' });
           return;
@@ -149,11 +151,11 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
     switch (d.kind) {
       case 'unavailable':
-        return fail('no_decoder', 503, 'no decode instance is reachable', requestId);
+        return fail('no_decoder', 'PDS_ERR_UNAVAILABLE', 'no decode instance is reachable', requestId);
       case 'timeout':
-        return fail('timeout', 504, `decode on ${d.upstream.origin} sent nothing for ${st.config.decodeTimeoutMs / 1000} s`, requestId);
+        return fail('timeout', 'PDS_ERR_TIMEOUT', `decode on ${d.upstream.origin} sent nothing for ${st.config.decodeTimeoutMs / 1000} s`, requestId);
       case 'error':
-        return fail('upstream_error', 502, `decode on ${d.upstream.origin} failed: ${d.message}`, requestId);
+        return fail('upstream_error', 'PDS_ERR_UPSTREAM', `decode on ${d.upstream.origin} failed: ${d.message}`, requestId);
       case 'aborted':
         st.metrics.errors.inc({ kind: 'client_abort' });
         return;
@@ -196,7 +198,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     out.destroy(); // the client must see a cut stream, not a silently short one
   } catch (e) {
     log.error(`request ${requestId} failed: ${(e as Error).stack ?? e}`);
-    fail('upstream_error', 500, `proxy error: ${(e as Error).message}`, requestId);
+    fail('upstream_error', 'PDS_ERR_INTERNAL', `proxy error: ${(e as Error).message}`, requestId);
   } finally {
     if (rec) {
       if (rec.outcome === 'running') rec.outcome = clientAbort.signal.aborted ? 'aborted' : 'error';

@@ -6,8 +6,9 @@ import type { IncomingMessage } from 'node:http';
 import type { JsonObject } from './prefill-body.js';
 import type { RouteRequest } from './policies/policy.js';
 import type { Upstream } from './upstream.js';
+import type { ErrorCode } from '../util/errors.js';
 
-export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; skipPrefill?: string } | { status: number; message: string };
+export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; skipPrefill?: string } | { error: ErrorCode; message: string };
 
 /** Times in ms since the request arrived (performance.now() based); null = did not happen. */
 export interface RequestRecord {

@@ -19,7 +19,7 @@ export async function prepareRoute(
 ): Promise<Prepared> {
   const model = typeof body.model === 'string' ? body.model : null;
   const anyDeclared = [...st.prefillers.all, ...st.decoders.all].some((u) => u.models.length > 0);
-  if (model && anyDeclared && !modelsKnown(model)) return { status: 404, message: `The model \`${model}\` does not exist.` };
+  if (model && anyDeclared && !modelsKnown(model)) return { error: 'PDS_ERR_MODEL_NOT_FOUND', message: `The model \`${model}\` does not exist.` };
   const allow = model && anyDeclared ? (u: { models: string[] }) => !u.models.length || u.models.includes(model) : undefined;
   const route: RouteRequest = { requestId, headers: req.headers, body };
   if (st.decoders.policy.name === 'prefixaware' && !tokensOf(route)) {

@@ -49,6 +49,11 @@ export class PdsError extends Error {
 }
 
 /** OpenAI-style error type names by HTTP status. */
+/** The HTTP status a code maps to (the one table: PdsError.httpStatus reads it too). */
+export function httpStatusOf(code: ErrorCode): number {
+  return statusOf[code];
+}
+
 export function openAiErrorType(status: number): string {
   if (status === 400) return 'BadRequestError';
   if (status === 401) return 'AuthenticationError';
