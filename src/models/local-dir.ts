@@ -2,7 +2,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { PdsError } from '../util/errors.js';
-import { readJsonObject, readOptionalJsonObject } from './json-files.js';
+import { readJsonObject, readOptionalJsonObject } from '../util/json-file.js';
 import type { LoadFormat, ResolvedModel } from './types.js';
 
 /** Names of the *.safetensors files directly in dir. */

@@ -9,7 +9,7 @@ import { getLogger } from '../util/logger.js';
 import { packagedTokenizerPaths, type PackagedTokenizer } from '../tokenizer/packaged.js';
 import { DEFAULT_CARD, findCard, listCards, type Card } from './cards.js';
 import { isHubRepoId, resolveHubModel } from './hub.js';
-import { readJsonObject, readOptionalJsonObject } from './json-files.js';
+import { readJsonObject, readOptionalJsonObject } from '../util/json-file.js';
 import { resolveLocalDir } from './local-dir.js';
 import type { LoadFormat, ResolvedModel } from './types.js';
 

@@ -1,5 +1,6 @@
 // Loading a tokenizer from tokenizer.json (+ tokenizer_config.json, generation_config eos ids).
 import { existsSync } from 'node:fs';
+import { readJsonObjectAsync } from '../util/json-file.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { PdsError } from '../util/errors.js';
@@ -15,8 +16,8 @@ export interface LoadTokenizerOptions {
 /** Reads the files and builds the tokenizer; a chat_template.jinja beside tokenizer.json is used when
  * tokenizer_config.json has no chat_template. Errors are PDS_ERR_MODEL_LOAD naming the file. */
 export async function loadTokenizer(opts: LoadTokenizerOptions): Promise<Tokenizer> {
-  const tokenizerJson = await readJson(opts.tokenizerJsonPath);
-  const tokenizerConfig = opts.tokenizerConfigPath ? await readJson(opts.tokenizerConfigPath) : {};
+  const tokenizerJson = await readJsonObjectAsync(opts.tokenizerJsonPath);
+  const tokenizerConfig = opts.tokenizerConfigPath ? await readJsonObjectAsync(opts.tokenizerConfigPath) : {};
   const jinjaPath = join(dirname(opts.tokenizerConfigPath ?? opts.tokenizerJsonPath), 'chat_template.jinja');
   const chatTemplateFile = existsSync(jinjaPath) ? await readFile(jinjaPath, 'utf8') : null;
   try {
@@ -34,22 +35,6 @@ export async function loadTokenizerFromDir(dir: string): Promise<Tokenizer> {
   return loadTokenizer({
     tokenizerJsonPath: join(dir, 'tokenizer.json'),
     tokenizerConfigPath: existsSync(cfgPath) ? cfgPath : null,
-    generationConfig: existsSync(genPath) ? await readJson(genPath) : {},
+    generationConfig: existsSync(genPath) ? await readJsonObjectAsync(genPath) : {},
   });
-}
-
-async function readJson(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new PdsError('PDS_ERR_MODEL_LOAD', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const v = JSON.parse(text);
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
-    return v;
-  } catch (e) {
-    throw new PdsError('PDS_ERR_MODEL_LOAD', `cannot parse ${path}: ${(e as Error).message}`);
-  }
 }

@@ -1,6 +1,6 @@
 // One call from a model directory to a ready NativeModel: config.json -> spec, create on the device,
 // then safetensors weights or seeded dummy weights.
-import { readFile } from 'node:fs/promises';
+import { readJsonObjectAsync } from '../../util/json-file.js';
 import { join } from 'node:path';
 import { buildPath, loadNative } from '../../native/binding.js';
 import type { DType, NativeModel } from '../../native/binding.js';
@@ -27,7 +27,7 @@ export interface LoadedModel {
 }
 
 export async function loadModel(o: LoadModelOptions): Promise<LoadedModel> {
-  const raw = o.config ?? (JSON.parse(await readFile(join(o.dir, 'config.json'), 'utf8')) as Record<string, unknown>);
+  const raw = o.config ?? (await readJsonObjectAsync(join(o.dir, 'config.json')));
   let tensors: TensorInfo[] = [];
   if (o.weights === 'safetensors') tensors = await listCheckpointTensors(o.dir);
   const hasLmHead = o.weights === 'safetensors' ? tensors.some((t) => t.name === 'lm_head.weight') : undefined;

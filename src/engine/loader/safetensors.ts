@@ -1,7 +1,8 @@
 // safetensors checkpoints: header parsing (8-byte LE length + JSON), validated against the file size,
 // and sharded checkpoints (model.safetensors.index.json weight_map). Reads only headers, never tensor data.
-import { open, readFile, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { readJsonObjectAsync } from '../../util/json-file.js';
 import { join } from 'node:path';
 import { PdsError } from '../../util/errors.js';
 import { safetensorsDtypeBytes as dtypeBytes } from '../../util/dtype.js';
@@ -85,12 +86,7 @@ export async function listCheckpointTensors(dir: string): Promise<TensorInfo[]> 
   let files: string[];
   const index = join(dir, 'model.safetensors.index.json');
   if (existsSync(index)) {
-    let parsed: { weight_map?: Record<string, string> };
-    try {
-      parsed = JSON.parse(await readFile(index, 'utf8'));
-    } catch (e) {
-      throw new PdsError('PDS_ERR_MODEL_LOAD', `invalid ${index}: ${(e as Error).message}`);
-    }
+    const parsed = (await readJsonObjectAsync(index)) as { weight_map?: Record<string, string> };
     if (!parsed.weight_map || typeof parsed.weight_map !== 'object') throw new PdsError('PDS_ERR_MODEL_LOAD', `invalid ${index}: no weight_map`);
     files = [...new Set(Object.values(parsed.weight_map))].map((f) => join(dir, f));
   } else if (existsSync(join(dir, 'model.safetensors'))) {
