@@ -74,7 +74,6 @@ export function registerServe(program: Command): void {
 async function serve(model: string | undefined, o: Record<string, any>): Promise<void> {
   const loadFormat = o.loadFormat as LoadFormat;
   if (!['auto', 'safetensors', 'dummy'].includes(loadFormat)) throw new PdsError('PDS_ERR_CONFIG', `--load-format must be auto, safetensors or dummy (got ${loadFormat})`);
-  if (o.kvConfig) process.env.PDSERVE_KV_CONFIG_FILE = o.kvConfig;
   if (o.toolCallParser && !getToolParser(o.toolCallParser)) throw new PdsError('PDS_ERR_CONFIG', `--tool-call-parser: unknown parser '${o.toolCallParser}' (${toolParserNames().join(', ')})`);
   if (o.enableAutoToolChoice && !o.toolCallParser) throw new PdsError('PDS_ERR_CONFIG', '--enable-auto-tool-choice requires --tool-call-parser');
   const kvTransferConfig = o.kvTransferConfig ? parseKvTransferConfig(o.kvTransferConfig) : undefined;
@@ -98,7 +97,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
       weightDtype: o.dtype,
     },
     kvTransferConfig,
-    connectorFactory: pdConnectorFactory(null, undefined, { secret: edge.secret?.key ?? null }),
+    connectorFactory: pdConnectorFactory(o.kvConfig ?? null, undefined, { secret: edge.secret?.key ?? null }),
   });
   const samplingDefaults = resolveSamplingDefaults(o.generationConfig, resolved.generationConfig);
   const overridden = describeSamplingDefaults(samplingDefaults);

@@ -1,6 +1,6 @@
 // The engine's ConnectorFactory backed by the KV layer: KV config (YAML/env) + model identity ->
 // a registered connector (PdConnector, alias LMCacheConnectorV1). `pdserve serve` hands
-// kvConnectorFactory to createEngine. The KV config comes from kvConfigPath (--kv-config), else
+// pdConnectorFactory(--kv-config) to createEngine. The KV config comes from kvConfigPath (--kv-config), else
 // PDSERVE_KV_CONFIG_FILE, then PDSERVE_KV_* env overrides. `secret` (the internal secret's key) authenticates
 // the engine to the kv-server; without one the engine warns and only talks to a server that has none.
 import type { ConnectorContext, ConnectorFactory } from '../../engine/connector/factory.js';
