@@ -1,6 +1,7 @@
 // The engine <-> KV layer seam, shaped like vLLM's KV connector v1 (anchors §5).
 // The engine calls only these methods; what the KV layer does behind them (stores, tiers, transports)
-// is its own business. Registry of implementations: ./registry.ts.
+// is its own business. The engine gets one from a ConnectorFactory (./factory.ts); the KV layer's
+// implementations are registered by name in src/kv/connector/registry.ts.
 //
 // Life of a request through a connector:
 //  scheduler side (event-loop thread, no awaiting):
