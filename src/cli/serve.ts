@@ -51,6 +51,7 @@ export function registerServe(program: Command): void {
     .option('--kv-transfer-config <json>', 'vLLM-style KV connector config, e.g. {"kv_connector":"PdConnector","kv_role":"kv_producer"}')
     .option('--kv-config <file>', 'KV layer YAML (LMCache field names); also PDSERVE_KV_CONFIG_FILE')
     .option('--access-log', 'log one line per HTTP response', false)
+    .option('--no-access-log', 'no per-response log lines (the default; the chart renders engineConfig.accessLog: false as this)')
     .option('--tokenizer-pool-size <n>', 'tokenizer worker threads (0 = tokenize on the event loop)', intOption('--tokenizer-pool-size', 0), 2)
     .option('--tokenizer-queue <n>', 'requests waiting for a tokenizer worker beyond which clients get 429', intOption('--tokenizer-queue', 1), 1024)
     .option('--tokenization-timeout <s>', 'a prompt that takes longer to tokenize gets a 400', numOption('--tokenization-timeout', 0.1), 10)

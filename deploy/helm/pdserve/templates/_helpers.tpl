@@ -107,3 +107,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   mountPath: /run/pdserve/secret
   readOnly: true
 {{- end -}}
+
+{{/* An engine's model label (the router's role key): labels.model, else the modelSpec name. (dict "spec" ...) */}}
+{{- define "pdserve.modelLabel" -}}
+{{- (.spec.labels | default dict).model | default .spec.name -}}
+{{- end -}}

@@ -3,7 +3,7 @@
 {{- $out := list -}}
 {{- range $spec := .root.Values.servingEngineSpec.modelSpec -}}
 {{- $kv := $spec.kvConfig | default dict -}}
-{{- $m := $spec.labels.model | default $spec.name -}}
+{{- $m := include "pdserve.modelLabel" (dict "spec" $spec) -}}
 {{- if and (eq $.role "prefill") $kv.enabled (eq $kv.kvRole "kv_producer") -}}{{- $out = append $out $m -}}{{- end -}}
 {{- if and (eq $.role "decode") (or (not $kv.enabled) (ne $kv.kvRole "kv_producer")) -}}{{- $out = append $out $m -}}{{- end -}}
 {{- end -}}
