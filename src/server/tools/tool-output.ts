@@ -170,7 +170,7 @@ export class ToolDeltaStream {
 /** One engine increment of a tool-using stream -> its chunks; the last one of a finished output carries
  * finish_reason (and stop_reason). Logprobs are not reported on tool streams. */
 export async function sendToolDeltas(
-  sse: SseWriter, head: Record<string, unknown>, tools: ToolDeltaStream, out: RequestOutput, usage: unknown,
+  sse: SseWriter, head: Record<string, unknown>, tools: ToolDeltaStream, index: number, out: RequestOutput, usage: unknown,
 ): Promise<void> {
   const deltas = tools.push(out.newText);
   let finish: FinishReason | 'tool_calls' | null = null;
@@ -185,7 +185,7 @@ export async function sendToolDeltas(
     await sse.send({
       ...head,
       choices: [{
-        index: 0,
+        index,
         delta: deltas[i],
         logprobs: null,
         finish_reason: last ? finish : null,
