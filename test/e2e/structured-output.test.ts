@@ -90,6 +90,16 @@ test('serve pdserve-demo --enable-auto-tool-choice --tool-call-parser hermes: to
       }
       assert.deepEqual(calls, whole.choices.map((c) => ({ name: (c.message.tool_calls![0] as { function: { name: string } }).function.name, arguments: (c.message.tool_calls![0] as { function: { arguments: string } }).function.arguments })));
     });
+    await t.test('a grammar is compiled once per spec: pdserve:grammar_compiles_total', async () => {
+      const compiles = async () => Number(/^pdserve:grammar_compiles_total\{[^}]*\} (\d+)/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1]);
+      const before = await compiles();
+      assert.ok(before >= 1, 'exported (the warm-up grammar counts)');
+      for (let i = 0; i < 3; i++) {
+        const r = await client.completions.create({ model: 'pdserve-demo', prompt: 'id:', max_tokens: 20, n: 2, seed: i, structured_outputs: { regex: '[a-f]{3}-q' } } as never);
+        for (const c of (r as OpenAI.Completions.Completion).choices) assert.match(c.text, /^[a-f]{3}-q$/);
+      }
+      assert.equal(await compiles(), before + 1, 'three requests of six sequences, one new spec: one compile');
+    });
     await t.test('bad constraints are 400s naming the field', async () => {
       const cases: Array<[Record<string, unknown>, string]> = [
         [{ guided_regex: '[a-z' }, 'guided_regex'],
