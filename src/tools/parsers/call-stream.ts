@@ -53,7 +53,8 @@ export class CallStream implements ToolCallStream {
 
   end(): ToolStreamEvent[] {
     const out = this.run(true);
-    if (this.state === 'object' && this.calls === 0 && !this.named) out.push(...this.toPlain());
+    // the output ended inside (or just after the marker of) a first call that never got its name: text
+    if ((this.state === 'object' || this.state === 'list') && this.calls === 0 && !this.named) out.push(...this.toPlain());
     if ((this.state === 'seek' || this.state === 'plain') && this.calls === 0 && this.pos < this.text.length) {
       out.push({ kind: 'content', text: this.text.slice(this.pos) });
       this.pos = this.text.length;

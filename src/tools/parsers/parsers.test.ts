@@ -80,7 +80,8 @@ function streamed(name: string, text: string, cuts: number[]): { content: string
 for (const name of toolParserNames()) {
   test(`tool parser ${name}: streamed at every split point (and char by char) assembles to parse()`, () => {
     const f = formats[name]!;
-    for (const text of [f.one, f.two, f.prefixed, 'Just words. <tool', 'No { call } here.'].filter((t): t is string => !!t)) {
+    const cutAfterMarker = `Text ${getToolParser(name)!.startMarker === '{' ? '' : getToolParser(name)!.startMarker}`;
+    for (const text of [f.one, f.two, f.prefixed, 'Just words. <tool', 'No { call } here.', cutAfterMarker].filter((t): t is string => !!t)) {
       const whole = getToolParser(name)!.parse(text);
       const want = whole.calls.map((c) => ({ name: c.name, arguments: c.arguments }));
       const cases = [...Array.from({ length: text.length + 1 }, (_, i) => [i]), Array.from({ length: text.length }, (_, i) => i + 1)];
