@@ -24,7 +24,11 @@ const log = getLogger('engine');
 /** Grammar masks for the sequences this step may sample (a microtask each when already prepared). */
 async function prepareConstraints(scheduled: ReadonlyArray<{ seq: Sequence }>): Promise<void> {
   let pending: Promise<void>[] | null = null;
-  for (const { seq } of scheduled) if (seq.constraint && !seq.constraint.ready) (pending ??= []).push(seq.constraint.prepare());
+  for (const { seq } of scheduled) {
+    if (seq.constraint && !seq.constraint.ready) (pending ??= []).push(seq.constraint.prepare());
+    // a parent about to fork: its children sample their first token from this step's row
+    for (const c of seq.forkConstraints) if (!c.ready) (pending ??= []).push(c.prepare());
+  }
   if (pending) await Promise.all(pending);
 }
 /** PDS_TRACE_STEPS=1: one log line per step with its forward and save/postprocess times. */
@@ -89,6 +93,10 @@ export class LLMEngine {
     const seq = new Sequence(req.requestId, req.promptTokenIds, req.sampling, req.kvTransferParams);
     if (req.sampling.seed !== null) seq.rng = new Rng(req.sampling.seed);
     if (req.constraint) seq.constraint = req.constraint;
+    if (req.forkConstraints?.length) {
+      if (!req.constraint || req.forkConstraints.length !== n - 1) throw new PdsError('PDS_ERR_BAD_REQUEST', `forkConstraints needs a constraint and n - 1 = ${n - 1} matchers`, 'n');
+      seq.forkConstraints = req.forkConstraints;
+    } else if (req.constraint && n > 1) throw new PdsError('PDS_ERR_BAD_REQUEST', 'n > 1 with a constraint needs one matcher per sequence (forkConstraints)', 'n');
     if (seq.promptLogprobs) seq.maxChunkTokens = maxPromptLogitsChunk(this.args.vocabSize);
     this.byId.set(req.requestId, seq);
     if (n > 1) {
@@ -240,6 +248,7 @@ export class LLMEngine {
     let copy: BlockCopy | null = null;
     for (let i = 1; i <= parent.forksPending; i++) {
       const { child, copy: c } = forkChild(parent, i, this.blockManager, this.copier !== null);
+      child.constraint = parent.forkConstraints[i - 1] ?? null;
       if (c) {
         copy ??= { src: c.src, dsts: [], numTokens: c.numTokens };
         copy.dsts.push(c.dst);
@@ -250,6 +259,7 @@ export class LLMEngine {
       children.push(child);
     }
     parent.forksPending = 0;
+    parent.forkConstraints = [];
     if (copy) this.pendingCopies.push(copy);
     return children;
   }
@@ -302,6 +312,7 @@ export class LLMEngine {
    */
   private end(seq: Sequence): void {
     seq.constraint?.dispose();
+    for (const c of seq.forkConstraints.splice(0)) c.dispose(); // ended before it forked
     let fin: { delayFree: boolean; kvTransferParams?: KvTransferParams } = { delayFree: false };
     const connector = seq.isForkChild ? null : this.args.connector; // children are the engine's own
     if (connector && seq.blockTable.length) fin = connector.requestFinished(connectorView(seq), seq.blockTable);

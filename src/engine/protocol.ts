@@ -62,6 +62,12 @@ export interface GenerateRequest {
   n?: number;
   /** A grammar on the output (structured output, tool calls): owned by the engine from addRequest on. */
   constraint?: TokenConstraint;
+  /**
+   * With n > 1 and a constraint: n - 1 more fresh matchers of the same grammar, one per forked sequence
+   * (child i gets [i - 1] when it forks, in the parent's state then: nothing accepted yet). Owned by the
+   * engine from addRequest on.
+   */
+  forkConstraints?: TokenConstraint[];
 }
 
 /**

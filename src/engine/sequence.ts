@@ -45,6 +45,8 @@ export class Sequence {
   pendingLogprobs: TokenLogprob[] = [];
   /** grammar on the output (masked sampling on the host), disposed when the sequence ends */
   constraint: TokenConstraint | null = null;
+  /** parent with a grammar, before it forks: child i's own matcher (fresh, same grammar) at [i - 1] */
+  forkConstraints: TokenConstraint[] = [];
   /** counts of generated tokens (penalties) */
   readonly outputCounts = new Map<number, number>();
 

@@ -72,7 +72,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
     maxModelLen: opts.maxModelLen,
     maxLogprobs: opts.maxLogprobs ?? 20,
     samplingDefaults: opts.samplingDefaults ?? {},
-    metrics: new ServerMetrics(engine, names[0]!),
+    metrics: new ServerMetrics(engine, names[0]!, opts.grammar ?? null),
     ids: new RequestIds(),
     encoder: opts.encoder ?? new InlineEncoder(engine.tokenizer),
     limits: { ...defaultRequestLimits, ...opts.limits },

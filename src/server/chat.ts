@@ -46,8 +46,6 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   const logitBias = parseLogitBias(body.logit_bias, tok.vocabSize);
   if (logitBias) base.logitBias = logitBias;
   const { n, bestOf } = choiceCounts(body, 1, ctx.limits);
-  // one grammar matcher per request: forked sequences would share it
-  if (bestOf > 1 && (structured || toolPlan?.constraint)) throw badRequest('n > 1 (or best_of) cannot be combined with structured output or a required/named tool_choice yet', 'n');
   if (bestOf > n && base.logprobs === null) base.logprobs = 0; // ranking needs the chosen tokens' logprobs
   const echo = body.echo ? chatEchoText(body.messages) : '';
   const promptK = promptLogprobsK(body, ctx.maxLogprobs);
@@ -114,7 +112,7 @@ async function streamChat(
   reply: FastifyReply, toolPlan: ToolPlan | null,
 ): Promise<void> {
   const tok = ctx.engine.tokenizer;
-  const tools = toolPlan ? new ToolDeltaStream(toolPlan) : null;
+  const tools = toolPlan ? Array.from({ length: n }, () => new ToolDeltaStream(toolPlan)) : null; // one per choice
   const head = { id: `chatcmpl-${baseId}`, object: 'chat.completion.chunk', created: nowSeconds(), model: servedName(ctx) };
   let sse: SseWriter | null = null; // opened at the first output, so errors before it get a real status
   const usage = new StreamUsage(n, n);
@@ -138,7 +136,7 @@ async function streamChat(
         const index = out.index ?? 0;
         usage.add(index, out);
         if (tools) {
-          await sendToolDeltas(sse, head, tools, out, continuous ? usage.of(0) : null);
+          await sendToolDeltas(sse, head, tools[index]!, index, out, continuous ? usage.of(index) : null);
           continue;
         }
         const lps = req.sampling.logprobs !== null ? out.newLogprobs ?? [] : null;

@@ -37,8 +37,6 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
   if (logitBias) base.logitBias = logitBias;
   const { n, bestOf } = choiceCounts(body, Array.isArray(body.prompt) && typeof body.prompt[0] !== 'number' ? body.prompt.length : 1, ctx.limits);
   if (bestOf > n && base.logprobs === null) base.logprobs = 0; // ranking needs the chosen tokens' logprobs
-  // one grammar matcher per request: forked sequences would share it
-  if (bestOf > 1 && structured) throw badRequest('n > 1 (or best_of) cannot be combined with structured output yet', 'n');
   // prompt logprobs: for prompt_logprobs, and for echo with logprobs (the echoed tokens' logprobs)
   const promptK = promptLogprobsK(body, ctx.maxLogprobs);
   const echoLogprobs = !!body.echo && body.logprobs != null;

@@ -20,6 +20,7 @@ export async function runBatch<T>(
       throw e;
     } finally {
       req.constraint?.dispose(); // idempotent; covers requests the engine never took
+      for (const c of req.forkConstraints ?? []) c.dispose();
       ctx.ids.release(req.requestId);
     }
   }));

@@ -44,7 +44,8 @@ export class ServerMetrics {
   private readonly promptLen: Histogram<'model_name'>;
   private readonly genLen: Histogram<'model_name'>;
 
-  constructor(engine: EngineClient, modelName: string) {
+  /** grammar: the structured-output compiler, whose compiles are exported (pdserve:grammar_compiles_total) */
+  constructor(engine: EngineClient, modelName: string, grammar: { readonly compiles: number } | null = null) {
     const r = this.registry;
     const m = modelName;
     this.labels = { model_name: m };
@@ -70,6 +71,10 @@ export class ServerMetrics {
     });
     mirrorCounter(r, 'vllm:num_preemptions_total', 'Cumulative number of preemption from the engine.', m,
       () => engine.stats().numPreemptions);
+    if (grammar) {
+      mirrorCounter(r, 'pdserve:grammar_compiles_total', 'Structured-output grammars compiled against the vocabulary (one per distinct spec while cached).', m,
+        () => grammar.compiles);
+    }
     // the KV connector's cumulative events (stored/skipped chunks, hit/loaded tokens, failures), by name
     const kvLast = new Map<string, number>();
     new Counter({

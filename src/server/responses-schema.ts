@@ -1,14 +1,19 @@
 // Wire shape of POST /v1/responses (OpenAI's Responses API, what the Vercel AI SDK's default OpenAI
-// provider calls), text only. Unknown fields are ignored, as elsewhere; fields we know and do not
+// provider calls), text, function tools and text.format. Unknown fields are ignored, as elsewhere; fields we know and do not
 // honour are refused by name in responses.ts.
 import { z } from 'zod';
 import { kvTransferParamsSchema } from '../engine/protocol.js';
 
 const textPart = z.looseObject({ type: z.string(), text: z.string().optional() });
 const inputItem = z.looseObject({
-  type: z.string().optional(), // 'message' (or absent: an easy input message)
+  type: z.string().optional(), // 'message' (or absent: an easy input message), 'function_call', 'function_call_output'
   role: z.string().optional(),
   content: z.union([z.string(), z.array(textPart)]).optional(),
+  // function_call: call_id, name, arguments (JSON text); function_call_output: call_id, output (responses-tools.ts)
+  call_id: z.string().optional(),
+  name: z.string().optional(),
+  arguments: z.string().optional(),
+  output: z.union([z.string(), z.array(textPart)]).optional(),
 });
 
 export const responsesRequestSchema = z.object({
@@ -23,12 +28,13 @@ export const responsesRequestSchema = z.object({
   user: z.string().nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   store: z.boolean().nullish(),
-  // known and not honoured: a request that sets them gets a 400 naming them
-  tools: z.array(z.unknown()).nullish(),
+  tools: z.array(z.unknown()).nullish(), // function tools only (responses-tools.ts)
   tool_choice: z.unknown().optional(),
+  // text.format: text | json_object | json_schema {name, schema, strict} (the grammar engine)
+  text: z.looseObject({ format: z.looseObject({ type: z.string() }).optional() }).nullish(),
+  // known and not honoured: a request that sets them gets a 400 naming them
   previous_response_id: z.string().nullish(),
   reasoning: z.unknown().optional(),
-  text: z.looseObject({ format: z.looseObject({ type: z.string() }).optional() }).nullish(),
   background: z.boolean().nullish(),
   include: z.array(z.string()).nullish(),
   truncation: z.string().nullish(),

@@ -9,6 +9,7 @@ import type { ServerContext } from './server-context.js';
 import type { GenerateRequest } from '../engine/protocol.js';
 import { badRequest } from './http-errors.js';
 import { PdsError } from '../util/errors.js';
+import type { RequestMatcher } from '../structured/request-matcher.js';
 
 export interface StructuredFields {
   response_format?: { type: string; [k: string]: unknown } | null;
@@ -106,9 +107,15 @@ function grammar(v: unknown, param: string): GrammarSpec {
   return { kind: 'grammar', ebnf: v };
 }
 
-/** Gives each request its own matcher for `s` (compiled once, cached). No-op when s is null. */
+/** Gives each request, and each of its n sequences, its own matcher for `s` (compiled once, cached). No-op
+ * when s is null. */
 export async function attachConstraints(ctx: ServerContext, s: StructuredRequest | null, reqs: GenerateRequest[]): Promise<void> {
   if (!s) return;
   if (!ctx.grammar) throw new PdsError('PDS_ERR_BAD_REQUEST', 'structured output is not available on this server', s.param);
-  for (const r of reqs) r.constraint = await ctx.grammar.matcher(s.spec, s.param);
+  for (const r of reqs) {
+    r.constraint = await ctx.grammar.matcher(s.spec, s.param);
+    const forks: RequestMatcher[] = [];
+    for (let i = 1; i < (r.n ?? 1); i++) forks.push(await ctx.grammar.matcher(s.spec, s.param));
+    if (forks.length) r.forkConstraints = forks;
+  }
 }

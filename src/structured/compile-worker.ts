@@ -1,13 +1,13 @@
-// Worker thread: proves that a GrammarSpec compiles, in its own xgrammar instance, and reports how long
-// it took. xgrammar aborts its WASM instance on invalid input (and a poisoned instance corrupts later
-// calls), so untrusted specs are compiled here first; after any failure the parent replaces this worker.
-// Messages in: {id, spec}; out: {ready: true} once, then {id, ok: true, ms} | {id, ok: false, error}.
-import { parentPort, workerData } from 'node:worker_threads';
+// Worker thread: checks that a GrammarSpec is valid, in its own xgrammar instance, by converting it into a
+// Grammar (JSON, JSON schema, regex, EBNF, structural tag: the steps where xgrammar aborts its WASM instance
+// on bad input, and a poisoned instance corrupts later calls) without the vocabulary work; the main thread
+// then compiles the spec once. Reports the grammar's size (normalized EBNF characters), which bounds that
+// compile. After any failure the parent replaces this worker.
+// Messages in: {id, spec}; out: {ready: true} once, then {id, ok: true, ms, grammarChars} | {id, ok: false, error}.
+import { parentPort } from 'node:worker_threads';
 import { loadXgrammar } from './xgrammar-loader.js';
-import { compileSpec, type GrammarSpec } from './grammar-spec.js';
-import type { CompilerInit } from './grammar-service.js';
+import { parseSpec, type GrammarSpec } from './grammar-spec.js';
 
-const init = workerData as CompilerInit;
 const xg = loadXgrammar();
 // xgrammar prints "[FATAL] file:line: message" through console.error just before it aborts
 let lastError = '';
@@ -16,22 +16,19 @@ console.error = (...args: unknown[]) => {
   if (text.includes('[FATAL]') || !lastError) lastError = text;
 };
 
-const ready = (async () => {
-  const ti = await xg.TokenizerInfo.createTokenizerInfo(init.encodedVocab, init.vocabType, init.prependSpace, init.vocabSize, init.stopTokenIds);
-  return xg.GrammarCompiler.createGrammarCompiler(ti, false);
-})();
-// jobs' deadlines start once this is posted (building the TokenizerInfo is not the spec's cost)
+// the WASM module initialises on its first async call; jobs' deadlines start once ready is posted
+const ready = xg.Grammar.fromEBNF('root ::= "a"').then((g) => g.dispose());
 ready.then(() => parentPort!.postMessage({ ready: true }), (e) => { throw e; });
 
 parentPort!.on('message', async (msg: { id: number; spec: GrammarSpec }) => {
   lastError = '';
   try {
-    const compiler = await ready;
+    await ready;
     const t0 = performance.now();
-    const cg = await compileSpec(compiler, msg.spec);
-    const ms = performance.now() - t0;
-    cg.dispose();
-    parentPort!.postMessage({ id: msg.id, ok: true, ms });
+    const g = await parseSpec(xg, msg.spec);
+    const grammarChars = g.toString().length;
+    g.dispose();
+    parentPort!.postMessage({ id: msg.id, ok: true, ms: performance.now() - t0, grammarChars });
   } catch (e) {
     parentPort!.postMessage({ id: msg.id, ok: false, error: cleanError(lastError || String((e as Error)?.message ?? e)) });
   }

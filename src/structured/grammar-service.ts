@@ -1,9 +1,11 @@
-// Grammar compilation for one model's vocabulary: specs are proven in a worker thread (isolated WASM
-// instance, per-job deadline, bounded queue), then compiled once on the main thread's instance and cached
-// by specKey (LRU). Matchers for requests come from the cached compiled grammars.
-// Contract: only specs the worker compiled reach the main instance (xgrammar aborts on bad input).
-// The main-thread compile blocks the event loop for its duration (the worker's measured time; tens of ms
-// for 512-token vocabularies, up to a few hundred ms for a 152k one) once per distinct spec.
+// Grammar compilation for one model's vocabulary: specs are checked in a worker thread (isolated WASM
+// instance, per-job deadline, bounded queue) by converting them into a Grammar (no vocabulary work), then
+// the main thread's instance compiles them against the vocabulary — once per distinct spec (specKey),
+// cached (LRU). Matchers for requests come from the cached compiled grammars.
+// Contract: only specs the worker converted reach the main instance (xgrammar aborts on bad input), and
+// only grammars of at most maxGrammarChars characters of normalized EBNF. The one compile blocks the event loop for its duration (tens of
+// ms for a 512-token vocabulary; a JSON schema over Qwen3's 152k tokens took 0.8-2.8 s here on a loaded
+// 2-core machine); `compiles` counts them (pdserve:grammar_compiles_total).
 import { Worker } from 'node:worker_threads';
 import type { CompiledGrammar, GrammarCompiler } from '@mlc-ai/web-xgrammar';
 import { PdsError } from '../util/errors.js';
@@ -18,16 +20,16 @@ export interface CompilerInit extends GrammarVocab {
 }
 
 export interface GrammarServiceOptions {
-  // per spec, in the worker (default 10 s; `serve --grammar-compile-timeout`): also bounds the main thread's
-  // one compile of that spec, which blocks the event loop for about as long (a loaded 2-core machine can take
-  // seconds for a tool schema over a 152k vocabulary)
+  // per spec, its check in the worker (default 10 s; `serve --grammar-compile-timeout`). The main thread's
+  // compile that follows is bounded by maxGrammarChars, not by this deadline
   compileTimeoutMs?: number;
   maxPending?: number; // queued specs before 429 (default 32)
   cacheSize?: number; // compiled grammars kept (default 64; each holds per-token mask caches in the WASM heap)
   maxSpecBytes?: number; // longest schema/regex/grammar text (default 256 KiB)
+  maxGrammarChars?: number; // longest normalized EBNF the worker may hand the main thread (default 256 KiB)
 }
 
-interface Job { id: number; spec: GrammarSpec; resolve: (ms: number) => void; reject: (e: Error) => void }
+interface Job { id: number; spec: GrammarSpec; resolve: (r: { ms: number; grammarChars: number }) => void; reject: (e: Error) => void }
 
 export class GrammarService {
   private readonly xg = loadXgrammar();
@@ -40,11 +42,14 @@ export class GrammarService {
   private nextId = 1;
   private closed = false;
   private readonly opts: Required<GrammarServiceOptions>;
-  /** compile times (ms, in the worker) of the specs compiled so far: for logs and benchmarks */
+  /** the last spec's check time in the worker and compile time on the main thread (ms): logs, benchmarks */
+  lastCheckMs = 0;
   lastCompileMs = 0;
+  /** vocabulary compiles so far (one per distinct spec while it stays cached) */
+  compiles = 0;
 
   constructor(private readonly init: CompilerInit, opts: GrammarServiceOptions = {}) {
-    this.opts = { compileTimeoutMs: 10_000, maxPending: 32, cacheSize: 64, maxSpecBytes: 256 * 1024, ...opts };
+    this.opts = { compileTimeoutMs: 10_000, maxPending: 32, cacheSize: 64, maxSpecBytes: 256 * 1024, maxGrammarChars: 256 * 1024, ...opts };
   }
 
   get vocabSize(): number {
@@ -73,8 +78,18 @@ export class GrammarService {
       return p;
     }
     p = (async () => {
-      this.lastCompileMs = await this.prove(spec, param);
-      return compileSpec(await this.compiler(), spec);
+      const { ms, grammarChars } = await this.check(spec, param);
+      this.lastCheckMs = ms;
+      if (grammarChars > this.opts.maxGrammarChars) {
+        throw new PdsError('PDS_ERR_BAD_REQUEST', `${param} expands to a grammar too large to compile (${grammarChars} > ${this.opts.maxGrammarChars} characters of EBNF)`, param);
+      }
+      const compiler = await this.compiler();
+      const t0 = performance.now();
+      this.compiles++;
+      // the conversion the worker just ran succeeds here too (deterministic); then the vocabulary work, once
+      const cg = await compileSpec(compiler, spec);
+      this.lastCompileMs = performance.now() - t0;
+      return cg;
     })();
     this.cache.set(key, p);
     p.catch(() => this.cache.delete(key));
@@ -103,10 +118,10 @@ export class GrammarService {
     return this.compilerP;
   }
 
-  /** Compiles `spec` in the worker; resolves with its compile time in ms. */
-  private prove(spec: GrammarSpec, param: string): Promise<number> {
+  /** Converts `spec` in the worker; resolves with its grammar's size (EBNF chars) and the time it took (ms). */
+  private check(spec: GrammarSpec, param: string): Promise<{ ms: number; grammarChars: number }> {
     if (this.queue.length >= this.opts.maxPending) return Promise.reject(new PdsError('PDS_ERR_OVERLOADED', 'too many grammars compiling; retry later'));
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<{ ms: number; grammarChars: number }>((resolve, reject) => {
       this.queue.push({
         id: this.nextId++,
         spec,
@@ -130,21 +145,21 @@ export class GrammarService {
     w.postMessage({ id: job.id, spec: job.spec });
   }
 
-  private finishJob(id: number, r: { ok: boolean; ms?: number; error?: string }): void {
+  private finishJob(id: number, r: { ok: boolean; ms?: number; grammarChars?: number; error?: string }): void {
     const cur = this.current;
     if (!cur || cur.job.id !== id) return;
     clearTimeout(cur.timer);
     this.current = null;
-    if (r.ok) cur.job.resolve(r.ms ?? 0);
+    if (r.ok) cur.job.resolve({ ms: r.ms ?? 0, grammarChars: r.grammarChars ?? 0 });
     else cur.job.reject(new Error(r.error ?? 'compilation failed'));
     this.pump();
   }
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(new URL('./compile-worker.js', import.meta.url), { workerData: this.init, resourceLimits: { maxOldGenerationSizeMb: 512 } });
+    const w = new Worker(new URL('./compile-worker.js', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 512 } });
     w.unref();
-    w.on('message', (m: { ready?: boolean; id: number; ok: boolean; ms?: number; error?: string }) => {
+    w.on('message', (m: { ready?: boolean; id: number; ok: boolean; ms?: number; grammarChars?: number; error?: string }) => {
       if (m.ready) {
         if (this.worker === w) this.workerReady = true;
         this.pump();

@@ -1,6 +1,7 @@
 // What a request constrains its output to, in xgrammar's terms, and how to compile it. Shared by the
 // compile worker (which proves a spec compiles, in an isolated WASM instance) and the main thread.
-import type { CompiledGrammar, GrammarCompiler } from '@mlc-ai/web-xgrammar';
+import type { CompiledGrammar, Grammar, GrammarCompiler } from '@mlc-ai/web-xgrammar';
+import type { Xgrammar } from './xgrammar-loader.js';
 
 /** longest whitespace run between JSON tokens when whitespace is free (a 4-deep pretty-print needs 9) */
 export const MAX_WS = 16;
@@ -48,5 +49,23 @@ export async function compileSpec(compiler: GrammarCompiler, s: GrammarSpec): Pr
     case 'choice': return compiler.compileGrammar(`root ::= ${s.choices.map(ebnfLiteral).join(' | ')}`);
     case 'grammar': return compiler.compileGrammar(s.ebnf);
     case 'structural_tag': return compiler.compileStructuralTag(s.tag);
+  }
+}
+
+/**
+ * The spec as an xgrammar Grammar (no vocabulary work: JSON / schema / regex / EBNF parsing and conversion,
+ * the steps that abort xgrammar on bad input, so run unproven specs in the worker): what compileSpec
+ * does first, before the vocabulary work. Its toString() is the normalized EBNF (its length bounds the
+ * compile; note a structural tag's triggered dispatch does not survive a round trip through that text).
+ */
+export async function parseSpec(xg: Xgrammar, s: GrammarSpec): Promise<Grammar> {
+  const G = xg.Grammar;
+  switch (s.kind) {
+    case 'json_object': return G.builtinJSONGrammar();
+    case 'json_schema': return G.fromJSONSchema(s.schema, s.anyWhitespace, -1, s.anyWhitespace ? undefined : [',', ':'], true, s.anyWhitespace ? MAX_WS : undefined);
+    case 'regex': return G.fromStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: s.pattern } });
+    case 'choice': return G.fromEBNF(`root ::= ${s.choices.map(ebnfLiteral).join(' | ')}`);
+    case 'grammar': return G.fromEBNF(s.ebnf);
+    case 'structural_tag': return G.fromStructuralTag(s.tag);
   }
 }

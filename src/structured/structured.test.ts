@@ -141,3 +141,34 @@ test('applyBitmask: disallowed ids become -inf, allowed ones keep their value', 
     assert.equal(row[i], allowed ? i : -Infinity, `id ${i}`);
   }
 });
+
+test('one compile per spec: the worker only checks (parses) it, the main thread compiles its normalized EBNF once', async () => {
+  const g = await createGrammarService(storiesJson, 512, [2]);
+  try {
+    const spec: GrammarSpec = { kind: 'json_schema', schema: JSON.stringify({ type: 'object', properties: { a: { type: 'integer' } } }), anyWhitespace: false };
+    assert.equal(g.compiles, 0);
+    const ms = await Promise.all([g.matcher(spec, 'p'), g.matcher(spec, 'p'), g.matcher({ ...spec }, 'p')]);
+    for (const m of ms) m.dispose();
+    assert.equal(g.compiles, 1, 'three matchers of one spec (concurrent, then cached): one compile');
+    await g.compile({ kind: 'regex', pattern: 'x+' }, 'p');
+    assert.equal(g.compiles, 2);
+    await assert.rejects(g.compile({ kind: 'grammar', ebnf: 'root ::= (' }, 'p'), PdsError);
+    assert.equal(g.compiles, 2, 'an invalid spec never reaches the main thread');
+  } finally {
+    await g.close();
+  }
+});
+
+test('a grammar larger than maxGrammarChars is a 400 before any compile', async () => {
+  const g = await createGrammarService(storiesJson, 512, [2], { maxGrammarChars: 200 });
+  try {
+    const big = { type: 'object', properties: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, { type: 'string' }])) };
+    await assert.rejects(g.compile({ kind: 'json_schema', schema: JSON.stringify(big), anyWhitespace: false }, 'guided_json'),
+      (e: unknown) => e instanceof PdsError && e.httpStatus === 400 && e.param === 'guided_json' && /too large/.test(e.message));
+    assert.equal(g.compiles, 0);
+    await g.compile({ kind: 'choice', choices: ['a'] }, 'p');
+    assert.equal(g.compiles, 1);
+  } finally {
+    await g.close();
+  }
+});

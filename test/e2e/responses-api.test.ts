@@ -48,8 +48,8 @@ async function checkResponses(baseURL: string): Promise<void> {
   assert.equal(doneText, r.output_text);
   assert.equal(final?.usage?.output_tokens, 16);
   // refused by name, not ignored
-  await assert.rejects(client.responses.create({ model: M, input: 'x', tools: [{ type: 'function', name: 'f', parameters: {}, strict: false }] }),
-    (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { param?: string }).param === 'tools');
+  await assert.rejects(client.responses.create({ model: M, input: 'x', tools: [{ type: 'web_search' }] }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { param?: string }).param === 'tools.0.type');
   await assert.rejects(client.responses.create({ model: M, input: 'x', previous_response_id: 'resp_1' }), OpenAI.BadRequestError);
 }
 
@@ -59,7 +59,10 @@ test('/v1/responses on serve: text in, output_text out, streamed with the Respon
     await checkResponses(s.url);
     const bad = await postJson(`${s.url}/v1/responses`, { input: [{ type: 'function_call_output', output: 'x' }] });
     assert.equal(bad.status, 400);
-    assert.equal(bad.json.error.param, 'input.0.type');
+    assert.equal(bad.json.error.param, 'input.0.call_id');
+    const unknown = await postJson(`${s.url}/v1/responses`, { input: [{ type: 'reasoning', summary: [] }] });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.json.error.param, 'input.0.type');
   } finally {
     await s.stop();
   }

@@ -77,3 +77,32 @@ test('tool plan: default choice, parallel_tool_calls false caps required at one 
   assert.equal(schema.minItems, 1);
   assert.deepEqual(schema.items.anyOf.map((a: any) => a.properties.name.enum[0]), ['weather', 'time']);
 });
+
+test('tool output: auto streams a call while it is written (header, then argument fragments), equal to the whole message', () => {
+  for (const [parser, text] of [
+    ['hermes', 'Let me look.\n<tool_call>\n{"name": "weather", "arguments": {"city": "Oslo", "days": [1, 2]}}\n</tool_call>'],
+    ['llama3_json', '{"name": "weather", "parameters": {"city": "Oslo", "days": [1, 2]}}'],
+  ] as const) {
+    const p = toolPlanOf({ tools, tool_choice: 'auto' }, { enableAutoToolChoice: true, toolCallParser: parser })!;
+    const s = new ToolDeltaStream(p);
+    const deltas: ChatDelta[] = [];
+    let headerAt = -1;
+    let fragmentsBeforeEnd = 0;
+    for (let i = 0; i < text.length; i++) {
+      for (const d of s.push(text[i]!)) {
+        deltas.push(d);
+        if ('tool_calls' in d && d.tool_calls[0]!.id && headerAt < 0) headerAt = i;
+        if ('tool_calls' in d && !d.tool_calls[0]!.id) fragmentsBeforeEnd++;
+        if ('content' in d) assert.doesNotMatch(d.content, /<|\{/, 'no markup in content');
+      }
+    }
+    const end = s.end('stop');
+    assert.equal(end.finishReason, 'tool_calls');
+    assert.ok(headerAt >= 0 && headerAt < text.indexOf('Oslo'), `${parser}: header sent when the name is complete`);
+    assert.ok(fragmentsBeforeEnd > 5, `${parser}: arguments in fragments`);
+    const got = assemble([...deltas, ...end.deltas]);
+    const whole = toolMessage(p, text, 'stop');
+    assert.deepEqual(got.calls, whole.message.tool_calls.map((t) => ({ name: t.function.name, arguments: t.function.arguments })), parser);
+    assert.equal(got.content.trim(), whole.message.content ?? '');
+  }
+});

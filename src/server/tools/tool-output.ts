@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FinishReason } from '../../engine/protocol.js';
 import type { ParsedToolCall } from '../../tools/parsers/types.js';
+import type { ToolCallStream } from '../../tools/parsers/call-stream.js';
 import type { ToolPlan } from './tool-plan.js';
 import type { RequestOutput } from '../../engine/protocol.js';
 import type { SseWriter } from '../sse.js';
@@ -55,21 +56,29 @@ export function toolMessage(plan: ToolPlan, text: string, finishReason: FinishRe
 /**
  * Streaming: named streams the arguments as they come; required scans the JSON list as it grows (a
  * header delta when a call's name is complete, then its parameters text); auto streams content up to the
- * parser's start marker and the calls at the end (parsed whole).
+ * parser's start marker (never markup), then each call as its name and argument fragments are written.
  */
 export class ToolDeltaStream {
   private text = '';
-  private pos = 0; // required/auto: how much of text was turned into deltas
+  private pos = 0; // required: how much of text was turned into deltas
   private index = -1; // current call
   private depth = 0; // required: bracket depth inside the current parameters
   private inString = false;
   private escaped = false;
   private inArgs = false;
   private sentCalls = 0;
+  private readonly auto: ToolCallStream | null;
+  private pendingAuto = '';
 
-  constructor(private readonly plan: ToolPlan) {}
+  constructor(private readonly plan: ToolPlan) {
+    this.auto = plan.mode === 'auto' ? plan.parser!.stream() : null;
+  }
 
   push(delta: string): ChatDelta[] {
+    if (this.auto) {
+      this.pendingAuto = delta;
+      return this.scanAuto(false);
+    }
     this.text += delta;
     if (this.plan.mode === 'named') {
       const out: ChatDelta[] = [];
@@ -142,32 +151,18 @@ export class ToolDeltaStream {
     return out;
   }
 
+  /** auto: the parser's incremental stream (tools/parsers/call-stream.ts) as chat deltas. */
   private scanAuto(final: boolean): ChatDelta[] {
-    const marker = this.plan.parser!.startMarker;
-    const t = this.text;
-    const at = t.indexOf(marker);
-    if (!final) {
-      // content up to the marker, holding back a tail that could be the marker's beginning
-      let end = at >= 0 ? at : t.length;
-      if (at < 0) for (let k = Math.min(marker.length - 1, t.length); k > 0; k--) if (marker.startsWith(t.slice(t.length - k))) { end = t.length - k; break; }
-      if (end > this.pos) {
-        const c = t.slice(this.pos, end);
-        this.pos = end;
-        return [{ content: c }];
-      }
-      return [];
-    }
-    const { content, calls } = this.plan.parser!.parse(t);
-    if (!calls.length) return t.length > this.pos ? [{ content: t.slice(this.pos) }] : [];
+    const evs = final ? this.auto!.end() : this.auto!.push(this.pendingAuto);
+    this.pendingAuto = '';
     const out: ChatDelta[] = [];
-    // text before the marker was already streamed; a parser's content is exactly that text
-    void content;
-    calls.forEach((c, i) => {
-      out.push({ tool_calls: [{ index: i, id: toolCallId(), type: 'function', function: { name: c.name, arguments: '' } }] });
-      out.push({ tool_calls: [{ index: i, function: { arguments: c.arguments } }] });
-    });
-    this.sentCalls = calls.length;
-    this.pos = t.length;
+    for (const e of evs) {
+      if (e.kind === 'content') out.push({ content: e.text });
+      else if (e.kind === 'call') {
+        this.sentCalls++;
+        out.push({ tool_calls: [{ index: e.index, id: toolCallId(), type: 'function', function: { name: e.name, arguments: '' } }] });
+      } else out.push({ tool_calls: [{ index: e.index, function: { arguments: e.text } }] });
+    }
     return out;
   }
 }
@@ -175,7 +170,7 @@ export class ToolDeltaStream {
 /** One engine increment of a tool-using stream -> its chunks; the last one of a finished output carries
  * finish_reason (and stop_reason). Logprobs are not reported on tool streams. */
 export async function sendToolDeltas(
-  sse: SseWriter, head: Record<string, unknown>, tools: ToolDeltaStream, out: RequestOutput, usage: unknown,
+  sse: SseWriter, head: Record<string, unknown>, tools: ToolDeltaStream, index: number, out: RequestOutput, usage: unknown,
 ): Promise<void> {
   const deltas = tools.push(out.newText);
   let finish: FinishReason | 'tool_calls' | null = null;
@@ -190,7 +185,7 @@ export async function sendToolDeltas(
     await sse.send({
       ...head,
       choices: [{
-        index: 0,
+        index,
         delta: deltas[i],
         logprobs: null,
         finish_reason: last ? finish : null,

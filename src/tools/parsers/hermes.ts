@@ -1,4 +1,5 @@
 // Hermes / Qwen 2.5 / Qwen 3: <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>, one block per call.
+import { CallStream } from './call-stream.js';
 import { callFromJson, tryJson, type ParsedToolCall, type ToolParser, type ToolParseResult } from './types.js';
 
 const BLOCK = /<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g;
@@ -6,6 +7,7 @@ const BLOCK = /<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g;
 export const hermesParser: ToolParser = {
   name: 'hermes',
   startMarker: '<tool_call>',
+  stream: () => new CallStream('hermes'),
   parse(text: string): ToolParseResult {
     if (!text.includes('<tool_call>')) return { content: text, calls: [] };
     const calls: ParsedToolCall[] = [];

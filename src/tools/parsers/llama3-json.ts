@@ -1,10 +1,12 @@
 // Llama 3.x JSON tool calls: the output is {"name": "f", "parameters": {...}} (optionally after
 // <|python_tag|>), several calls separated by ";".
+import { CallStream } from './call-stream.js';
 import { callFromJson, tryJson, type ParsedToolCall, type ToolParser, type ToolParseResult } from './types.js';
 
 export const llama3JsonParser: ToolParser = {
   name: 'llama3_json',
   startMarker: '{',
+  stream: () => new CallStream('llama3_json'),
   parse(text: string): ToolParseResult {
     let t = text.trim();
     if (t.startsWith('<|python_tag|>')) t = t.slice('<|python_tag|>'.length).trim();

@@ -1,4 +1,5 @@
 // Mistral: [TOOL_CALLS][{"name": "f", "arguments": {...}}, ...] (content before the marker is text).
+import { CallStream } from './call-stream.js';
 import { callFromJson, tryJson, type ParsedToolCall, type ToolParser, type ToolParseResult } from './types.js';
 
 const MARKER = '[TOOL_CALLS]';
@@ -6,6 +7,7 @@ const MARKER = '[TOOL_CALLS]';
 export const mistralParser: ToolParser = {
   name: 'mistral',
   startMarker: MARKER,
+  stream: () => new CallStream('mistral'),
   parse(text: string): ToolParseResult {
     const at = text.indexOf(MARKER);
     if (at < 0) return { content: text, calls: [] };

@@ -1,6 +1,7 @@
 // A tool-call parser turns a model's text in its family's tool-call format into OpenAI tool calls
 // (vLLM's --tool-call-parser). One implementation per file, a registry by name (./registry.ts), one
 // shared conformance suite (./parsers.test.ts).
+import type { ToolCallStream } from './call-stream.js';
 
 /** A parsed call: the function's name and its arguments as JSON text. */
 export interface ParsedToolCall {
@@ -19,6 +20,8 @@ export interface ToolParser {
   readonly startMarker: string;
   /** Whole output -> content + calls; text whose calls do not parse is returned as content. */
   parse(text: string): ToolParseResult;
+  /** The same, incrementally (streaming): for well-formed output its events assemble to parse()'s result. */
+  stream(): ToolCallStream;
 }
 
 /** Parses JSON text that must be an object with a string `name` and object `arguments` / `parameters`. */
