@@ -42,6 +42,9 @@ export interface RouterFlags extends EdgeFlags {
   breakerFailures?: number;
   breakerCooldown?: number;
   prefillRetryBackoff?: number;
+  kvEventsEndpoints?: string;
+  kvEventsPort?: number;
+  kvEventsTopic?: string;
 }
 
 export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
@@ -83,6 +86,9 @@ export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
     breakerFailures: f.breakerFailures ?? d.breakerFailures,
     breakerCooldownMs: (f.breakerCooldown ?? d.breakerCooldownMs / 1000) * 1000,
     prefillRetryBackoffMs: (f.prefillRetryBackoff ?? d.prefillRetryBackoffMs / 1000) * 1000,
+    kvEventsEndpoints: csv(f.kvEventsEndpoints),
+    kvEventsPort: f.kvEventsPort ?? null,
+    kvEventsTopic: f.kvEventsTopic ?? '',
   };
 }
 
@@ -122,6 +128,9 @@ export function registerRouter(program: Command): void {
     .option('--breaker-failures <n>', 'failed legs in a row that open an engine\'s circuit breaker (0 = off)', intOption('--breaker-failures', 0), d.breakerFailures)
     .option('--breaker-cooldown <s>', 'seconds an open breaker waits before one trial request (doubles on reopening)', numOption('--breaker-cooldown', 0.001), d.breakerCooldownMs / 1000)
     .option('--prefill-retry-backoff <s>', 'jittered wait before the one prefill retry', numOption('--prefill-retry-backoff', 0), d.prefillRetryBackoffMs / 1000)
+    .option('--kv-events-endpoints <eps>', 'kvaware: comma list, by position with the backends, of each engine\'s KV-event PUB endpoint (tcp://host:port; the engine\'s --kv-events-config endpoint)')
+    .option('--kv-events-port <port>', 'kvaware: engines publish KV events on tcp://<backend host>:PORT (used without --kv-events-endpoints)', intOption('--kv-events-port', 1))
+    .option('--kv-events-topic <topic>', 'kvaware: subscription topic prefix (the engines\' kv-events-config topic)', '')
     .option('--upstream-api-key <key>', 'Bearer key sent to the engines; the client\'s is never forwarded');
   addEdgeOptions(cmd, `default ${d.gateway.bodyLimitBytes / 2 ** 20} MiB`).action(async (flags: RouterFlags) => {
     let router;

@@ -1,6 +1,6 @@
 // The router's prepare hook (gateway/hooks.ts): which engines may serve this request (the model it
-// names, when any engine declares models) and the RouteRequest its policies see. For prefix-aware
-// decode routing, a text prompt is tokenized by a decoder's /tokenize (bounded by 2 s; on failure
+// names, when any engine declares models) and the RouteRequest its policies see. For prefix-aware and
+// kvaware decode routing, a text prompt is tokenized by a decoder's /tokenize (bounded by 2 s; on failure
 // the policy keys on text instead, block-keys.ts).
 import type { IncomingMessage } from 'node:http';
 import type { ProxyState } from '../gateway/state.js';
@@ -22,7 +22,7 @@ export async function prepareRoute(
   if (model && anyDeclared && !modelsKnown(model)) return { status: 404, message: `The model \`${model}\` does not exist.` };
   const allow = model && anyDeclared ? (u: { models: string[] }) => !u.models.length || u.models.includes(model) : undefined;
   const route: RouteRequest = { requestId, headers: req.headers, body };
-  if (st.decoders.policy.name === 'prefixaware' && !tokensOf(route)) {
+  if ((st.decoders.policy.name === 'prefixaware' || st.decoders.policy.name === 'kvaware') && !tokensOf(route)) {
     const tokens = await tokenize(st, body, allow);
     if (tokens) route.tokens = tokens;
   }
