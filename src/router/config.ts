@@ -38,6 +38,11 @@ export interface RouterConfig {
   kvEventsEndpoints: string[];
   kvEventsPort: number | null;
   kvEventsTopic: string;
+  // --service-discovery k8s (k8s-discovery.ts)
+  k8sNamespace: string;
+  k8sLabelSelector: string | null;
+  k8sPort: number;
+  k8sModelLabelKey: string; // pod label holding the model label (production-stack: "model")
 }
 
 export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
@@ -61,6 +66,10 @@ export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
   kvEventsEndpoints: [],
   kvEventsPort: null,
   kvEventsTopic: '',
+  k8sNamespace: 'default',
+  k8sLabelSelector: null,
+  k8sPort: 8000,
+  k8sModelLabelKey: 'model',
 };
 
 const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim());
@@ -113,7 +122,15 @@ export function normalizeRouterConfig(c: RouterConfig): RouterConfig {
   for (const [flag, v] of [['--log-stats-interval', c.logStatsIntervalMs], ['--engine-stats-interval', c.engineStatsIntervalMs], ['--request-stats-window', c.requestStatsWindowMs]] as const) {
     if (!(v > 0)) throw new PdsError('PDS_ERR_CONFIG', `${flag} must be > 0`);
   }
-  if (c.serviceDiscovery !== 'static') throw new PdsError('PDS_ERR_CONFIG', `--service-discovery ${c.serviceDiscovery} is not available in this build (static only)`);
+  if (c.serviceDiscovery !== 'static' && c.serviceDiscovery !== 'k8s') throw new PdsError('PDS_ERR_CONFIG', `--service-discovery must be static or k8s, got '${c.serviceDiscovery}'`);
+  if (c.serviceDiscovery === 'k8s') {
+    if (c.kvEventsEndpoints.length) throw new PdsError('PDS_ERR_CONFIG', 'with --service-discovery k8s, engines\' KV events are found by --kv-events-port (pods come and go)');
+    if (c.routingLogic === 'disaggregated_prefill' && (!c.prefillLabels.length || !c.decodeLabels.length)) {
+      throw new PdsError('PDS_ERR_CONFIG', 'disaggregated_prefill needs --prefill-model-labels and --decode-model-labels');
+    }
+    if (!Number.isInteger(c.k8sPort) || c.k8sPort < 1 || c.k8sPort > 65535) throw new PdsError('PDS_ERR_CONFIG', `--k8s-port must be a port number, got ${c.k8sPort}`);
+    return c; // pools fill as pods become ready
+  }
   if (c.kvEventsEndpoints.length && c.kvEventsEndpoints.length !== c.backends.length) {
     throw new PdsError('PDS_ERR_CONFIG', `--kv-events-endpoints has ${c.kvEventsEndpoints.length} entries for ${c.backends.length} backends`);
   }

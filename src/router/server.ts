@@ -25,6 +25,8 @@ import { Admission } from '../gateway/admission.js';
 import { CircuitBreaker } from '../gateway/circuit-breaker.js';
 import { KvEventsFeed } from './kv-events-feed.js';
 import { KvAwarePolicy } from '../gateway/policies/kv-aware.js';
+import { K8sDiscovery } from './k8s-discovery.js';
+import { applyDiscovered } from './discovery-sync.js';
 
 const log = getLogger('router');
 export const ROUTER_VERSION = '0.1.0';
@@ -45,7 +47,7 @@ export interface RunningRouter {
 export async function startRouter(input: RouterConfig, statsSink: (text: string) => void = (t) => process.stdout.write(t + '\n')): Promise<RunningRouter> {
   const rc = normalizeRouterConfig(input);
   const pools = poolsOf(rc);
-  const config = normalizeProxyConfig({ ...rc.gateway, prefillers: pools.prefill.map((b) => b.url), decoders: pools.decode.map((b) => b.url) });
+  const config = normalizeProxyConfig({ ...rc.gateway, prefillers: pools.prefill.map((b) => b.url), decoders: pools.decode.map((b) => b.url) }, rc.serviceDiscovery === 'k8s');
   const upOpts = { connectTimeoutMs: config.connectTimeoutMs };
   const kvFeed = [pools.prefillPolicy, pools.decodePolicy].includes('kvaware') ? new KvEventsFeed(rc) : null;
   const policyOpts = { sessionKey: rc.sessionKey ?? undefined, ...(kvFeed ? { kvIndex: kvFeed.index } : {}) };
@@ -78,6 +80,17 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
     for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
   }
+  const discovery = rc.serviceDiscovery !== 'k8s' ? null : new K8sDiscovery(
+    { namespace: rc.k8sNamespace, labelSelector: rc.k8sLabelSelector, port: rc.k8sPort, modelLabelKey: rc.k8sModelLabelKey },
+    (bs) => {
+      applyDiscovered(st, rc, bs, (u) => {
+        u.breaker = new CircuitBreaker(rc.breakerFailures, rc.breakerCooldownMs);
+        if (u.role === 'prefill' && config.prefillHeartbeatMs > 0) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, Math.max(1000, 2 * config.prefillHeartbeatMs));
+      });
+      kvSync();
+    },
+  );
+  await discovery?.start().catch((e) => log.warn(`k8s discovery: first pod list failed: ${(e as Error).message} (retrying)`));
   const stats = new RequestStats(rc.requestStatsWindowMs);
   const engines = () => [
     ...st.prefillers.all.map((up) => ({ up, role: 'prefill' })),
@@ -179,6 +192,7 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
   const close = () => {
     closed ??= (async () => {
       for (const t of timers) clearInterval(t);
+      await discovery?.stop();
       for (const a of st.aborters) a.abort(new Error('router shutting down'));
       await app.close();
       await health.settle();

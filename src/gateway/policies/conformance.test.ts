@@ -117,8 +117,11 @@ test('kvaware: routes to the engine whose KV events report the longest prefix; r
   const keys = chainKeys(shared, 16); // what a pdserve engine with block size 16 reports for these tokens
   index.apply(all[2]!.origin, [{ type: 'BlockStored', blockHashes: keys, parentBlockHash: null, tokenIds: shared, blockSize: 16, loraId: null, medium: 'GPU' }]);
   index.apply(all[1]!.origin, [{ type: 'BlockStored', blockHashes: keys.slice(0, 1), parentBlockHash: null, tokenIds: shared.slice(0, 16), blockSize: 16, loraId: null, medium: 'GPU' }]);
-  all[2]!.inflight = 10; // busier, but it holds 4 blocks of the prefix
+  all[2]!.inflight = 1; // a little busier, but it holds all 4 blocks of the prefix
   assert.equal(p.order(all, req({ body: { prompt: [...shared, 900] } }))[0], all[2]);
+  all[2]!.inflight = 3; // a queue outweighs the hit (cost 0 + 0.5 x 3 x 4 = 6 > 4 uncached blocks elsewhere)
+  assert.notEqual(p.order(all, req({ body: { prompt: [...shared, 900] } }))[0], all[2]);
+  all[2]!.inflight = 1;
   assert.equal(index.matched(all[1]!.origin, keys), 1);
   index.apply(all[2]!.origin, [{ type: 'BlockRemoved', blockHashes: keys.slice(1), medium: 'GPU' }]);
   assert.equal(index.matched(all[2]!.origin, keys), 1, 'the chain breaks at the first removed block');
@@ -138,7 +141,7 @@ test('kvaware: events with a foreign hash function (vLLM ints) are re-keyed from
     { type: 'BlockStored', blockHashes: ['22'], parentBlockHash: '11', tokenIds: toks.slice(16), blockSize: 16, loraId: null, medium: 'GPU' },
   ]);
   assert.equal(index.matched(all[1]!.origin, chainKeys(toks, 16)), 2);
-  all[1]!.inflight = 3;
+  all[1]!.inflight = 1;
   assert.equal(p.order(all, req({ body: { prompt: [...toks, 5] } }))[0], all[1]);
   index.apply(all[1]!.origin, [{ type: 'BlockRemoved', blockHashes: ['11'], medium: null }]);
   assert.equal(index.matched(all[1]!.origin, chainKeys(toks, 16)), 0);
@@ -153,7 +156,7 @@ test('kvaware: a request just routed counts as held there until its events come 
   const r1 = req({ body: { prompt: [...shared, 1] } });
   const first = p.order(all, r1)[0]!;
   p.onRouted(first, r1);
-  first.inflight = 5;
+  first.inflight = 1;
   assert.equal(p.order(all, req({ body: { prompt: [...shared, 2] } }))[0], first);
   now += 10_000;
   assert.notEqual(p.order(all, req({ body: { prompt: [...shared, 3] } }))[0], first, 'pending entries expire');

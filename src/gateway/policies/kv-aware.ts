@@ -1,17 +1,23 @@
-// kvaware: the engine whose KV cache holds the longest prefix of this prompt first, as the engines
-// themselves report it through KV events (kv-index.ts, fed by src/router/kv-events-feed.ts); ties and
-// misses go by least load. Between routing a request and its engine's BlockStored event (one prefill),
+// kvaware: engines ranked by a cost in blocks (NVIDIA Dynamo's KV router, simplified):
+//   cost(u) = blocks of the prompt u must still prefill (prompt blocks - its prefix hit)
+//           + LOAD_WEIGHT x load(u) x prompt blocks            (load: policy.ts loadOf, requests)
+// where the prefix hit is what the engines themselves report through KV events (kv-index.ts, fed by
+// src/router/kv-events-feed.ts): a cached prefix wins over a little load, not over a queue. Equal
+// costs (no hit anywhere, equal load) go by least load, then round robin. Between routing a request and its engine's BlockStored event (one prefill),
 // the request's blocks count as held there for PENDING_TTL_MS, so a burst of requests sharing a prefix
 // does not scatter before the first event lands. Keys: block-keys.ts with the block size the engines
 // announce in their events (DEFAULT_BLOCK_SIZE until the first event).
 import type { Upstream } from '../upstream.js';
 import type { RouteRequest, RoutingPolicy } from './policy.js';
 import { LeastLoadPolicy } from './least-load.js';
+import { loadOf } from './policy.js';
 import { DEFAULT_BLOCK_SIZE, requestKeys } from './block-keys.js';
 import { KvIndex } from './kv-index.js';
 import { matchedBlocks } from './prefix-aware.js';
 
 export const PENDING_TTL_MS = 2_000;
+/** one request in flight on an engine weighs this fraction of a whole uncached prompt */
+export const LOAD_WEIGHT = 0.5;
 const MAX_PENDING_PER_ENGINE = 50_000;
 
 export class KvAwarePolicy implements RoutingPolicy {
@@ -43,9 +49,10 @@ export class KvAwarePolicy implements RoutingPolicy {
     if (!req || all.length < 2) return base;
     const keys = this.keys(req);
     if (!keys.length) return base;
-    const hits = new Map(base.map((u) => [u, this.hit(u, keys)]));
+    const n = keys.length;
+    const cost = new Map(base.map((u) => [u, n - this.hit(u, keys) + LOAD_WEIGHT * loadOf(u) * n]));
     const rank = new Map(base.map((u, i) => [u, i]));
-    return base.sort((a, b) => hits.get(b)! - hits.get(a)! || rank.get(a)! - rank.get(b)!);
+    return base.sort((a, b) => cost.get(a)! - cost.get(b)! || rank.get(a)! - rank.get(b)!);
   }
 
   onRouted(chosen: Upstream, req: RouteRequest | undefined): void {
