@@ -134,6 +134,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     listener: edge.listener,
   });
   registerDebugRoutes(server.app, created.client);
+  if (publisher) publisher.registerMetrics(server.metrics.registry);
   const p2p = created.connector instanceof P2pConnector ? created.connector : null;
   if (p2p) {
     registerKvRoutes(server.app, p2p);

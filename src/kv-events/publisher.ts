@@ -7,6 +7,7 @@
 // gap in the sequence numbers. With replay_endpoint, a ROUTER socket answers
 // [start seq (8 bytes BE)] with every buffered [seq, payload] from there, then [-1, ""] (vLLM's replay).
 import * as zmq from 'zeromq';
+import { Counter, type Registry } from 'prom-client';
 import { getLogger } from '../util/logger.js';
 import { bindsEndpoint, isWildcard, type KvEventsConfig } from './config.js';
 import { decodeSeq, encodeBatch, encodeSeq, MEDIUM_GPU, WIRE_LIMITS, type KvEvent } from './wire.js';
@@ -162,6 +163,16 @@ export class KvEventPublisher implements KvEventSink {
     } catch {
       /* socket closed */
     }
+  }
+
+  /** pdserve:kv_events_published_total / _dropped_total (batches) on an engine's /metrics. */
+  registerMetrics(registry: Registry): void {
+    const mirror = (name: string, help: string, read: () => number) => {
+      let last = 0;
+      new Counter({ name, help, registers: [registry], collect() { const v = read(); this.inc(v - last); last = v; } });
+    };
+    mirror('pdserve:kv_events_published_total', 'KV-event batches sent on the ZeroMQ PUB socket.', () => this.published);
+    mirror('pdserve:kv_events_dropped_total', 'KV-event batches dropped (send queue full or send failed).', () => this.dropped);
   }
 
   async close(): Promise<void> {

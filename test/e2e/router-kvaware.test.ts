@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { cliPath } from '../helpers/fixtures.js';
 import { freePort, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
 
-interface Outcome { logic: string; hitRate: number; hits: number; queries: number; meanTtftMs: number; kvEvents: { batches: number; blocks: number; malformed: number }[] }
+interface Outcome { logic: string; published: number; dropped: number; hitRate: number; hits: number; queries: number; meanTtftMs: number; kvEvents: { batches: number; blocks: number; malformed: number }[] }
 
 const counter = (text: string, name: string) => {
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text);
@@ -48,13 +48,17 @@ async function runLogic(logic: string): Promise<Outcome> {
     assert.equal(result.completed, 32, out);
     let hits = 0;
     let queries = 0;
+    let published = 0;
+    let dropped = 0;
     for (const e of engines) {
       const m = await (await fetch(`${e.url}/metrics`)).text();
       hits += counter(m, 'vllm:gpu_prefix_cache_hits_total');
       queries += counter(m, 'vllm:gpu_prefix_cache_queries_total');
+      published += counter(m, 'pdserve:kv_events_published_total');
+      dropped += counter(m, 'pdserve:kv_events_dropped_total');
     }
     const list = (await (await fetch(`${router.url}/engines`)).json()) as { kv_events?: { batches: number; blocks: number; malformed: number } | null }[];
-    return { logic, hits, queries, hitRate: hits / queries, meanTtftMs: result.mean_ttft_ms, kvEvents: list.map((e) => e.kv_events ?? { batches: 0, blocks: 0, malformed: 0 }) };
+    return { logic, published, dropped, hits, queries, hitRate: hits / queries, meanTtftMs: result.mean_ttft_ms, kvEvents: list.map((e) => e.kv_events ?? { batches: 0, blocks: 0, malformed: 0 }) };
   } finally {
     await router?.stop();
     await Promise.all(engines.map((e) => e.stop()));
@@ -73,6 +77,7 @@ test('prefix_repetition through the router: kvaware beats roundrobin on prefix h
   const [rr, , kv] = results as [Outcome, Outcome, Outcome];
   assert.ok(rr.queries > 0 && kv.queries > 0, 'the engines counted prefix-cache queries');
   assert.ok(kv.hitRate > rr.hitRate, `kvaware ${kv.hitRate} > roundrobin ${rr.hitRate}`);
+  assert.ok(kv.published > 0 && kv.dropped === 0, `engines published ${kv.published} batches, dropped ${kv.dropped}`);
   for (const e of kv.kvEvents) {
     assert.ok(e.batches > 0, `the router received KV-event batches from every engine: ${JSON.stringify(kv.kvEvents)}`);
     assert.equal(e.malformed, 0);
