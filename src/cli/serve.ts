@@ -23,7 +23,6 @@ import { TokenizerPool } from '../tokenizer/worker-pool.js';
 import { InlineEncoder, type PromptEncoder } from '../tokenizer/prompt-encoder.js';
 import { defaultBodyLimit } from '../server/request-limits.js';
 import { parseKvEventsConfig } from '../kv-events/config.js';
-import { KvEventPublisher } from '../kv-events/publisher.js';
 
 const log = getLogger('serve');
 
@@ -106,7 +105,9 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     kvTransferConfig,
     connectorFactory: pdConnectorFactory(null, undefined, { secret: edge.secret?.key ?? null }),
   });
-  const publisher = kvEvents?.enableKvCacheEvents && kvEvents.publisher === 'zmq' ? await KvEventPublisher.start(kvEvents) : null;
+  // zeromq is loaded only when events are on (it adds to every CLI start otherwise)
+  const publisher = kvEvents?.enableKvCacheEvents && kvEvents.publisher === 'zmq'
+    ? await (await import('../kv-events/publisher.js')).KvEventPublisher.start(kvEvents) : null;
   if (publisher) {
     if (!o.enablePrefixCaching) log.warn('--kv-events-config: prefix caching is off, so no block is ever stored');
     created.engine.blockManager.events = publisher;

@@ -6,7 +6,11 @@
 import * as zmq from 'zeromq';
 import { decodeBatch, decodeSeq, type KvEvent } from './wire.js';
 
-export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+// Memory a peer can make the router hold: at most RECEIVE_HWM messages of at most MAX_MESSAGE_BYTES
+// queued in ZeroMQ (256 MiB worst case; a real engine's batch is tens of KiB). Beyond that ZeroMQ drops,
+// which shows as lost sequence numbers.
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+const RECEIVE_HWM = 256;
 
 export interface SubscriberCounters {
   batches: number;
@@ -32,7 +36,7 @@ export class KvEventSubscriber {
   private readonly loop: Promise<void>;
 
   constructor(readonly opts: SubscriberOptions) {
-    this.sock = new zmq.Subscriber({ maxMessageSize: MAX_MESSAGE_BYTES, receiveHighWaterMark: 10_000, linger: 0, reconnectInterval: 200, reconnectMaxInterval: 5_000 });
+    this.sock = new zmq.Subscriber({ maxMessageSize: MAX_MESSAGE_BYTES, receiveHighWaterMark: RECEIVE_HWM, linger: 0, reconnectInterval: 200, reconnectMaxInterval: 5_000 });
     this.sock.connect(opts.endpoint);
     this.sock.subscribe(opts.topic ?? '');
     this.loop = this.run();

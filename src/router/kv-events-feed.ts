@@ -31,6 +31,7 @@ export class KvEventsFeed {
   private readonly subs = new Map<string, KvEventSubscriber>(); // origin -> subscriber
   private readonly down = new Set<string>(); // origins whose entries were dropped while ejected
   private lastMalformedLog = 0;
+  private readonly warnedNoEndpoint = new Set<string>();
   /** engines' kvaware policies (their pending routes are dropped with the index entries) */
   readonly policies: KvAwarePolicy[] = [];
 
@@ -54,7 +55,13 @@ export class KvEventsFeed {
     for (const u of engines) {
       if (!this.subs.has(u.origin)) {
         const endpoint = eventEndpoint(this.rc, u.origin);
-        if (!endpoint) continue;
+        if (!endpoint) {
+          if (!this.warnedNoEndpoint.has(u.origin)) {
+            this.warnedNoEndpoint.add(u.origin);
+            log.warn(`kvaware: no KV-event endpoint for ${u.origin} (set --kv-events-endpoints or --kv-events-port); it is ranked by load and recent routes only`);
+          }
+          continue;
+        }
         const origin = u.origin;
         this.subs.set(origin, new KvEventSubscriber({
           endpoint,

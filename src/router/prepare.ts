@@ -13,6 +13,7 @@ import { upstreamCredentials } from '../gateway/intake.js';
 import { signRequest } from '../security/request-signing.js';
 
 const TOKENIZE_TIMEOUT_MS = 2000;
+let tokenizeCursor = 0;
 
 export async function prepareRoute(
   st: ProxyState, _rc: RouterConfig, req: IncomingMessage, body: JsonObject, requestId: string, modelsKnown: (m: string) => boolean,
@@ -30,8 +31,10 @@ export async function prepareRoute(
 }
 
 async function tokenize(st: ProxyState, body: JsonObject, allow?: (u: { models: string[] }) => boolean): Promise<number[] | null> {
-  const up = st.decoders.all.find((u) => u.healthy && (!allow || allow(u)));
-  if (!up) return null;
+  const ok = st.decoders.all.filter((u) => u.healthy && (!allow || allow(u)));
+  if (!ok.length) return null;
+  const up = ok[tokenizeCursor++ % ok.length]!; // spread the tokenize calls over the healthy decoders
+  if (tokenizeCursor >= 1e9) tokenizeCursor = 0;
   const payload: JsonObject = { ...(typeof body.model === 'string' ? { model: body.model } : {}) };
   if (body.messages !== undefined) payload.messages = body.messages;
   else if (typeof body.prompt === 'string') payload.prompt = body.prompt;

@@ -23,9 +23,8 @@ import { statsReport } from './log-stats.js';
 import { prepareRoute } from './prepare.js';
 import { Admission } from '../gateway/admission.js';
 import { CircuitBreaker } from '../gateway/circuit-breaker.js';
-import { KvEventsFeed } from './kv-events-feed.js';
+import type { KvEventsFeed } from './kv-events-feed.js';
 import { KvAwarePolicy } from '../gateway/policies/kv-aware.js';
-import { K8sDiscovery } from './k8s-discovery.js';
 import { applyDiscovered } from './discovery-sync.js';
 
 const log = getLogger('router');
@@ -49,7 +48,8 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
   const pools = poolsOf(rc);
   const config = normalizeProxyConfig({ ...rc.gateway, prefillers: pools.prefill.map((b) => b.url), decoders: pools.decode.map((b) => b.url) }, rc.serviceDiscovery === 'k8s');
   const upOpts = { connectTimeoutMs: config.connectTimeoutMs };
-  const kvFeed = [pools.prefillPolicy, pools.decodePolicy].includes('kvaware') ? new KvEventsFeed(rc) : null;
+  // zeromq and the Kubernetes client are loaded only when used (they add to every CLI start otherwise)
+  const kvFeed = [pools.prefillPolicy, pools.decodePolicy].includes('kvaware') ? new (await import('./kv-events-feed.js')).KvEventsFeed(rc) : null;
   const policyOpts = { sessionKey: rc.sessionKey ?? undefined, ...(kvFeed ? { kvIndex: kvFeed.index } : {}) };
   const st: ProxyState = {
     config,
@@ -80,7 +80,7 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
     for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
   }
-  const discovery = rc.serviceDiscovery !== 'k8s' ? null : new K8sDiscovery(
+  const discovery = rc.serviceDiscovery !== 'k8s' ? null : new (await import('./k8s-discovery.js')).K8sDiscovery(
     { namespace: rc.k8sNamespace, labelSelector: rc.k8sLabelSelector, port: rc.k8sPort, modelLabelKey: rc.k8sModelLabelKey },
     (bs) => {
       applyDiscovered(st, rc, bs, (u) => {

@@ -8,7 +8,8 @@
 import { chainHash } from '../../util/chain-hash.js';
 import type { KvEvent } from '../../kv-events/wire.js';
 
-export const DEFAULT_MAX_BLOCKS_PER_ENGINE = 200_000;
+// 65,536 blocks of 16 tokens = 1M tokens, more than one GPU's KV cache holds; about 16 MB per engine.
+export const DEFAULT_MAX_BLOCKS_PER_ENGINE = 65_536;
 
 interface EngineBlocks {
   byEngineHash: Map<string, string>; // engine's block hash -> key; insertion order = age
