@@ -42,6 +42,10 @@ export interface RouterFlags extends EdgeFlags {
   breakerFailures?: number;
   breakerCooldown?: number;
   prefillRetryBackoff?: number;
+  kvEventsEndpoints?: string;
+  kvEventsPort?: number;
+  kvEventsTopic?: string;
+  k8sModelLabelKey?: string;
 }
 
 export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
@@ -83,6 +87,13 @@ export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
     breakerFailures: f.breakerFailures ?? d.breakerFailures,
     breakerCooldownMs: (f.breakerCooldown ?? d.breakerCooldownMs / 1000) * 1000,
     prefillRetryBackoffMs: (f.prefillRetryBackoff ?? d.prefillRetryBackoffMs / 1000) * 1000,
+    kvEventsEndpoints: csv(f.kvEventsEndpoints),
+    kvEventsPort: f.kvEventsPort ?? null,
+    kvEventsTopic: f.kvEventsTopic ?? '',
+    k8sNamespace: f.k8sNamespace,
+    k8sLabelSelector: f.k8sLabelSelector ?? null,
+    k8sPort: f.k8sPort,
+    k8sModelLabelKey: f.k8sModelLabelKey ?? d.k8sModelLabelKey,
   };
 }
 
@@ -93,7 +104,7 @@ export function registerRouter(program: Command): void {
     .description('production-stack router: discovery, routing logics, disaggregated_prefill over xPyD engines')
     .option('--host <host>', 'address to listen on', d.gateway.host)
     .option('--port <port>', 'port to listen on', intOption('--port', 0), d.gateway.port)
-    .option('--service-discovery <kind>', 'static (k8s: not in this build)', 'static')
+    .option('--service-discovery <kind>', 'static | k8s (pods watched through the API server kubectl would use: KUBECONFIG, ~/.kube/config or in-cluster)', 'static')
     .option('--static-backends <urls>', 'comma list of engine URLs')
     .option('--static-models <names>', 'comma list: the model each backend serves')
     .option('--static-model-labels <labels>', 'comma list: each backend\'s model label (disaggregated_prefill picks roles by it)')
@@ -108,6 +119,7 @@ export function registerRouter(program: Command): void {
     .option('--k8s-namespace <ns>', 'namespace to watch (k8s discovery)', 'default')
     .option('--k8s-label-selector <sel>', 'pod label selector (k8s discovery)')
     .option('--k8s-port <port>', 'engine port on each pod (k8s discovery)', intOption('--k8s-port', 1), 8000)
+    .option('--k8s-model-label-key <key>', 'pod label whose value is the engine\'s model label (k8s discovery; matched by --prefill/--decode-model-labels)', d.k8sModelLabelKey)
     .option('--log-stats', 'print engine and request stats every --log-stats-interval')
     .option('--log-stats-interval <s>', 'seconds between stats prints', numOption('--log-stats-interval', 0.01), d.logStatsIntervalMs / 1000)
     .option('--engine-stats-interval <s>', 'seconds between scrapes of each engine\'s /metrics', numOption('--engine-stats-interval', 0.01), d.engineStatsIntervalMs / 1000)
@@ -122,6 +134,9 @@ export function registerRouter(program: Command): void {
     .option('--breaker-failures <n>', 'failed legs in a row that open an engine\'s circuit breaker (0 = off)', intOption('--breaker-failures', 0), d.breakerFailures)
     .option('--breaker-cooldown <s>', 'seconds an open breaker waits before one trial request (doubles on reopening)', numOption('--breaker-cooldown', 0.001), d.breakerCooldownMs / 1000)
     .option('--prefill-retry-backoff <s>', 'jittered wait before the one prefill retry', numOption('--prefill-retry-backoff', 0), d.prefillRetryBackoffMs / 1000)
+    .option('--kv-events-endpoints <eps>', 'kvaware: comma list, by position with the backends, of each engine\'s KV-event PUB endpoint (tcp://host:port; the engine\'s --kv-events-config endpoint)')
+    .option('--kv-events-port <port>', 'kvaware: engines publish KV events on tcp://<backend host>:PORT (used without --kv-events-endpoints)', intOption('--kv-events-port', 1))
+    .option('--kv-events-topic <topic>', 'kvaware: subscription topic prefix (the engines\' kv-events-config topic)', '')
     .option('--upstream-api-key <key>', 'Bearer key sent to the engines; the client\'s is never forwarded');
   addEdgeOptions(cmd, `default ${d.gateway.bodyLimitBytes / 2 ** 20} MiB`).action(async (flags: RouterFlags) => {
     let router;

@@ -20,6 +20,7 @@ import { addEdgeOptions, edgeSettings, type EdgeFlags } from './edge-flags.js';
 import { TokenizerPool } from '../tokenizer/worker-pool.js';
 import { InlineEncoder, type PromptEncoder } from '../tokenizer/prompt-encoder.js';
 import { defaultBodyLimit } from '../server/request-limits.js';
+import { parseKvEventsConfig } from '../kv-events/config.js';
 
 const log = getLogger('serve');
 
@@ -49,6 +50,7 @@ export function registerServe(program: Command): void {
     .option('--gpu-memory-utilization <f>', 'fraction of free GPU memory for the KV pool', numOption('--gpu-memory-utilization'), 0.9)
     .option('--seed <n>', 'seed for dummy weights and unseeded sampling', intOption('--seed'), 0)
     .option('--kv-transfer-config <json>', 'vLLM-style KV connector config, e.g. {"kv_connector":"PdConnector","kv_role":"kv_producer"}')
+    .option('--kv-events-config <json>', 'vLLM KVEventsConfig: {"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://127.0.0.1:5557"} (default endpoint: loopback)')
     .option('--kv-config <file>', 'KV layer YAML (LMCache field names); also PDSERVE_KV_CONFIG_FILE')
     .option('--access-log', 'log one line per HTTP response', false)
     .option('--no-access-log', 'no per-response log lines (the default; the chart renders engineConfig.accessLog: false as this)')
@@ -78,6 +80,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   if (o.toolCallParser && !getToolParser(o.toolCallParser)) throw new PdsError('PDS_ERR_CONFIG', `--tool-call-parser: unknown parser '${o.toolCallParser}' (${toolParserNames().join(', ')})`);
   if (o.enableAutoToolChoice && !o.toolCallParser) throw new PdsError('PDS_ERR_CONFIG', '--enable-auto-tool-choice requires --tool-call-parser');
   const kvTransferConfig = o.kvTransferConfig ? parseKvTransferConfig(o.kvTransferConfig) : undefined;
+  const kvEvents = o.kvEventsConfig ? parseKvEventsConfig(o.kvEventsConfig) : null;
   const edge = edgeSettings(o as EdgeFlags, o.host);
   const resolved = await resolveModel(model, { loadFormat });
   const created = await createEngine({
@@ -100,6 +103,13 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     kvTransferConfig,
     connectorFactory: pdConnectorFactory(o.kvConfig ?? null, undefined, { secret: edge.secret?.key ?? null }),
   });
+  // zeromq is loaded only when events are on (it adds to every CLI start otherwise)
+  const publisher = kvEvents?.enableKvCacheEvents && kvEvents.publisher === 'zmq'
+    ? await (await import('../kv-events/publisher.js')).KvEventPublisher.start(kvEvents) : null;
+  if (publisher) {
+    if (!o.enablePrefixCaching) log.warn('--kv-events-config: prefix caching is off, so no block is ever stored');
+    created.engine.blockManager.events = publisher;
+  }
   const samplingDefaults = resolveSamplingDefaults(o.generationConfig, resolved.generationConfig);
   const overridden = describeSamplingDefaults(samplingDefaults);
   if (overridden) log.warn(overridden);
@@ -123,6 +133,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     listener: edge.listener,
   });
   registerDebugRoutes(server.app, created.client);
+  if (publisher) publisher.registerMetrics(server.metrics.registry);
   registerConnectorRoutes(server.app, created.connector?.attachServer?.({ internalKey: edge.secret?.key ?? null, peerAllowlist: o.kvPeerAllowlist }) ?? []);
   const port = await server.listen(o.port, o.host);
   // the vocabulary's TokenizerInfo (≈0.4 s for 152k tokens) is built now rather than on the first request
@@ -141,6 +152,7 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
     await encoder.close().catch(() => {});
     await grammar.close().catch(() => {});
     await created.client.shutdown().catch(() => {});
+    await publisher?.close().catch(() => {});
     created.native.dispose();
     process.exit(0);
   };

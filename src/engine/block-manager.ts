@@ -7,6 +7,13 @@
 // tail of a prefix is evicted before its head.
 import { blockHash } from './block-hash.js';
 
+/** Prefix-cache changes, reported as they happen (KV events: src/kv-events/publisher.ts). Must not throw. */
+export interface BlockEventSink {
+  /** `hashes[i]` names the block of tokens[i*blockSize, (i+1)*blockSize); `parent` is the block before hashes[0]. */
+  stored(hashes: string[], parent: string | null, tokens: number[], blockSize: number): void;
+  removed(hashes: string[]): void;
+}
+
 export class BlockManager {
   readonly numBlocks: number;
   readonly blockSize: number;
@@ -24,6 +31,8 @@ export class BlockManager {
   // stats (tokens)
   prefixQueries = 0;
   prefixHits = 0;
+  /** receives every block registered for prefix reuse and every such block evicted; null = none */
+  events: BlockEventSink | null = null;
 
   constructor(numBlocks: number, blockSize: number, enablePrefixCaching: boolean) {
     if (numBlocks <= 0) throw new Error('BlockManager: numBlocks must be > 0');
@@ -113,15 +122,28 @@ export class BlockManager {
   commitFullBlocks(blockTable: readonly number[], hashes: string[], tokens: readonly number[], numComputed: number): void {
     if (!this.enablePrefixCaching) return;
     const full = Math.floor(numComputed / this.blockSize);
+    let run: { from: number; hashes: string[] } | null = null; // consecutive newly registered blocks -> one event
+    const report = () => {
+      if (!run || !this.events) return;
+      const bs = this.blockSize;
+      this.events.stored(run.hashes, run.from > 0 ? hashes[run.from - 1]! : null, tokens.slice(run.from * bs, (run.from + run.hashes.length) * bs), bs);
+    };
     for (let i = hashes.length; i < full; i++) {
       const h = blockHash(i > 0 ? hashes[i - 1]! : null, tokens, i * this.blockSize, (i + 1) * this.blockSize);
       hashes.push(h);
       const b = blockTable[i]!;
-      if (this.hashToBlock.has(h)) continue; // an identical block exists already; keep the first
-      if (this.hashOf[b] !== null) continue;
+      if (this.hashToBlock.has(h) || this.hashOf[b] !== null) {
+        // an identical block exists already (keep the first), or this block is registered under another hash
+        report();
+        run = null;
+        continue;
+      }
       this.hashOf[b] = h;
       this.hashToBlock.set(h, b);
+      if (run) run.hashes.push(h);
+      else run = { from: i, hashes: [h] };
     }
+    report();
   }
 
   /** One more holder of blocks already in use (a background KV save); give them back with free(). */
@@ -195,6 +217,7 @@ export class BlockManager {
     if (h !== null) {
       this.hashToBlock.delete(h); // evict the cached content
       this.hashOf[b] = null;
+      this.events?.removed([h]);
     }
     this.refCount[b] = 1;
     return b;

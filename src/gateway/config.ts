@@ -88,10 +88,11 @@ export function pairHostsPorts(hosts: string[], ports: string[], what: string): 
   return out;
 }
 
-export function normalizeProxyConfig(c: ProxyConfig): ProxyConfig {
+/** `allowNoDecoders`: the router with service discovery, whose pools fill later. */
+export function normalizeProxyConfig(c: ProxyConfig, allowNoDecoders = false): ProxyConfig {
   const prefillers = c.prefillers.map(normalizeOrigin);
   const decoders = c.decoders.map(normalizeOrigin);
-  if (!decoders.length) throw new PdsError('PDS_ERR_CONFIG', 'at least one decoder is required');
+  if (!decoders.length && !allowNoDecoders) throw new PdsError('PDS_ERR_CONFIG', 'at least one decoder is required');
   const nonNeg = (v: number, name: string) => {
     if (!Number.isFinite(v) || v < 0) throw new PdsError('PDS_ERR_CONFIG', `${name} must be a number >= 0, got ${v}`);
     return v;

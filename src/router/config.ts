@@ -33,6 +33,16 @@ export interface RouterConfig {
   breakerFailures: number; // failed legs in a row that open an engine's breaker; 0 = off
   breakerCooldownMs: number; // first open period (doubles on each reopening, at most 16x)
   prefillRetryBackoffMs: number; // jittered wait before the one prefill retry
+  // kvaware: where each engine publishes KV events (kv-events-feed.ts). By position with the backends
+  // (--kv-events-endpoints), else tcp://<backend host>:<kvEventsPort> (--kv-events-port), else none.
+  kvEventsEndpoints: string[];
+  kvEventsPort: number | null;
+  kvEventsTopic: string;
+  // --service-discovery k8s (k8s-discovery.ts)
+  k8sNamespace: string;
+  k8sLabelSelector: string | null;
+  k8sPort: number;
+  k8sModelLabelKey: string; // pod label holding the model label (production-stack: "model")
 }
 
 export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
@@ -53,6 +63,13 @@ export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
   breakerFailures: 3,
   breakerCooldownMs: 5_000,
   prefillRetryBackoffMs: 50,
+  kvEventsEndpoints: [],
+  kvEventsPort: null,
+  kvEventsTopic: '',
+  k8sNamespace: 'default',
+  k8sLabelSelector: null,
+  k8sPort: 8000,
+  k8sModelLabelKey: 'model',
 };
 
 const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim());
@@ -90,8 +107,7 @@ export function poolsOf(c: RouterConfig): Pools {
       decodePolicy: c.decodePolicy ?? 'least-load',
     };
   }
-  // kvaware: the router's own index of what each engine holds (prefixaware's) until KV events land
-  const logicPolicy = c.routingLogic === 'kvaware' ? 'prefixaware' : c.routingLogic;
+  const logicPolicy = c.routingLogic;
   return { prefill: [], decode: c.backends, prefillPolicy: c.prefillPolicy ?? 'roundrobin', decodePolicy: c.decodePolicy ?? logicPolicy };
 }
 
@@ -106,7 +122,21 @@ export function normalizeRouterConfig(c: RouterConfig): RouterConfig {
   for (const [flag, v] of [['--log-stats-interval', c.logStatsIntervalMs], ['--engine-stats-interval', c.engineStatsIntervalMs], ['--request-stats-window', c.requestStatsWindowMs]] as const) {
     if (!(v > 0)) throw new PdsError('PDS_ERR_CONFIG', `${flag} must be > 0`);
   }
-  if (c.serviceDiscovery !== 'static') throw new PdsError('PDS_ERR_CONFIG', `--service-discovery ${c.serviceDiscovery} is not available in this build (static only)`);
+  if (c.serviceDiscovery !== 'static' && c.serviceDiscovery !== 'k8s') throw new PdsError('PDS_ERR_CONFIG', `--service-discovery must be static or k8s, got '${c.serviceDiscovery}'`);
+  if (c.serviceDiscovery === 'k8s') {
+    if (c.kvEventsEndpoints.length) throw new PdsError('PDS_ERR_CONFIG', 'with --service-discovery k8s, engines\' KV events are found by --kv-events-port (pods come and go)');
+    if (c.routingLogic === 'disaggregated_prefill' && (!c.prefillLabels.length || !c.decodeLabels.length)) {
+      throw new PdsError('PDS_ERR_CONFIG', 'disaggregated_prefill needs --prefill-model-labels and --decode-model-labels');
+    }
+    if (!Number.isInteger(c.k8sPort) || c.k8sPort < 1 || c.k8sPort > 65535) throw new PdsError('PDS_ERR_CONFIG', `--k8s-port must be a port number, got ${c.k8sPort}`);
+    return c; // pools fill as pods become ready
+  }
+  if (c.kvEventsEndpoints.length && c.kvEventsEndpoints.length !== c.backends.length) {
+    throw new PdsError('PDS_ERR_CONFIG', `--kv-events-endpoints has ${c.kvEventsEndpoints.length} entries for ${c.backends.length} backends`);
+  }
+  for (const ep of c.kvEventsEndpoints) {
+    if (!/^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(ep)) throw new PdsError('PDS_ERR_CONFIG', `--kv-events-endpoints: '${ep}' is not tcp://HOST:PORT`);
+  }
   const pools = poolsOf(c);
   if (!pools.decode.length) throw new PdsError('PDS_ERR_CONFIG', `no decode backend: none of the backends has a label in --decode-model-labels (${c.decodeLabels.join(',')})`);
   if (c.routingLogic === 'disaggregated_prefill' && !pools.prefill.length) {

@@ -1,6 +1,6 @@
 // The router's prepare hook (gateway/hooks.ts): which engines may serve this request (the model it
-// names, when any engine declares models) and the RouteRequest its policies see. For prefix-aware
-// decode routing, a text prompt is tokenized by a decoder's /tokenize (bounded by 2 s; on failure
+// names, when any engine declares models) and the RouteRequest its policies see. For prefix-aware and
+// kvaware decode routing, a text prompt is tokenized by a decoder's /tokenize (bounded by 2 s; on failure
 // the policy keys on text instead, block-keys.ts).
 import type { IncomingMessage } from 'node:http';
 import type { ProxyState } from '../gateway/state.js';
@@ -13,6 +13,7 @@ import { upstreamCredentials } from '../gateway/intake.js';
 import { signRequest } from '../security/request-signing.js';
 
 const TOKENIZE_TIMEOUT_MS = 2000;
+let tokenizeCursor = 0;
 
 export async function prepareRoute(
   st: ProxyState, _rc: RouterConfig, req: IncomingMessage, body: JsonObject, requestId: string, modelsKnown: (m: string) => boolean,
@@ -22,7 +23,7 @@ export async function prepareRoute(
   if (model && anyDeclared && !modelsKnown(model)) return { error: 'PDS_ERR_MODEL_NOT_FOUND', message: `The model \`${model}\` does not exist.` };
   const allow = model && anyDeclared ? (u: { models: string[] }) => !u.models.length || u.models.includes(model) : undefined;
   const route: RouteRequest = { requestId, headers: req.headers, body };
-  if (st.decoders.policy.name === 'prefixaware' && !tokensOf(route)) {
+  if ((st.decoders.policy.name === 'prefixaware' || st.decoders.policy.name === 'kvaware') && !tokensOf(route)) {
     const tokens = await tokenize(st, body, allow);
     if (tokens) route.tokens = tokens;
   }
@@ -30,8 +31,10 @@ export async function prepareRoute(
 }
 
 async function tokenize(st: ProxyState, body: JsonObject, allow?: (u: { models: string[] }) => boolean): Promise<number[] | null> {
-  const up = st.decoders.all.find((u) => u.healthy && (!allow || allow(u)));
-  if (!up) return null;
+  const ok = st.decoders.all.filter((u) => u.healthy && (!allow || allow(u)));
+  if (!ok.length) return null;
+  const up = ok[tokenizeCursor++ % ok.length]!; // spread the tokenize calls over the healthy decoders
+  if (tokenizeCursor >= 1e9) tokenizeCursor = 0;
   const payload: JsonObject = { ...(typeof body.model === 'string' ? { model: body.model } : {}) };
   if (body.messages !== undefined) payload.messages = body.messages;
   else if (typeof body.prompt === 'string') payload.prompt = body.prompt;

@@ -181,3 +181,39 @@ test('a failing engine opens its breaker and gets no more traffic; admission que
     await failing.close();
   }
 });
+
+test('kvaware: the router indexes an engine\'s KV events and routes a shared prefix there; garbage frames are counted, not fatal', async () => {
+  const zmq = await import('zeromq');
+  const { encodeBatch, encodeSeq } = await import('../kv-events/wire.js');
+  const { chainKeys } = await import('../gateway/policies/block-keys.js');
+  const [e0, e1] = (await Promise.all(['e0', 'e1'].map((n) => engine(n)))) as [Stub, Stub];
+  const pubs = [new zmq.Publisher({ linger: 0 }), new zmq.Publisher({ linger: 0 })];
+  for (const p of pubs) await p.bind('tcp://127.0.0.1:0');
+  const r = await testRouter([backend(e0.url), backend(e1.url)], { routingLogic: 'kvaware', kvEventsEndpoints: pubs.map((p) => p.lastEndpoint!) });
+  try {
+    const toks = Array.from({ length: 48 }, (_, i) => 3 + i);
+    const keys = chainKeys(toks, 16);
+    // e1 reports the prefix; garbage first (after the slow-joiner wait, resent until it is indexed)
+    for (let i = 0; i < 100 && (r.kvFeed!.stats()[e1.url]?.blocks ?? 0) < 3; i++) {
+      await pubs[1]!.send(['', encodeSeq(0n), Buffer.from('not msgpack at all')]);
+      await pubs[1]!.send(['only-one-frame']);
+      await pubs[1]!.send(['', encodeSeq(BigInt(i + 1)), encodeBatch({ ts: 1, events: [{ type: 'BlockStored', blockHashes: keys, parentBlockHash: null, tokenIds: toks, blockSize: 16, loraId: null, medium: 'GPU' }], dataParallelRank: 0 })]);
+      await sleep(50);
+    }
+    const st = r.kvFeed!.stats()[e1.url]!;
+    assert.equal(st.blocks, 3, JSON.stringify(st));
+    assert.ok(st.malformed >= 2, `malformed counted: ${JSON.stringify(st)}`);
+    const before = e1.requests.length;
+    for (let i = 0; i < 6; i++) {
+      const res = await postJson(`${r.url}/v1/completions`, { prompt: [...toks, 900 + i], max_tokens: 2 });
+      assert.equal(res.status, 200);
+    }
+    assert.equal(e1.requests.length - before, 6, 'every request with the prefix went to the engine that reported it');
+    const engines = (await (await fetch(`${r.url}/engines`)).json()) as { url: string; kv_events: { blocks: number } | null }[];
+    assert.equal(engines.find((e) => e.url === e1.url)!.kv_events!.blocks, 3);
+  } finally {
+    await r.close();
+    for (const p of pubs) p.close();
+    await Promise.all([e0.close(), e1.close()]);
+  }
+});

@@ -23,6 +23,9 @@ import { statsReport } from './log-stats.js';
 import { prepareRoute } from './prepare.js';
 import { Admission } from '../gateway/admission.js';
 import { CircuitBreaker } from '../gateway/circuit-breaker.js';
+import type { KvEventsFeed } from './kv-events-feed.js';
+import { KvAwarePolicy } from '../gateway/policies/kv-aware.js';
+import { applyDiscovered } from './discovery-sync.js';
 
 const log = getLogger('router');
 export const ROUTER_VERSION = '0.1.0';
@@ -36,14 +39,18 @@ export interface RunningRouter {
   checkHealth(): Promise<void>;
   scrapeStats(): Promise<void>;
   close(): Promise<void>;
+  /** the kvaware pools' KV-event feed (null when no pool routes by KV events) */
+  kvFeed: KvEventsFeed | null;
 }
 
 export async function startRouter(input: RouterConfig, statsSink: (text: string) => void = (t) => process.stdout.write(t + '\n')): Promise<RunningRouter> {
   const rc = normalizeRouterConfig(input);
   const pools = poolsOf(rc);
-  const config = normalizeProxyConfig({ ...rc.gateway, prefillers: pools.prefill.map((b) => b.url), decoders: pools.decode.map((b) => b.url) });
+  const config = normalizeProxyConfig({ ...rc.gateway, prefillers: pools.prefill.map((b) => b.url), decoders: pools.decode.map((b) => b.url) }, rc.serviceDiscovery === 'k8s');
   const upOpts = { connectTimeoutMs: config.connectTimeoutMs };
-  const policyOpts = { sessionKey: rc.sessionKey ?? undefined };
+  // zeromq and the Kubernetes client are loaded only when used (they add to every CLI start otherwise)
+  const kvFeed = [pools.prefillPolicy, pools.decodePolicy].includes('kvaware') ? new (await import('./kv-events-feed.js')).KvEventsFeed(rc) : null;
+  const policyOpts = { sessionKey: rc.sessionKey ?? undefined, ...(kvFeed ? { kvIndex: kvFeed.index } : {}) };
   const st: ProxyState = {
     config,
     prefillers: new UpstreamSet('prefill', config.prefillers, upOpts, createPolicy(pools.prefillPolicy, policyOpts)),
@@ -66,10 +73,24 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
   for (const u of [...st.prefillers.all, ...st.decoders.all]) u.breaker = new CircuitBreaker(rc.breakerFailures, rc.breakerCooldownMs);
   meta(st.prefillers, pools.prefill);
   meta(st.decoders, pools.decode);
+  for (const set of [st.prefillers, st.decoders]) if (set.policy instanceof KvAwarePolicy) kvFeed?.policies.push(set.policy);
+  const kvSync = () => kvFeed?.sync([...st.prefillers.all, ...st.decoders.all]);
+  kvSync();
   if (config.prefillHeartbeatMs > 0) {
     const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
     for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
   }
+  const discovery = rc.serviceDiscovery !== 'k8s' ? null : new (await import('./k8s-discovery.js')).K8sDiscovery(
+    { namespace: rc.k8sNamespace, labelSelector: rc.k8sLabelSelector, port: rc.k8sPort, modelLabelKey: rc.k8sModelLabelKey },
+    (bs) => {
+      applyDiscovered(st, rc, bs, (u) => {
+        u.breaker = new CircuitBreaker(rc.breakerFailures, rc.breakerCooldownMs);
+        if (u.role === 'prefill' && config.prefillHeartbeatMs > 0) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, Math.max(1000, 2 * config.prefillHeartbeatMs));
+      });
+      kvSync();
+    },
+  );
+  await discovery?.start().catch((e) => log.warn(`k8s discovery: first pod list failed: ${(e as Error).message} (retrying)`));
   const stats = new RequestStats(rc.requestStatsWindowMs);
   const engines = () => [
     ...st.prefillers.all.map((up) => ({ up, role: 'prefill' })),
@@ -104,6 +125,7 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
       inflight: up.inflight,
       engine_stats: up.engineStats,
       request_stats: stats.of(up.origin),
+      ...(kvFeed ? { kv_events: kvFeed.stats()[up.origin] ?? null } : {}),
     })),
   );
   app.get('/v1/models', async (_req, reply) => {
@@ -155,6 +177,7 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     timers.push(setInterval(() => void health.run(), config.healthIntervalMs).unref());
   }
   void scrapeStats();
+  if (kvFeed) timers.push(setInterval(kvSync, 500).unref());
   timers.push(setInterval(() => void scrapeStats(), rc.engineStatsIntervalMs).unref());
   if (rc.logStats) timers.push(setInterval(() => statsSink(statsReport(engines(), stats)), rc.logStatsIntervalMs).unref());
 
@@ -169,15 +192,17 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
   const close = () => {
     closed ??= (async () => {
       for (const t of timers) clearInterval(t);
+      await discovery?.stop();
       for (const a of st.aborters) a.abort(new Error('router shutting down'));
       await app.close();
       await health.settle();
       await scraping?.catch(() => undefined);
+      await kvFeed?.close();
       await Promise.all([st.prefillers.closeAll(), st.decoders.closeAll()]);
     })();
     return closed;
   };
-  return { url, port, state: st, stats, app, checkHealth: health.run, scrapeStats, close };
+  return { url, port, state: st, stats, app, checkHealth: health.run, scrapeStats, close, kvFeed };
 }
 
 /** Served model names from an engine's /v1/models (engines found without --static-models). */

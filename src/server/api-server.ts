@@ -49,6 +49,8 @@ export interface ApiServer {
   listen(port: number, host?: string): Promise<number>;
   close(): Promise<void>;
   readonly app: FastifyInstance;
+  /** its /metrics registry (serve adds process-level series: KV events) */
+  readonly metrics: ServerMetrics;
 }
 
 const log = getLogger('api_server');
@@ -125,6 +127,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
 
   return {
     app,
+    metrics: ctx.metrics,
     async listen(port: number, host = '127.0.0.1') {
       await app.listen({ port, host });
       return (app.server.address() as AddressInfo).port;

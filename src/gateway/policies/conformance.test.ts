@@ -6,6 +6,9 @@ import { Upstream } from '../upstream.js';
 import { createPolicy, policyNames } from './registry.js';
 import type { RouteRequest, RoutingPolicy } from './policy.js';
 import { PowerOfTwoPolicy } from './power-of-two.js';
+import { KvAwarePolicy } from './kv-aware.js';
+import { KvIndex } from './kv-index.js';
+import { chainKeys } from './block-keys.js';
 
 const ups = (n: number) => Array.from({ length: n }, (_, i) => new Upstream(`http://127.0.0.1:${9100 + i}`, 'decode', { connectTimeoutMs: 100 }));
 const req = (over: Partial<RouteRequest> = {}): RouteRequest => ({ requestId: 'r', headers: { 'x-user': 'alice' }, body: { prompt: 'hello world '.repeat(20) }, ...over });
@@ -103,5 +106,63 @@ test('prefixaware: a repeated prefix goes back to the engine that holds it', asy
   for (let i = 0; i < 5; i++) assert.equal(p.order(all, req({ body: { prompt: [...shared, 900 + i] } }))[0], first);
   const other = p.order(all, req({ body: { prompt: [7, 7, 7, ...shared] } }))[0];
   assert.notEqual(other, first, 'no shared prefix: least load');
+  for (const u of all) await u.close();
+});
+
+test('kvaware: routes to the engine whose KV events report the longest prefix; removal and clear forget it', async () => {
+  const index = new KvIndex();
+  const p = new KvAwarePolicy(index);
+  const all = ups(3);
+  const shared = Array.from({ length: 64 }, (_, i) => i + 1);
+  const keys = chainKeys(shared, 16); // what a pdserve engine with block size 16 reports for these tokens
+  index.apply(all[2]!.origin, [{ type: 'BlockStored', blockHashes: keys, parentBlockHash: null, tokenIds: shared, blockSize: 16, loraId: null, medium: 'GPU' }]);
+  index.apply(all[1]!.origin, [{ type: 'BlockStored', blockHashes: keys.slice(0, 1), parentBlockHash: null, tokenIds: shared.slice(0, 16), blockSize: 16, loraId: null, medium: 'GPU' }]);
+  all[2]!.inflight = 1; // a little busier, but it holds all 4 blocks of the prefix
+  assert.equal(p.order(all, req({ body: { prompt: [...shared, 900] } }))[0], all[2]);
+  all[2]!.inflight = 3; // a queue outweighs the hit (cost 0 + 0.5 x 3 x 4 = 6 > 4 uncached blocks elsewhere)
+  assert.notEqual(p.order(all, req({ body: { prompt: [...shared, 900] } }))[0], all[2]);
+  all[2]!.inflight = 1;
+  assert.equal(index.matched(all[1]!.origin, keys), 1);
+  index.apply(all[2]!.origin, [{ type: 'BlockRemoved', blockHashes: keys.slice(1), medium: 'GPU' }]);
+  assert.equal(index.matched(all[2]!.origin, keys), 1, 'the chain breaks at the first removed block');
+  index.apply(all[2]!.origin, [{ type: 'AllBlocksCleared' }]);
+  index.apply(all[1]!.origin, [{ type: 'AllBlocksCleared' }]);
+  assert.notEqual(p.order(all, req({ body: { prompt: [...shared, 901] } }))[0], all[2], 'nothing held: least load (not the busy engine)');
+  for (const u of all) await u.close();
+});
+
+test('kvaware: events with a foreign hash function (vLLM ints) are re-keyed from their token ids', async () => {
+  const index = new KvIndex();
+  const p = new KvAwarePolicy(index);
+  const all = ups(2);
+  const toks = Array.from({ length: 32 }, (_, i) => 100 + i);
+  index.apply(all[1]!.origin, [
+    { type: 'BlockStored', blockHashes: ['11'], parentBlockHash: null, tokenIds: toks.slice(0, 16), blockSize: 16, loraId: null, medium: 'GPU' },
+    { type: 'BlockStored', blockHashes: ['22'], parentBlockHash: '11', tokenIds: toks.slice(16), blockSize: 16, loraId: null, medium: 'GPU' },
+  ]);
+  assert.equal(index.matched(all[1]!.origin, chainKeys(toks, 16)), 2);
+  all[1]!.inflight = 1;
+  assert.equal(p.order(all, req({ body: { prompt: [...toks, 5] } }))[0], all[1]);
+  index.apply(all[1]!.origin, [{ type: 'BlockRemoved', blockHashes: ['11'], medium: null }]);
+  assert.equal(index.matched(all[1]!.origin, chainKeys(toks, 16)), 0);
+  for (const u of all) await u.close();
+});
+
+test('kvaware: a request just routed counts as held there until its events come (burst affinity); the index is bounded', async () => {
+  let now = 1000;
+  const p = new KvAwarePolicy(new KvIndex(4), () => now);
+  const all = ups(3);
+  const shared = Array.from({ length: 48 }, (_, i) => i + 7);
+  const r1 = req({ body: { prompt: [...shared, 1] } });
+  const first = p.order(all, r1)[0]!;
+  p.onRouted(first, r1);
+  first.inflight = 1;
+  assert.equal(p.order(all, req({ body: { prompt: [...shared, 2] } }))[0], first);
+  now += 10_000;
+  assert.notEqual(p.order(all, req({ body: { prompt: [...shared, 3] } }))[0], first, 'pending entries expire');
+  const toks = Array.from({ length: 16 * 10 }, (_, i) => i);
+  p.index.apply(all[0]!.origin, [{ type: 'BlockStored', blockHashes: chainKeys(toks, 16), parentBlockHash: null, tokenIds: toks, blockSize: 16, loraId: null, medium: 'GPU' }]);
+  assert.equal(p.index.blocks(all[0]!.origin), 4);
+  assert.equal(p.index.counters.evicted, 6);
   for (const u of all) await u.close();
 });

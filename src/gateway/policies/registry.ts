@@ -6,13 +6,16 @@ import { SessionPolicy } from './session.js';
 import { LeastLoadPolicy } from './least-load.js';
 import { PowerOfTwoPolicy } from './power-of-two.js';
 import { PrefixAwarePolicy } from './prefix-aware.js';
+import { KvAwarePolicy } from './kv-aware.js';
+import type { KvIndex } from './kv-index.js';
 
 export interface PolicyOptions {
   sessionKey?: string; // header for 'session'
   blockSize?: number; // for 'prefixaware'
+  kvIndex?: KvIndex; // for 'kvaware': the index the router's KV-event feed fills (a fresh empty one if absent)
 }
 
-export const policyNames = ['roundrobin', 'session', 'least-load', 'power-of-two', 'prefixaware'] as const;
+export const policyNames = ['roundrobin', 'session', 'least-load', 'power-of-two', 'prefixaware', 'kvaware'] as const;
 export type PolicyName = (typeof policyNames)[number];
 
 const aliases: Record<string, PolicyName> = {
@@ -23,6 +26,8 @@ const aliases: Record<string, PolicyName> = {
   cache_aware: 'prefixaware',
   'cache-aware': 'prefixaware',
   prefix_aware: 'prefixaware',
+  kv_aware: 'kvaware',
+  'kv-aware': 'kvaware',
 };
 
 export function createPolicy(name: string, opts: PolicyOptions = {}): RoutingPolicy {
@@ -39,6 +44,8 @@ export function createPolicy(name: string, opts: PolicyOptions = {}): RoutingPol
       return new PowerOfTwoPolicy();
     case 'prefixaware':
       return new PrefixAwarePolicy(opts.blockSize);
+    case 'kvaware':
+      return new KvAwarePolicy(opts.kvIndex);
     default:
       throw new PdsError('PDS_ERR_CONFIG', `unknown routing policy '${name}' (one of ${policyNames.join(', ')})`);
   }
