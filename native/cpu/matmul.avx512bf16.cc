@@ -102,21 +102,55 @@ void decodeAny(int m, const uint16_t* xb, int ldx, const uint16_t* W, int K, flo
   }
 }
 
+// In-register transpose of a 16 x 16 matrix of 32-bit elements (r[i] = row i in, column i out).
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int h = 0; h < 2; h++)
+    for (int j = 0; j < 4; j++) {
+      t[8 * h + j] = _mm512_shuffle_i32x4(r[8 * h + j], r[8 * h + 4 + j], 0x88);
+      t[8 * h + 4 + j] = _mm512_shuffle_i32x4(r[8 * h + j], r[8 * h + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 8; j++) {
+    r[j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(t[j], t[8 + j], 0xdd);
+  }
+}
+
 // Packs W[n0 : n0+rows, k0 : k0+kLen] (rows <= NP, row stride K) into pk[block][pair][16][2]; columns past
-// `rows` and k past kLen are zero. pairs = ceil(kLen / 2).
+// `rows` and k past kLen are zero. pairs = ceil(kLen / 2). Full 16-row x 16-pair squares go through
+// transpose16, the edges element by element.
 void packPanel(const uint16_t* W, int K, int64_t n0, int rows, int k0, int kLen, int pairs, uint32_t* pk) {
-  const int blocks = (rows + 15) / 16;
+  const int blocks = (rows + 15) / 16, full = kLen / 2;
   for (int b = 0; b < blocks; b++) {
     uint32_t* dst = pk + static_cast<size_t>(b) * pairs * 16;
+    int p0 = 0;
+    if (b * 16 + 16 <= rows) {
+      const uint16_t* src = W + (n0 + b * 16) * static_cast<int64_t>(K) + k0;
+      for (; p0 + 16 <= full; p0 += 16) {
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(src + static_cast<int64_t>(i) * K + 2 * p0);
+        transpose16(r);
+        for (int j = 0; j < 16; j++) _mm512_storeu_si512(dst + (p0 + j) * 16, r[j]);
+      }
+    }
     for (int i = 0; i < 16; i++) {
       const int c = b * 16 + i;
       if (c >= rows) {
-        for (int p = 0; p < pairs; p++) dst[p * 16 + i] = 0;
+        for (int p = p0; p < pairs; p++) dst[p * 16 + i] = 0;
         continue;
       }
       const uint16_t* src = W + (n0 + c) * static_cast<int64_t>(K) + k0;
-      const int full = kLen / 2;
-      for (int p = 0; p < full; p++) {
+      for (int p = p0; p < full; p++) {
         uint32_t v;
         std::memcpy(&v, src + 2 * p, 4);
         dst[p * 16 + i] = v;
