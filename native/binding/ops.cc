@@ -4,7 +4,8 @@
 //                                                            lowFreqFactor?, highFreqFactor?, originalMaxPos?})
 //   siluAndMul(gu, rows, I)                               -> Float32Array [rows, I]
 //   matmul(x, M, K, w, N, dtype, kernel?)                 -> Float32Array [M, N]  (w f32 values cast to dtype;
-//                                                            kernel 'auto' (default) | 'exact' | 'dpbf16')
+//                                                            kernel 'auto' (default) | 'exact' | 'dpbf16'
+//                                                            (x split hi + lo) | 'dpbf16-round' (x rounded))
 //   castRound(x, dtype)                                   -> x rounded through dtype (f32 values)
 //   embedding(ids, table, vocab, H)                       -> Float32Array [T, H]
 //   kernelIsa()                                           -> 'avx512' | 'avx2' (the kernels in use)
@@ -39,12 +40,13 @@ void matmulWith(const Napi::Env& env, const Napi::Value& kernel, const float* x,
   std::string k = kernel.IsUndefined() ? "auto" : kernel.ToString().Utf8Value();
   if (k == "auto") return cpu::matmul(defaultPool(), x, M, K, w, dt, N, y, N, false);
   if (k == "exact") return cpu::matmulExact(defaultPool(), x, M, K, w, dt, N, y, N, false);
-  if (k == "dpbf16") {
+  if (k == "dpbf16" || k == "dpbf16-round") {
     if (dt != DType::BF16 || !cpu::hasAvx512Bf16())
       throw Napi::TypeError::New(env, "matmul: 'dpbf16' needs bf16 weights and a CPU with AVX512-BF16");
-    return cpu::matmulAvx512Bf16(defaultPool(), x, M, K, static_cast<const uint16_t*>(w), N, y, N, false);
+    return cpu::matmulAvx512Bf16(defaultPool(), x, M, K, static_cast<const uint16_t*>(w), N, y, N, false,
+                                 k == "dpbf16" ? cpu::Bf16Dot::Split : cpu::Bf16Dot::Round);
   }
-  throw Napi::TypeError::New(env, "matmul: kernel must be 'auto', 'exact' or 'dpbf16'");
+  throw Napi::TypeError::New(env, "matmul: kernel must be 'auto', 'exact', 'dpbf16' or 'dpbf16-round'");
 }
 
 Napi::Value Rmsnorm(const Napi::CallbackInfo& info) {

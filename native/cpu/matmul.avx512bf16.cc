@@ -1,7 +1,11 @@
 // y[M,N] (+)= x[M,K] · W[N,K]^T for bf16 W with AVX512-BF16 (vdpbf16ps: 32 bf16 products per instruction,
 // f32 accumulation). Compiled with -mavx512bf16; matmul() calls it only when the CPU has it (matmul.cc).
-// x is f32: its rows are rounded to bf16 once per call (round to nearest even), so results differ from the
-// exact f32-activation kernels by that rounding (|rel| <= 2^-9 per product).
+// x is f32. Two precisions (Bf16Dot):
+//  - Split (the default): each x row becomes hi + lo bf16 rows (hi = bf16(x), lo = bf16(x - hi)), two vdpbf16ps
+//    per W vector: x is carried to ~2^-17 relative, so results match the exact f32-activation kernels to f32
+//    rounding noise (the HF fixture parity holds); W is never converted.
+//  - Round: x rounded to bf16 once (what llama.cpp does with bf16 weights): one vdpbf16ps per W vector, about
+//    twice the prefill speed, products off by up to 2^-9 relative (breaks the fp32-reference parity tests).
 //  - M <= DECODE_MAX (decode): dot-product tiles over natural W rows; every W row streams from memory once for
 //    the whole batch (one 64-byte line per row per 32 k), the next tile's rows prefetched.
 //  - larger M (prefill, big batches): W is packed per (KC x NP) panel into the VNNI pair layout
@@ -32,8 +36,9 @@ constexpr int noFor() { return R == 1 ? 8 : R == 2 ? 6 : R <= 4 ? 4 : 3; }
 
 inline uint32_t tailMask32(int n) { return n >= 32 ? 0xffffffffu : (1u << n) - 1; }
 
-// x[M, K] f32 -> xb[M, Kp] bf16 (Kp = K rounded up to 32, zero-padded).
-void toBf16Rows(const float* x, int M, int K, uint16_t* xb, int Kp) {
+// x[M, K] f32 -> xb[M, Kp] bf16 (Kp = K rounded up to 32, zero-padded) and, when xl is not null, the
+// residuals xl = bf16(x - xb) in the same shape.
+void toBf16Rows(const float* x, int M, int K, uint16_t* xb, uint16_t* xl, int Kp) {
   for (int m = 0; m < M; m++) {
     const float* s = x + static_cast<size_t>(m) * K;
     uint16_t* d = xb + static_cast<size_t>(m) * Kp;
@@ -42,14 +47,22 @@ void toBf16Rows(const float* x, int M, int K, uint16_t* xb, int Kp) {
       const __mmask16 lo = static_cast<__mmask16>(tailMask32(n > 0 ? n : 0)),
                       hi = static_cast<__mmask16>(tailMask32(n > 16 ? n - 16 : 0));
       __m512 a = _mm512_maskz_loadu_ps(lo, s + k), b = _mm512_maskz_loadu_ps(hi, s + k + 16);
-      _mm512_storeu_si512(d + k, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+      __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+      _mm512_storeu_si512(d + k, h);
+      if (xl) {  // hi back to f32 (bf16 << 16), residuals rounded to bf16
+        __m512 ah = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
+        __m512 bh = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
+        _mm512_storeu_si512(xl + static_cast<size_t>(m) * Kp + k,
+                            (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(b, bh), _mm512_sub_ps(a, ah)));
+      }
     }
   }
 }
 
-// Decode tile: y[r*ldy + o] (+)= xb[r] · W[o] for r < R, o < NO; xb rows zero-padded to a multiple of 32.
-template <int NO, int R>
-inline void dotTile(const uint16_t* xb, int ldx, const uint16_t* w, int K, float* y, int ldy, bool accum) {
+// Decode tile: y[r*ldy + o] (+)= (xb[r] (+ xl[r] if S)) · W[o] for r < R, o < NO; x rows zero-padded to a
+// multiple of 32; xl = xb + xlOff.
+template <int NO, int R, bool S>
+inline void dotTile(const uint16_t* xb, size_t xlOff, int ldx, const uint16_t* w, int K, float* y, int ldy, bool accum) {
   __m512 a[NO][R];
   for (int o = 0; o < NO; o++)
     for (int r = 0; r < R; r++) a[o][r] = _mm512_setzero_ps();
@@ -61,6 +74,10 @@ inline void dotTile(const uint16_t* xb, int ldx, const uint16_t* w, int K, float
     for (int r = 0; r < R; r++) {
       __m512i xv = _mm512_loadu_si512(xb + static_cast<size_t>(r) * ldx + k);
       for (int o = 0; o < NO; o++) a[o][r] = _mm512_dpbf16_ps(a[o][r], (__m512bh)xv, (__m512bh)wv[o]);
+      if (S) {
+        __m512i lv = _mm512_loadu_si512(xb + xlOff + static_cast<size_t>(r) * ldx + k);
+        for (int o = 0; o < NO; o++) a[o][r] = _mm512_dpbf16_ps(a[o][r], (__m512bh)lv, (__m512bh)wv[o]);
+      }
     }
   }
   if (k < K) {  // K tail: masked W loads (zeros past K; x is zero-padded there)
@@ -70,6 +87,10 @@ inline void dotTile(const uint16_t* xb, int ldx, const uint16_t* w, int K, float
     for (int r = 0; r < R; r++) {
       __m512i xv = _mm512_loadu_si512(xb + static_cast<size_t>(r) * ldx + k);
       for (int o = 0; o < NO; o++) a[o][r] = _mm512_dpbf16_ps(a[o][r], (__m512bh)xv, (__m512bh)wv[o]);
+      if (S) {
+        __m512i lv = _mm512_loadu_si512(xb + xlOff + static_cast<size_t>(r) * ldx + k);
+        for (int o = 0; o < NO; o++) a[o][r] = _mm512_dpbf16_ps(a[o][r], (__m512bh)lv, (__m512bh)wv[o]);
+      }
     }
   }
   for (int o = 0; o < NO; o++)
@@ -80,24 +101,25 @@ inline void dotTile(const uint16_t* xb, int ldx, const uint16_t* w, int K, float
     }
 }
 
-template <int R>
-void decodeRows(const uint16_t* xb, int ldx, const uint16_t* W, int K, float* y, int ldy, int64_t rows, bool accum) {
+template <int R, bool S>
+void decodeRows(const uint16_t* xb, size_t xlOff, int ldx, const uint16_t* W, int K, float* y, int ldy, int64_t rows, bool accum) {
   constexpr int NO = noFor<R>();
   int64_t o = 0;
-  for (; o + NO <= rows; o += NO) dotTile<NO, R>(xb, ldx, W + o * K, K, y + o, ldy, accum);
-  for (; o < rows; o++) dotTile<1, R>(xb, ldx, W + o * K, K, y + o, ldy, accum);
+  for (; o + NO <= rows; o += NO) dotTile<NO, R, S>(xb, xlOff, ldx, W + o * K, K, y + o, ldy, accum);
+  for (; o < rows; o++) dotTile<1, R, S>(xb, xlOff, ldx, W + o * K, K, y + o, ldy, accum);
 }
 
-void decodeAny(int m, const uint16_t* xb, int ldx, const uint16_t* W, int K, float* y, int ldy, int64_t rows, bool accum) {
+template <bool S>
+void decodeAny(int m, const uint16_t* xb, size_t xlOff, int ldx, const uint16_t* W, int K, float* y, int ldy, int64_t rows, bool accum) {
   switch (m) {
-    case 1: return decodeRows<1>(xb, ldx, W, K, y, ldy, rows, accum);
-    case 2: return decodeRows<2>(xb, ldx, W, K, y, ldy, rows, accum);
-    case 3: return decodeRows<3>(xb, ldx, W, K, y, ldy, rows, accum);
-    case 4: return decodeRows<4>(xb, ldx, W, K, y, ldy, rows, accum);
-    case 5: return decodeRows<5>(xb, ldx, W, K, y, ldy, rows, accum);
-    case 6: return decodeRows<6>(xb, ldx, W, K, y, ldy, rows, accum);
-    case 7: return decodeRows<7>(xb, ldx, W, K, y, ldy, rows, accum);
-    case 8: return decodeRows<8>(xb, ldx, W, K, y, ldy, rows, accum);
+    case 1: return decodeRows<1, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
+    case 2: return decodeRows<2, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
+    case 3: return decodeRows<3, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
+    case 4: return decodeRows<4, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
+    case 5: return decodeRows<5, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
+    case 6: return decodeRows<6, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
+    case 7: return decodeRows<7, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
+    case 8: return decodeRows<8, S>(xb, xlOff, ldx, W, K, y, ldy, rows, accum);
     default: return;
   }
 }
@@ -160,9 +182,11 @@ void packPanel(const uint16_t* W, int K, int64_t n0, int rows, int k0, int kLen,
   }
 }
 
-// GEMM tile: y[r, 0:16*NV] (+)= xb[r, pairs] · packed blocks, for r < R; `cols` valid columns (<= 16*NV).
-template <int R, int NV>
-inline void gemmTile(const uint16_t* xb, int ldx, const uint32_t* pk, int pairs, float* y, int ldy, int cols, bool accum) {
+// GEMM tile: y[r, 0:16*NV] (+)= (xb (+ xl if S))[r, pairs] · packed blocks, for r < R; `cols` valid columns
+// (<= 16*NV); xl = xb + xlOff.
+template <int R, int NV, bool S>
+inline void gemmTile(const uint16_t* xb, size_t xlOff, int ldx, const uint32_t* pk, int pairs, float* y, int ldy, int cols,
+                     bool accum) {
   __m512 c[R][NV];
   for (int r = 0; r < R; r++)
     for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();
@@ -174,6 +198,10 @@ inline void gemmTile(const uint16_t* xb, int ldx, const uint32_t* pk, int pairs,
     for (int r = 0; r < R; r++) {
       __m512i xv = _mm512_set1_epi32(static_cast<int>(x32[static_cast<size_t>(r) * ldx32 + p]));
       for (int v = 0; v < NV; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], (__m512bh)xv, (__m512bh)w[v]);
+      if (S) {
+        __m512i lv = _mm512_set1_epi32(static_cast<int>(x32[xlOff / 2 + static_cast<size_t>(r) * ldx32 + p]));
+        for (int v = 0; v < NV; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], (__m512bh)lv, (__m512bh)w[v]);
+      }
     }
   }
   for (int v = 0; v < NV; v++) {
@@ -188,11 +216,12 @@ inline void gemmTile(const uint16_t* xb, int ldx, const uint32_t* pk, int pairs,
   }
 }
 
-template <int NV>
-void gemmRowsNV(int rb, const uint16_t* xb, int ldx, const uint32_t* pk, int pairs, float* y, int ldy, int cols, bool accum) {
+template <int NV, bool S>
+void gemmRowsNV(int rb, const uint16_t* xb, size_t xlOff, int ldx, const uint32_t* pk, int pairs, float* y, int ldy, int cols,
+                bool accum) {
   switch (rb) {
 #define PDS_CASE(R) \
-  case R: return gemmTile<R, NV>(xb, ldx, pk, pairs, y, ldy, cols, accum);
+  case R: return gemmTile<R, NV, S>(xb, xlOff, ldx, pk, pairs, y, ldy, cols, accum);
     PDS_CASE(1) PDS_CASE(2) PDS_CASE(3) PDS_CASE(4) PDS_CASE(5) PDS_CASE(6)
     PDS_CASE(7) PDS_CASE(8) PDS_CASE(9) PDS_CASE(10) PDS_CASE(11) PDS_CASE(12)
 #undef PDS_CASE
@@ -200,8 +229,9 @@ void gemmRowsNV(int rb, const uint16_t* xb, int ldx, const uint32_t* pk, int pai
   }
 }
 
-void gemmRange(const uint16_t* xb, int ldx, int M, int K, const uint16_t* W, int64_t b, int64_t e, float* y, int ldy,
-               bool accum) {
+template <bool S>
+void gemmRange(const uint16_t* xb, size_t xlOff, int ldx, int M, int K, const uint16_t* W, int64_t b, int64_t e, float* y,
+               int ldy, bool accum) {
   thread_local pds::cpu::AlignedVec<uint32_t> panel;
   if (panel.size() < static_cast<size_t>(NP) * (KC / 2)) panel.resize(static_cast<size_t>(NP) * (KC / 2));
   for (int kb = 0; kb < K; kb += KC) {
@@ -216,8 +246,8 @@ void gemmRange(const uint16_t* xb, int ldx, int M, int K, const uint16_t* W, int
         float* ym = y + static_cast<size_t>(m) * ldy + p;
         int c = 0;
         for (; c + 16 < rows; c += 32)
-          gemmRowsNV<2>(rb, xm, ldx, panel.data() + static_cast<size_t>(c / 16) * pairs * 16, pairs, ym + c, ldy, rows - c, acc);
-        if (c < rows) gemmRowsNV<1>(rb, xm, ldx, panel.data() + static_cast<size_t>(c / 16) * pairs * 16, pairs, ym + c, ldy, rows - c, acc);
+          gemmRowsNV<2, S>(rb, xm, xlOff, ldx, panel.data() + static_cast<size_t>(c / 16) * pairs * 16, pairs, ym + c, ldy, rows - c, acc);
+        if (c < rows) gemmRowsNV<1, S>(rb, xm, xlOff, ldx, panel.data() + static_cast<size_t>(c / 16) * pairs * 16, pairs, ym + c, ldy, rows - c, acc);
       }
     }
   }
@@ -233,24 +263,45 @@ bool hasAvx512Bf16() {
   return v;
 }
 
+Bf16Dot bf16DotMode() {
+  static const Bf16Dot v = [] {
+    const char* e = std::getenv("PDSERVE_CPU_BF16_DOT");
+    return e && std::string(e) == "round" ? Bf16Dot::Round : Bf16Dot::Split;
+  }();
+  return v;
+}
+
 void matmulAvx512Bf16(ThreadPool& pool, const float* x, int M, int K, const uint16_t* W, int N, float* y, int ldy,
-                      bool accumulate) {
+                      bool accumulate, Bf16Dot mode) {
   if (M <= 0 || N <= 0) return;
+  const bool split = mode == Bf16Dot::Split;
   const int Kp = (K + 31) / 32 * 32;
+  const size_t xn = static_cast<size_t>(M) * Kp;
   thread_local AlignedVec<uint16_t> xbuf;  // the caller's thread: workers only read it during this call
-  if (xbuf.size() < static_cast<size_t>(M) * Kp) xbuf.resize(static_cast<size_t>(M) * Kp);
+  if (xbuf.size() < 2 * xn) xbuf.resize(2 * xn);
   uint16_t* xb = xbuf.data();
+  uint16_t* xl = split ? xb + xn : nullptr;
   if (M >= 64)
     pool.parallelRange(M, 8, [&](int64_t b, int64_t e) {
-      toBf16Rows(x + b * K, static_cast<int>(e - b), K, xb + b * Kp, Kp);
+      toBf16Rows(x + b * K, static_cast<int>(e - b), K, xb + b * Kp, xl ? xl + b * Kp : nullptr, Kp);
     });
   else
-    toBf16Rows(x, M, K, xb, Kp);
+    toBf16Rows(x, M, K, xb, xl, Kp);
   if (M <= DECODE_MAX) {
-    pool.parallelChunks(N, 16, [&](int64_t b, int64_t e) { decodeAny(M, xb, Kp, W + b * K, K, y + b, ldy, e - b, accumulate); });
+    pool.parallelChunks(N, 16, [&](int64_t b, int64_t e) {
+      if (split)
+        decodeAny<true>(M, xb, xn, Kp, W + b * K, K, y + b, ldy, e - b, accumulate);
+      else
+        decodeAny<false>(M, xb, xn, Kp, W + b * K, K, y + b, ldy, e - b, accumulate);
+    });
     return;
   }
-  pool.parallelChunks(N, 32, [&](int64_t b, int64_t e) { gemmRange(xb, Kp, M, K, W, b, e, y, ldy, accumulate); });
+  pool.parallelChunks(N, 32, [&](int64_t b, int64_t e) {
+    if (split)
+      gemmRange<true>(xb, xn, Kp, M, K, W, b, e, y, ldy, accumulate);
+    else
+      gemmRange<false>(xb, xn, Kp, M, K, W, b, e, y, ldy, accumulate);
+  });
 }
 
 }  // namespace pds::cpu

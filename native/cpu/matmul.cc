@@ -34,7 +34,7 @@ void matmulExact(ThreadPool& pool, const float* x, int M, int K, const void* W, 
 void matmul(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
             bool accumulate) {
   if (wdt == DType::BF16 && hasAvx512Bf16())
-    matmulAvx512Bf16(pool, x, M, K, static_cast<const uint16_t*>(W), N, y, ldy, accumulate);
+    matmulAvx512Bf16(pool, x, M, K, static_cast<const uint16_t*>(W), N, y, ldy, accumulate, bf16DotMode());
   else
     matmulExact(pool, x, M, K, W, wdt, N, y, ldy, accumulate);
 }
