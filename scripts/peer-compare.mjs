@@ -6,12 +6,13 @@
 // pdserve ÷ llama.cpp.
 //
 //   node scripts/peer-compare.mjs [--rounds 3] [--threads 2] [--prompt-len 512] [--gen 64] [--batches 1[,8,32]]
-//                                 [--peers DIR] [--gguf PATH] [--extra LABEL=ROOT ...] [--json]
+//                                 [--peers DIR] [--gguf PATH] [--extra LABEL=ROOT[,NAME=VALUE...] ...] [--json]
 //
 // --peers: the directory of ../shared/peers/README.md (default: found above this checkout, or PDSERVE_PEERS_DIR).
 // --gguf: made once with the peers' make_qwen3_gguf.py and cached (default $TMPDIR/pdserve-peer-compare/).
-// --extra LABEL=ROOT: another pdserve tree (dist/ + build/, e.g. a copy of main's build) measured in the same
-//   rounds, so "before" and "after" come from the same minutes.
+// --extra LABEL=ROOT[,NAME=VALUE...]: another pdserve tree (dist/ + build/ + models/, e.g. a copy of main's
+//   build; "." for this checkout) measured in the same rounds, with extra environment variables, so "before" and
+//   "after" (or a kernel setting such as PDSERVE_CPU_BF16_DOT=round) come from the same minutes.
 // Decode is batch 1 at ctx 128 on the pdserve side (bench engine's default), tg from an empty context on
 // llama.cpp's; --batches adds pdserve's batched decode (tok/s and the weights + KV roofline ratio).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -43,9 +44,10 @@ function parseArgs(argv) {
     else if (a === '--gguf') o.gguf = v();
     else if (a === '--json') o.json = true;
     else if (a === '--extra') {
-      const [label, dir] = v().split('=');
-      if (!label || !dir) throw new Error('--extra takes LABEL=ROOT');
-      o.extra.push({ label, root: resolve(dir) });
+      const [spec, ...envs] = v().split(',');
+      const [label, dir] = spec.split('=');
+      if (!label || !dir || envs.some((e) => !/^[A-Z_][A-Z0-9_]*=/.test(e))) throw new Error('--extra takes LABEL=ROOT[,NAME=VALUE...]');
+      o.extra.push({ label, root: resolve(root, dir), env: Object.fromEntries(envs.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])) });
     } else throw new Error(`unknown argument ${a} (see the header of scripts/peer-compare.mjs)`);
   }
   if (!o.batches.split(',').includes('1')) o.batches = `1,${o.batches}`;
@@ -113,8 +115,8 @@ function llamaRound(peers, gguf, o) {
 }
 
 function pdserveRound(tree, o) {
-  const out = run(process.execPath, [join(tree, 'dist', 'src', 'cli', 'main.js'), 'bench', 'engine', '--model', 'qwen3-0.6b', '--load-format', 'dummy',
-    '--threads', String(o.threads), '--weight-dtype', 'bf16', '--prompt-len', String(o.promptLen), '--batches', o.batches, '--json'], { cwd: tree });
+  const out = run(process.execPath, [join(tree.root, 'dist', 'src', 'cli', 'main.js'), 'bench', 'engine', '--model', 'qwen3-0.6b', '--load-format', 'dummy',
+    '--threads', String(o.threads), '--weight-dtype', 'bf16', '--prompt-len', String(o.promptLen), '--batches', o.batches, '--json'], { cwd: tree.root, env: { ...process.env, ...tree.env } });
   const r = JSON.parse(out);
   const d = (b) => r.decode.find((x) => x.batch === b);
   const floor = (x) => x.vsFloor ?? (x.batch === 1 ? r.ratios.decodeVsBandwidthFloor : NaN); // older builds: batch-1 only
@@ -135,7 +137,7 @@ function main() {
   const o = parseArgs(process.argv.slice(2));
   const peers = findPeers(o.peers);
   const gguf = ensureGguf(peers, resolve(o.gguf ?? join(tmpdir(), 'pdserve-peer-compare', 'qwen3-0.6b-bf16.gguf')));
-  const trees = [{ label: 'pdserve', root }, ...o.extra];
+  const trees = [{ label: 'pdserve', root, env: {} }, ...o.extra];
   for (const t of trees) if (!existsSync(join(t.root, 'dist', 'src', 'cli', 'main.js'))) throw new Error(`${t.label}: ${t.root}/dist/src/cli/main.js missing (build it)`);
   const rounds = [];
   for (let i = 0; i < o.rounds; i++) {
@@ -143,7 +145,7 @@ function main() {
     const l = round.llama;
     if (!o.json) process.stdout.write(`round ${i + 1}: llama.cpp pp${o.promptLen} ${f(l.pp)} tg${o.gen} ${f(l.tg)} tok/s`);
     for (const t of trees) {
-      const p = (round.pdserve[t.label] = pdserveRound(t.root, o));
+      const p = (round.pdserve[t.label] = pdserveRound(t, o));
       if (!o.json) {
         const extra = p.batches.filter((b) => b.batch !== 1).map((b) => ` b${b.batch} ${f(b.tokensPerSec)} (${f(b.vsFloor, 2)})`).join('');
         process.stdout.write(` | ${t.label} pp ${f(p.pp)} tg ${f(p.tg)} (floor ${f(p.tgFloor, 2)})${extra}`);
