@@ -102,14 +102,16 @@ function matmulRef(x: ArrayLike<number>, wq: ArrayLike<number>, M: number, K: nu
 }
 
 // 'auto' is the engine's kernel (bf16 weights on an AVX512-BF16 CPU: vdpbf16ps on x split hi + lo, f32-level
-// results); 'exact' forces the f32-activation kernels.
+// results; PDSERVE_CPU_BF16_DOT=round: x rounded to bf16); 'exact' forces the f32-activation kernels.
 const dpbf16 = ops.bf16Dot();
+const autoRoundsX = dpbf16 && process.env.PDSERVE_CPU_BF16_DOT === 'round';
 for (const dtype of ['f32', 'bf16', 'f16'] as DType[]) {
   for (const [M, K, N] of [[1, 37, 5], [3, 64, 33], [8, 129, 70], [9, 50, 65], [21, 172, 64], [64, 16, 3]]) {
     test(`matmul ${dtype} M=${M} K=${K} N=${N}`, () => {
       const x = rand(M * K, M + K, 1), w = rand(N * K, N + 7, 0.5);
       const wq = ops.castRound(w, dtype);
-      close(ops.matmul(x, M, K, w, N, dtype), matmulRef(x, wq, M, K, N), 1e-4, `matmul ${dtype}`);
+      const xAuto = dtype === 'bf16' && autoRoundsX ? ops.castRound(x, 'bf16') : x;
+      close(ops.matmul(x, M, K, w, N, dtype), matmulRef(xAuto, wq, M, K, N), 1e-4, `matmul ${dtype}`);
       close(ops.matmul(x, M, K, w, N, dtype, 'exact'), matmulRef(x, wq, M, K, N), 1e-4, `matmul ${dtype} exact`);
     });
   }
