@@ -140,18 +140,19 @@ function main() {
   const trees = [{ label: 'pdserve', root, env: {} }, ...o.extra];
   for (const t of trees) if (!existsSync(join(t.root, 'dist', 'src', 'cli', 'main.js'))) throw new Error(`${t.label}: ${t.root}/dist/src/cli/main.js missing (build it)`);
   const rounds = [];
+  const out = o.json ? process.stderr : process.stdout; // --json: the per-round lines go to stderr
   for (let i = 0; i < o.rounds; i++) {
     const round = { llama: llamaRound(peers, gguf, o), pdserve: {} };
     const l = round.llama;
-    if (!o.json) process.stdout.write(`round ${i + 1}: llama.cpp pp${o.promptLen} ${f(l.pp)} tg${o.gen} ${f(l.tg)} tok/s`);
+    out.write(`round ${i + 1}: llama.cpp pp${o.promptLen} ${f(l.pp)} tg${o.gen} ${f(l.tg)} tok/s`);
     for (const t of trees) {
       const p = (round.pdserve[t.label] = pdserveRound(t, o));
-      if (!o.json) {
+      {
         const extra = p.batches.filter((b) => b.batch !== 1).map((b) => ` b${b.batch} ${f(b.tokensPerSec)} (${f(b.vsFloor, 2)})`).join('');
-        process.stdout.write(` | ${t.label} pp ${f(p.pp)} tg ${f(p.tg)} (floor ${f(p.tgFloor, 2)})${extra}`);
+        out.write(` | ${t.label} pp ${f(p.pp)} tg ${f(p.tg)} (floor ${f(p.tgFloor, 2)})${extra}`);
       }
     }
-    if (!o.json) process.stdout.write('\n');
+    out.write('\n');
     rounds.push(round);
   }
   const summary = { llama: { pp: median(rounds.map((r) => r.llama.pp)), tg: median(rounds.map((r) => r.llama.tg)) }, pdserve: {} };
