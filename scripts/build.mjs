@@ -59,10 +59,11 @@ async function runPool(tasks) {
   if (failed) throw new Error(failed);
 }
 
-// Per-file ISA flags: foo.avx512.cc gets AVX-512; everything else targets x86-64-v3 (AVX2+FMA+F16C),
+// Per-file ISA flags: foo.avx512.cc gets AVX-512, foo.avx512bf16.cc AVX-512 + AVX512-BF16; everything else targets x86-64-v3 (AVX2+FMA+F16C),
 // which both this machine and the GPU host have. Kernels dispatch on the CPU at run time.
 function isaFlags(src) {
   if (process.arch !== 'x64') return [];
+  if (src.includes('.avx512bf16.')) return ['-mavx512bf16', ...isaFlags(src.replace('.avx512bf16.', '.avx512.'))];
   if (src.includes('.avx512.')) return ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx2', '-mfma', '-mf16c',
     '-Wno-maybe-uninitialized', '-Wno-uninitialized' /* GCC 12 false positives in avx512fintrin.h */];
   return ['-mavx2', '-mfma', '-mf16c'];

@@ -3,18 +3,23 @@
 //   rope(x, rows, heads, headDim, positions, rope)        -> Float32Array (rope: {theta, type?, factor?,
 //                                                            lowFreqFactor?, highFreqFactor?, originalMaxPos?})
 //   siluAndMul(gu, rows, I)                               -> Float32Array [rows, I]
-//   matmul(x, M, K, w, N, dtype)                          -> Float32Array [M, N]  (w f32 values cast to dtype)
+//   matmul(x, M, K, w, N, dtype, kernel?)                 -> Float32Array [M, N]  (w f32 values cast to dtype;
+//                                                            kernel 'auto' (default) | 'exact' | 'dpbf16'
+//                                                            (x split hi + lo) | 'dpbf16-round' (x rounded))
 //   castRound(x, dtype)                                   -> x rounded through dtype (f32 values)
 //   embedding(ids, table, vocab, H)                       -> Float32Array [T, H]
 //   kernelIsa()                                           -> 'avx512' | 'avx2' (the kernels in use)
-//   matmulBench(M, K, N, dtype, iters)                    -> seconds per matmul call (kernel tuning)
+//   matmulBench(M, K, N, dtype, iters, kernel?)           -> seconds per matmul call (kernel tuning)
+//   bf16Dot()                                             -> true when bf16 matmuls use AVX512-BF16 (hasAvx512Bf16)
 //   attention({q, kCache, vCache, kvDtype, numHeads, numKvHeads, headDim, blockSize, numBlocks,
 //              queryStartLoc, contextLens, blockTables, maxBlocksPerSeq}) -> Float32Array [T, numHeads*headDim]
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "../cpu/dtype.h"
 #include "../cpu/kernels.h"
+#include "../cpu/matmul-isa.h"
 #include "args.h"
 #include "pds/sample-row.h"
 #include "register.h"
@@ -26,6 +31,22 @@ using cpu::defaultPool;
 
 int dim(const Napi::Env& env, const Napi::Value& v, const char* what) {
   return static_cast<int>(intArg(env, v, what, 1, 1 << 28));
+}
+
+// matmul through the kernel named by `kernel` (undefined = 'auto': what the engine uses).
+// 'exact': the f32-activation kernels; 'dpbf16': AVX512-BF16 (bf16 W on a CPU that has it, else a TypeError).
+void matmulWith(const Napi::Env& env, const Napi::Value& kernel, const float* x, int M, int K, const void* w, DType dt,
+                int N, float* y) {
+  std::string k = kernel.IsUndefined() ? "auto" : kernel.ToString().Utf8Value();
+  if (k == "auto") return cpu::matmul(defaultPool(), x, M, K, w, dt, N, y, N, false);
+  if (k == "exact") return cpu::matmulExact(defaultPool(), x, M, K, w, dt, N, y, N, false);
+  if (k == "dpbf16" || k == "dpbf16-round") {
+    if (dt != DType::BF16 || !cpu::hasAvx512Bf16())
+      throw Napi::TypeError::New(env, "matmul: 'dpbf16' needs bf16 weights and a CPU with AVX512-BF16");
+    return cpu::matmulAvx512Bf16(defaultPool(), x, M, K, static_cast<const uint16_t*>(w), N, y, N, false,
+                                 k == "dpbf16" ? cpu::Bf16Dot::Split : cpu::Bf16Dot::Round);
+  }
+  throw Napi::TypeError::New(env, "matmul: kernel must be 'auto', 'exact', 'dpbf16' or 'dpbf16-round'");
 }
 
 Napi::Value Rmsnorm(const Napi::CallbackInfo& info) {
@@ -86,7 +107,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   cpu::fromF32(w.Data(), dt, wq.data(), static_cast<size_t>(N) * K);
   std::vector<float> out(static_cast<size_t>(M) * N);
   guarded(env, [&] {
-    cpu::matmul(defaultPool(), x.Data(), M, K, wq.data(), dt, N, out.data(), N, false);
+    matmulWith(env, info[6], x.Data(), M, K, wq.data(), dt, N, out.data());
     return 0;
   });
   return newF32(env, out.data(), out.size());
@@ -164,9 +185,9 @@ Napi::Value MatmulBench(const Napi::CallbackInfo& info) {
   std::vector<float> x(static_cast<size_t>(M) * K), y(static_cast<size_t>(M) * N);
   cpu::fillRandom(defaultPool(), w.data(), dt, static_cast<size_t>(N) * K, 0.05f, 1, 0);
   cpu::fillRandom(defaultPool(), x.data(), DType::F32, x.size(), 1.f, 2, 0);
-  cpu::matmul(defaultPool(), x.data(), M, K, w.data(), dt, N, y.data(), N, false);
+  matmulWith(env, info[5], x.data(), M, K, w.data(), dt, N, y.data());
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; i++) cpu::matmul(defaultPool(), x.data(), M, K, w.data(), dt, N, y.data(), N, false);
+  for (int i = 0; i < iters; i++) matmulWith(env, info[5], x.data(), M, K, w.data(), dt, N, y.data());
   double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return Napi::Number::New(env, sec / iters);
 }
@@ -189,6 +210,8 @@ Napi::Value KernelIsa(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), cpu::hasAvx512() ? "avx512" : "avx2");
 }
 
+Napi::Value Bf16Dot(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), cpu::hasAvx512Bf16()); }
+
 }  // namespace
 
 void registerOps(Napi::Env env, Napi::Object exports) {
@@ -199,6 +222,7 @@ void registerOps(Napi::Env env, Napi::Object exports) {
   ops.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
   ops.Set("castRound", Napi::Function::New(env, CastRound, "castRound"));
   ops.Set("embedding", Napi::Function::New(env, Embedding, "embedding"));
+  ops.Set("bf16Dot", Napi::Function::New(env, Bf16Dot, "bf16Dot"));
   ops.Set("kernelIsa", Napi::Function::New(env, KernelIsa, "kernelIsa"));
   ops.Set("matmulBench", Napi::Function::New(env, MatmulBench, "matmulBench"));
   ops.Set("attention", Napi::Function::New(env, Attention, "attention"));

@@ -12,6 +12,8 @@ namespace pds::cpu {
 // y[M, N] (+)= x[M, K] · W[N, K]^T   (W is a Hugging Face Linear weight, out x in, dtype wdt).
 // ldy: row stride of y (>= N). accumulate: y += ... instead of y = ...
 // Register-tiled dot products along K (see matmul-impl.h); small M streams W once for all rows.
+// bf16 W on a CPU with AVX512-BF16 (hasAvx512Bf16()): vdpbf16ps on x split into hi + lo bf16 parts (f32-level
+// results; PDSERVE_CPU_BF16_DOT=round: x rounded to bf16, faster, less exact), see matmul.avx512bf16.cc.
 void matmul(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
             bool accumulate);
 
@@ -74,5 +76,7 @@ double measureReadGBs(ThreadPool& pool, size_t bytes, int iters);
 double measureMatmulPeakGflops(ThreadPool& pool);
 
 bool hasAvx512();
+// AVX512-BF16 (vdpbf16ps) usable: the CPU has it and PDSERVE_NO_AVX512BF16 is not 1.
+bool hasAvx512Bf16();
 
 }  // namespace pds::cpu

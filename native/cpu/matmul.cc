@@ -22,13 +22,21 @@ void matmulAvx2(ThreadPool& pool, const float* x, int M, int K, const void* W, D
 }
 double matmulPeakAvx2(ThreadPool& pool) { return microKernelPeak(pool); }
 
-void matmul(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
-            bool accumulate) {
+void matmulExact(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
+                 bool accumulate) {
   if (M <= 0 || N <= 0) return;
   if (hasAvx512())
     matmulAvx512(pool, x, M, K, W, wdt, N, y, ldy, accumulate);
   else
     matmulAvx2(pool, x, M, K, W, wdt, N, y, ldy, accumulate);
+}
+
+void matmul(ThreadPool& pool, const float* x, int M, int K, const void* W, DType wdt, int N, float* y, int ldy,
+            bool accumulate) {
+  if (wdt == DType::BF16 && hasAvx512Bf16())
+    matmulAvx512Bf16(pool, x, M, K, static_cast<const uint16_t*>(W), N, y, ldy, accumulate, bf16DotMode());
+  else
+    matmulExact(pool, x, M, K, W, wdt, N, y, ldy, accumulate);
 }
 
 double measureMatmulPeakGflops(ThreadPool& pool) {

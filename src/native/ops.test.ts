@@ -7,7 +7,8 @@ const ops = loadNative().ops as unknown as {
   rmsnorm(x: Float32Array, w: Float32Array, rows: number, dim: number, eps: number): Float32Array;
   rope(x: Float32Array, rows: number, heads: number, hd: number, pos: Int32Array, rope: Record<string, unknown>): Float32Array;
   siluAndMul(gu: Float32Array, rows: number, I: number): Float32Array;
-  matmul(x: Float32Array, M: number, K: number, w: Float32Array, N: number, dtype: DType): Float32Array;
+  matmul(x: Float32Array, M: number, K: number, w: Float32Array, N: number, dtype: DType, kernel?: 'auto' | 'exact' | 'dpbf16' | 'dpbf16-round'): Float32Array;
+  bf16Dot(): boolean;
   castRound(x: Float32Array, dtype: DType): Float32Array;
   embedding(ids: Int32Array, table: Float32Array, vocab: number, H: number): Float32Array;
   attention(o: Record<string, unknown>): Float32Array;
@@ -88,22 +89,51 @@ test('siluAndMul', () => {
   close(ops.siluAndMul(gu, rows, I), ref, 1e-5, 'siluAndMul');
 });
 
+// x[M,K] · wq[N,K]^T in f64.
+function matmulRef(x: ArrayLike<number>, wq: ArrayLike<number>, M: number, K: number, N: number): number[] {
+  const ref: number[] = [];
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * wq[n * K + k];
+      ref.push(s);
+    }
+  return ref;
+}
+
+// 'auto' is the engine's kernel (bf16 weights on an AVX512-BF16 CPU: vdpbf16ps on x split hi + lo, f32-level
+// results; PDSERVE_CPU_BF16_DOT=round: x rounded to bf16); 'exact' forces the f32-activation kernels.
+const dpbf16 = ops.bf16Dot();
+const autoRoundsX = dpbf16 && process.env.PDSERVE_CPU_BF16_DOT === 'round';
 for (const dtype of ['f32', 'bf16', 'f16'] as DType[]) {
   for (const [M, K, N] of [[1, 37, 5], [3, 64, 33], [8, 129, 70], [9, 50, 65], [21, 172, 64], [64, 16, 3]]) {
     test(`matmul ${dtype} M=${M} K=${K} N=${N}`, () => {
       const x = rand(M * K, M + K, 1), w = rand(N * K, N + 7, 0.5);
       const wq = ops.castRound(w, dtype);
-      const ref: number[] = [];
-      for (let m = 0; m < M; m++)
-        for (let n = 0; n < N; n++) {
-          let s = 0;
-          for (let k = 0; k < K; k++) s += x[m * K + k] * wq[n * K + k];
-          ref.push(s);
-        }
-      close(ops.matmul(x, M, K, w, N, dtype), ref, 1e-4, `matmul ${dtype}`);
+      const xAuto = dtype === 'bf16' && autoRoundsX ? ops.castRound(x, 'bf16') : x;
+      close(ops.matmul(x, M, K, w, N, dtype), matmulRef(xAuto, wq, M, K, N), 1e-4, `matmul ${dtype}`);
+      close(ops.matmul(x, M, K, w, N, dtype, 'exact'), matmulRef(x, wq, M, K, N), 1e-4, `matmul ${dtype} exact`);
     });
   }
 }
+
+// AVX512-BF16 kernel: decode tiles (M <= 8) and the packed GEMM (M > 8, K panels of 512, 64-column panels),
+// odd sizes: K not a multiple of 32 (and odd: a half pair), N not a multiple of 16, M not a multiple of 12.
+for (const [M, K, N] of [[1, 31, 17], [2, 33, 15], [5, 95, 47], [8, 1024, 130], [9, 7, 1], [12, 513, 64], [13, 1100, 97], [40, 1025, 200], [100, 64, 33]]) {
+  test(`matmul dpbf16 M=${M} K=${K} N=${N}: split x at f32 level, rounded x vs bf16-rounded x`, { skip: !dpbf16 && 'no AVX512-BF16 on this CPU' }, () => {
+    const x = rand(M * K, 3 * M + K, 1), w = rand(N * K, N + 11, 0.5);
+    const wq = ops.castRound(w, 'bf16');
+    // split (hi + lo bf16) carries x to ~2^-17: as close to the exact f32 reference as the f32 kernels are
+    close(ops.matmul(x, M, K, w, N, 'bf16', 'dpbf16'), matmulRef(x, wq, M, K, N), 1e-5 * Math.sqrt(K), 'dpbf16 split');
+    close(ops.matmul(x, M, K, w, N, 'bf16', 'dpbf16-round'), matmulRef(ops.castRound(x, 'bf16'), wq, M, K, N), 1e-5 * Math.sqrt(K), 'dpbf16 round');
+  });
+}
+
+test('matmul kernel choice is checked', () => {
+  const x = rand(4, 1), w = rand(8, 2);
+  assert.throws(() => ops.matmul(x, 1, 4, w, 2, 'f32', 'nope' as 'auto'), /kernel must be/);
+  if (dpbf16) assert.throws(() => ops.matmul(x, 1, 4, w, 2, 'f32', 'dpbf16'), /needs bf16 weights/);
+});
 
 test('embedding bounds-checks ids', () => {
   const table = rand(10 * 4, 5);

@@ -30,9 +30,16 @@ test('runEngineBench reports prefill, decode per batch and ratios', async () => 
     for (const v of [r.prefill.tokensPerSec, r.machine.readBandwidthGBs, r.machine.memcpyGBs ?? NaN, r.machine.matmulPeakGflops,
       r.ratios.decodeVsBandwidthFloor, r.ratios.prefillVsMatmulPeak, ...r.decode.map((d) => d.msPerStep)])
       assert.ok(Number.isFinite(v) && v > 0, `figure ${v}`);
+    // batched floor: weights once per step plus each sequence's KV (2 layers × K,V × 2 kv heads × 32 × f32 per position)
+    const kvPerPos = 2 * 2 * 2 * 32 * 4;
+    assert.equal(r.decode[0].bytesPerStep, r.model.weightBytes + 20 * kvPerPos);
+    assert.equal(r.decode[1].bytesPerStep, r.model.weightBytes + 3 * 20 * kvPerPos);
+    for (const d of r.decode)
+      assert.ok(Math.abs(d.vsFloor - d.bytesPerStep / (r.machine.readBandwidthGBs * 1e9) / (d.msPerStep / 1e3)) < 1e-9 * d.vsFloor);
+    assert.equal(r.ratios.decodeVsBandwidthFloor, r.decode[0].vsFloor);
     assert.equal(r.model.weightDtype, 'bf16');
     assert.equal(r.machine.source, 'host'); // cpu: the host's probes
-    assert.match(formatEngineBench(r, 'tiny'), /prefill 40 tokens: .* tok\/s[\s\S]*decode batch  3[\s\S]*ratios: decode batch-1 vs bandwidth floor/);
+    assert.match(formatEngineBench(r, 'tiny'), /prefill 40 tokens: .* tok\/s[\s\S]*decode batch  3 .* of the floor \(\d+ MB\/step[\s\S]*ratios: decode batch-1 vs bandwidth floor/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 // `pdserve bench engine`: the native forward pass alone (no server), with the machine's measured limits
 // in the same run so the figures come with ratios:
-//   decode efficiency  = batch-1 tokens/s ÷ (read bandwidth ÷ bytes read per step)
+//   decode efficiency  = tokens/s ÷ (batch × read bandwidth ÷ bytes read per step), for every batch, where
+//                        bytes per step = weights + batch × ctx × KV bytes per token (each read once per step)
 //   prefill efficiency = prefill GFLOP/s ÷ matmul peak GFLOP/s
 // On cpu the limits are the host's (read bandwidth, the f32 matmul micro-kernel); on a GPU the device's own
 // (device-to-device copy bandwidth, cuBLAS GEMM in the weight dtype), measured by the backend.
@@ -27,7 +28,8 @@ export interface EngineBenchResult {
   machine: { source: string; readBandwidthGBs: number; memcpyGBs?: number; matmulPeakGflops: number; cpuFeatures: string[] };
   /** cpuShare: process CPU time ÷ (wall time × threads) while timing; well below 1 means a busy machine. */
   prefill: { tokens: number; seconds: number; tokensPerSec: number; gflops: number; gflopsPerSec: number; cpuShare: number };
-  decode: Array<{ batch: number; ctx: number; msPerStep: number; tokensPerSec: number; cpuShare: number }>;
+  /** vsFloor: bytes read per step (weights + batch × ctx × KV per token) ÷ read bandwidth, ÷ measured step time. */
+  decode: Array<{ batch: number; ctx: number; msPerStep: number; tokensPerSec: number; cpuShare: number; bytesPerStep: number; vsFloor: number }>;
   ratios: { decodeVsBandwidthFloor: number; prefillVsMatmulPeak: number };
 }
 
@@ -125,13 +127,16 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
       }
       times.sort((x, y) => x[0] - y[0]);
       const [med, share] = times[Math.floor(times.length / 2)];
-      decode.push({ batch: b, ctx, msPerStep: med * 1e3, tokensPerSec: b / med, cpuShare: share });
+      decode.push({ batch: b, ctx, msPerStep: med * 1e3, tokensPerSec: b / med, cpuShare: share, bytesPerStep: 0, vsFloor: 0 });
     }
     // Bandwidth is the floor's denominator: on the host probe again at the end and keep the best (bursty
     // neighbours share the cores); a GPU's probe is not repeated (it would rerun the GEMM probe too).
     if (!dev) readBandwidthGBs = Math.max(readBandwidthGBs, native.measureReadBandwidth(probe, 4, threads));
     const weightBytes = model.weightBytes();
-    const bytesPerStep = weightBytes + ctx * model.kvBytesPerToken();
+    for (const d of decode) {
+      d.bytesPerStep = weightBytes + d.batch * ctx * model.kvBytesPerToken();
+      d.vsFloor = d.bytesPerStep / (readBandwidthGBs * 1e9) / (d.msPerStep / 1e3);
+    }
     const d1 = decode.find((d) => d.batch === 1) ?? decode[0];
     return {
       model: { layers: spec.numLayers, hidden: spec.hiddenSize, vocab: spec.vocabSize, weightDtype: spec.weightDtype, kvDtype, weightBytes, device: model.deviceName, threads },
@@ -139,7 +144,7 @@ export async function runEngineBench(o: EngineBenchOptions, log: (line: string) 
       prefill: { tokens: promptLen, seconds: best, tokensPerSec: promptLen / best, gflops: flops / 1e9, gflopsPerSec: flops / best / 1e9, cpuShare },
       decode,
       ratios: {
-        decodeVsBandwidthFloor: d1.tokensPerSec / ((readBandwidthGBs * 1e9) / bytesPerStep),
+        decodeVsBandwidthFloor: d1.vsFloor,
         prefillVsMatmulPeak: flops / best / 1e9 / matmulPeakGflops,
       },
     };
@@ -156,7 +161,7 @@ export function formatEngineBench(r: EngineBenchResult, name: string): string {
       ? `machine: read ${f(r.machine.readBandwidthGBs)} GB/s, memcpy ${f(r.machine.memcpyGBs ?? 0)} GB/s, matmul peak ${f(r.machine.matmulPeakGflops)} GFLOP/s [${r.machine.cpuFeatures.join(' ')}]`
       : `device ${r.machine.source}: read ${f(r.machine.readBandwidthGBs)} GB/s (device-to-device copy), ${r.model.weightDtype} GEMM peak ${f(r.machine.matmulPeakGflops / 1e3)} TFLOP/s (cuBLAS 8192^3)`,
     `prefill ${r.prefill.tokens} tokens: ${f(r.prefill.tokensPerSec)} tok/s (${f(r.prefill.seconds, 2)} s, ${f(r.prefill.gflopsPerSec)} GFLOP/s, CPU share ${f(r.prefill.cpuShare, 2)})`,
-    ...r.decode.map((d) => `decode batch ${String(d.batch).padStart(2)} (ctx ${d.ctx}): ${f(d.msPerStep, 2)} ms/step, ${f(d.tokensPerSec)} tok/s (CPU share ${f(d.cpuShare, 2)})`),
+    ...r.decode.map((d) => `decode batch ${String(d.batch).padStart(2)} (ctx ${d.ctx}): ${f(d.msPerStep, 2)} ms/step, ${f(d.tokensPerSec)} tok/s, ${f(d.vsFloor, 2)} of the floor (${f(d.bytesPerStep / 1e6, 0)} MB/step; CPU share ${f(d.cpuShare, 2)})`),
     `ratios: decode batch-1 vs bandwidth floor ${f(r.ratios.decodeVsBandwidthFloor, 2)}; prefill vs matmul peak ${f(r.ratios.prefillVsMatmulPeak, 2)}`,
   ];
   return lines.join('\n');
