@@ -40,7 +40,7 @@ test('config: vLLM field names, loopback default, unknown fields and bad endpoin
 
 test('engine -> SUB: BlockStored with the engine\'s chained hashes, then BlockRemoved on eviction', async () => {
   const config = parseEngineConfig({ blockSize: 4, maxNumBatchedTokens: 64, maxNumSeqs: 4 });
-  const engine = new LLMEngine({ config, model: new FakeModel(50, 4), numBlocks: 8, vocabSize: 50, maxModelLen: 32, eosTokenIds: [2], numLayers: 2, connector: null });
+  const engine = new LLMEngine({ config, model: new FakeModel(50, 4), numBlocks: 8, vocabSize: 50, maxModelLen: 32, eosTokenIds: [2], connector: null });
   const pub = await KvEventPublisher.start(cfg({ topic: 'kv@eng0' }));
   engine.blockManager.events = pub;
   const sub = await subscribe(pub.endpoint, 'kv@eng0');
