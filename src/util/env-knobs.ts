@@ -31,6 +31,10 @@ export const ENV_KNOBS: readonly EnvKnob[] = [
   { name: 'HUGGING_FACE_HUB_TOKEN', where: 'src/models/hub.ts', meaning: 'older name of HF_TOKEN' },
   { name: 'PDSERVE_OPS_THREADS', where: 'native/cpu/thread-pool.cc', meaning: 'CPU backend thread count (0/unset: all cores)' },
   { name: 'PDSERVE_NO_AVX512', where: 'native/cpu/matmul.cc', meaning: '1: CPU matmuls avoid AVX-512' },
+  { name: 'PDSERVE_NO_AVX512BF16', where: 'native/cpu/matmul.avx512bf16.cc', meaning: '1: bf16-weight matmuls avoid the AVX512-BF16 (vdpbf16ps) kernels' },
+  { name: 'PDSERVE_CPU_BF16_DOT', where: 'native/cpu/matmul.avx512bf16.cc', meaning: 'round: activations rounded to bf16 (llama.cpp precision, faster); default splits them hi + lo (f32-level results)' },
+  { name: 'LD_LIBRARY_PATH', where: 'scripts/peer-compare.mjs', meaning: 'peer-compare: extended (not replaced) with the llama.cpp libraries folder' },
+  { name: 'PDSERVE_PEERS_DIR', where: 'scripts/peer-compare.mjs', meaning: 'peer-compare: the peers folder (default ../shared/peers)' },
   // ---- build ----
   { name: 'PDSERVE_SKIP_CUDA', where: 'scripts/build.mjs', meaning: '1: skip the CUDA build' },
   { name: 'PDSERVE_JOBS', where: 'scripts/build.mjs', meaning: 'parallel native compiles' },
