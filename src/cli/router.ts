@@ -45,6 +45,7 @@ export interface RouterFlags extends EdgeFlags {
   kvEventsEndpoints?: string;
   kvEventsPort?: number;
   kvEventsTopic?: string;
+  kvEventsPlaintext?: boolean;
   k8sModelLabelKey?: string;
 }
 
@@ -90,6 +91,7 @@ export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
     kvEventsEndpoints: csv(f.kvEventsEndpoints),
     kvEventsPort: f.kvEventsPort ?? null,
     kvEventsTopic: f.kvEventsTopic ?? '',
+    kvEventsPlaintext: !!f.kvEventsPlaintext,
     k8sNamespace: f.k8sNamespace,
     k8sLabelSelector: f.k8sLabelSelector ?? null,
     k8sPort: f.k8sPort,
@@ -137,6 +139,7 @@ export function registerRouter(program: Command): void {
     .option('--kv-events-endpoints <eps>', 'kvaware: comma list, by position with the backends, of each engine\'s KV-event PUB endpoint (tcp://host:port; the engine\'s --kv-events-config endpoint)')
     .option('--kv-events-port <port>', 'kvaware: engines publish KV events on tcp://<backend host>:PORT (used without --kv-events-endpoints)', intOption('--kv-events-port', 1))
     .option('--kv-events-topic <topic>', 'kvaware: subscription topic prefix (the engines\' kv-events-config topic)', '')
+    .option('--kv-events-plaintext', 'kvaware: subscribe without CurveZMQ even with --internal-secret-file (for vLLM engines; pdserve engines with the secret publish CurveZMQ only)')
     .option('--upstream-api-key <key>', 'Bearer key sent to the engines; the client\'s is never forwarded');
   addEdgeOptions(cmd, `default ${d.gateway.bodyLimitBytes / 2 ** 20} MiB`).action(async (flags: RouterFlags) => {
     let router;

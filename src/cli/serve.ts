@@ -50,7 +50,8 @@ export function registerServe(program: Command): void {
     .option('--gpu-memory-utilization <f>', 'fraction of free GPU memory for the KV pool', numOption('--gpu-memory-utilization'), 0.9)
     .option('--seed <n>', 'seed for dummy weights and unseeded sampling', intOption('--seed'), 0)
     .option('--kv-transfer-config <json>', 'vLLM-style KV connector config, e.g. {"kv_connector":"PdConnector","kv_role":"kv_producer"}')
-    .option('--kv-events-config <json>', 'vLLM KVEventsConfig: {"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://127.0.0.1:5557"} (default endpoint: loopback)')
+    .option('--kv-events-config <json>', 'vLLM KVEventsConfig: {"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://127.0.0.1:5557"} (default endpoint: loopback; CurveZMQ keyed from the internal secret when one is set)')
+    .option('--kv-events-plaintext', 'publish KV events without CurveZMQ even with an internal secret (for vLLM collectors and routers)')
     .option('--kv-config <file>', 'KV layer YAML (LMCache field names); also PDSERVE_KV_CONFIG_FILE')
     .option('--access-log', 'log one line per HTTP response', false)
     .option('--no-access-log', 'no per-response log lines (the default; the chart renders engineConfig.accessLog: false as this)')
@@ -105,7 +106,8 @@ async function serve(model: string | undefined, o: Record<string, any>): Promise
   });
   // zeromq is loaded only when events are on (it adds to every CLI start otherwise)
   const publisher = kvEvents?.enableKvCacheEvents && kvEvents.publisher === 'zmq'
-    ? await (await import('../kv-events/publisher.js')).KvEventPublisher.start(kvEvents) : null;
+    ? await (await import('../kv-events/publisher.js')).KvEventPublisher.start(kvEvents, 0,
+      edge.secret && !o.kvEventsPlaintext ? (await import('../kv-events/curve.js')).kvEventsCurve(edge.secret.key) : null) : null;
   if (publisher) {
     if (!o.enablePrefixCaching) log.warn('--kv-events-config: prefix caching is off, so no block is ever stored');
     created.engine.blockManager.events = publisher;

@@ -11,6 +11,8 @@ import { Counter, type Registry } from 'prom-client';
 import { getLogger } from '../util/logger.js';
 import { bindsEndpoint, isWildcard, type KvEventsConfig } from './config.js';
 import { decodeSeq, encodeBatch, encodeSeq, MEDIUM_GPU, WIRE_LIMITS, type KvEvent } from './wire.js';
+import type { KvEventsCurve } from './curve.js';
+import { admitClientKey, KV_EVENTS_ZAP_DOMAIN } from './zap.js';
 
 const log = getLogger('kv-events');
 
@@ -46,13 +48,18 @@ export class KvEventPublisher implements KvEventSink {
     readonly endpoint: string, // the PUB endpoint as bound (port resolved) or connected
     readonly replayEndpoint: string | null,
     private readonly dataParallelRank: number,
+    private readonly releaseZap: (() => void) | null,
   ) {
     this.topic = Buffer.from(cfg.topic, 'utf8');
     if (replay) void this.serveReplay(replay);
   }
 
-  static async start(cfg: KvEventsConfig, dataParallelRank = 0): Promise<KvEventPublisher> {
-    const pub = new zmq.Publisher({ sendHighWaterMark: cfg.hwm, linger: 0 });
+  /** `curve`: keys derived from the internal secret (curve.ts); then both sockets are CurveZMQ servers
+   *  admitting only the derived client key. null = plaintext (vLLM's wire, for vLLM collectors). */
+  static async start(cfg: KvEventsConfig, dataParallelRank = 0, curve: KvEventsCurve | null = null): Promise<KvEventPublisher> {
+    const secure = curve ? { curveServer: true, curveSecretKey: curve.server.secretKey, curvePublicKey: curve.server.publicKey, zapDomain: KV_EVENTS_ZAP_DOMAIN } : {};
+    const releaseZap = curve ? await admitClientKey(curve.client.publicKey) : null;
+    const pub = new zmq.Publisher({ sendHighWaterMark: cfg.hwm, linger: 0, ...secure });
     let ep = cfg.endpoint;
     let replay: zmq.Router | null = null;
     try {
@@ -63,15 +70,16 @@ export class KvEventPublisher implements KvEventSink {
       if (isWildcard(cfg.endpoint)) log.warn(`KV events published on every interface (${cfg.endpoint}): they carry prompt token ids; prefer a loopback endpoint`);
       let rep: string | null = null;
       if (cfg.replayEndpoint) {
-        replay = new zmq.Router({ linger: 0, sendTimeout: REPLAY_SEND_TIMEOUT_MS, maxMessageSize: 1024 });
+        replay = new zmq.Router({ linger: 0, sendTimeout: REPLAY_SEND_TIMEOUT_MS, maxMessageSize: 1024, ...secure });
         await replay.bind(cfg.replayEndpoint);
         rep = replay.lastEndpoint ?? cfg.replayEndpoint;
       }
-      log.info(`KV events: publishing on ${ep}${cfg.topic ? ` (topic '${cfg.topic}')` : ''}${rep ? `, replay on ${rep}` : ''}`);
-      return new KvEventPublisher(cfg, pub, replay, ep, rep, dataParallelRank);
+      log.info(`KV events: publishing on ${ep}${cfg.topic ? ` (topic '${cfg.topic}')` : ''}${rep ? `, replay on ${rep}` : ''}; ${curve ? 'CurveZMQ, subscribers must hold the internal secret' : 'plaintext (no internal secret, or --kv-events-plaintext): any local process can subscribe'}`);
+      return new KvEventPublisher(cfg, pub, replay, ep, rep, dataParallelRank, releaseZap);
     } catch (e) {
       pub.close();
       replay?.close();
+      releaseZap?.();
       throw e;
     }
   }
@@ -182,5 +190,6 @@ export class KvEventPublisher implements KvEventSink {
     this.closed = true;
     this.pub.close();
     this.replay?.close();
+    this.releaseZap?.();
   }
 }

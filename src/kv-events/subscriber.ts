@@ -5,6 +5,7 @@
 // restarted (its cache is empty): onReset runs before its events. A jump forward counts the batches lost.
 import * as zmq from 'zeromq';
 import { decodeBatch, decodeSeq, type KvEvent } from './wire.js';
+import type { KvEventsCurve } from './curve.js';
 
 // Memory a peer can make the router hold: at most RECEIVE_HWM messages of at most MAX_MESSAGE_BYTES
 // queued in ZeroMQ (256 MiB worst case; a real engine's batch is tens of KiB). Beyond that ZeroMQ drops,
@@ -26,6 +27,8 @@ export interface SubscriberOptions {
   onEvents: (events: KvEvent[]) => void;
   onReset: () => void;
   onMalformed?: (why: string) => void;
+  /** CurveZMQ client keys (from the internal secret; the engine must use the same secret), or plaintext */
+  curve?: KvEventsCurve | null;
 }
 
 export class KvEventSubscriber {
@@ -36,7 +39,9 @@ export class KvEventSubscriber {
   private readonly loop: Promise<void>;
 
   constructor(readonly opts: SubscriberOptions) {
-    this.sock = new zmq.Subscriber({ maxMessageSize: MAX_MESSAGE_BYTES, receiveHighWaterMark: RECEIVE_HWM, linger: 0, reconnectInterval: 200, reconnectMaxInterval: 5_000 });
+    const c = opts.curve;
+    const secure = c ? { curveServerKey: c.server.publicKey, curvePublicKey: c.client.publicKey, curveSecretKey: c.client.secretKey } : {};
+    this.sock = new zmq.Subscriber({ maxMessageSize: MAX_MESSAGE_BYTES, receiveHighWaterMark: RECEIVE_HWM, linger: 0, reconnectInterval: 200, reconnectMaxInterval: 5_000, ...secure });
     this.sock.connect(opts.endpoint);
     this.sock.subscribe(opts.topic ?? '');
     this.loop = this.run();

@@ -38,6 +38,9 @@ export interface RouterConfig {
   kvEventsEndpoints: string[];
   kvEventsPort: number | null;
   kvEventsTopic: string;
+  // Subscribe in plaintext even with an internal secret (engines that are real vLLM, which has no CurveZMQ).
+  // With a secret and without this, subscriptions use CurveZMQ keys derived from it (kv-events/curve.ts).
+  kvEventsPlaintext: boolean;
   // --service-discovery k8s (k8s-discovery.ts)
   k8sNamespace: string;
   k8sLabelSelector: string | null;
@@ -66,6 +69,7 @@ export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
   kvEventsEndpoints: [],
   kvEventsPort: null,
   kvEventsTopic: '',
+  kvEventsPlaintext: false,
   k8sNamespace: 'default',
   k8sLabelSelector: null,
   k8sPort: 8000,

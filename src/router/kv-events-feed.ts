@@ -4,6 +4,7 @@
 // check or breaker) and when discovery removes it. sync() follows the engine list; call it after
 // discovery changes and on a timer (it also notices ejections).
 import { KvEventSubscriber, type SubscriberCounters } from '../kv-events/subscriber.js';
+import { kvEventsCurve, type KvEventsCurve } from '../kv-events/curve.js';
 import { KvIndex } from '../gateway/policies/kv-index.js';
 import type { KvAwarePolicy } from '../gateway/policies/kv-aware.js';
 import type { Upstream } from '../gateway/upstream.js';
@@ -35,7 +36,12 @@ export class KvEventsFeed {
   /** engines' kvaware policies (their pending routes are dropped with the index entries) */
   readonly policies: KvAwarePolicy[] = [];
 
-  constructor(private readonly rc: Pick<RouterConfig, 'backends' | 'kvEventsEndpoints' | 'kvEventsPort' | 'kvEventsTopic'>) {}
+  private readonly curve: KvEventsCurve | null;
+
+  constructor(private readonly rc: Pick<RouterConfig, 'backends' | 'kvEventsEndpoints' | 'kvEventsPort' | 'kvEventsTopic'> & Partial<Pick<RouterConfig, 'kvEventsPlaintext' | 'gateway'>>) {
+    const key = rc.gateway?.internalKey ?? null;
+    this.curve = key && !rc.kvEventsPlaintext ? kvEventsCurve(key) : null;
+  }
 
   private forget(origin: string): void {
     this.index.clearEngine(origin);
@@ -66,6 +72,7 @@ export class KvEventsFeed {
         this.subs.set(origin, new KvEventSubscriber({
           endpoint,
           topic: this.rc.kvEventsTopic,
+          curve: this.curve,
           onEvents: (evs) => {
             if (!this.down.has(origin)) this.index.apply(origin, evs);
           },
@@ -77,7 +84,7 @@ export class KvEventsFeed {
             log.warn(`KV events from ${origin} (${endpoint}): dropped a malformed message: ${why}`);
           },
         }));
-        log.info(`kvaware: KV events of ${origin} from ${endpoint}`);
+        log.info(`kvaware: KV events of ${origin} from ${endpoint} (${this.curve ? 'CurveZMQ' : 'plaintext'})`);
       }
       const ejected = !u.healthy || u.breaker?.state === 'open';
       if (ejected && !this.down.has(u.origin)) {
