@@ -81,10 +81,10 @@ export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerTo
 
 /**
  * Background KV saves (LLMEngine overlapKvSaves): on by default where the forward and KV transfers run side by
- * side (cuda: compute and copy streams); PDS_OVERLAP_KV_SAVE=1 / 0 forces it on / off (measurements, tests).
+ * side (cuda: compute and copy streams); PDSERVE_OVERLAP_KV_SAVE=1 / 0 forces it on / off (measurements, tests).
  */
 export function overlapKvSaves(deviceName: string): boolean {
-  const env = process.env.PDS_OVERLAP_KV_SAVE;
+  const env = process.env.PDSERVE_OVERLAP_KV_SAVE;
   if (env === '1' || env === '0') return env === '1';
   return deviceName.startsWith('cuda');
 }
