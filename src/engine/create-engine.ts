@@ -2,7 +2,7 @@
 // sized from memory, connector, LLMEngine and its async front end.
 import type { ResolvedModel } from '../models/types.js';
 import type { DType, NativeModel } from '../native/binding.js';
-import { dtypeBytes } from '../util/dtype.js';
+import { kvBytesPerToken } from '../util/dtype.js';
 import type { KvCacheAccess, KvConnector } from './connector/base.js';
 import type { KvTransferConfig } from './connector/types.js';
 import type { ConnectorFactory } from './connector/factory.js';
@@ -116,7 +116,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
 
   // KV cache: auto = f32 on CPU, the model dtype on GPU
   const kvDtype: DType = config.kvCacheDtype !== 'auto' ? config.kvCacheDtype : config.device === 'cpu' ? 'f32' : spec.weightDtype;
-  const bytesPerToken = spec.numLayers * 2 * spec.numKvHeads * spec.headDim * dtypeBytes[kvDtype];
+  const bytesPerToken = kvBytesPerToken(spec.numLayers, spec.numKvHeads, spec.headDim, kvDtype);
   const bytesPerBlock = bytesPerToken * config.blockSize;
   let budget: number;
   if (config.kvCacheMemory) budget = config.kvCacheMemory;
