@@ -77,3 +77,14 @@ test('resolveKvConfig: the YAML path is an argument, allowlists accumulate, JSON
   assert.equal(kv.kvEvents, null);
   assert.deepEqual(resolveKvConfig((await parsePdserveArgs(['serve'])).opts), { kvTransferConfig: undefined, kvEvents: null, kvConfigFile: null, peerAllowlist: [] });
 });
+
+test('up: its KV chunk size defaults to the KV config schema\'s, its engine flags pass through without defaults', async () => {
+  const { registerUp } = await import('./up.js');
+  const { kvConfigSchema } = await import('../kv/config.js');
+  const p = new Command();
+  registerUp(p);
+  const up = p.commands.find((c) => c.name() === 'up')!;
+  const opt = (a: string) => up.options.find((o) => o.attributeName() === a)!;
+  assert.equal(opt('chunkSize').defaultValue, kvConfigSchema.parse({}).chunk_size);
+  for (const a of ['device', 'loadFormat']) assert.equal(opt(a).defaultValue, undefined, `${a}: the engine's default applies`);
+});
