@@ -4,7 +4,7 @@
 //   SERVER_FLAGS -> ServeServerInput (API server, tokenizer pool, grammar)                  resolveServerConfig
 //   KV_FLAGS     -> ServeKvInput (connector, KV events; KV fields come from the --kv-config YAML)  resolveKvConfig
 // The listener's credentials and limits are edge-flags.ts (shared with proxy). Derivations that need the
-// loaded model (KV dtype 'auto', max model len, block count) stay in engine/create-engine.ts.
+// loaded model (KV dtype, max model len, block count) are engine/kv-cache-config.ts (resolveKvCacheConfig).
 import { engineConfigSchema, type EngineConfigInput } from '../engine/config.js';
 import { parseKvTransferConfig } from '../engine/connector/transfer-config.js';
 import type { KvTransferConfig } from '../engine/connector/types.js';
