@@ -189,9 +189,9 @@ class Model : public Napi::ObjectWrap<Model> {
       auto fill = [in, out, vocab](BatchDesc& d) -> float* { return fillBatch(*in, *out, vocab, d); };
       auto make = [in, out](Napi::Env env) -> Napi::Value { return forwardResult(env, *in, *out); };
       if (sh_->be->asyncForward()) return queue_.push(env, fill, make);
-      // PDS_TRACE_FORWARD=1: every 20th call prints where its wall time went (JS call -> worker start ->
+      // PDSERVE_TRACE_FORWARD=1: every 20th call prints where its wall time went (JS call -> worker start ->
       // backend done -> promise settled), to tell binding overhead from device time.
-      static const bool trace = [] { const char* e = std::getenv("PDS_TRACE_FORWARD"); return e && *e == '1'; }();
+      static const bool trace = [] { const char* e = std::getenv("PDSERVE_TRACE_FORWARD"); return e && *e == '1'; }();
       using Clock = std::chrono::steady_clock;
       auto times = std::make_shared<std::array<Clock::time_point, 3>>();
       if (trace) (*times)[0] = Clock::now();

@@ -141,10 +141,10 @@ class CpuBackend final : public Backend {
   }
 
   void forward(const BatchDesc& b, float* logitsOut) override;
-  // Test hook: PDS_CPU_ASYNC_FORWARD=1 routes forwards through the binding's asynchronous path (the defaults:
+  // Test hook: PDSERVE_CPU_ASYNC_FORWARD=1 routes forwards through the binding's asynchronous path (the defaults:
   // the whole forward runs in forwardBegin, on the JS thread), so that path is tested without a GPU.
   bool asyncForward() const override {
-    static const bool on = [] { const char* e = std::getenv("PDS_CPU_ASYNC_FORWARD"); return e && *e == '1'; }();
+    static const bool on = [] { const char* e = std::getenv("PDSERVE_CPU_ASYNC_FORWARD"); return e && *e == '1'; }();
     return on;
   }
 

@@ -81,7 +81,7 @@ __device__ __forceinline__ void pdlTrigger() {
   asm volatile("griddepcontrol.launch_dependents;" :::);
 #endif
 }
-// PDS_CUDA_PDL=0 turns the attribute off (for measurements); on by default.
+// PDSERVE_CUDA_PDL=0 turns the attribute off (for measurements); on by default.
 bool pdlEnabled();
 // kernel<<<grid, block, smem, s>>>(args...) with the programmatic-serialization attribute when enabled.
 template <typename... KArgs, typename... Args>

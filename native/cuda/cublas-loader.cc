@@ -34,7 +34,7 @@ struct Api {
 Api loadApi() {
   Api api;
   std::vector<std::string> dirs = {""};
-  if (const char* d = std::getenv("PDS_CUBLAS_DIR")) dirs.insert(dirs.begin(), std::string(d) + "/");
+  if (const char* d = std::getenv("PDSERVE_CUBLAS_DIR")) dirs.insert(dirs.begin(), std::string(d) + "/");
   dirs.push_back("/usr/local/cuda/lib64/");
   std::string errs;
   void* lib = nullptr;

@@ -1,5 +1,5 @@
 // cuBLAS resolved at run time with dlopen/dlsym (the build never links it): libcublas.so.13, then .so.12,
-// from the loader path, $PDS_CUBLAS_DIR, or /usr/local/cuda/lib64. Only GemmEx and handle setup are used.
+// from the loader path, $PDSERVE_CUBLAS_DIR, or /usr/local/cuda/lib64. Only GemmEx and handle setup are used.
 #pragma once
 #include <cuda_runtime.h>
 

@@ -58,7 +58,7 @@ int envInt(const char* name, int def) {
 }  // namespace
 
 bool pdlEnabled() {
-  static const bool on = envInt("PDS_CUDA_PDL", 1) != 0;
+  static const bool on = envInt("PDSERVE_CUDA_PDL", 1) != 0;
   return on;
 }
 
@@ -92,8 +92,8 @@ void CudaBackend::init() {
   elem_ = dtypeSize(spec_.weightDtype);
   actDt_ = kvDtype_ = spec_.weightDtype;
   aElem_ = elem_;
-  useGraphs_ = envInt("PDS_CUDA_GRAPHS", 1) != 0;
-  gemvMaxRows_ = std::min(envInt("PDS_CUDA_GEMV_ROWS", 4), kGemvMaxRows);
+  useGraphs_ = envInt("PDSERVE_CUDA_GRAPHS", 1) != 0;
+  gemvMaxRows_ = std::min(envInt("PDSERVE_CUDA_GEMV_ROWS", 4), kGemvMaxRows);
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
   check(cudaStreamCreateWithFlags(&xferStream_, cudaStreamNonBlocking), "create stream");
   for (auto& ev : bounceDone_) check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "create event");

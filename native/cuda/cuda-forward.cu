@@ -39,10 +39,10 @@ constexpr size_t kAttnCounterInts = (size_t)1 << 18;
 // Paged attention path: the one-launch kernel (launchPagedAttentionFused) for f16/bf16 on tensor cores at
 // any batch, and on CUDA cores (other head dims) for batches of at most 8 tokens; else split + combine
 // (launchPagedAttention: measured faster with f32 KV, and for large batches on CUDA cores).
-// PDS_CUDA_FUSED_ATTN_TOKENS=n overrides: fused for f16/bf16 batches of at most n tokens (0 = never).
+// PDSERVE_CUDA_FUSED_ATTN_TOKENS=n overrides: fused for f16/bf16 batches of at most n tokens (0 = never).
 bool useFusedAttention(DType t, int D, int T) {
   if (t == DType::F32) return false;
-  const char* e = std::getenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+  const char* e = std::getenv("PDSERVE_CUDA_FUSED_ATTN_TOKENS");
   if (e && *e) return T <= std::atoi(e);
   return pagedAttentionTensorCores(t, D) || T <= 8;
 }
@@ -141,9 +141,9 @@ void CudaBackend::runModel(const Plan& p) {
 }
 
 namespace {
-// PDS_TRACE_FORWARD=1: every 20th forward prints host prep / enqueue / wait-for-GPU times.
+// PDSERVE_TRACE_FORWARD=1: every 20th forward prints host prep / enqueue / wait-for-GPU times.
 bool traceForward() {
-  static const bool on = [] { const char* e = std::getenv("PDS_TRACE_FORWARD"); return e && *e == '1'; }();
+  static const bool on = [] { const char* e = std::getenv("PDSERVE_TRACE_FORWARD"); return e && *e == '1'; }();
   return on;
 }
 double usBetween(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {

@@ -90,7 +90,7 @@ constexpr int kPrefillTileRows = 64;
 bool prefillAttentionSupported(DType t, int D);
 // prefill-attention.cu: runs launchPrefillAttentionMma (the default: mma.sync, register-resident P, cp.async
 // K/V ring), or the fallback launchPrefillAttentionWmma (prefill-attention-wmma-fallback.cu) when the
-// environment has PDS_PREFILL_ATTN=wmma. Both: same arguments and results.
+// environment has PDSERVE_PREFILL_ATTN=wmma. Both: same arguments and results.
 void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s);
 // headsPerBlock: 0 = the kernel's choice (2 query heads of one kv head per block when nH / nKV is even), 1 = one.
 // order (which blocks start first): -1 = the kernel's choice, 0 = most keys first, 1 = heavy/light zigzag.

@@ -1,4 +1,4 @@
-// The fallback prefill kernel: launchPrefillAttentionWmma, selected with PDS_PREFILL_ATTN=wmma (see
+// The fallback prefill kernel: launchPrefillAttentionWmma, selected with PDSERVE_PREFILL_ATTN=wmma (see
 // prefill-attention.cu); the default is prefill-attention-mma.cu. Kept as a simpler second implementation of
 // the same contract that the kernel tests and the prefill benchmark compare against.
 // Causal prefill attention on tensor cores (WMMA 16x16x16, f16/bf16 in, f32 accumulate), flash-style:

@@ -1,6 +1,6 @@
 // launchPrefillAttention: the prefill attention entry point (kernels.h). Runs the default kernel,
 // launchPrefillAttentionMma (prefill-attention-mma.cu), or the fallback launchPrefillAttentionWmma
-// (prefill-attention-wmma-fallback.cu) when the environment has PDS_PREFILL_ATTN=wmma. Both: same
+// (prefill-attention-wmma-fallback.cu) when the environment has PDSERVE_PREFILL_ATTN=wmma. Both: same
 // arguments (PrefillAttnArgs) and results.
 #include <cstdlib>
 #include <string>
@@ -11,7 +11,7 @@
 namespace pds::cuda {
 
 void launchPrefillAttention(DType t, const PrefillAttnArgs& a, cudaStream_t s) {
-  const char* v = std::getenv("PDS_PREFILL_ATTN");  // read per launch: the benchmark flips it between runs
+  const char* v = std::getenv("PDSERVE_PREFILL_ATTN");  // read per launch: the benchmark flips it between runs
   if (v != nullptr && std::string(v) == "wmma") launchPrefillAttentionWmma(t, a, s); else launchPrefillAttentionMma(t, a, s);
 }
 

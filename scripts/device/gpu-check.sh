@@ -13,8 +13,8 @@
 #                 E2E_EXTRA adds test files)
 #   bench         cuda-tests --bench (with and without programmatic dependent launch), `bench engine` for the
 #                 Llama-3.1-8B and Qwen3-0.6B shapes, `bench kv --device cuda`
-#   latency       one forwardSample as JS sees it (lib/forward-latency.mjs; PDS_TRACE_FORWARD=1 splits it)
-#   trace-prompt  where a 7500-token prompt's TTFT goes in one engine (PDS_TRACE_STEPS=1)
+#   latency       one forwardSample as JS sees it (lib/forward-latency.mjs; PDSERVE_TRACE_FORWARD=1 splits it)
+#   trace-prompt  where a 7500-token prompt's TTFT goes in one engine (PDSERVE_TRACE_STEPS=1)
 #   overlap-save  1P1D on one GPU through the kv-server pool, KV saves overlapped vs serial (bench compare)
 #   hf-compare MODEL CASE   per-layer logits of one fixture case vs transformers (lib/compare-hf.py)
 # On the 2-GPU host:
@@ -117,7 +117,7 @@ cmd_e2e() {
 cmd_bench() {
   unpack
   .device/cuda-run/cuda-tests --bench > "$OUT/bench.log" 2>&1; note "bench"
-  PDS_CUDA_PDL=0 .device/cuda-run/cuda-tests --bench-quick > "$OUT/bench-nopdl.log" 2>&1; note "bench (no PDL)"
+  PDSERVE_CUDA_PDL=0 .device/cuda-run/cuda-tests --bench-quick > "$OUT/bench-nopdl.log" 2>&1; note "bench (no PDL)"
   for m in llama-3.1-8b qwen3-0.6b; do
     node dist/src/cli/main.js bench engine --model $m --load-format dummy --device cuda --prompt-len 2048 \
       --decode-ctx 2048 --batches 1,32,64 2>/dev/null | tee -a "$OUT/bench-engine.log"
@@ -132,7 +132,7 @@ cmd_latency() { unpack; node scripts/device/lib/forward-latency.mjs "$MODEL" cud
 
 cmd_trace_prompt() {
   unpack
-  PDS_TRACE_STEPS=1 node dist/src/cli/main.js serve $MODEL --load-format dummy --device cuda --port 8100 \
+  PDSERVE_TRACE_STEPS=1 node dist/src/cli/main.js serve $MODEL --load-format dummy --device cuda --port 8100 \
     --kv-cache-memory 8G > "$OUT/serve.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 90); do curl -sf localhost:8100/health > /dev/null && break; sleep 1; done
@@ -154,10 +154,10 @@ run_compare() {
 
 cmd_overlap_save() {
   unpack
-  PDS_OVERLAP_KV_SAVE=1 node dist/src/cli/main.js up $MODEL --load-format dummy --device cuda --kv-pool-size 8G \
+  PDSERVE_OVERLAP_KV_SAVE=1 node dist/src/cli/main.js up $MODEL --load-format dummy --device cuda --kv-pool-size 8G \
     --port 9000 --run-dir /tmp/ov1 -- --kv-cache-memory 8G > "$OUT/up-a-overlap.log" 2>&1 &
   local a=$!
-  PDS_OVERLAP_KV_SAVE=0 node dist/src/cli/main.js up $MODEL --load-format dummy --device cuda --kv-pool-size 8G \
+  PDSERVE_OVERLAP_KV_SAVE=0 node dist/src/cli/main.js up $MODEL --load-format dummy --device cuda --kv-pool-size 8G \
     --port 9001 --run-dir /tmp/ov0 -- --kv-cache-memory 8G > "$OUT/up-b-overlap.log" 2>&1 &
   local b=$!
   run_compare overlapped-saves serial-saves overlap

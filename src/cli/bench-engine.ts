@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readJsonObject } from '../util/json-file.js';
 import { join, resolve } from 'node:path';
 import { formatEngineBench, runEngineBench } from '../perf/engine-bench.js';
-import type { DType } from '../native/binding.js';
+import { DTYPES, isDType, type DType } from '../util/dtype.js';
 import { resolveModel } from '../models/resolve.js';
 import { intFlag } from './flags.js';
 
@@ -23,11 +23,9 @@ interface BenchEngineFlags {
   json?: boolean;
 }
 
-const dtypes = ['f32', 'f16', 'bf16'];
-
 function dtypeFlag(v: string | undefined, flag: string): DType | undefined {
-  if (v !== undefined && !dtypes.includes(v)) throw new Error(`${flag} must be one of ${dtypes.join(', ')}, got '${v}'`);
-  return v as DType | undefined;
+  if (v !== undefined && !isDType(v)) throw new Error(`${flag} must be one of ${DTYPES.join(', ')}, got '${v}'`);
+  return v;
 }
 
 async function modelDir(arg: string, weights: 'safetensors' | 'dummy'): Promise<string> {

@@ -5,6 +5,7 @@ import { formatKvBench, runKvBench, type KvBenchOptions } from '../perf/kv-bench
 import { formatTcpBench, runTcpBench, type TcpBenchWhere } from '../kv/transport/tcp-bench.js';
 
 import { intFlag as int } from './flags.js';
+import { isDType } from '../util/dtype.js';
 
 export function registerBenchKv(bench: Command): void {
   bench
@@ -45,7 +46,7 @@ export function registerBenchKv(bench: Command): void {
           console.log(o.json ? JSON.stringify(r, null, 2) : formatTcpBench(r));
           return;
         }
-        if (!['f32', 'f16', 'bf16'].includes(o.kvDtype)) throw new Error(`--kv-dtype must be f32, f16 or bf16, got '${o.kvDtype}'`);
+        if (!isDType(o.kvDtype)) throw new Error(`--kv-dtype must be f32, f16 or bf16, got '${o.kvDtype}'`);
         if (!['fake', 'native'].includes(o.kvCache)) throw new Error(`--kv-cache must be fake or native, got '${o.kvCache}'`);
         const paths = String(o.paths).split(',').map((s) => s.trim()).filter(Boolean);
         for (const p of paths) if (!['local_cpu', 'shm', 'tcp'].includes(p)) throw new Error(`--paths: unknown path '${p}' (local_cpu, shm, tcp)`);

@@ -8,9 +8,12 @@ import { registerRouter } from './router.js';
 import { registerKvServer } from './kv-server.js';
 import { registerBench } from './bench.js';
 import { watchLifeline } from '../util/lifeline.js';
+import { warnRenamedEnv } from '../util/env-renamed.js';
 
 // started by `pdserve up`: exit when it does (src/util/lifeline.ts)
 watchLifeline();
+// an old PDS_* knob still set: one warning naming its PDSERVE_* name (src/util/env-renamed.ts)
+warnRenamedEnv();
 
 const program = new Command();
 program.name('pdserve').description('LLM serving with disaggregated prefill and decode').version('0.1.0');

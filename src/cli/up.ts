@@ -9,6 +9,7 @@ import { defaultPoolFile } from '../up/stale-pool.js';
 import { resolveApiKeys } from '../security/api-key.js';
 import { intOption, numOption } from './flags.js';
 import type { UpOptions } from '../up/plan.js';
+import { kvConfigDefaults } from '../kv/config.js';
 
 const int = (flag: string) => intOption(flag, 0);
 const num = (flag: string) => numOption(flag, 0);
@@ -63,7 +64,7 @@ export function registerUp(program: Command): void {
     .option('--decode-devices <ids>', 'CUDA device ids for the decoders, round robin (e.g. 2,3)', list)
     .option('--kv-pool-size <size>', 'kv-server pool size (e.g. 1G, 512M)', '1G')
     .option('--kv-pool-file <path>', 'kv-server pool file (default: under /dev/shm); removed on exit')
-    .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), 256)
+    .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), kvConfigDefaults.chunk_size)
     .addOption(new Option('--kv-transfer <channel>', 'how KV moves from prefillers to decoders: pool (kv-server), cuda_ipc (GPU to GPU, pool as fallback) or tcp (engine to engine, no kv-server)').choices(['pool', 'cuda_ipc', 'tcp']).default('pool'))
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')

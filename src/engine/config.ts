@@ -1,6 +1,7 @@
 // One config type for the engine, validated once; derived values computed here.
 import { z } from 'zod';
 import { PdsError } from '../util/errors.js';
+import { DTYPES } from '../util/dtype.js';
 
 export const engineConfigSchema = z
   .object({
@@ -11,12 +12,12 @@ export const engineConfigSchema = z
     maxNumSeqs: z.number().int().positive().default(64),
     maxModelLen: z.number().int().positive().optional(), // default: the model's max_position_embeddings
     enablePrefixCaching: z.boolean().default(true),
-    kvCacheDtype: z.enum(['auto', 'f32', 'f16', 'bf16']).default('auto'),
+    kvCacheDtype: z.enum(['auto', ...DTYPES]).default('auto'),
     kvCacheMemory: z.number().int().positive().optional(), // bytes; overrides the fraction below
     gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9), // cuda: the KV pool gets this fraction of the memory left after the weights
     cpuKvFraction: z.number().gt(0).max(1).default(0.25), // cpu: fraction of MemAvailable for the KV pool (capped at 4 GiB)
     seed: z.number().int().default(0),
-    weightDtype: z.enum(['auto', 'f32', 'f16', 'bf16']).default('auto'),
+    weightDtype: z.enum(['auto', ...DTYPES]).default('auto'),
   })
   .strict();
 

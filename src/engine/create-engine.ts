@@ -2,7 +2,6 @@
 // sized from memory, connector, LLMEngine and its async front end.
 import type { ResolvedModel } from '../models/types.js';
 import type { DType, NativeModel } from '../native/binding.js';
-import { dtypeBytes } from '../util/dtype.js';
 import type { KvCacheAccess, KvConnector } from './connector/base.js';
 import type { KvTransferConfig } from './connector/types.js';
 import type { ConnectorFactory } from './connector/factory.js';
@@ -10,6 +9,7 @@ import { loadTokenizer, type LoadTokenizerOptions } from '../tokenizer/load.js';
 import { IncrementalDetokenizer } from '../tokenizer/incremental-detokenizer.js';
 import { loadModel } from './loader/load-model.js';
 import { warmUp } from './warm-up.js';
+import { resolveKvCacheConfig } from './kv-cache-config.js';
 import type { ModelConfig } from './loader/model-config.js';
 import { parseEngineConfig, type EngineConfig, type EngineConfigInput } from './config.js';
 import { LLMEngine } from './llm-engine.js';
@@ -81,10 +81,10 @@ export function kvCacheAccess(native: NativeModel, blockSize: number, bytesPerTo
 
 /**
  * Background KV saves (LLMEngine overlapKvSaves): on by default where the forward and KV transfers run side by
- * side (cuda: compute and copy streams); PDS_OVERLAP_KV_SAVE=1 / 0 forces it on / off (measurements, tests).
+ * side (cuda: compute and copy streams); PDSERVE_OVERLAP_KV_SAVE=1 / 0 forces it on / off (measurements, tests).
  */
 export function overlapKvSaves(deviceName: string): boolean {
-  const env = process.env.PDS_OVERLAP_KV_SAVE;
+  const env = process.env.PDSERVE_OVERLAP_KV_SAVE;
   if (env === '1' || env === '0') return env === '1';
   return deviceName.startsWith('cuda');
 }
@@ -110,30 +110,8 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
   log.info(`Loaded ${name} (${modelConfig.arch}, ${spec.numLayers} layers, ${spec.weightDtype} weights, ${formatGiB(native.weightBytes())}) on ${native.deviceName} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   if (r.weights === 'dummy') log.warn(`${name} has RANDOM weights (${r.isDemo ? 'built-in demo model' : '--load-format dummy'}): its text is meaningless; use it to test plumbing and speed`);
 
-  let maxModelLen = Math.min(config.maxModelLen ?? modelConfig.maxPositionEmbeddings, modelConfig.maxPositionEmbeddings);
-  if (config.maxModelLen && config.maxModelLen > modelConfig.maxPositionEmbeddings)
-    log.warn(`--max-model-len ${config.maxModelLen} exceeds the model's max_position_embeddings ${modelConfig.maxPositionEmbeddings}; using ${maxModelLen}`);
-
-  // KV cache: auto = f32 on CPU, the model dtype on GPU
-  const kvDtype: DType = config.kvCacheDtype !== 'auto' ? config.kvCacheDtype : config.device === 'cpu' ? 'f32' : spec.weightDtype;
-  const bytesPerToken = spec.numLayers * 2 * spec.numKvHeads * spec.headDim * dtypeBytes[kvDtype];
-  const bytesPerBlock = bytesPerToken * config.blockSize;
-  let budget: number;
-  if (config.kvCacheMemory) budget = config.kvCacheMemory;
-  else if (config.device === 'cpu') budget = Math.min(4 * 2 ** 30, config.cpuKvFraction * native.freeMemoryBytes());
-  else budget = config.gpuMemoryUtilization * native.freeMemoryBytes();
-  const useful = config.maxNumSeqs * Math.ceil(maxModelLen / config.blockSize) + 1; // blocks every sequence at full length could hold at once; more serve only as prefix cache
-  let numBlocks = Math.floor(budget / bytesPerBlock);
-  if (!config.kvCacheMemory) numBlocks = Math.min(numBlocks, Math.max(useful, 1024));
-  const minBlocks = Math.ceil(maxModelLen / config.blockSize);
-  if (numBlocks < minBlocks) {
-    if (config.maxModelLen || numBlocks < 1)
-      throw new PdsError('PDS_ERR_CONFIG', `KV cache of ${formatGiB(budget)} holds ${numBlocks} blocks of ${config.blockSize} tokens, fewer than one max-length sequence needs (${minBlocks}); raise --kv-cache-memory or lower --max-model-len`);
-    // no explicit --max-model-len: serve the longest sequence the pool holds
-    const fit = numBlocks * config.blockSize;
-    log.warn(`the KV cache (${formatGiB(budget)}) holds ${fit} tokens, less than the model's ${maxModelLen}: max model len set to ${fit} (raise --kv-cache-memory for more)`);
-    maxModelLen = fit;
-  }
+  const kc = resolveKvCacheConfig(config, { ...spec, maxPositionEmbeddings: modelConfig.maxPositionEmbeddings, freeMemoryBytes: () => native.freeMemoryBytes() }, (w) => log.warn(w));
+  const { kvDtype, bytesPerToken, bytesPerBlock, numBlocks, maxModelLen } = kc;
   native.allocKvCache(numBlocks, config.blockSize, kvDtype);
   log.info(`KV cache: ${numBlocks} blocks x ${config.blockSize} tokens (${numBlocks * config.blockSize} tokens, ${kvDtype}, ${formatGiB(numBlocks * bytesPerBlock)}); max model len ${maxModelLen}`);
   if (native.deviceName.startsWith('cuda')) {

@@ -31,8 +31,8 @@ async function prepareConstraints(scheduled: ReadonlyArray<{ seq: Sequence }>): 
   }
   if (pending) await Promise.all(pending);
 }
-/** PDS_TRACE_STEPS=1: one log line per step with its forward and save/postprocess times. */
-const TRACE_STEPS = process.env.PDS_TRACE_STEPS === '1';
+/** PDSERVE_TRACE_STEPS=1: one log line per step with its forward and save/postprocess times. */
+const TRACE_STEPS = process.env.PDSERVE_TRACE_STEPS === '1';
 
 export interface LLMEngineArgs {
   config: EngineConfig;

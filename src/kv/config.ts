@@ -57,6 +57,9 @@ export const kvConfigSchema = z
 export type KvConfigInput = z.input<typeof kvConfigSchema>;
 export type KvConfigFields = z.output<typeof kvConfigSchema>;
 
+/** The KV layer's defaults, from the schema only (`up --chunk-size` shows chunk_size). */
+export const kvConfigDefaults: Readonly<KvConfigFields> = kvConfigSchema.parse({});
+
 /** The validated config plus derived values. */
 export interface KvConfig extends KvConfigFields {
   maxLocalCpuBytes: number;

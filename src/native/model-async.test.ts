@@ -1,5 +1,5 @@
 // The binding's asynchronous forward path (devices whose Backend::asyncForward() is true: cuda), exercised on
-// the CPU backend through its PDS_CPU_ASYNC_FORWARD=1 test hook in a child process: concurrent calls queue and
+// the CPU backend through its PDSERVE_CPU_ASYNC_FORWARD=1 test hook in a child process: concurrent calls queue and
 // settle in order with the same results as the worker-thread path, bad input rejects without stalling the
 // queue, dispose rejects what is still queued.
 import { test } from 'node:test';
@@ -33,7 +33,7 @@ console.log(JSON.stringify(out));
 
 test('async forward path: queued calls settle in order, bad input rejects, dispose rejects the queue', () => {
   const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, PDS_CPU_ASYNC_FORWARD: '1' },
+    env: { ...process.env, PDSERVE_CPU_ASYNC_FORWARD: '1' },
     cwd: fileURLToPath(new URL('.', import.meta.url)),
     encoding: 'utf8',
     timeout: 60_000,

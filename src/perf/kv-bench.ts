@@ -22,7 +22,7 @@ import { PoolTier } from '../kv/tiers/pool-tier.js';
 import type { KvTier } from '../kv/tiers/tier.js';
 import { MAX_POOL_BYTES } from '../kv/server/kv-server.js';
 import { PAGE_SIZE } from '../kv/server/protocol.js';
-import { dtypeBytes, type DType } from '../util/dtype.js';
+import { dtypeBytes, kvBytesPerToken, type DType } from '../util/dtype.js';
 
 export interface KvBenchOptions {
   tokens: number; // 7500
@@ -193,7 +193,7 @@ async function benchBare(o: KvBenchOptions): Promise<KvBenchRow> {
 }
 
 export async function runKvBench(o: KvBenchOptions): Promise<KvBenchResult> {
-  const bpt = o.numLayers * 2 * o.numKvHeads * o.headDim * dtypeBytes[o.kvDtype];
+  const bpt = kvBytesPerToken(o.numLayers, o.numKvHeads, o.headDim, o.kvDtype);
   const kvBytes = o.tokens * bpt;
   // memcpy is measured before every row and the best figure is the denominator: on a busy machine a
   // single low reading would flatter every ratio.

@@ -19,6 +19,9 @@ export interface CompilerInit extends GrammarVocab {
   stopTokenIds: number[]; // the model's EOS ids: allowed only where the grammar may end
 }
 
+/** A grammar check's deadline when none is given (`serve --grammar-compile-timeout` shows it in seconds). */
+export const defaultCompileTimeoutMs = 10_000;
+
 export interface GrammarServiceOptions {
   // per spec, its check in the worker (default 10 s; `serve --grammar-compile-timeout`). The main thread's
   // compile that follows is bounded by maxGrammarChars, not by this deadline
@@ -49,7 +52,7 @@ export class GrammarService {
   compiles = 0;
 
   constructor(private readonly init: CompilerInit, opts: GrammarServiceOptions = {}) {
-    this.opts = { compileTimeoutMs: 10_000, maxPending: 32, cacheSize: 64, maxSpecBytes: 256 * 1024, maxGrammarChars: 256 * 1024, ...opts };
+    this.opts = { compileTimeoutMs: defaultCompileTimeoutMs, maxPending: 32, cacheSize: 64, maxSpecBytes: 256 * 1024, maxGrammarChars: 256 * 1024, ...opts };
   }
 
   get vocabSize(): number {

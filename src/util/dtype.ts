@@ -1,11 +1,22 @@
 // The one dtype module: the element types the native core computes in, their names in flags and config
 // files, their sizes, and the safetensors dtype table. Used by the CLI, the model loader and the engine.
 
-/** Element types of weights, activations and the KV cache (native pds::DType). */
-export type DType = 'f32' | 'f16' | 'bf16';
+/** Element types of weights, activations and the KV cache (native pds::DType), in their short names. */
+export const DTYPES = ['f32', 'f16', 'bf16'] as const;
+export type DType = (typeof DTYPES)[number];
 
-/** Bytes per element. */
+/** Bytes per element: the one size table (safetensorsDtypeBytes below agrees for F32/F16/BF16). */
 export const dtypeBytes: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2 };
+
+/** True for a short dtype name exactly (f32 | f16 | bf16; flags of the benchmarks, KV identities). */
+export function isDType(v: unknown): v is DType {
+  return typeof v === 'string' && (DTYPES as readonly string[]).includes(v);
+}
+
+/** Bytes one token of KV takes in a paged cache: every layer, K and V, numKvHeads * headDim elements. */
+export function kvBytesPerToken(numLayers: number, numKvHeads: number, headDim: number, kvDtype: DType): number {
+  return numLayers * 2 * numKvHeads * headDim * dtypeBytes[kvDtype];
+}
 
 const names: Readonly<Record<string, DType>> = {
   f32: 'f32', float32: 'f32', float: 'f32',

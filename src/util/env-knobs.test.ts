@@ -69,4 +69,11 @@ test('every env variable production code reads is in ENV_KNOBS, and each listed 
   }
   assert.deepEqual(unlisted, [], 'read but not listed in src/util/env-knobs.ts');
   assert.deepEqual([...listed].filter((n) => !seen.has(n)), [], 'listed but read nowhere');
+  const old = ENV_KNOBS.flatMap((k) => (k.renamedFrom ? [k.renamedFrom] : []));
+  assert.deepEqual([...seen].filter((n) => old.includes(n) || n.startsWith('PDS_')), [], 'an old PDS_ name is still read');
+});
+
+test('one prefix: every pdserve knob is PDSERVE_*; the rest are names other tools define', () => {
+  const foreign = /^(HF_|HUGGING_FACE_|VLLM_API_KEY$|OPENAI_API_KEY$|LD_LIBRARY_PATH$)/;
+  assert.deepEqual(ENV_KNOBS.filter((k) => !k.name.startsWith('PDSERVE_') && !foreign.test(k.name)).map((k) => k.name), []);
 });

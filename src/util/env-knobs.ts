@@ -2,13 +2,17 @@
 // env-knobs.test.ts scans the tree and fails on a knob read but not listed here, or listed but no longer
 // read. A name ending in '_' is a prefix (PDSERVE_KV_<FIELD>). Test-only knobs (PDSERVE_TEST_*,
 // PDSERVE_FUZZ_*, stubs' STUB_*) live with their tests. Flags win over env where both exist.
-// Prefixes: PDSERVE_ for user-facing knobs; PDS_ marks developer switches (tracing, kernel A/B).
+// One prefix: PDSERVE_ (plus the HF_/VLLM_/OPENAI_ names other tools define). A knob with `renamedFrom`
+// was read under that old PDS_ name before; the old name is read nowhere now, and src/util/env-renamed.ts
+// warns once at startup when one is still set.
 
 export interface EnvKnob {
   name: string;
   /** where it is read */
   where: string;
   meaning: string;
+  /** the name this knob had before the one-prefix rename (only warned about, never read) */
+  renamedFrom?: string;
 }
 
 export const ENV_KNOBS: readonly EnvKnob[] = [
@@ -41,14 +45,14 @@ export const ENV_KNOBS: readonly EnvKnob[] = [
   { name: 'PDSERVE_CUDA_ARCH', where: 'scripts/build.mjs', meaning: 'CUDA architectures, comma-separated (default 90)' },
   { name: 'PDSERVE_TEST_CONCURRENCY', where: 'scripts/run-tests.mjs', meaning: 'test files run at once (default 2)' },
   // ---- developer switches (measurements, A/B) ----
-  { name: 'PDS_TRACE_STEPS', where: 'src/engine/llm-engine.ts', meaning: '1: a log line per engine step (forward, save+postprocess times)' },
-  { name: 'PDS_OVERLAP_KV_SAVE', where: 'src/engine/create-engine.ts', meaning: '1/0: force KV saves beside the next forward on/off' },
-  { name: 'PDS_TRACE_FORWARD', where: 'native/binding/model.cc, native/cuda/cuda-forward.cu', meaning: '1: per-forward timing lines' },
-  { name: 'PDS_PREFILL_ATTN', where: 'native/cuda/prefill-attention.cu', meaning: 'wmma: the fallback prefill attention kernel' },
-  { name: 'PDS_CUDA_FUSED_ATTN_TOKENS', where: 'native/cuda/cuda-forward.cu', meaning: 'token count up to which attention runs fused' },
-  { name: 'PDS_CUDA_PDL', where: 'native/cuda/cuda-backend.cu', meaning: '0: no programmatic dependent launch' },
-  { name: 'PDS_CUDA_GRAPHS', where: 'native/cuda/cuda-backend.cu', meaning: '0: no CUDA graphs for decode' },
-  { name: 'PDS_CUDA_GEMV_ROWS', where: 'native/cuda/cuda-backend.cu', meaning: 'batch rows up to which matmuls use the GEMV kernel' },
-  { name: 'PDS_CPU_ASYNC_FORWARD', where: 'native/cpu/cpu-backend.cc', meaning: '1: CPU forwards take the binding\'s asynchronous path (tests it without a GPU)' },
-  { name: 'PDS_CUBLAS_DIR', where: 'native/cuda/cublas-loader.cc', meaning: 'extra directory searched for libcublas' },
+  { name: 'PDSERVE_TRACE_STEPS', renamedFrom: 'PDS_TRACE_STEPS', where: 'src/engine/llm-engine.ts', meaning: '1: a log line per engine step (forward, save+postprocess times)' },
+  { name: 'PDSERVE_OVERLAP_KV_SAVE', renamedFrom: 'PDS_OVERLAP_KV_SAVE', where: 'src/engine/create-engine.ts', meaning: '1/0: force KV saves beside the next forward on/off' },
+  { name: 'PDSERVE_TRACE_FORWARD', renamedFrom: 'PDS_TRACE_FORWARD', where: 'native/binding/model.cc, native/cuda/cuda-forward.cu', meaning: '1: per-forward timing lines' },
+  { name: 'PDSERVE_PREFILL_ATTN', renamedFrom: 'PDS_PREFILL_ATTN', where: 'native/cuda/prefill-attention.cu', meaning: 'wmma: the fallback prefill attention kernel' },
+  { name: 'PDSERVE_CUDA_FUSED_ATTN_TOKENS', renamedFrom: 'PDS_CUDA_FUSED_ATTN_TOKENS', where: 'native/cuda/cuda-forward.cu', meaning: 'token count up to which attention runs fused' },
+  { name: 'PDSERVE_CUDA_PDL', renamedFrom: 'PDS_CUDA_PDL', where: 'native/cuda/cuda-backend.cu', meaning: '0: no programmatic dependent launch' },
+  { name: 'PDSERVE_CUDA_GRAPHS', renamedFrom: 'PDS_CUDA_GRAPHS', where: 'native/cuda/cuda-backend.cu', meaning: '0: no CUDA graphs for decode' },
+  { name: 'PDSERVE_CUDA_GEMV_ROWS', renamedFrom: 'PDS_CUDA_GEMV_ROWS', where: 'native/cuda/cuda-backend.cu', meaning: 'batch rows up to which matmuls use the GEMV kernel' },
+  { name: 'PDSERVE_CPU_ASYNC_FORWARD', renamedFrom: 'PDS_CPU_ASYNC_FORWARD', where: 'native/cpu/cpu-backend.cc', meaning: '1: CPU forwards take the binding\'s asynchronous path (tests it without a GPU)' },
+  { name: 'PDSERVE_CUBLAS_DIR', renamedFrom: 'PDS_CUBLAS_DIR', where: 'native/cuda/cublas-loader.cc', meaning: 'extra directory searched for libcublas' },
 ];

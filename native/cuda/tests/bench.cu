@@ -6,7 +6,7 @@
 //   prefill 2048 tokens: (2 * T * linear params + causal attention flops) / time, vs cuBLAS peak
 //   decode batch 32 and 64 (context 512): tokens/s
 //   prefill attention alone (2048 new rows over 0 / 2048 / 6144 cached tokens): the mma.sync kernel vs the
-//     WMMA one, TFLOP/s over the visible pairs; PDS_BENCH_PREFILL_ONLY=1 runs only the prefill rows
+//     WMMA one, TFLOP/s over the visible pairs; PDSERVE_BENCH_PREFILL_ONLY=1 runs only the prefill rows
 //   KV gather of 7500 Llama-8B tokens at block size 16 (shuffled blocks), pinned and pageable host
 //     memory, vs one contiguous device-to-host copy of the same bytes into pinned memory
 // Times are medians over repeats with events or a synchronized host clock, after warm-up.
@@ -315,9 +315,9 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
   row(label + " prefill 2048 tok", fmt("%.1f ms", preMs), "cuBLAS " + fmt("%.0f TFLOP/s", gemmPeak / 1e12),
       fmt("%.0f TFLOP/s = ", preFlops / (preMs * 1e-3) / 1e12) + fmt("%.2f of peak", preFlops / (preMs * 1e-3) / gemmPeak));
   {  // the same with the first (WMMA) prefill attention kernel, for the before/after ratio
-    setenv("PDS_PREFILL_ATTN", "wmma", 1);
+    setenv("PDSERVE_PREFILL_ATTN", "wmma", 1);
     const double ms = medianMs(1, 5, [&] { be.forward(pd, logits.data()); });
-    unsetenv("PDS_PREFILL_ATTN");
+    unsetenv("PDSERVE_PREFILL_ATTN");
     row(label + " prefill 2048 tok, wmma attention", fmt("%.1f ms", ms), "",
         fmt("%.0f TFLOP/s = ", preFlops / (ms * 1e-3) / 1e12) + fmt("%.2f of peak", preFlops / (ms * 1e-3) / gemmPeak));
   }
@@ -331,13 +331,13 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     Batch chunk = makeBatch(1, cached, cached + P, 0, bps, V, false);
     BatchDesc cd = chunk.desc();
     const double ms = medianMs(1, 5, [&] { be.forward(cd, logits.data()); });
-    setenv("PDS_PREFILL_ATTN", "wmma", 1);
+    setenv("PDSERVE_PREFILL_ATTN", "wmma", 1);
     const double msOld = medianMs(1, 5, [&] { be.forward(cd, logits.data()); });
-    unsetenv("PDS_PREFILL_ATTN");
+    unsetenv("PDSERVE_PREFILL_ATTN");
     row(label + " prefill chunk 2048 over 6144 cached", fmt("%.1f ms", ms), "wmma attention " + fmt("%.1f ms", msOld),
         fmt("%.2fx", msOld / ms));
   }
-  if (std::getenv("PDS_BENCH_PREFILL_ONLY")) return;
+  if (std::getenv("PDSERVE_BENCH_PREFILL_ONLY")) return;
 
   // decode batch 1 at context 2048 -> 2049
   Batch dec = makeBatch(1, P, P + 1, 0, 160, V, true);
@@ -350,11 +350,11 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     const double ms = medianMs(3, 30, [&] { be.forward(dd, logits.data()); });
     row(label + " decode b=1 " + c.name, fmt("%.3f ms", ms), "floor " + fmt("%.3f ms", floorMs), fmt("%.2f of floor", floorMs / ms));
   }
-  {  // the same with the two-launch attention (PDS_CUDA_FUSED_ATTN_TOKENS=0), for the before/after ratio
+  {  // the same with the two-launch attention (PDSERVE_CUDA_FUSED_ATTN_TOKENS=0), for the before/after ratio
     be.setUseGraphs(true); be.setGemvMaxRows(4);
-    setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "0", 1);
+    setenv("PDSERVE_CUDA_FUSED_ATTN_TOKENS", "0", 1);
     const double ms = medianMs(3, 30, [&] { be.forward(dd, logits.data()); });
-    unsetenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+    unsetenv("PDSERVE_CUDA_FUSED_ATTN_TOKENS");
     row(label + " decode b=1 graphs+gemv, 2-launch attention", fmt("%.3f ms", ms), "floor " + fmt("%.3f ms", floorMs),
         fmt("%.2f of floor", floorMs / ms));
   }
@@ -370,9 +370,9 @@ void benchModel(const std::string& label, const ModelSpec& spec, double bw, doub
     Batch step = makeBatch(S, 512, 513, 160, 33, V, true);
     BatchDesc sd = step.desc();
     for (bool twoLaunch : {false, true}) {  // default path, then split + combine attention forced
-      if (twoLaunch) setenv("PDS_CUDA_FUSED_ATTN_TOKENS", "0", 1);
+      if (twoLaunch) setenv("PDSERVE_CUDA_FUSED_ATTN_TOKENS", "0", 1);
       const double ms = medianMs(3, 20, [&] { be.forward(sd, logits.data()); });
-      unsetenv("PDS_CUDA_FUSED_ATTN_TOKENS");
+      unsetenv("PDSERVE_CUDA_FUSED_ATTN_TOKENS");
       row(label + " decode b=" + std::to_string(S) + " ctx 512" + (twoLaunch ? ", 2-launch attention" : ""),
           fmt("%.0f tok/s", S / (ms * 1e-3)), fmt("%.2f ms/step", ms), "");
     }
@@ -419,8 +419,8 @@ void runBenchmarks(bool full) {
   qwen.numLayers = 28; qwen.hiddenSize = 1024; qwen.intermediateSize = 3072; qwen.numHeads = 16; qwen.numKvHeads = 8;
   qwen.headDim = 128; qwen.vocabSize = 151936; qwen.rmsNormEps = 1e-6f; qwen.ropeTheta = 1e6f; qwen.qkNorm = true;
   qwen.tieWordEmbeddings = true; qwen.weightDtype = DType::BF16;
-  // PDS_BENCH_PREFILL_ONLY=1: only the prefill rows (attention alone, then the bf16 models' prefill 2048)
-  const bool prefillOnly = std::getenv("PDS_BENCH_PREFILL_ONLY") != nullptr;
+  // PDSERVE_BENCH_PREFILL_ONLY=1: only the prefill rows (attention alone, then the bf16 models' prefill 2048)
+  const bool prefillOnly = std::getenv("PDSERVE_BENCH_PREFILL_ONLY") != nullptr;
   prefillAttentionBench("Qwen3-0.6B", 16, 8, 128);
   prefillAttentionBench("Llama-3.1-8B", 32, 8, 128);
   if (!prefillOnly) {

@@ -45,7 +45,7 @@ void testPagedAttention(DType t, int D, int nH, int nKV, int splitSize, bool fus
                         std::vector<int> ctx = {1, 17, 255, 300, 1000}, std::vector<int> nNew = {1, 1, 3, 1, 5});
 // Kernel variants: Mma = launchPrefillAttentionMma's choices (2 heads per block when G is even; these small
 // grids fit the device, so zigzag order), Mma1 = one head per block, MmaHeavyFirst = most-keys-first order,
-// Wmma = the fallback kernel (launchPrefillAttentionWmma, PDS_PREFILL_ATTN=wmma).
+// Wmma = the fallback kernel (launchPrefillAttentionWmma, PDSERVE_PREFILL_ATTN=wmma).
 enum class PrefillKernel { Mma, Mma1, MmaHeavyFirst, Wmma };
 void testPrefillAttention(DType t, int D, int nH, int nKV, PrefillKernel kernel = PrefillKernel::Mma,
                           std::vector<int> ctx = {1, 65, 167, 337, 64}, std::vector<int> nNew = {1, 65, 130, 37, 64},

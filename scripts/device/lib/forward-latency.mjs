@@ -1,6 +1,6 @@
 // Where a decode step's wall time goes on the JS path: N forwardSample calls (batch 1, context 2048,
 // greedy) on a built-in card with dummy weights, median wall time per call as JS sees it. Run with
-// PDS_TRACE_FORWARD=1 for the binding's and the CUDA backend's own split of each 20th call.
+// PDSERVE_TRACE_FORWARD=1 for the binding's and the CUDA backend's own split of each 20th call.
 //   node scripts/device/lib/forward-latency.mjs [card=qwen3-0.6b] [device=cuda] [calls=200]
 import { loadModel } from '../../../dist/src/engine/loader/load-model.js';
 import { resolveModel } from '../../../dist/src/models/resolve.js';

@@ -18,6 +18,7 @@ import { keepRawBody, registerEdgeAuth } from '../../server/edge-auth.js';
 import { signRequest } from '../../security/request-signing.js';
 import { PdConnector } from './pd-connector.js';
 import { createConnector } from './registry.js';
+import { runConnectorConformance } from './testing/conformance.js';
 
 const ID: ModelIdentity = { name: 'tiny', architecture: 'TestForCausalLM', dtype: 'f32', numLayers: 2, numKvHeads: 2, headDim: 4, kvDtype: 'f32' };
 const BS = 16;
@@ -343,4 +344,11 @@ describe('P2pConnector in two engines', () => {
       await P.connector!.shutdown();
       await D.connector!.shutdown();
     });
+});
+
+runConnectorConformance('P2pConnector (peer copy between fake peer caches)', async () => {
+  const net = fakeNetwork();
+  const P = make('kv_producer', net, { port: 7101 });
+  const C = make('kv_consumer', net);
+  return { producer: P.conn, consumer: C.conn, pkv: P.kv as HostKvCache, ckv: C.kv as HostKvCache, prefillParams: { do_remote_decode: true }, cleanup: async () => {} };
 });

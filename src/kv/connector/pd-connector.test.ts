@@ -14,6 +14,7 @@ import { HostKvCache } from '../host-kv-cache.js';
 import { PoolTier } from '../tiers/pool-tier.js';
 import { PdConnector } from './pd-connector.js';
 import { createConnector, tiersFromConfig } from './registry.js';
+import { runConnectorConformance } from './testing/conformance.js';
 import type { Logger } from '../../util/logger.js';
 
 const ID: ModelIdentity = { name: 'tiny', architecture: 'TestForCausalLM', dtype: 'f32', numLayers: 2, numKvHeads: 2, headDim: 4, kvDtype: 'f32' };
@@ -269,4 +270,10 @@ describe('PdConnector', () => {
     const lm = createConnector({ kv_connector: 'LMCacheConnectorV1', kv_role: 'kv_producer' }, parseKvConfig({ local_cpu: false }), ID);
     assert.equal(lm.role, 'kv_producer');
   });
+});
+
+runConnectorConformance('PdConnector (kv-server pool)', async () => {
+  const P = make('kv_producer');
+  const C = make('kv_consumer');
+  return { producer: P.conn, consumer: C.conn, pkv: P.kv, ckv: C.kv, cleanup: async () => {} };
 });

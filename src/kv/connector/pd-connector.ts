@@ -25,7 +25,7 @@ import type { KvTier } from '../tiers/tier.js';
 import { saveChunks } from './chunk-saver.js';
 import { loadChunks } from './chunk-loader.js';
 import { lookupLine, retrievedLine } from './layout.js';
-const DTYPE_BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2 };
+import { isDType, kvBytesPerToken } from '../../util/dtype.js';
 
 interface Lookup {
   keys: ChunkRef[];
@@ -220,8 +220,7 @@ export class PdConnector implements KvConnector {
     if (this.config.chunk_size % kv.blockSize !== 0)
       throw new PdsError('PDS_ERR_CONFIG', `kv config: chunk_size ${this.config.chunk_size} must be a multiple of the engine block size ${kv.blockSize}`, 'chunk_size');
     const id = this.identity;
-    const dt = DTYPE_BYTES[id.kvDtype];
-    const expect = dt ? id.numLayers * 2 * id.numKvHeads * id.headDim * dt : kv.bytesPerToken;
+    const expect = isDType(id.kvDtype) ? kvBytesPerToken(id.numLayers, id.numKvHeads, id.headDim, id.kvDtype) : kv.bytesPerToken;
     if (kv.bytesPerToken !== expect)
       throw new PdsError('PDS_ERR_CONFIG', `KV cache has ${kv.bytesPerToken} bytes per token but the model identity implies ${expect}`, 'kv_transfer_config');
     this.kv = kv;

@@ -9,6 +9,7 @@ import type { Logger } from '../../util/logger.js';
 import { HostKvCache } from '../host-kv-cache.js';
 import { fillPattern } from '../transport/pattern.js';
 import { TcpConnector, tcpSourceOf, type TcpConnectorOptions } from './tcp-connector.js';
+import { runConnectorConformance } from './testing/conformance.js';
 
 const BS = 16;
 const IDENT = { model: 'tiny', kvDtype: 'f32', numLayers: 2, numKvHeads: 2, headDim: 4 };
@@ -202,4 +203,9 @@ describe('TcpConnector', () => {
       await Promise.all([C.shutdown(), P.shutdown()]);
     }
   });
+});
+
+runConnectorConformance('TcpConnector (tcp pull on loopback)', async () => {
+  const { P, C, pkv, ckv } = pair();
+  return { producer: P, consumer: C, pkv, ckv, prefillParams: { do_remote_decode: true }, ready: () => P.ready(), cleanup: async () => {} };
 });

@@ -2,6 +2,7 @@
 // processes (or two namespaces) compute the same expected bytes without sending them. A shape names a
 // synthetic region (a model's KV geometry and a block count).
 import type { KvIdentity, KvRegion } from './transport.js';
+import { dtypeBytes, isDType } from '../../util/dtype.js';
 
 export function fillPattern(bytes: Uint8Array, seed: number): void {
   const w = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
@@ -12,10 +13,8 @@ export interface PeerShape extends KvIdentity {
   numBlocks: number;
 }
 
-const DTYPE_BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2 };
-
 export function regionOfShape(s: PeerShape, seed: number): KvRegion {
-  const rowBytes = s.numKvHeads * s.headDim * (DTYPE_BYTES[s.kvDtype] ?? 2);
+  const rowBytes = s.numKvHeads * s.headDim * (isDType(s.kvDtype) ? dtypeBytes[s.kvDtype] : 2);
   const layout = { numBlocks: s.numBlocks, blockSize: s.blockSize, numLayers: s.numLayers, rowBytes };
   const bytes = new Uint8Array(2 * s.numLayers * s.numBlocks * s.blockSize * rowBytes);
   if (seed) fillPattern(bytes, seed);
