@@ -72,7 +72,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
   }
   const hooks = st.hooks;
   if (hooks) {
-    rec = newRecord(requestId, path);
+    rec = newRecord(requestId, path, since());
     hooks.onStart?.(rec);
   }
   st.inflight++;

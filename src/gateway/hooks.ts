@@ -14,7 +14,8 @@ export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; 
 export interface RequestRecord {
   requestId: string;
   path: string;
-  arrivedAt: number; // Date.now()
+  arrivedAt: number; // Date.now() at arrival (before any admission queue)
+  admittedMs: number; // out of the admission queue (0 without one)
   prefillOrigin: string | null;
   prefillStartMs: number | null;
   prefillEndMs: number | null;
@@ -33,9 +34,9 @@ export interface GatewayHooks {
   onDone?(rec: RequestRecord): void;
 }
 
-export function newRecord(requestId: string, path: string): RequestRecord {
+export function newRecord(requestId: string, path: string, admittedMs = 0): RequestRecord {
   return {
-    requestId, path, arrivedAt: Date.now(),
+    requestId, path, arrivedAt: Date.now() - admittedMs, admittedMs,
     prefillOrigin: null, prefillStartMs: null, prefillEndMs: null,
     decodeOrigin: null, decodeStartMs: null, firstByteMs: null, lastByteMs: null,
     chunks: 0, status: null, outcome: 'running',

@@ -26,6 +26,7 @@ import { CircuitBreaker } from '../gateway/circuit-breaker.js';
 import type { KvEventsFeed } from './kv-events-feed.js';
 import { KvAwarePolicy } from '../gateway/policies/kv-aware.js';
 import { applyDiscovered } from './discovery-sync.js';
+import { isDashboardDataUrl, registerDashboard } from './dashboard-routes.js';
 
 const log = getLogger('router');
 export const ROUTER_VERSION = '0.1.0';
@@ -107,7 +108,15 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     ...(config.internalKey ? signRequest(config.internalKey, 'GET', path, null) : {}),
   });
 
-  const app = createGatewayApp(st);
+  const app = createGatewayApp(st, isDashboardDataUrl);
+  registerDashboard(app, () => ({
+    engines: engines(),
+    stats,
+    routingLogic: rc.routingLogic,
+    prefillPolicy: st.prefillers.policy.name,
+    decodePolicy: st.decoders.policy.name,
+    ...(kvFeed ? { kvBlocks: (o: string) => kvFeed.stats()[o]?.blocks ?? null } : {}),
+  }));
   app.get('/health', async (_req, reply) => {
     const ok = st.decoders.healthyCount() > 0;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'healthy' : 'unhealthy', healthy_engines: engines().filter((e) => e.up.healthy).length, engines: engines().length });
