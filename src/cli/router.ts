@@ -46,6 +46,9 @@ export interface RouterFlags extends EdgeFlags {
   kvEventsPort?: number;
   kvEventsTopic?: string;
   k8sModelLabelKey?: string;
+  localPrefillMaxTokens?: number;
+  prefillBusyLoad?: number;
+  decodeBusyLoad?: number;
 }
 
 export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
@@ -94,6 +97,9 @@ export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
     k8sLabelSelector: f.k8sLabelSelector ?? null,
     k8sPort: f.k8sPort,
     k8sModelLabelKey: f.k8sModelLabelKey ?? d.k8sModelLabelKey,
+    localPrefillMaxTokens: f.localPrefillMaxTokens ?? d.localPrefillMaxTokens,
+    prefillBusyLoad: f.prefillBusyLoad ?? d.prefillBusyLoad,
+    decodeBusyLoad: f.decodeBusyLoad ?? d.decodeBusyLoad,
   };
 }
 
@@ -137,6 +143,9 @@ export function registerRouter(program: Command): void {
     .option('--kv-events-endpoints <eps>', 'kvaware: comma list, by position with the backends, of each engine\'s KV-event PUB endpoint (tcp://host:port; the engine\'s --kv-events-config endpoint)')
     .option('--kv-events-port <port>', 'kvaware: engines publish KV events on tcp://<backend host>:PORT (used without --kv-events-endpoints)', intOption('--kv-events-port', 1))
     .option('--kv-events-topic <topic>', 'kvaware: subscription topic prefix (the engines\' kv-events-config topic)', '')
+    .option('--local-prefill-max-tokens <n>', 'conditional disaggregation: the decoder prefills a prompt itself (no prefill leg) when the tokens left after its prefix hit are at most N (0 = off)', intOption('--local-prefill-max-tokens', 0), d.localPrefillMaxTokens)
+    .option('--prefill-busy-load <n>', 'conditional disaggregation: the decoder prefills itself when every usable prefiller has N or more requests (in flight, or running + waiting as it reports; 0 = off)', intOption('--prefill-busy-load', 0), d.prefillBusyLoad)
+    .option('--decode-busy-load <n>', 'conditional disaggregation: a decoder with N or more requests never prefills itself; the prefill leg runs (0 = off). Decisions: pdserve:router_disagg_decisions_total{decision}', intOption('--decode-busy-load', 0), d.decodeBusyLoad)
     .option('--upstream-api-key <key>', 'Bearer key sent to the engines; the client\'s is never forwarded');
   addEdgeOptions(cmd, `default ${d.gateway.bodyLimitBytes / 2 ** 20} MiB`).action(async (flags: RouterFlags) => {
     let router;

@@ -89,6 +89,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
       ctx.route = prep.route;
       ctx.allow = prep.allow;
       skipPrefill = prep.skipPrefill;
+      ctx.preferDecoder = prep.decoder;
       if (clientAbort.signal.aborted) return;
     }
 

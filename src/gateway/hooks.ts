@@ -8,7 +8,8 @@ import type { RouteRequest } from './policies/policy.js';
 import type { Upstream } from './upstream.js';
 import type { ErrorCode } from '../util/errors.js';
 
-export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; skipPrefill?: string } | { error: ErrorCode; message: string };
+// skipPrefill: no prefill leg (the reason, counted as a fallback); decoder: tried first by the decode leg
+export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; skipPrefill?: string; decoder?: Upstream } | { error: ErrorCode; message: string };
 
 /** Times in ms since the request arrived (performance.now() based); null = did not happen. */
 export interface RequestRecord {

@@ -30,6 +30,8 @@ export interface LegContext {
   route?: RouteRequest;
   /** narrows each pool (the router: engines serving the requested model) */
   allow?: (u: Upstream) => boolean;
+  /** the decoder picked before any leg (the router's decode-first routing): tried first when a candidate */
+  preferDecoder?: Upstream;
   /** told each time a prefill attempt starts on an upstream (the router's request record) */
   onPrefillAttempt?: (u: Upstream) => void;
 }
@@ -192,7 +194,10 @@ export type DecodeOutcome =
  */
 export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number): Promise<DecodeOutcome> {
   let reset: { upstream: Upstream; message: string } | null = null;
-  for (const up of set.candidates(true, ctx.route, ctx.allow)) {
+  const ordered = set.candidates(true, ctx.route, ctx.allow);
+  const pref = ctx.preferDecoder;
+  if (pref && ordered.includes(pref)) ordered.splice(0, ordered.length, pref, ...ordered.filter((u) => u !== pref));
+  for (const up of ordered) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     if (up.breaker && !up.breaker.allows()) continue;
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'decode', upstream: up.origin, outcome });

@@ -27,6 +27,7 @@ import type { KvEventsFeed } from './kv-events-feed.js';
 import { KvAwarePolicy } from '../gateway/policies/kv-aware.js';
 import { applyDiscovered } from './discovery-sync.js';
 import { isDashboardDataUrl, registerDashboard } from './dashboard-routes.js';
+import { ConditionalDisagg, conditionalOn } from './conditional-disagg.js';
 
 const log = getLogger('router');
 export const ROUTER_VERSION = '0.1.0';
@@ -98,8 +99,9 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     ...st.decoders.all.map((up) => ({ up, role: 'decode' })),
   ];
   const modelsKnown = (model: string) => engines().some(({ up }) => up.models.includes(model));
+  const conditional = conditionalOn(rc) ? new ConditionalDisagg(rc, st.metrics.registry) : null;
   st.hooks = {
-    prepare: (req, body, requestId) => prepareRoute(st, rc, req, body, requestId, modelsKnown),
+    prepare: (req, body, requestId) => prepareRoute(st, rc, req, body, requestId, modelsKnown, conditional),
     onStart: (r) => stats.start(r),
     onDone: (r) => stats.finish(r),
   };

@@ -22,6 +22,9 @@ export interface RoutingPolicy {
   order(all: readonly Upstream[], req: RouteRequest | undefined): Upstream[];
   /** called once the request was sent to `chosen` (prefix policies remember what it now caches) */
   onRouted?(chosen: Upstream, req: RouteRequest | undefined): void;
+  /** prefix policies: prompt tokens of `req` that `u` holds in its prefix cache, as far as this policy
+   *  knows (whole blocks; text prompts: about 4 characters a token). Conditional disaggregation reads it. */
+  prefixHitTokens?(u: Upstream, req: RouteRequest): number;
 }
 
 /** Load of an engine for least-load / power-of-two: what the gateway has in flight there, or what the
