@@ -46,6 +46,8 @@ export const conditionalOn = (r: ConditionalRules) => r.localPrefillMaxTokens > 
 
 export class ConditionalDisagg {
   private readonly counter: Counter<'decision'>;
+  /** the counter's values, readable at once (the dashboard) */
+  readonly tally = Object.fromEntries(disaggDecisions.map((d) => [d, 0])) as Record<DisaggDecision, number>;
 
   constructor(readonly rules: ConditionalRules, registry: Registry) {
     this.counter = new Counter({
@@ -74,6 +76,7 @@ export class ConditionalDisagg {
 
   private count(decision: DisaggDecision): { decision: DisaggDecision } {
     this.counter.inc({ decision });
+    this.tally[decision]++;
     return { decision };
   }
 }

@@ -1,6 +1,7 @@
 // GET /dashboard/data: the JSON the dashboard page polls (dashboard-page.ts renders it as text).
 // Shape (times in ms; a null time = that stage did not happen):
 // { now, window_s, routing_logic, prefill_policy, decode_policy, requests_total, inflight,
+//   disagg_decisions: {remote, local_short, ...} | null (conditional disaggregation off),
 //   overall: {qps, ttft_p50_ms, ttft_p99_ms, itl_p50_ms, itl_p99_ms, avg_latency_s, finished},
 //   engines: [{url, role, label, models, healthy, breaker, last_error, inflight, running, waiting,
 //              kv_usage, prefix_hit_rate (engine-reported hits/queries, null before a scrape),
@@ -18,6 +19,7 @@ export interface DashboardSource {
   prefillPolicy: string;
   decodePolicy: string;
   kvBlocks?: (origin: string) => number | null;
+  disaggDecisions?: Record<string, number>; // conditional disaggregation on: decisions so far
 }
 
 const r1 = (x: number) => Math.round(x * 10) / 10;
@@ -47,6 +49,7 @@ export function dashboardData(src: DashboardSource, now = Date.now()) {
     requests_total: src.stats.total,
     inflight: src.stats.inflight,
     overall: statsJson(src.stats.overall(now)),
+    disagg_decisions: src.disaggDecisions ? { ...src.disaggDecisions } : null,
     engines: src.engines.map(({ up, role }) => {
       const e = up.engineStats;
       return {

@@ -113,7 +113,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
       row(['QPS', o.qps]),
       row(['TTFT p50 / p99 ms', pair(o.ttft_p50_ms, o.ttft_p99_ms)]),
       row(['ITL p50 / p99 ms', pair(o.itl_p50_ms, o.itl_p99_ms)]),
-    ]);
+    ].concat(d.disagg_decisions ? [row(['disaggregation decisions', Object.keys(d.disagg_decisions).map(function (k) { return k + ' ' + d.disagg_decisions[k]; }).join(', ')])] : []));
     fill('engines', d.engines.map(function (e) {
       var tr = row([e.url, e.role, e.label, e.models.join(', '), el('span', e.healthy ? 'healthy' : 'down' + (e.last_error ? ': ' + e.last_error : ''), e.healthy ? 'up' : 'down'),
         e.breaker, e.inflight, e.running, e.waiting, pct(e.kv_usage), pct(e.prefix_hit_rate), e.kv_events_blocks, e.stats.qps,

@@ -124,6 +124,7 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     prefillPolicy: st.prefillers.policy.name,
     decodePolicy: st.decoders.policy.name,
     ...(kvFeed ? { kvBlocks: (o: string) => kvFeed.stats()[o]?.blocks ?? null } : {}),
+    ...(conditional ? { disaggDecisions: conditional.tally } : {}),
   }));
   app.get('/health', async (_req, reply) => {
     const ok = st.decoders.healthyCount() > 0;

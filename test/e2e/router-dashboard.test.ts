@@ -1,7 +1,7 @@
 // Issue 11 acceptance 6: the router's /dashboard in headless Chromium (CSP enforced). A real
 // `pdserve router` process (disaggregated_prefill, --api-key) over scripted engines on loopback whose
-// labels carry HTML: the page renders, lists every engine with its label shown as text (no element
-// made from it, no script run), shows the overall TTFT percentiles and a timeline per request, and
+// labels carry HTML (conditional disaggregation on): the page renders, lists every engine with its label shown as text (no element
+// made from it, no script run), shows the overall TTFT percentiles, the disaggregation decisions and a timeline per request, and
 // updates after new requests. /dashboard/data wants the API key; the page gets it from #key=.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +44,7 @@ test('router /dashboard in Chromium: every engine (labels as text), percentiles,
     router = await spawnPdserve([
       'router', '--static-backends', [p0.url, d0.url, d1.url].join(','), '--static-model-labels', [PLABEL, DLABEL, 'plain-decoder'].join(','),
       '--routing-logic', 'disaggregated_prefill', '--prefill-model-labels', PLABEL, '--decode-model-labels', `${DLABEL},plain-decoder`,
-      '--engine-stats-interval', '0.2', '--api-key', KEY,
+      '--engine-stats-interval', '0.2', '--api-key', KEY, '--prefill-busy-load', '100',
     ]);
     const auth = { authorization: `Bearer ${KEY}` };
     const send = async (n: number, tag: string) => {
@@ -79,6 +79,8 @@ test('router /dashboard in Chromium: every engine (labels as text), percentiles,
     const ttft = await tab.locator('#overview tr', { hasText: 'TTFT' }).locator('td').nth(1).textContent();
     const [p50, p99] = ttft!.split(' / ').map(Number);
     assert.ok(p50! > 10 && p99! >= p50!, `TTFT p50/p99 ${ttft}`);
+    assert.equal(await tab.locator('#overview tr', { hasText: 'disaggregation decisions' }).locator('td').nth(1).textContent(),
+      'remote 4, local_short 0, local_prefix_hit 0, local_prefill_busy 0, remote_decode_busy 0');
     const rows = tab.locator('#requests tbody tr');
     assert.equal(await rows.count(), 4);
     const first = tab.locator('tr[data-request="first-3"]');
