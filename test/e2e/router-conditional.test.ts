@@ -1,6 +1,7 @@
 // Issue 11 acceptance 4: conditional disaggregation in `pdserve router` in front of a pdserve
 // prefiller, decoder and kv-server (`pdserve up --router disaggregated_prefill`, decode policy
-// prefixaware, --local-prefill-max-tokens 32). Every fixture case of llama3-tiny gives the reference
+// prefixaware (the router's memory of what it routed) or kvaware (the decoder's own KV events; up wires
+// them), --local-prefill-max-tokens 32). Every fixture case of llama3-tiny gives the reference
 // tokens; short prompts (<= 32 tokens) and repeats of long ones (a full decoder prefix hit) skip the
 // prefill leg, long first-time prompts take it; pdserve:router_disagg_decisions_total counts each.
 import { test } from 'node:test';
@@ -9,19 +10,22 @@ import { join } from 'node:path';
 import { fixturesOrSkip, readReference, comparableSteps } from '../helpers/fixtures.js';
 import { postJson } from '../helpers/spawn-server.js';
 import { spawnUp } from '../helpers/spawn-up.js';
+import { PENDING_TTL_MS } from '../../src/gateway/policies/kv-aware.js';
 
 const MODEL = 'llama3-tiny';
 const T = 32;
 
 const sample = (m: string, name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(m)?.[1] ?? NaN);
 
-test('router conditional disaggregation: short prompts and decoder prefix hits skip the prefill leg, long ones take it', async (t) => {
+for (const policy of ['prefixaware', 'kvaware']) {
+test(`router conditional disaggregation (decode policy ${policy}): short prompts and decoder prefix hits skip the prefill leg, long ones take it`, async (t) => {
   const fx = fixturesOrSkip(t);
   if (!fx) return;
   const ref = readReference(fx, MODEL);
   const up = await spawnUp([join(fx, 'models', MODEL), '--prefill', '1', '--decode', '1', '--kv-pool-size', '256M', '--router', 'disaggregated_prefill',
-    '--proxy-flags', `--decode-policy prefixaware --local-prefill-max-tokens ${T}`]);
+    '--proxy-flags', `--decode-policy ${policy} --local-prefill-max-tokens ${T}`]);
   try {
+    if (policy === 'kvaware') await new Promise((r) => setTimeout(r, 500)); // the router's SUB sockets join before the first event
     const metrics = async () => (await (await fetch(`${up.url}/metrics`)).text());
     const expect = { remote: 0, local_short: 0, local_prefix_hit: 0 };
     const run = async (i: number, pass: string) => {
@@ -46,7 +50,9 @@ test('router conditional disaggregation: short prompts and decoder prefix hits s
         assert.ok(cached >= c.prompt.length - 1, `case ${i}: decoder cached_tokens ${cached} < ${c.prompt.length - 1}`);
       }
     }
-    // the same long prompts again: the decoder holds them (it loaded their KV), so it prefills what is left itself
+    // the same long prompts again: the decoder holds them (it loaded their KV), so it prefills what is left itself.
+    // kvaware: past PENDING_TTL_MS, so the hit can only come from the decoder's events, not from the router's routing memory
+    if (policy === 'kvaware') await new Promise((r) => setTimeout(r, PENDING_TTL_MS + 300));
     for (const [i, c] of ref.cases.entries()) {
       if (c.prompt.length <= T) continue;
       const m0 = await metrics();
@@ -59,7 +65,12 @@ test('router conditional disaggregation: short prompts and decoder prefix hits s
     const m = await metrics();
     for (const [d, n] of Object.entries(expect)) assert.equal(sample(m, `pdserve:router_disagg_decisions_total{decision="${d}"}`), n, `${d} decisions`);
     assert.ok(expect.local_short >= 2 && expect.remote >= 5);
+    if (policy === 'kvaware') {
+      const engines = (await (await fetch(`${up.url}/engines`)).json()) as { role: string; kv_events: { blocks: number } | null }[];
+      assert.ok(engines.find((e) => e.role === 'decode')!.kv_events!.blocks > 0, 'the decoder\'s prefix hits came from its own KV events');
+    }
   } finally {
     await up.stop();
   }
 });
+}
