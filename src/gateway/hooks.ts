@@ -8,8 +8,17 @@ import type { RouteRequest } from './policies/policy.js';
 import type { Upstream } from './upstream.js';
 import type { ErrorCode } from '../util/errors.js';
 
-// skipPrefill: no prefill leg (the reason, counted as a fallback); decoder: tried first by the decode leg
-export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; skipPrefill?: string; decoder?: Upstream } | { error: ErrorCode; message: string };
+// skipPrefill: no prefill leg (the reason, counted as a fallback). decoders: the decode pool's order,
+// chosen before any leg (decode-first routing), used by the decode leg in place of a second policy call;
+// release(): called (idempotent) when the decode leg starts or the request ends, whichever is first.
+export interface Routed {
+  route: RouteRequest;
+  allow?: (u: Upstream) => boolean;
+  skipPrefill?: string;
+  decoders?: Upstream[];
+  release?: () => void;
+}
+export type Prepared = Routed | { error: ErrorCode; message: string };
 
 /** Times in ms since the request arrived (performance.now() based); null = did not happen. */
 export interface RequestRecord {

@@ -86,3 +86,34 @@ test('router: every prefiller busy -> the decoder prefills (counted), the held r
     await Promise.all([p0, d0].map((s) => s.close()));
   }
 });
+
+test('router with conditional disaggregation: the decode policy is asked once per request (round robin alternates), a burst spreads', async () => {
+  const engine = (name: string, delayMs: number) => startStub(async (req, res) => {
+    if (req.path === '/v1/completions' && delayMs) await new Promise((r) => setTimeout(r, delayMs));
+    sendJson(res, 200, completion(name, req.body?.max_tokens === 1 ? { kv_transfer_params: { from: name } } : {}));
+  });
+  const stubs = await Promise.all([engine('p0', 30), engine('d0', 0), engine('d1', 0)]);
+  const [p0, d0, d1] = stubs as [Stub, Stub, Stub];
+  const gen = (s: Stub) => s.requests.filter((q) => q.path === '/v1/completions').length;
+  for (const decodePolicy of ['roundrobin', 'least-load']) {
+    const r = await testRouter([backend(p0.url, 'P'), backend(d0.url, 'D'), backend(d1.url, 'D')], {
+      routingLogic: 'disaggregated_prefill', prefillLabels: ['P'], decodeLabels: ['D'], decodePolicy, prefillBusyLoad: 1000,
+    });
+    try {
+      const [a0, b0] = [gen(d0), gen(d1)];
+      if (decodePolicy === 'roundrobin') {
+        for (let i = 0; i < 6; i++) assert.equal((await postJson(`${r.url}/v1/completions`, { prompt: 'x', max_tokens: 2 })).status, 200);
+      } else {
+        const res = await Promise.all(Array.from({ length: 10 }, () => postJson(`${r.url}/v1/completions`, { prompt: 'x', max_tokens: 2 })));
+        for (const x of res) assert.equal(x.status, 200);
+      }
+      const [a, b] = [gen(d0) - a0, gen(d1) - b0];
+      if (decodePolicy === 'roundrobin') assert.deepEqual([a, b], [3, 3], 'round robin alternates');
+      else assert.deepEqual([a, b], [5, 5], 'requests still prefilling count in their decoder\'s load');
+      assert.ok(r.state.decoders.all.every((u) => u.reserved === 0), 'every reservation released');
+    } finally {
+      await r.close();
+    }
+  }
+  await Promise.all(stubs.map((s) => s.close()));
+});

@@ -7,7 +7,9 @@
 //   2. every usable prefiller's load >= --prefill-busy-load -> local_prefill_busy
 //   3. a local decision on a decoder whose load >= --decode-busy-load -> remote_decode_busy (veto)
 //   otherwise remote. A 0 threshold turns its rule off. Every decision is counted in
-//   pdserve:router_disagg_decisions_total{decision}. A local decision pins the request to that decoder.
+//   pdserve:router_disagg_decisions_total{decision}. The request keeps that decode order (the policy is
+//   asked once per request) and counts in its first decoder's load (Upstream.reserved) until its decode
+//   leg starts, so a burst does not pile onto one decoder while its prefills run.
 import { Counter, type Registry } from 'prom-client';
 import type { UpstreamSet } from '../gateway/upstream-set.js';
 import type { Upstream } from '../gateway/upstream.js';
@@ -59,11 +61,13 @@ export class ConditionalDisagg {
     for (const d of disaggDecisions) this.counter.inc({ decision: d }, 0);
   }
 
-  /** Decides for one request; `decoder` is set for local decisions (the decode leg goes there first). */
-  decide(prefillers: UpstreamSet, decoders: UpstreamSet, route: RouteRequest, allow?: (u: Upstream) => boolean): { decision: DisaggDecision; decoder?: Upstream } {
+  /** Decides for one request. With a decoder: its decode order, and release() to call once its decode
+   *  leg starts or it ends (idempotent). */
+  decide(prefillers: UpstreamSet, decoders: UpstreamSet, route: RouteRequest, allow?: (u: Upstream) => boolean): { decision: DisaggDecision; order?: Upstream[]; release?: () => void } {
     const usable = (u: Upstream) => u.healthy && (u.breaker?.passable ?? true);
-    const decoder = decoders.candidates(false, route, allow)[0];
-    if (!decoder) return this.count('remote'); // no healthy decoder: the decode leg reports it
+    const order = decoders.candidates(true, route, allow);
+    const decoder = order.find(usable);
+    if (!decoder) return this.count('remote'); // no usable decoder: the decode leg tries them and reports it
     const decision = decideDisagg(this.rules, {
       promptTokens: tokensOf(route)?.length ?? promptSize(route.body),
       decoderHitTokens: decoders.policy.prefixHitTokens?.(decoder, route) ?? 0,
@@ -71,7 +75,13 @@ export class ConditionalDisagg {
       prefillerLoads: (allow ? prefillers.all.filter(allow) : prefillers.all).filter(usable).map(loadOf),
     });
     this.count(decision);
-    return decision.startsWith('local') ? { decision, decoder } : { decision };
+    decoder.reserved++;
+    let held = true;
+    const release = () => {
+      if (held) decoder.reserved--;
+      held = false;
+    };
+    return { decision, order: [decoder, ...order.filter((u) => u !== decoder)], release };
   }
 
   private count(decision: DisaggDecision): { decision: DisaggDecision } {

@@ -32,7 +32,12 @@ export async function prepareRoute(
     if (tokens) route.tokens = tokens;
   }
   const d = cond?.decide(st.prefillers, st.decoders, route, allow);
-  return { route, ...(allow ? { allow } : {}), ...(d?.decoder ? { skipPrefill: d.decision, decoder: d.decoder } : {}) };
+  return {
+    route,
+    ...(allow ? { allow } : {}),
+    ...(d?.decision.startsWith('local') ? { skipPrefill: d.decision } : {}),
+    ...(d?.order ? { decoders: d.order, release: d.release! } : {}),
+  };
 }
 
 async function tokenize(st: ProxyState, body: JsonObject, allow?: (u: { models: string[] }) => boolean): Promise<number[] | null> {
