@@ -6,6 +6,8 @@ import { startRouter } from '../router/server.js';
 import { addEdgeOptions, edgeSettings, type EdgeFlags } from './edge-flags.js';
 import { intOption, numOption } from './flags.js';
 import { policyNames } from '../gateway/policies/registry.js';
+import { DynamicConfigWatcher, readDynamicConfig, type DynamicFlags } from '../router/dynamic-config.js';
+import { PdsError } from '../util/errors.js';
 
 const csv = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
 
@@ -47,6 +49,32 @@ export interface RouterFlags extends EdgeFlags {
   kvEventsTopic?: string;
   kvEventsPlaintext?: boolean;
   k8sModelLabelKey?: string;
+  localPrefillMaxTokens?: number;
+  prefillBusyLoad?: number;
+  decodeBusyLoad?: number;
+  dynamicConfigJson?: string;
+  dynamicConfigYaml?: string;
+  dynamicConfigInterval?: number;
+}
+
+/** The running config `base` with a dynamic config file's settings laid over the flags (dynamic-config.ts). */
+export function withDynamic(base: RouterConfig, f: RouterFlags, dyn: DynamicFlags): RouterConfig {
+  const m = { ...f, ...dyn } as RouterFlags;
+  const sd = m.serviceDiscovery as RouterConfig['serviceDiscovery'];
+  return {
+    ...base,
+    serviceDiscovery: sd,
+    backends: sd === 'static' ? staticBackends(m.staticBackends ?? '', m.staticModels, m.staticModelLabels, m.staticModelTypes) : [],
+    routingLogic: m.routingLogic as RoutingLogic,
+    sessionKey: m.sessionKey ?? null,
+    prefillLabels: csv(m.prefillModelLabels),
+    decodeLabels: csv(m.decodeModelLabels),
+    prefillPolicy: m.prefillPolicy ?? null,
+    decodePolicy: m.decodePolicy ?? null,
+    k8sNamespace: m.k8sNamespace,
+    k8sLabelSelector: m.k8sLabelSelector ?? null,
+    k8sPort: m.k8sPort,
+  };
 }
 
 export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
@@ -96,6 +124,9 @@ export function routerConfigFromFlags(f: RouterFlags): RouterConfig {
     k8sLabelSelector: f.k8sLabelSelector ?? null,
     k8sPort: f.k8sPort,
     k8sModelLabelKey: f.k8sModelLabelKey ?? d.k8sModelLabelKey,
+    localPrefillMaxTokens: f.localPrefillMaxTokens ?? d.localPrefillMaxTokens,
+    prefillBusyLoad: f.prefillBusyLoad ?? d.prefillBusyLoad,
+    decodeBusyLoad: f.decodeBusyLoad ?? d.decodeBusyLoad,
   };
 }
 
@@ -140,17 +171,36 @@ export function registerRouter(program: Command): void {
     .option('--kv-events-port <port>', 'kvaware: engines publish KV events on tcp://<backend host>:PORT (used without --kv-events-endpoints)', intOption('--kv-events-port', 1))
     .option('--kv-events-topic <topic>', 'kvaware: subscription topic prefix (the engines\' kv-events-config topic)', '')
     .option('--kv-events-plaintext', 'kvaware: subscribe without CurveZMQ even with --internal-secret-file (for vLLM engines; pdserve engines with the secret publish CurveZMQ only)')
+    .option('--local-prefill-max-tokens <n>', 'conditional disaggregation: the decoder prefills a prompt itself (no prefill leg) when the tokens left after its prefix hit are at most N (0 = off)', intOption('--local-prefill-max-tokens', 0), d.localPrefillMaxTokens)
+    .option('--prefill-busy-load <n>', 'conditional disaggregation: the decoder prefills itself when every usable prefiller has N or more requests (in flight, or running + waiting as it reports; 0 = off)', intOption('--prefill-busy-load', 0), d.prefillBusyLoad)
+    .option('--decode-busy-load <n>', 'conditional disaggregation: a decoder with N or more requests never prefills itself; the prefill leg runs (0 = off). Decisions: pdserve:router_disagg_decisions_total{decision}', intOption('--decode-busy-load', 0), d.decodeBusyLoad)
+    .option('--dynamic-config-json <file>', 'production-stack\'s dynamic config: a JSON file of router settings (routing_logic, static_backends, static_models, static_model_labels, prefill/decode_model_labels, session_key, ...) read at start over these flags and re-read every --dynamic-config-interval; a bad file is logged and the running config kept')
+    .option('--dynamic-config-yaml <file>', 'the same as a YAML file')
+    .option('--dynamic-config-interval <s>', 'seconds between re-reads of the dynamic config file', numOption('--dynamic-config-interval', 0.05), 10)
     .option('--upstream-api-key <key>', 'Bearer key sent to the engines; the client\'s is never forwarded');
   addEdgeOptions(cmd, `default ${d.gateway.bodyLimitBytes / 2 ** 20} MiB`).action(async (flags: RouterFlags) => {
-    let router;
+    let router: Awaited<ReturnType<typeof startRouter>>;
+    let watcher: DynamicConfigWatcher | null = null;
     try {
-      router = await startRouter(routerConfigFromFlags(flags));
+      if (flags.dynamicConfigJson && flags.dynamicConfigYaml) throw new PdsError('PDS_ERR_CONFIG', 'give --dynamic-config-json or --dynamic-config-yaml, not both');
+      const dynPath = flags.dynamicConfigJson ?? flags.dynamicConfigYaml;
+      const format = flags.dynamicConfigJson ? 'json' : 'yaml';
+      const initial = dynPath ? await readDynamicConfig(dynPath, format).catch((e: Error) => {
+        throw new PdsError('PDS_ERR_CONFIG', `dynamic config ${dynPath}: ${e.message}`);
+      }) : null;
+      const base = routerConfigFromFlags({ ...flags, ...(initial?.flags ?? {}) } as RouterFlags);
+      router = await startRouter(base);
+      if (dynPath && initial) {
+        const r = router;
+        watcher = new DynamicConfigWatcher(dynPath, format, (flags.dynamicConfigInterval ?? 10) * 1000, (dyn) => r.reconfigure(withDynamic(base, flags, dyn)), initial.digest);
+        watcher.start();
+      }
     } catch (e) {
       console.error(`pdserve router: ${(e as Error).message}`);
       process.exit(2);
     }
     const stop = () => {
-      void router.close().then(() => process.exit(0));
+      void (watcher?.stop() ?? Promise.resolve()).then(() => router.close()).then(() => process.exit(0));
       setTimeout(() => process.exit(0), 5000).unref();
     };
     process.once('SIGINT', stop);

@@ -68,7 +68,7 @@ export function registerUp(program: Command): void {
     .addOption(new Option('--kv-transfer <channel>', 'how KV moves from prefillers to decoders: pool (kv-server), cuda_ipc (GPU to GPU, pool as fallback) or tcp (engine to engine, no kv-server)').choices(['pool', 'cuda_ipc', 'tcp']).default('pool'))
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
-    .option('--router <logic>', 'front the engines with `pdserve router --routing-logic LOGIC` (roundrobin, session, prefixaware, kvaware, disaggregated_prefill, least-load, power-of-two) instead of the proxy; --proxy-flags then go to the router')
+    .option('--router <logic>', 'front the engines with `pdserve router --routing-logic LOGIC` (roundrobin, session, prefixaware, kvaware, disaggregated_prefill, least-load, power-of-two) instead of the proxy; --proxy-flags then go to the router. With a kvaware pool (or a --kv-events-config after --) each engine publishes KV events on its own loopback port and the router subscribes to them')
     .option('--proxy-flags <flags>', 'extra `pdserve proxy` flags, space-separated (e.g. "--local-prefill-below 256")')
     .option('--health-timeout <s>', 'seconds all servers together may take to start and answer /health', num('--health-timeout'), 300)
     .option('--grace-period <s>', 'seconds between SIGTERM and SIGKILL on shutdown', num('--grace-period'), 10)

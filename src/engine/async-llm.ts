@@ -112,6 +112,7 @@ export class AsyncLLM implements EngineClient {
           finishReason: finished ? (seq.finishReason ?? 'stop') : undefined,
           stopReason: seq.stopReason,
           numCachedTokens: seq.numCachedTokens,
+          ...(seq.firstScheduledAt !== null ? { queueTimeS: (seq.firstScheduledAt - seq.arrivedAt) / 1000 } : {}),
           newLogprobs: seq.sampling.logprobs !== null ? newLogprobs : undefined,
           ...(kvTransferParams ? { kvTransferParams } : {}),
         },

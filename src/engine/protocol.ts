@@ -116,6 +116,8 @@ export interface RequestOutput {
   promptTokenIds: number[];
   numCachedTokens: number; // prompt tokens whose KV was reused (prefix cache) or loaded (connector)
   kvTransferParams?: KvTransferParams; // set on the final output of a producer when relevant
+  /** seconds from the engine taking the request to its first schedule (vLLM's queued time), once known */
+  queueTimeS?: number;
 }
 
 export interface EngineStats {

@@ -121,6 +121,7 @@ export class Scheduler {
         }
         this.waiting.splice(idx, 1);
         seq.status = 'running';
+        seq.firstScheduledAt ??= performance.now();
         this.running.push(seq);
         scheduled.push({ seq, numNewTokens: admitted });
         budget -= admitted;

@@ -13,6 +13,9 @@ export class Sequence {
   /** prompt followed by generated tokens */
   readonly tokenIds: number[];
   status: SeqStatus = 'waiting';
+  /** performance.now() when the engine took the request, and when the scheduler first ran it (null before) */
+  readonly arrivedAt = performance.now();
+  firstScheduledAt: number | null = null;
   /** tokens whose KV is in this sequence's blocks */
   numComputedTokens = 0;
   /** prompt tokens whose KV came from the prefix cache or the connector (usage.cached_tokens) */

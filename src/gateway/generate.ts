@@ -71,8 +71,9 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     return fail('overloaded', 'PDS_ERR_OVERLOADED', `at the limit of ${a.maxInflight} requests in flight and ${a.maxQueue} queued; retry later`, requestId);
   }
   const hooks = st.hooks;
+  let release: (() => void) | undefined; // the prepare hook's reservation of a decoder
   if (hooks) {
-    rec = newRecord(requestId, path);
+    rec = newRecord(requestId, path, since());
     hooks.onStart?.(rec);
   }
   st.inflight++;
@@ -89,6 +90,8 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
       ctx.route = prep.route;
       ctx.allow = prep.allow;
       skipPrefill = prep.skipPrefill;
+      ctx.decodeOrder = prep.decoders;
+      release = prep.release;
       if (clientAbort.signal.aborted) return;
     }
 
@@ -147,6 +150,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     st.metrics.requests.inc({ endpoint, mode });
     const body = kvTransferParams === undefined && !stripped ? (rawBody as Buffer).toString('utf8') : JSON.stringify(decodeBody(parsed, kvTransferParams));
     const tDecode = performance.now();
+    release?.();
     if (rec) rec.decodeStartMs = since();
     const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
     switch (d.kind) {
@@ -200,6 +204,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     log.error(`request ${requestId} failed: ${(e as Error).stack ?? e}`);
     fail('upstream_error', 'PDS_ERR_INTERNAL', `proxy error: ${(e as Error).message}`, requestId);
   } finally {
+    release?.();
     if (rec) {
       if (rec.outcome === 'running') rec.outcome = clientAbort.signal.aborted ? 'aborted' : 'error';
       hooks?.onDone?.(rec);

@@ -8,13 +8,24 @@ import type { RouteRequest } from './policies/policy.js';
 import type { Upstream } from './upstream.js';
 import type { ErrorCode } from '../util/errors.js';
 
-export type Prepared = { route: RouteRequest; allow?: (u: Upstream) => boolean; skipPrefill?: string } | { error: ErrorCode; message: string };
+// skipPrefill: no prefill leg (the reason, counted as a fallback). decoders: the decode pool's order,
+// chosen before any leg (decode-first routing), used by the decode leg in place of a second policy call;
+// release(): called (idempotent) when the decode leg starts or the request ends, whichever is first.
+export interface Routed {
+  route: RouteRequest;
+  allow?: (u: Upstream) => boolean;
+  skipPrefill?: string;
+  decoders?: Upstream[];
+  release?: () => void;
+}
+export type Prepared = Routed | { error: ErrorCode; message: string };
 
 /** Times in ms since the request arrived (performance.now() based); null = did not happen. */
 export interface RequestRecord {
   requestId: string;
   path: string;
-  arrivedAt: number; // Date.now()
+  arrivedAt: number; // Date.now() at arrival (before any admission queue)
+  admittedMs: number; // out of the admission queue (0 without one)
   prefillOrigin: string | null;
   prefillStartMs: number | null;
   prefillEndMs: number | null;
@@ -33,9 +44,9 @@ export interface GatewayHooks {
   onDone?(rec: RequestRecord): void;
 }
 
-export function newRecord(requestId: string, path: string): RequestRecord {
+export function newRecord(requestId: string, path: string, admittedMs = 0): RequestRecord {
   return {
-    requestId, path, arrivedAt: Date.now(),
+    requestId, path, arrivedAt: Date.now() - admittedMs, admittedMs,
     prefillOrigin: null, prefillStartMs: null, prefillEndMs: null,
     decodeOrigin: null, decodeStartMs: null, firstByteMs: null, lastByteMs: null,
     chunks: 0, status: null, outcome: 'running',

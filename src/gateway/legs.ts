@@ -30,6 +30,9 @@ export interface LegContext {
   route?: RouteRequest;
   /** narrows each pool (the router: engines serving the requested model) */
   allow?: (u: Upstream) => boolean;
+  /** the decode pool's order picked before any leg (the router's decode-first routing); the decode leg
+   *  tries it (healthy ones first, engines since removed skipped) instead of asking the policy again */
+  decodeOrder?: Upstream[];
   /** told each time a prefill attempt starts on an upstream (the router's request record) */
   onPrefillAttempt?: (u: Upstream) => void;
 }
@@ -192,7 +195,13 @@ export type DecodeOutcome =
  */
 export async function runDecode(set: UpstreamSet, body: string, ctx: LegContext, timeoutMs: number): Promise<DecodeOutcome> {
   let reset: { upstream: Upstream; message: string } | null = null;
-  for (const up of set.candidates(true, ctx.route, ctx.allow)) {
+  let ordered: Upstream[];
+  if (ctx.decodeOrder) {
+    const live = ctx.decodeOrder.filter((u) => set.all.includes(u));
+    const ok = (u: Upstream) => u.healthy && (u.breaker?.passable ?? true);
+    ordered = [...live.filter(ok), ...live.filter((u) => !ok(u))];
+  } else ordered = set.candidates(true, ctx.route, ctx.allow);
+  for (const up of ordered) {
     if (ctx.clientSignal.aborted) return { kind: 'aborted' };
     if (up.breaker && !up.breaker.allows()) continue;
     const count = (outcome: string) => ctx.metrics.upstreamRequests.inc({ role: 'decode', upstream: up.origin, outcome });

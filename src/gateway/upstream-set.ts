@@ -9,7 +9,7 @@ const log = getLogger('proxy');
 export class UpstreamSet {
   readonly role: Role;
   all: Upstream[];
-  readonly policy: RoutingPolicy;
+  policy: RoutingPolicy; // replaced when the router's dynamic config changes the routing logic
   private readonly opts: UpstreamOptions;
 
   constructor(role: Role, origins: string[], opts: UpstreamOptions, policy: RoutingPolicy = new RoundRobinPolicy()) {

@@ -27,6 +27,8 @@ export class Upstream {
   healthy = true;
   lastError: string | null = null;
   inflight = 0;
+  /** requests already routed here whose decode leg has not started (the router's decode-first routing) */
+  reserved = 0;
   /** liveness while legs wait (prefillers, when --prefill-heartbeat is on) */
   heartbeat: Heartbeat | null = null;
   /** scraped engine stats (router); policies read them through policies/policy.ts loadOf */

@@ -41,6 +41,10 @@ export interface RouterConfig {
   // Subscribe in plaintext even with an internal secret (engines that are real vLLM, which has no CurveZMQ).
   // With a secret and without this, subscriptions use CurveZMQ keys derived from it (kv-events/curve.ts).
   kvEventsPlaintext: boolean;
+  // conditional disaggregation (conditional-disagg.ts; each 0 = that rule off)
+  localPrefillMaxTokens: number; // prompt tokens left after the decoder's prefix hit at or below which the decoder prefills
+  prefillBusyLoad: number; // every usable prefiller at this load (in flight / running + waiting) or more: the decoder prefills
+  decodeBusyLoad: number; // the decoder at this load or more vetoes prefilling itself (the prefill leg runs)
   // --service-discovery k8s (k8s-discovery.ts)
   k8sNamespace: string;
   k8sLabelSelector: string | null;
@@ -70,6 +74,9 @@ export const defaultRouterConfig: Omit<RouterConfig, 'backends'> = {
   kvEventsPort: null,
   kvEventsTopic: '',
   kvEventsPlaintext: false,
+  localPrefillMaxTokens: 0,
+  prefillBusyLoad: 0,
+  decodeBusyLoad: 0,
   k8sNamespace: 'default',
   k8sLabelSelector: null,
   k8sPort: 8000,
@@ -125,6 +132,9 @@ export function normalizeRouterConfig(c: RouterConfig): RouterConfig {
   }
   for (const [flag, v] of [['--log-stats-interval', c.logStatsIntervalMs], ['--engine-stats-interval', c.engineStatsIntervalMs], ['--request-stats-window', c.requestStatsWindowMs]] as const) {
     if (!(v > 0)) throw new PdsError('PDS_ERR_CONFIG', `${flag} must be > 0`);
+  }
+  for (const [flag, v] of [['--local-prefill-max-tokens', c.localPrefillMaxTokens], ['--prefill-busy-load', c.prefillBusyLoad], ['--decode-busy-load', c.decodeBusyLoad]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new PdsError('PDS_ERR_CONFIG', `${flag} must be an integer >= 0, got ${v}`);
   }
   if (c.serviceDiscovery !== 'static' && c.serviceDiscovery !== 'k8s') throw new PdsError('PDS_ERR_CONFIG', `--service-discovery must be static or k8s, got '${c.serviceDiscovery}'`);
   if (c.serviceDiscovery === 'k8s') {

@@ -1,7 +1,8 @@
 // The router's prepare hook (gateway/hooks.ts): which engines may serve this request (the model it
 // names, when any engine declares models) and the RouteRequest its policies see. For prefix-aware and
 // kvaware decode routing, a text prompt is tokenized by a decoder's /tokenize (bounded by 2 s; on failure
-// the policy keys on text instead, block-keys.ts).
+// the policy keys on text instead, block-keys.ts); so is every prompt when conditional disaggregation
+// is on (conditional-disagg.ts decides here, before any leg).
 import type { IncomingMessage } from 'node:http';
 import type { ProxyState } from '../gateway/state.js';
 import type { JsonObject } from '../gateway/prefill-body.js';
@@ -11,23 +12,32 @@ import type { RouteRequest } from '../gateway/policies/policy.js';
 import { tokensOf } from '../gateway/policies/block-keys.js';
 import { upstreamCredentials } from '../gateway/intake.js';
 import { signRequest } from '../security/request-signing.js';
+import type { ConditionalDisagg } from './conditional-disagg.js';
 
 const TOKENIZE_TIMEOUT_MS = 2000;
 let tokenizeCursor = 0;
 
 export async function prepareRoute(
   st: ProxyState, _rc: RouterConfig, req: IncomingMessage, body: JsonObject, requestId: string, modelsKnown: (m: string) => boolean,
+  conditional: ConditionalDisagg | null = null,
 ): Promise<Prepared> {
   const model = typeof body.model === 'string' ? body.model : null;
   const anyDeclared = [...st.prefillers.all, ...st.decoders.all].some((u) => u.models.length > 0);
   if (model && anyDeclared && !modelsKnown(model)) return { error: 'PDS_ERR_MODEL_NOT_FOUND', message: `The model \`${model}\` does not exist.` };
   const allow = model && anyDeclared ? (u: { models: string[] }) => !u.models.length || u.models.includes(model) : undefined;
   const route: RouteRequest = { requestId, headers: req.headers, body };
-  if ((st.decoders.policy.name === 'prefixaware' || st.decoders.policy.name === 'kvaware') && !tokensOf(route)) {
+  const cond = conditional && st.prefillers.size > 0 ? conditional : null;
+  if ((cond || st.decoders.policy.name === 'prefixaware' || st.decoders.policy.name === 'kvaware') && !tokensOf(route)) {
     const tokens = await tokenize(st, body, allow);
     if (tokens) route.tokens = tokens;
   }
-  return { route, ...(allow ? { allow } : {}) };
+  const d = cond?.decide(st.prefillers, st.decoders, route, allow);
+  return {
+    route,
+    ...(allow ? { allow } : {}),
+    ...(d?.decision.startsWith('local') ? { skipPrefill: d.decision } : {}),
+    ...(d?.order ? { decoders: d.order, release: d.release! } : {}),
+  };
 }
 
 async function tokenize(st: ProxyState, body: JsonObject, allow?: (u: { models: string[] }) => boolean): Promise<number[] | null> {

@@ -59,28 +59,42 @@ export class RequestStats {
    *  prefill for the server that prefilled it (qps counts both legs). */
   of(origin: string, now = Date.now()): ServerStats {
     const w = this.windowed(now).filter((r) => r.decodeOrigin === origin || r.prefillOrigin === origin);
-    const decoded = w.filter((r) => r.decodeOrigin === origin && r.outcome === 'ok' && r.lastByteMs !== null);
-    const ttfts = decoded.map((r) => r.firstByteMs!).filter((x) => x !== null).sort((a, b) => a - b);
-    const itls = decoded.filter((r) => r.chunks >= 2).map((r) => (r.lastByteMs! - r.firstByteMs!) / (r.chunks - 1)).sort((a, b) => a - b);
-    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+    const s = summaryOf(w.filter((r) => r.decodeOrigin === origin), this.windowMs);
     let inPrefill = 0;
     let inDecode = 0;
     for (const r of this.running) {
       if (r.decodeOrigin === origin) inDecode++;
       else if (r.prefillOrigin === origin && r.decodeStartMs === null) inPrefill++;
     }
-    return {
-      qps: w.length / (this.windowMs / 1000),
-      avgLatencyS: mean(decoded.map((r) => r.lastByteMs!)) / 1000,
-      avgItlS: mean(itls) / 1000,
-      ttftP50Ms: ttfts.length ? percentile(ttfts, 50) : 0,
-      ttftP99Ms: ttfts.length ? percentile(ttfts, 99) : 0,
-      itlP50Ms: itls.length ? percentile(itls, 50) : 0,
-      itlP99Ms: itls.length ? percentile(itls, 99) : 0,
-      inPrefill,
-      inDecode,
-      finished: decoded.length,
-      avgDecodingLength: mean(decoded.map((r) => r.chunks)),
-    };
+    return { ...s, qps: w.length / (this.windowMs / 1000), inPrefill, inDecode };
   }
+
+  /** The same over every request of the window, whichever engines served it (the dashboard's totals). */
+  overall(now = Date.now()): ServerStats {
+    const w = this.windowed(now);
+    let inPrefill = 0;
+    for (const r of this.running) if (r.decodeStartMs === null) inPrefill++;
+    return { ...summaryOf(w, this.windowMs), inPrefill, inDecode: this.running.size - inPrefill };
+  }
+}
+
+/** Latency summary of finished records (qps: all of them over the window; no running counts). */
+function summaryOf(w: RequestRecord[], windowMs: number): ServerStats {
+  const decoded = w.filter((r) => r.outcome === 'ok' && r.lastByteMs !== null);
+  const ttfts = decoded.map((r) => r.firstByteMs!).filter((x) => x !== null).sort((a, b) => a - b);
+  const itls = decoded.filter((r) => r.chunks >= 2).map((r) => (r.lastByteMs! - r.firstByteMs!) / (r.chunks - 1)).sort((a, b) => a - b);
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  return {
+    qps: w.length / (windowMs / 1000),
+    avgLatencyS: mean(decoded.map((r) => r.lastByteMs!)) / 1000,
+    avgItlS: mean(itls) / 1000,
+    ttftP50Ms: ttfts.length ? percentile(ttfts, 50) : 0,
+    ttftP99Ms: ttfts.length ? percentile(ttfts, 99) : 0,
+    itlP50Ms: itls.length ? percentile(itls, 50) : 0,
+    itlP99Ms: itls.length ? percentile(itls, 99) : 0,
+    inPrefill: 0,
+    inDecode: 0,
+    finished: decoded.length,
+    avgDecodingLength: mean(decoded.map((r) => r.chunks)),
+  };
 }

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { getLogger } from '../util/logger.js';
+import { PdsError } from '../util/errors.js';
 import { normalizeProxyConfig } from '../gateway/config.js';
 import { ProxyMetrics } from '../gateway/metrics.js';
 import type { ProxyState } from '../gateway/state.js';
@@ -26,6 +27,8 @@ import { CircuitBreaker } from '../gateway/circuit-breaker.js';
 import type { KvEventsFeed } from './kv-events-feed.js';
 import { KvAwarePolicy } from '../gateway/policies/kv-aware.js';
 import { applyDiscovered } from './discovery-sync.js';
+import { isDashboardDataUrl, registerDashboard } from './dashboard-routes.js';
+import { ConditionalDisagg, conditionalOn } from './conditional-disagg.js';
 
 const log = getLogger('router');
 export const ROUTER_VERSION = '0.1.0';
@@ -41,6 +44,10 @@ export interface RunningRouter {
   close(): Promise<void>;
   /** the kvaware pools' KV-event feed (null when no pool routes by KV events) */
   kvFeed: KvEventsFeed | null;
+  /** Dynamic config: applies a new config (backends, models, labels, routing logic, policies, session key)
+   *  to the running router, or throws (PdsError) and changes nothing. Listener, limits, timeouts and
+   *  service discovery stay as started. */
+  reconfigure(next: RouterConfig): void;
 }
 
 export async function startRouter(input: RouterConfig, statsSink: (text: string) => void = (t) => process.stdout.write(t + '\n')): Promise<RunningRouter> {
@@ -80,13 +87,14 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     const hbTimeout = Math.max(1000, 2 * config.prefillHeartbeatMs);
     for (const u of st.prefillers.all) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, hbTimeout);
   }
+  const initUpstream = (u: Upstream) => {
+    u.breaker = new CircuitBreaker(rc.breakerFailures, rc.breakerCooldownMs);
+    if (u.role === 'prefill' && config.prefillHeartbeatMs > 0) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, Math.max(1000, 2 * config.prefillHeartbeatMs));
+  };
   const discovery = rc.serviceDiscovery !== 'k8s' ? null : new (await import('./k8s-discovery.js')).K8sDiscovery(
     { namespace: rc.k8sNamespace, labelSelector: rc.k8sLabelSelector, port: rc.k8sPort, modelLabelKey: rc.k8sModelLabelKey },
     (bs) => {
-      applyDiscovered(st, rc, bs, (u) => {
-        u.breaker = new CircuitBreaker(rc.breakerFailures, rc.breakerCooldownMs);
-        if (u.role === 'prefill' && config.prefillHeartbeatMs > 0) u.heartbeat = new Heartbeat(u, config.prefillHeartbeatMs, Math.max(1000, 2 * config.prefillHeartbeatMs));
-      });
+      applyDiscovered(st, rc, bs, initUpstream);
       kvSync();
     },
   );
@@ -97,8 +105,9 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     ...st.decoders.all.map((up) => ({ up, role: 'decode' })),
   ];
   const modelsKnown = (model: string) => engines().some(({ up }) => up.models.includes(model));
+  const conditional = conditionalOn(rc) ? new ConditionalDisagg(rc, st.metrics.registry) : null;
   st.hooks = {
-    prepare: (req, body, requestId) => prepareRoute(st, rc, req, body, requestId, modelsKnown),
+    prepare: (req, body, requestId) => prepareRoute(st, rc, req, body, requestId, modelsKnown, conditional),
     onStart: (r) => stats.start(r),
     onDone: (r) => stats.finish(r),
   };
@@ -107,7 +116,16 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     ...(config.internalKey ? signRequest(config.internalKey, 'GET', path, null) : {}),
   });
 
-  const app = createGatewayApp(st);
+  const app = createGatewayApp(st, isDashboardDataUrl);
+  registerDashboard(app, () => ({
+    engines: engines(),
+    stats,
+    routingLogic: rc.routingLogic,
+    prefillPolicy: st.prefillers.policy.name,
+    decodePolicy: st.decoders.policy.name,
+    ...(kvFeed ? { kvBlocks: (o: string) => kvFeed.stats()[o]?.blocks ?? null } : {}),
+    ...(conditional ? { disaggDecisions: conditional.tally } : {}),
+  }));
   app.get('/health', async (_req, reply) => {
     const ok = st.decoders.healthyCount() > 0;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'healthy' : 'unhealthy', healthy_engines: engines().filter((e) => e.up.healthy).length, engines: engines().length });
@@ -202,7 +220,36 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     })();
     return closed;
   };
-  return { url, port, state: st, stats, app, checkHealth: health.run, scrapeStats, close, kvFeed };
+  const reconfigure = (input: RouterConfig) => {
+    const next = normalizeRouterConfig(input);
+    if (next.serviceDiscovery !== rc.serviceDiscovery) throw new PdsError('PDS_ERR_CONFIG', `service discovery cannot change at run time (${rc.serviceDiscovery} -> ${next.serviceDiscovery})`);
+    const np = poolsOf(next);
+    for (const p of [np.prefillPolicy, np.decodePolicy]) {
+      if (p === 'kvaware' && !kvFeed) throw new PdsError('PDS_ERR_CONFIG', 'kvaware needs the KV-event feed: start the router with a kvaware pool to switch to it at run time');
+    }
+    const opts = { sessionKey: next.sessionKey ?? undefined, ...(kvFeed ? { kvIndex: kvFeed.index } : {}) };
+    const policyFor = (set: UpstreamSet, name: string) =>
+      set.policy.name === name && next.sessionKey === rc.sessionKey ? set.policy : createPolicy(name, opts); // throws before anything changed
+    const prefillPolicy = policyFor(st.prefillers, np.prefillPolicy);
+    const decodePolicy = policyFor(st.decoders, np.decodePolicy);
+    for (const k of ['routingLogic', 'sessionKey', 'prefillLabels', 'decodeLabels', 'prefillPolicy', 'decodePolicy'] as const) (rc as unknown as Record<string, unknown>)[k] = next[k];
+    for (const [set, p] of [[st.prefillers, prefillPolicy], [st.decoders, decodePolicy]] as const) {
+      if (set.policy === p) continue;
+      set.policy = p;
+      if (p instanceof KvAwarePolicy) kvFeed?.policies.push(p);
+    }
+    if (rc.serviceDiscovery === 'static') {
+      applyDiscovered(st, rc, next.backends, initUpstream);
+      for (const u of [...st.prefillers.all, ...st.decoders.all]) {
+        const b = next.backends.find((x) => x.url === u.origin);
+        if (b?.model) u.models = [b.model];
+      }
+    }
+    kvSync();
+    log.info(`router reconfigured (--routing-logic ${rc.routingLogic}; prefill policy ${st.prefillers.policy.name}, decode policy ${st.decoders.policy.name}): ` +
+      `${st.prefillers.size} prefill [${st.config.prefillers.join(', ')}], ${st.decoders.size} decode [${st.config.decoders.join(', ')}]`);
+  };
+  return { url, port, state: st, stats, app, checkHealth: health.run, scrapeStats, close, kvFeed, reconfigure };
 }
 
 /** Served model names from an engine's /v1/models (engines found without --static-models). */

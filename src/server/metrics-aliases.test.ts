@@ -19,7 +19,7 @@ describe('engine metric aliases', () => {
     const before = await (await fetch(`${h.base}/metrics`)).text();
     for (const name of [
       'vllm:gpu_prefix_cache_hits_total', 'vllm:gpu_prefix_cache_queries_total', 'vllm:gpu_prefix_cache_hit_rate', 'vllm:gpu_cache_usage_perc',
-      'vllm:request_prefill_time_seconds', 'vllm:request_decode_time_seconds', 'vllm:time_per_output_token_seconds',
+      'vllm:request_prefill_time_seconds', 'vllm:request_decode_time_seconds', 'vllm:request_queue_time_seconds', 'vllm:time_per_output_token_seconds',
       'vllm:request_prompt_tokens', 'vllm:request_generation_tokens',
     ]) assert.ok(before.includes(`# TYPE ${name} `), `missing ${name}`);
     const n0 = sample(before, 'vllm:request_prompt_tokens_count');

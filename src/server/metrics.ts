@@ -40,6 +40,7 @@ export class ServerMetrics {
   private readonly tpot: Histogram<'model_name'>;
   private readonly e2e: Histogram<'model_name'>;
   private readonly prefillTime: Histogram<'model_name'>;
+  private readonly queueTime: Histogram<'model_name'>;
   private readonly decodeTime: Histogram<'model_name'>;
   private readonly promptLen: Histogram<'model_name'>;
   private readonly genLen: Histogram<'model_name'>;
@@ -101,6 +102,7 @@ export class ServerMetrics {
     this.tpot = hist('vllm:time_per_output_token_seconds', 'Histogram of time per output token in seconds.', ITL_BUCKETS);
     this.e2e = hist('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', E2E_BUCKETS);
     this.prefillTime = hist('vllm:request_prefill_time_seconds', 'Histogram of the prefill phase: request handed to the engine until its first output (includes time queued in the engine).', E2E_BUCKETS);
+    this.queueTime = hist('vllm:request_queue_time_seconds', 'Histogram of time spent in the engine\'s waiting queue: request handed to the engine until the scheduler first ran it.', E2E_BUCKETS);
     this.decodeTime = hist('vllm:request_decode_time_seconds', 'Histogram of the decode phase: first output until the last.', E2E_BUCKETS);
     this.promptLen = hist('vllm:request_prompt_tokens', 'Number of prefill tokens per finished request.', TOKEN_BUCKETS);
     this.genLen = hist('vllm:request_generation_tokens', 'Number of generation tokens per finished request.', TOKEN_BUCKETS);
@@ -108,7 +110,7 @@ export class ServerMetrics {
     this.promptTokens.inc(this.labels, 0);
     this.generationTokens.inc(this.labels, 0);
     for (const reason of ['stop', 'length', 'abort']) this.requestSuccess.inc({ ...this.labels, finished_reason: reason }, 0);
-    for (const h of [this.ttft, this.itl, this.tpot, this.e2e, this.prefillTime, this.decodeTime, this.promptLen, this.genLen]) h.zero(this.labels);
+    for (const h of [this.ttft, this.itl, this.tpot, this.e2e, this.prefillTime, this.queueTime, this.decodeTime, this.promptLen, this.genLen]) h.zero(this.labels);
   }
 
   /** Call when the request is handed to the engine. */
@@ -122,8 +124,9 @@ export class ServerMetrics {
   }
 
   /** @internal used by RequestTimer */
-  observe(kind: 'ttft' | 'itl' | 'e2e', seconds: number): void {
-    if (kind === 'itl') {
+  observe(kind: 'ttft' | 'itl' | 'e2e' | 'queue', seconds: number): void {
+    if (kind === 'queue') this.queueTime.observe(this.labels, seconds);
+    else if (kind === 'itl') {
       this.itl.observe(this.labels, seconds);
       this.tpot.observe(this.labels, seconds);
     } else (kind === 'ttft' ? this.ttft : this.e2e).observe(this.labels, seconds);
@@ -153,14 +156,20 @@ export class RequestTimer {
   private first = 0;
   private last = 0;
   private started = false;
+  private queued = false;
   private done = false;
   private promptLen = 0;
   private generated = 0;
 
   constructor(private readonly m: ServerMetrics) {}
 
-  output(promptLen: number, newTokens: number): void {
+  /** queueTimeS: the engine's queued time, observed once (the first output that carries it) */
+  output(promptLen: number, newTokens: number, queueTimeS?: number): void {
     const now = performance.now();
+    if (queueTimeS !== undefined && !this.queued) {
+      this.queued = true;
+      this.m.observe('queue', Math.max(0, queueTimeS));
+    }
     if (!this.started) {
       this.started = true;
       this.first = now;

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { generateInternalSecretFile } from '../security/internal-secret.js';
 import { Child, describeExit, tailFile } from './child.js';
 import { kvYaml } from './kv-yaml.js';
-import { makePlan, type ChildKind, type ChildSpec, type UpOptions } from './plan.js';
+import { kvEventsWanted, makePlan, type ChildKind, type ChildSpec, type UpOptions } from './plan.js';
 import { assertPortFree, freePort, freePorts } from './ports.js';
 import { decideRestart, defaultRestartPolicy, type RestartPolicy } from './restart-policy.js';
 import { prepareRunDir, removeOwner, writeOwner, writePrivateFile } from './run-dir.js';
@@ -72,12 +72,17 @@ export async function runUp(
   const secretFile = join(o.runDir, SECRET_FILE_NAME);
   rmSync(secretFile, { force: true }); // a fresh secret per run
   generateInternalSecretFile(secretFile);
-  const n = (pool ? 1 : 0) + o.prefill + o.decode;
+  const engines = o.prefill + o.decode;
+  const kvEvents = kvEventsWanted(o);
+  const n = (pool ? 1 : 0) + engines + (kvEvents ? 2 * engines : 0);
   const ports = await freePorts(n);
   const proxyPort = o.port || (await freePort());
   const opts: UpOptions = { ...o, port: proxyPort, internalSecretFile: secretFile };
   const kv = pool ? ports.shift()! : null;
-  const plan = makePlan(opts, { kv, prefill: ports.splice(0, o.prefill), decode: ports.splice(0, o.decode) }, (role, remoteUrl) =>
+  const prefill = ports.splice(0, o.prefill);
+  const decode = ports.splice(0, o.decode);
+  const kvEventPorts = kvEvents ? Array.from({ length: engines }, () => ports.splice(0, 2) as [number, number]) : undefined;
+  const plan = makePlan(opts, { kv, prefill, decode, ...(kvEventPorts ? { kvEvents: kvEventPorts } : {}) }, (role, remoteUrl) =>
     kvYaml({ role, remoteUrl, chunkSize: o.chunkSize, transferChannel: o.kvTransfer === 'cuda_ipc' ? 'cuda_ipc' : 'pool' }),
   );
   for (const [path, text] of Object.entries(plan.files)) writePrivateFile(path, text);

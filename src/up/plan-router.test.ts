@@ -25,3 +25,25 @@ test('up --router disaggregated_prefill: router with static backends labelled pr
   const proxy = makePlan(base, { kv: 5000, prefill: [5001, 5002], decode: [5003] }, yamlFor);
   assert.equal(proxy.proxy.args[0], 'proxy', 'no --router: the proxy as before');
 });
+
+test('up --router kvaware: each engine its own --kv-events-config endpoint, the router their endpoints in backend order', () => {
+  const ports = { kv: null, prefill: [], decode: [5001, 5002], kvEvents: [[6001, 6002], [6003, 6004]] as [number, number][] };
+  const plan = makePlan({ ...base, prefill: 0, decode: 2, router: 'kvaware', proxyArgs: [] }, ports, yamlFor);
+  const cfg = (i: number) => JSON.parse(plan.engines[i]!.args[plan.engines[i]!.args.indexOf('--kv-events-config') + 1]!);
+  assert.deepEqual(cfg(0), { enable_kv_cache_events: true, publisher: 'zmq', endpoint: 'tcp://127.0.0.1:6001' });
+  assert.equal(cfg(1).endpoint, 'tcp://127.0.0.1:6003');
+  const a = plan.proxy.args;
+  assert.equal(a[a.indexOf('--kv-events-endpoints') + 1], 'tcp://127.0.0.1:6001,tcp://127.0.0.1:6003');
+  // the user's own config after "--": its fields kept (topic, replay), one endpoint per engine, passed once
+  const user = JSON.stringify({ enable_kv_cache_events: true, publisher: 'zmq', endpoint: 'tcp://*:5557', replay_endpoint: 'tcp://*:5558', topic: 'kv' });
+  const p2 = makePlan({ ...base, prefill: 0, decode: 2, router: 'roundrobin', proxyArgs: ['--decode-policy', 'kvaware'], engineArgs: ['--kv-events-config', user, '--threads', '1'] }, ports, yamlFor);
+  const args1 = p2.engines[1]!.args;
+  assert.equal(args1.filter((x) => x === '--kv-events-config').length, 1);
+  assert.deepEqual(JSON.parse(args1[args1.indexOf('--kv-events-config') + 1]!), { enable_kv_cache_events: true, publisher: 'zmq', endpoint: 'tcp://127.0.0.1:6003', replay_endpoint: 'tcp://127.0.0.1:6004', topic: 'kv' });
+  assert.ok(args1.includes('--threads'));
+  assert.deepEqual(p2.proxy.args.slice(p2.proxy.args.indexOf('--kv-events-endpoints')), ['--kv-events-endpoints', 'tcp://127.0.0.1:6001,tcp://127.0.0.1:6003', '--kv-events-topic', 'kv', '--decode-policy', 'kvaware']);
+  // no kvaware pool and no user config: engines untouched
+  const p3 = makePlan({ ...base, prefill: 0, decode: 2, router: 'roundrobin' }, { kv: null, prefill: [], decode: [1, 2] }, yamlFor);
+  assert.ok(!p3.engines[0]!.args.includes('--kv-events-config'));
+  assert.ok(!p3.proxy.args.includes('--kv-events-endpoints'));
+});

@@ -1,6 +1,7 @@
 // What `pdserve up` starts: a pure function from the options to child specs (no I/O).
 import { join } from 'node:path';
 import { INTERNAL_SECRET_FILE_ENV } from '../security/internal-secret.js';
+import { kvEventsPlan } from './kv-events-plan.js';
 
 /** Env var the proxy reads its users' API key from (src/security/api-key.ts); never given to engines. */
 export const API_KEY_ENVS = ['PDSERVE_API_KEY', 'VLLM_API_KEY'] as const;
@@ -53,6 +54,13 @@ export interface Ports {
   kv: number | null;
   prefill: number[];
   decode: number[];
+  /** KV-event PUB and replay ports per engine (prefillers, then decoders), when kvEventsWanted(o) */
+  kvEvents?: [number, number][];
+}
+
+/** Whether the engines publish KV events under up (kv-events-plan.ts); the launcher then finds 2 ports per engine. */
+export function kvEventsWanted(o: UpOptions): boolean {
+  return kvEventsPlan(o.router, o.proxyArgs, o.engineArgs) !== null;
 }
 
 export interface Plan {
@@ -88,6 +96,8 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
     files[join(o.runDir, 'prefiller.yaml')] = kvYamlFor('prefiller', remoteUrl);
     files[join(o.runDir, 'decoder.yaml')] = kvYamlFor('decoder', remoteUrl);
   }
+  const kvEv = kvEventsPlan(o.router, o.proxyArgs, o.engineArgs);
+  if (kvEv && (ports.kvEvents?.length ?? 0) < ports.prefill.length + ports.decode.length) throw new Error('makePlan: KV events need two ports per engine (Ports.kvEvents)');
   const engine = (kind: 'prefiller' | 'decoder', i: number, port: number): ChildSpec => {
     const args = ['serve', ...(o.model ? [o.model] : []), '--host', '127.0.0.1', '--port', String(port)];
     if (disagg && tcp) args.push('--kv-transfer-config', JSON.stringify({ kv_connector: 'TcpConnector', kv_role: kind === 'prefiller' ? 'kv_producer' : 'kv_consumer' }));
@@ -99,14 +109,15 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
     const dev = deviceFor(o, kind, i);
     if (dev) args.push('--device', dev);
     if (o.loadFormat) args.push('--load-format', o.loadFormat);
-    args.push(...o.engineArgs);
+    if (kvEv) args.push(...kvEv.perEngine(kind === 'prefiller' ? i : ports.prefill.length + i, ports.kvEvents![kind === 'prefiller' ? i : ports.prefill.length + i]!));
+    args.push(...(kvEv ? kvEv.engineArgs : o.engineArgs));
     return { name: `${kind}-${i}`, kind, port, args, env: {}, logFile: join(o.runDir, `${kind}-${i}.log`), ready: 'http' };
   };
   const engines = [
     ...ports.prefill.map((p, i) => engine('prefiller', i, p)),
     ...ports.decode.map((p, i) => engine('decoder', i, p)),
   ];
-  const proxyArgs = o.router ? routerArgs(o, ports) : ['proxy', '--host', o.host, '--port', String(o.port)];
+  const proxyArgs = o.router ? [...routerArgs(o, ports), ...(kvEv ? kvEv.routerArgs(ports.kvEvents!) : [])] : ['proxy', '--host', o.host, '--port', String(o.port)];
   if (!o.router) {
     for (const p of ports.prefill) proxyArgs.push('--prefiller', `http://127.0.0.1:${p}`);
     for (const p of ports.decode) proxyArgs.push('--decoder', `http://127.0.0.1:${p}`);

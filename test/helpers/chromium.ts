@@ -7,7 +7,8 @@ import type { BrowserContext } from 'playwright-core';
 
 export const chromiumPath = process.env.PDSERVE_CHROMIUM || '/usr/bin/chromium';
 
-export async function launchChromium(t: { skip: (msg?: string) => void }): Promise<BrowserContext | null> {
+/** `enforceCsp`: keep the pages' Content-Security-Policy (the report tests bypass it; the dashboard's is part of what is tested). */
+export async function launchChromium(t: { skip: (msg?: string) => void }, enforceCsp = false): Promise<BrowserContext | null> {
   if (!existsSync(chromiumPath)) {
     console.log(`# chromium not found at ${chromiumPath}: skipping the HTML render check`);
     t.skip('chromium not installed');
@@ -15,7 +16,7 @@ export async function launchChromium(t: { skip: (msg?: string) => void }): Promi
   }
   const { chromium } = await import('playwright-core');
   return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'pds-chromium-')), {
-    executablePath: chromiumPath, headless: true, bypassCSP: true, viewport: { width: 1250, height: 900 },
+    executablePath: chromiumPath, headless: true, bypassCSP: !enforceCsp, viewport: { width: 1250, height: 900 },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }

@@ -35,6 +35,21 @@ for (const name of policyNames) {
     for (const u of all) await u.close();
   });
 
+  test(`conformance ${name}: prefixHitTokens (when it has one) is whole blocks of the prompt, more once routed there`, async () => {
+    const p = make(name);
+    if (!p.prefixHitTokens) return;
+    const all = ups(2);
+    const tokens = Array.from({ length: 100 }, (_, i) => i + 7);
+    const r = req({ body: { prompt: tokens } });
+    for (const u of all) assert.equal(p.prefixHitTokens(u, r), 0, 'nothing routed yet: no hit');
+    p.onRouted?.(all[1]!, r);
+    const hit = p.prefixHitTokens(all[1]!, r);
+    assert.ok(hit > 0 && hit <= tokens.length && hit % 16 === 0, `hit ${hit}`);
+    assert.equal(p.prefixHitTokens(all[0]!, r), 0);
+    assert.equal(p.prefixHitTokens(all[1]!, req({ body: { prompt: [...tokens.slice(0, 40), 999, ...tokens.slice(41)] } })), 32, 'the shared prefix only');
+    for (const u of all) await u.close();
+  });
+
   test(`conformance ${name}: forgets engines that left, serves new ones`, async () => {
     const p = make(name);
     const all = ups(4);

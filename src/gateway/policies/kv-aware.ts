@@ -55,6 +55,10 @@ export class KvAwarePolicy implements RoutingPolicy {
     return base.sort((a, b) => cost.get(a)! - cost.get(b)! || rank.get(a)! - rank.get(b)!);
   }
 
+  prefixHitTokens(u: Upstream, req: RouteRequest): number {
+    return this.hit(u, this.keys(req)) * (this.index.blockSize ?? DEFAULT_BLOCK_SIZE);
+  }
+
   onRouted(chosen: Upstream, req: RouteRequest | undefined): void {
     if (!req) return;
     const t = this.now();

@@ -22,13 +22,17 @@ export interface RoutingPolicy {
   order(all: readonly Upstream[], req: RouteRequest | undefined): Upstream[];
   /** called once the request was sent to `chosen` (prefix policies remember what it now caches) */
   onRouted?(chosen: Upstream, req: RouteRequest | undefined): void;
+  /** prefix policies: prompt tokens of `req` that `u` holds in its prefix cache, as far as this policy
+   *  knows (whole blocks; text prompts: about 4 characters a token). Conditional disaggregation reads it. */
+  prefixHitTokens?(u: Upstream, req: RouteRequest): number;
 }
 
 /** Load of an engine for least-load / power-of-two: what the gateway has in flight there, or what the
- *  engine itself reports running when larger (other clients), plus its queue; lower is better. */
+ *  engine itself reports running when larger (other clients), plus its queue and the requests routed
+ *  to it that are still in their prefill leg; lower is better. */
 export function loadOf(u: Upstream): number {
   const s = u.engineStats;
-  return Math.max(u.inflight, s?.running ?? 0) + (s?.waiting ?? 0);
+  return Math.max(u.inflight, s?.running ?? 0) + (s?.waiting ?? 0) + u.reserved;
 }
 
 /** Tie-break by KV usage (0..1), lower first. */

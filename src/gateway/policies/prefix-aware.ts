@@ -46,6 +46,10 @@ export class PrefixAwarePolicy implements RoutingPolicy {
     return base.sort((a, b) => hits.get(b)! - hits.get(a)! || rank.get(a)! - rank.get(b)!);
   }
 
+  prefixHitTokens(u: Upstream, req: RouteRequest): number {
+    return this.hit(u, this.keys(req)) * this.blockSize;
+  }
+
   onRouted(chosen: Upstream, req: RouteRequest | undefined): void {
     if (!req) return;
     let set = this.byEngine.get(chosen.origin);
