@@ -135,6 +135,7 @@ export class LLMEngine {
     if (seq.status === 'waiting_for_remote_kv') {
       // its blocks are being written by a load: free them only when the load reports done
       seq.aborted = true;
+      if (!seq.isForkChild) this.args.connector?.loadAborted?.(requestId);
       return;
     }
     this.end(seq);

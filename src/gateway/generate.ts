@@ -21,6 +21,7 @@ import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
 import { newRecord, type RequestRecord } from './hooks.js';
+import { startPushPrefill, type PushStart } from './push-legs.js';
 
 const log = getLogger('proxy');
 
@@ -94,21 +95,41 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
 
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
+    let push: PushStart | null = null;
     const short = st.prefillers.size > 0 && isShortPrompt(parsed, st.config.localPrefillBelow);
     if (short) st.metrics.fallbacks.inc({ reason: 'short_prompt' });
     else if (skipPrefill && st.prefillers.size > 0) st.metrics.fallbacks.inc({ reason: skipPrefill });
-    if (st.prefillers.size > 0 && !short && !skipPrefill) {
+    const prefillPolicy = {
+      timeoutMs: st.config.prefillTimeoutMs,
+      skipUnhealthy: st.config.healthIntervalMs > 0,
+      maxInflight: st.config.prefillMaxInflight,
+      retryBackoffMs: st.prefillRetryBackoffMs ?? 0,
+    };
+    if (st.prefillers.size > 0 && !short && !skipPrefill && st.config.kvMode === 'push') {
+      // both legs at once (push-legs.ts); the prefill leg's outcome only feeds metrics
+      if (rec) rec.prefillStartMs = since();
+      const ps = startPushPrefill(st.prefillers, parsed, path, ctx, prefillPolicy);
+      push = ps;
+      if (ps.decodeParams) {
+        mode = 'disagg';
+        kvTransferParams = ps.decodeParams;
+        if (rec) rec.prefillOrigin = ps.prefiller!.origin;
+      } else st.metrics.fallbacks.inc({ reason: 'busy' });
+      const r0 = rec;
+      void ps.prefill.then((p) => {
+        if (p.kind === 'ok') {
+          if (r0) r0.prefillEndMs = since();
+          st.metrics.prefillSeconds.observe({ endpoint }, p.ms / 1000);
+          st.stats.addPrefill(p.ms);
+        } else if (p.kind !== 'aborted') log.warn(`push prefill leg of request ${requestId} ended ${p.kind}; the decoder computes what was not pushed`);
+      });
+    } else if (st.prefillers.size > 0 && !short && !skipPrefill) {
       if (rec) {
         const r0 = rec;
         r0.prefillStartMs = since();
         ctx.onPrefillAttempt = (u) => (r0.prefillOrigin = u.origin);
       }
-      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed, path)), ctx, {
-        timeoutMs: st.config.prefillTimeoutMs,
-        skipUnhealthy: st.config.healthIntervalMs > 0,
-        maxInflight: st.config.prefillMaxInflight,
-        retryBackoffMs: st.prefillRetryBackoffMs ?? 0,
-      });
+      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed, path)), ctx, prefillPolicy);
       switch (p.kind) {
         case 'ok':
           if (rec) {
@@ -149,6 +170,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const tDecode = performance.now();
     if (rec) rec.decodeStartMs = since();
     const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
+    if (d.kind !== 'ok') push?.cancel();
     switch (d.kind) {
       case 'unavailable':
         return fail('no_decoder', 'PDS_ERR_UNAVAILABLE', 'no decode instance is reachable', requestId);

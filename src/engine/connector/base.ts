@@ -109,6 +109,11 @@ export interface KvConnector {
    * recomputing. Taken right after getFinished(); absent = every failure recomputes.
    */
   takeFailedLoads?(): Map<string, string>;
+  /**
+   * A request waiting for its load (WAITING_FOR_REMOTE_KVS) was aborted: the connector may cut the load
+   * short (it still reports the request in doneRecving, then requestFinished follows). Optional.
+   */
+  loadAborted?(requestId: string): void;
   /** Called when a request is aborted/finished and nothing more will be asked about it. */
   shutdown(): Promise<void>;
   /** Cumulative event counts for /metrics (e.g. storedChunks, loadedTokens); optional. */

@@ -132,8 +132,17 @@ export class PushSender {
 
   /** requestFinished of a push request: whether its blocks must stay held (delayFree). */
   finished(req: ConnectorRequest, pushId: string, blockIds: readonly number[]): boolean {
-    const e = this.out.get(pushId);
-    if (!e || (e.requestId !== null && e.requestId !== req.requestId)) return false;
+    let e = this.out.get(pushId);
+    if (e && e.requestId !== null && e.requestId !== req.requestId) return false;
+    if (!e) {
+      // ended before its first step: a tombstone, so a target that comes later is refused (404) at once
+      if (req.finishReason !== 'abort' || this.out.size >= MAX_PUSHES) return false;
+      e = this.entry(pushId);
+      e.requestId = req.requestId;
+      e.finished = true;
+      e.ended = 'dropped';
+      return false;
+    }
     e.requestId = req.requestId;
     e.finished = true;
     if (req.finishReason === 'abort') this.drop(e, 'the prefill request was aborted');
@@ -198,6 +207,7 @@ export class PushSender {
       e.ended = 'done';
       this.counters.pushesDone++;
       const t = e.target;
+      this.o.log.info(`Reqid: ${e.requestId}: KV push ${e.pushId}: ${t.blockIds.length} blocks written to ${t.peer.host}:${t.peer.port} (P2P tcp push)`);
       this.note(
         this.o.transport()!.notify(t.peer, 'done', e.pushId, { timeoutMs: 5000 }),
         (err) => this.o.log.warn(`KV push ${e.pushId}: the done notification to ${t.peer.host}:${t.peer.port} failed: ${err.message}`),
@@ -237,7 +247,7 @@ export class PushSender {
     for (const e of [...this.out.values()]) {
       if (e.expiresAt > now) continue;
       if (!e.ended) this.drop(e, `its KV lease expired after ${this.o.leaseMs / 1000} s (${e.target ? 'no heartbeat from the decoder' : 'no push target from a decoder'}); freeing its blocks`, true, true);
-      else if (!e.finished && !e.writes.size && e.expiresAt + this.o.leaseMs <= now) this.out.delete(e.pushId);
+      else if (!e.writes.size && e.expiresAt + this.o.leaseMs <= now) this.out.delete(e.pushId); // tombstones, never-seen requests
     }
   }
 

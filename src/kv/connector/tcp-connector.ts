@@ -501,6 +501,11 @@ export class TcpConnector implements KvConnector {
     this.loading.set(q.requestId, done);
   }
 
+  /** The engine aborted a request whose load runs: a push slot closes now (a pull runs out its op). */
+  loadAborted(requestId: string): void {
+    this.receiver.cancel(requestId);
+  }
+
   /** A load failed: per kv_load_failure_policy, the engine recomputes its blocks or fails the request (503). */
   private loadFailed(requestId: string, reason: string, blockIds: readonly number[]): void {
     if (this.o.failurePolicy === 'fail') {
