@@ -16,6 +16,12 @@
 // refused, restarted peer, mismatch) notifies 'abort' (best effort) and marks the blocks as load
 // errors: the engine recomputes them (kv_load_failure_policy recompute, the default); with 'fail' the
 // request ends with a kv_load_failed error (503) instead (takeFailedLoads). Nothing waits past loadTimeoutMs.
+// Push (kv_transfer_params.kv_mode 'push' + push_id, both legs sent at once by `proxy --kv-mode push`):
+// the consumer allocates prompt length - 1 tokens' blocks and waits for the producer's writes
+// (push-receiver.ts; the producer's API address in remote_host/remote_port must be allowlisted like a
+// pull peer); the producer writes each step's completed blocks after the forward (push-sender.ts) and
+// serves POST /v1/kv/push-target (push-target-route.ts). Every role's transport listens (consumers
+// receive pushes). The same failure policy, timeouts and frees apply.
 import type { ConnectorMetadata, ConnectorRequest, ConnectorRoute, ConnectorServing, KvCacheAccess, KvConnector, KvRole, MatchResult } from '../../engine/connector/base.js';
 import { FinishedReport } from './finished-report.js';
 import type { KvTransferParams } from '../../engine/connector/types.js';
@@ -552,7 +558,7 @@ export class TcpConnector implements KvConnector {
  *   host (bind, default 127.0.0.1), port (default 0 = any free), advertise_host / advertise_port (what
  *   decoders dial: NAT, pods), connections (per peer, default 4), lease_secs (30), heartbeat_secs (5),
  *   load_timeout_secs (30), peer_allowlist ("host:port" list of prefillers' transport endpoints this
- *   decoder may pull from; default loopback only; serve's --kv-peer-allowlist adds to it),
+ *   decoder may pull from, and for push their API addresses; default loopback only; serve's --kv-peer-allowlist adds to it),
  *   kv_load_failure_policy (recompute | fail; default recompute, or the config's top-level field).
  */
 export function tcpConnectorOptions(extra: Record<string, unknown> | undefined, base: Pick<TcpConnectorOptions, 'key' | 'identity' | 'failurePolicy' | 'minRetrieveTokens'>): TcpConnectorOptions {
