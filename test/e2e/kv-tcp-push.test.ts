@@ -3,7 +3,8 @@
 // equal one engine's on the default model and, with fixtures, the reference; decoder cached_tokens >=
 // prompt length - 1; the decoder's (P2P tcp) line and the prefiller's push line; no kv-server. Faults:
 // a dead prefiller (recompute, or 503 kv_load_failed under kv_load_failure_policy fail), the prefiller
-// killed mid-push, the client aborting during the transfer in both modes; blocks all free after each.
+// killed mid-push, the decoder killed mid-push, the client aborting during the transfer in both modes;
+// blocks all free after each; POST /v1/kv/push-target refuses unsigned callers.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -166,6 +167,24 @@ describe('1P1D over the tcp KV transport in push mode', { timeout: 300_000 }, ()
       assert.ok(Date.now() - t0 < 15_000, `${Date.now() - t0} ms after the kill`);
       assert.match(t.D.logs(), /KV push over tcp .* failed \(.*(heartbeat|prefiller)/);
       await clean(t.D);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it('the decoder killed mid-push: the prefiller drops the push and frees every block; push-target refuses unsigned callers', async () => {
+    const t = await trio([], { p: ['--max-num-batched-tokens', '1'] });
+    try {
+      const unsigned = await postJson(`${t.P!.url}/v1/kv/push-target`, { push_id: 'x', first_block: 0, block_ids: [0], num_tokens: 10, host: '127.0.0.1', port: 1, engine_id: 'e' });
+      assert.ok(unsigned.status === 401 || unsigned.status === 403, `unsigned push-target answered ${unsigned.status}`);
+      const pending = complete(t.X.url, LONG).catch(() => null);
+      const end = Date.now() + 20_000;
+      while (!/need to load/.test(t.D.logs()) && Date.now() < end) await sleep(5);
+      await sleep(50);
+      await t.D.stop('SIGKILL');
+      await pending;
+      await clean(t.P!, 30_000);
+      assert.match(t.P!.logs(), /KV push [\w-]+ dropped: /);
     } finally {
       await t.stop();
     }
