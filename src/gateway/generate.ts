@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { httpStatusOf, openAiErrorBody, type ErrorCode } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
-import { doneDecoding, runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
+import { doneDecoding, runDecode, runPrefill, isTimeout, type LegContext, type PrefillOutcome } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
 import { relayResponse } from './relay.js';
 import { parseClientBody, stripPeerFields, upstreamHeadersFor } from './intake.js';
@@ -96,6 +96,12 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
     let push: PushStart | null = null;
+    // push: a prefill leg that fails before the decoder answered cuts the decode leg (decodeCut), which is
+    // then relayed as the prefiller's 4xx or re-sent decode-only (the decoder would otherwise wait for KV
+    // that never comes until its load timeout)
+    const decodeCut = new AbortController();
+    let pushFailed: PrefillOutcome | null = null;
+    let decodeAnswered = false;
     const short = st.prefillers.size > 0 && isShortPrompt(parsed, st.config.localPrefillBelow);
     if (short) st.metrics.fallbacks.inc({ reason: 'short_prompt' });
     else if (skipPrefill && st.prefillers.size > 0) st.metrics.fallbacks.inc({ reason: skipPrefill });
@@ -106,7 +112,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
       retryBackoffMs: st.prefillRetryBackoffMs ?? 0,
     };
     if (st.prefillers.size > 0 && !short && !skipPrefill && st.config.kvMode === 'push') {
-      // both legs at once (push-legs.ts); the prefill leg's outcome only feeds metrics
+      // both legs at once (push-legs.ts)
       if (rec) rec.prefillStartMs = since();
       const ps = startPushPrefill(st.prefillers, parsed, path, ctx, prefillPolicy);
       push = ps;
@@ -121,7 +127,12 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
           if (r0) r0.prefillEndMs = since();
           st.metrics.prefillSeconds.observe({ endpoint }, p.ms / 1000);
           st.stats.addPrefill(p.ms);
-        } else if (p.kind !== 'aborted') log.warn(`push prefill leg of request ${requestId} ended ${p.kind}; the decoder computes what was not pushed`);
+        } else if (p.kind !== 'aborted' && ps.decodeParams) {
+          if (!decodeAnswered) {
+            pushFailed = p;
+            decodeCut.abort(new Error('the push prefill leg failed'));
+          } else log.warn(`push prefill leg of request ${requestId} ended ${p.kind} after the decoder answered`);
+        }
       });
     } else if (st.prefillers.size > 0 && !short && !skipPrefill) {
       if (rec) {
@@ -169,7 +180,22 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const body = kvTransferParams === undefined && !stripped ? (rawBody as Buffer).toString('utf8') : JSON.stringify(decodeBody(parsed, kvTransferParams));
     const tDecode = performance.now();
     if (rec) rec.decodeStartMs = since();
-    const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
+    const dctx: LegContext = push ? { ...ctx, clientSignal: AbortSignal.any([ctx.clientSignal, decodeCut.signal]) } : ctx;
+    let d = await runDecode(st.decoders, body, dctx, st.config.decodeTimeoutMs);
+    decodeAnswered = true;
+    const failed = pushFailed as PrefillOutcome | null;
+    if (d.kind === 'aborted' && failed && !clientAbort.signal.aborted) {
+      if (failed.kind === 'reject') {
+        st.metrics.errors.inc({ kind: 'upstream_4xx' });
+        if (rec) rec.status = failed.status;
+        out.writeHead(failed.status, { 'content-type': failed.contentType, 'content-length': failed.body.length, 'x-request-id': requestId });
+        out.end(failed.body);
+        return;
+      }
+      log.warn(`push prefill leg of request ${requestId} ended ${failed.kind}; the decoder prefills it locally`);
+      st.metrics.fallbacks.inc({ reason: failed.kind === 'fallback' ? failed.reason : 'prefill_error' });
+      d = await runDecode(st.decoders, JSON.stringify(decodeBody(parsed, undefined)), ctx, st.config.decodeTimeoutMs);
+    }
     if (d.kind !== 'ok') push?.cancel();
     switch (d.kind) {
       case 'unavailable':

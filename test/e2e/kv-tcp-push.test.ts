@@ -2,7 +2,8 @@
 // a prefiller, a decoder and the proxy, real processes on loopback, both legs sent at once. Greedy tokens
 // equal one engine's on the default model and, with fixtures, the reference; decoder cached_tokens >=
 // prompt length - 1; the decoder's (P2P tcp) line and the prefiller's push line; no kv-server. Faults:
-// a dead prefiller (recompute, or 503 kv_load_failed under kv_load_failure_policy fail), the prefiller
+// a dead prefiller (the proxy goes decode-only), a failed load under kv_load_failure_policy fail (503
+// kv_load_failed, push and pull, legs sent signed as the proxy would), the prefiller
 // killed mid-push, the decoder killed mid-push, the client aborting during the transfer in both modes;
 // blocks all free after each; POST /v1/kv/push-target refuses unsigned callers.
 import { after, before, describe, it } from 'node:test';
@@ -123,31 +124,53 @@ describe('1P1D over the tcp KV transport in push mode', { timeout: 300_000 }, ()
     }
   });
 
-  it('a dead prefiller: recompute gives the same tokens; kv_load_failure_policy fail answers 503 kv_load_failed', async () => {
+  it('a dead prefiller: the proxy sends the decode leg decode-only, same tokens; nothing held', async () => {
     const [want] = await reference([LILY]);
     const dead = `http://127.0.0.1:${await freePort()}`;
-    const r1 = await trio([], { prefillerUrl: dead });
+    const t = await trio([], { prefillerUrl: dead });
     try {
-      const r = await complete(r1.X.url, LILY);
+      const r = await complete(t.X.url, LILY);
       assert.equal(r.status, 200, JSON.stringify(r.json));
       assert.deepEqual(r.json.choices[0].token_ids, want);
-      assert.match(r1.D.logs(), /KV push over tcp from 127\.0\.0\.1:\d+ failed .* recomputes the prompt/);
-      await clean(r1.D);
+      assert.match(t.X.logs(), /push prefill leg of request .* ended fallback; the decoder prefills it locally/);
+      await clean(t.D);
     } finally {
-      await r1.stop();
+      await t.stop();
     }
-    const r2 = await trio([], { prefillerUrl: dead, d: ['--kv-transfer-config', cfg('kv_consumer', { kv_load_failure_policy: 'fail' })] });
+  });
+
+  it('kv_load_failure_policy fail: a KV load that fails answers 503 kv_load_failed (push and pull), recompute serves the prompt', async () => {
+    const key = loadInternalSecret(secretFile).key;
+    const signed = (s: Spawned, body: Record<string, unknown>) => {
+      const raw = JSON.stringify(body);
+      return postJson(`${s.url}/v1/completions`, raw, signRequest(key, 'POST', '/v1/completions', raw));
+    };
+    const D = await spawnPdserve(['serve', '--kv-transfer-config', cfg('kv_consumer', { kv_load_failure_policy: 'fail', load_timeout_secs: 5 })], { env });
+    const R = await spawnPdserve(['serve', '--kv-transfer-config', cfg('kv_consumer', { load_timeout_secs: 5 })], { env });
+    const P = await spawnPdserve(['serve', '--kv-transfer-config', cfg('kv_producer')], { env });
     try {
-      const r = await complete(r2.X.url, LILY);
+      // push: the decode leg names a prefiller API where nobody listens
+      const push = { do_remote_prefill: true, kv_mode: 'push', push_id: 'p-dead', remote_host: '127.0.0.1', remote_port: await freePort(), remote_transport: 'tcp' };
+      const body = { prompt: LILY, max_tokens: 8, temperature: 0, ignore_eos: true, return_token_ids: true };
+      const r = await signed(D, { ...body, kv_transfer_params: push });
       assert.equal(r.status, 503, JSON.stringify(r.json));
       assert.equal(r.json.error.code, 'kv_load_failed');
       assert.equal(r.json.error.type, 'ServiceUnavailableError');
-      assert.match(r.json.error.message, /could not be loaded/);
-      await clean(r2.D);
-      const ok = await postJson(`${r2.D.url}/v1/completions`, { prompt: 'The cat', max_tokens: 2, temperature: 0 });
-      assert.equal(ok.status, 200, 'the decoder still serves');
+      assert.match(r.json.error.message, /could not be loaded .*kv_load_failure_policy is fail/);
+      const ok = await signed(R, { ...body, kv_transfer_params: { ...push, push_id: 'p-dead-2' } });
+      assert.equal(ok.status, 200, JSON.stringify(ok.json));
+      // pull: the prefiller answered the prefill leg, then died
+      const pre = await signed(P, { prompt: `${LILY} Again.`, max_tokens: 1, temperature: 0, kv_transfer_params: { do_remote_decode: true } });
+      assert.equal(pre.status, 200, JSON.stringify(pre.json));
+      await P.stop('SIGKILL');
+      const pulled = await signed(D, { ...body, prompt: `${LILY} Again.`, kv_transfer_params: pre.json.kv_transfer_params });
+      assert.equal(pulled.status, 503, JSON.stringify(pulled.json));
+      assert.equal(pulled.json.error.code, 'kv_load_failed');
+      await clean(D);
+      await clean(R);
+      assert.equal((await postJson(`${D.url}/v1/completions`, { prompt: 'The cat', max_tokens: 2, temperature: 0 })).status, 200, 'the decoder still serves');
     } finally {
-      await r2.stop();
+      await Promise.all([D.stop(), R.stop(), P.stop()]);
     }
   });
 
@@ -165,7 +188,8 @@ describe('1P1D over the tcp KV transport in push mode', { timeout: 300_000 }, ()
       assert.equal(r.status, 200, JSON.stringify(r.json));
       assert.deepEqual(r.json.choices[0].token_ids, want);
       assert.ok(Date.now() - t0 < 15_000, `${Date.now() - t0} ms after the kill`);
-      assert.match(t.D.logs(), /KV push over tcp .* failed \(.*(heartbeat|prefiller)/);
+      // the decoder either saw the prefiller go (heartbeat) or the proxy re-sent the leg decode-only
+      assert.match(t.D.logs() + t.X.logs(), /KV push over tcp .* failed|the decoder prefills it locally/);
       await clean(t.D);
     } finally {
       await t.stop();
