@@ -8,6 +8,8 @@
 //    locally (fallback). Timeout: 504. Retry rules (at most one per request): legs.ts.
 // 3. Decode leg: the original bytes (or the body plus the prefiller's kv_transfer_params) to a
 //    decoder, round robin; its status and body relayed chunk by chunk. None reachable: 503.
+// With --kv-mode push, 2 and 3 start together (push-legs.ts); a prefill leg that fails before the decoder
+// answers cuts the decode leg: a 4xx is relayed, anything else re-sends the decode leg decode-only.
 // A client disconnect at any point aborts the leg in flight (its engine sees the socket close).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -120,10 +122,12 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
         mode = 'disagg';
         kvTransferParams = ps.decodeParams;
         if (rec) rec.prefillOrigin = ps.prefiller!.origin;
-      } else st.metrics.fallbacks.inc({ reason: 'busy' });
+      }
       const r0 = rec;
       void ps.prefill.then((p) => {
-        if (p.kind === 'ok') {
+        if (!ps.decodeParams) {
+          if (p.kind === 'fallback') st.metrics.fallbacks.inc({ reason: p.reason }); // no prefiller took it: decode-only
+        } else if (p.kind === 'ok') {
           if (r0) r0.prefillEndMs = since();
           st.metrics.prefillSeconds.observe({ endpoint }, p.ms / 1000);
           st.stats.addPrefill(p.ms);
