@@ -190,7 +190,7 @@ export class PushSender {
           () => {
             this.counters.pushedBlocks += local.length;
           },
-          (err) => this.drop(e, `a KV write to ${t.peer.host}:${t.peer.port} failed: ${(err as Error).message}`, false),
+          (err) => this.drop(e, `a KV write to ${t.peer.host}:${t.peer.port} failed: ${(err as Error).message}`),
         )
         .finally(() => {
           e.writes.delete(w);
