@@ -2,7 +2,8 @@
 // joined by a veth pair that the test creates and removes (src/kv/transport/netns.ts), the proxy beside
 // the decoder; the KV crosses the veth over the tcp transport, pulled and pushed. Parity with one engine
 // (greedy tokens), decoder cached_tokens >= prompt length - 1, the (P2P tcp) line, no leaked block on
-// either side. The namespaces are closed worlds, so the client and the integrity probes run inside B.
+// either side; push with the link cut mid-push (recompute, no hang, nothing held once it is back). The
+// namespaces are closed worlds, so the client and the integrity probes run inside B.
 // One visible skip line where namespaces are not permitted.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,6 +101,47 @@ describe('1P1D across two network namespaces (tcp pull and push)', { timeout: 30
       await new Promise((res) => setTimeout(res, 200));
     }
   }
+
+  it('push: the link cut mid-push: the decoder recomputes (same tokens, no hang); once the link is back neither side holds a block', async () => {
+    const p = pair!;
+    const prompt = PROMPTS[1]!;
+    const single = await spawnPdserve(['serve']);
+    let want: number[];
+    try {
+      want = (await postJson(`${single.url}/v1/completions`, { prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true })).json.choices[0].token_ids;
+    } finally {
+      await single.stop();
+    }
+    const [PA, PD, X] = [8111, 8211, 9011];
+    const started: Child[] = [];
+    try {
+      // one token per step: the prefill (and the push beside it) lasts long enough to cut
+      const P = await start(p.nsA, ['serve', '--host', p.addrA, '--port', String(PA), '--max-num-batched-tokens', '1', '--kv-transfer-config', cfg('kv_producer', { host: p.addrA, load_timeout_secs: 4 })], `http://${p.addrA}:${PA}`);
+      started.push(P);
+      const D = await start(p.nsB, ['serve', '--host', p.addrB, '--port', String(PD), '--kv-peer-allowlist', `${p.addrA}:${PA}`, '--kv-transfer-config', cfg('kv_consumer', { host: p.addrB, heartbeat_secs: 0.5, load_timeout_secs: 20 })], `http://${p.addrB}:${PD}`);
+      started.push(D);
+      const proxy = await start(p.nsB, ['proxy', '--host', '127.0.0.1', '--port', String(X), '--prefiller', `http://${p.addrA}:${PA}`, '--decoder', `http://${p.addrB}:${PD}`, '--kv-mode', 'push'], `http://127.0.0.1:${X}`);
+      started.push(proxy);
+      const pending = inNs(p.nsB, 'POST', `http://127.0.0.1:${X}/v1/completions`, { 'content-type': 'application/json' }, JSON.stringify({ prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true }));
+      const end = Date.now() + 30_000;
+      while (!/need to load/.test(D.logs()) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 200));
+      p.cut();
+      const t0 = Date.now();
+      const r = await pending;
+      const waited = Date.now() - t0;
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.deepEqual(r.json.choices[0].token_ids, want);
+      assert.ok(waited < 20_000, `the client waited ${waited} ms after the cut`);
+      assert.doesNotMatch(D.logs(), /\(P2P tcp\)/, 'nothing crossed the cut link as a completed push');
+      p.restore();
+      await clean(p.nsB, `http://${p.addrB}:${PD}`);
+      await clean(p.nsA, `http://${p.addrA}:${PA}`);
+    } finally {
+      p.restore();
+      await Promise.all(started.reverse().map((c) => c.stop()));
+    }
+  });
 
   for (const mode of ['pull', 'push'] as const) {
     it(`${mode}: the prefiller in namespace A, the decoder (and proxy) in B: one engine's greedy tokens, KV over the veth`, async () => {
