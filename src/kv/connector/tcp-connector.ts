@@ -394,7 +394,7 @@ export class TcpConnector implements KvConnector {
     }
     const pushId = this.role !== 'kv_consumer' ? pushIdOf(req) : null;
     if (pushId !== null) {
-      const hold = blockIds.length > 0 && this.sender.finished(req, pushId, blockIds);
+      const hold = this.sender.finished(req, pushId, blockIds) && blockIds.length > 0;
       return hold ? { delayFree: true, kvTransferParams: { do_remote_decode: false, do_remote_prefill: true, kv_mode: 'push', push_id: pushId, remote_transport: 'tcp' } } : { delayFree: false };
     }
     const p = this.pending.get(id);
