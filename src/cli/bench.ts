@@ -1,4 +1,4 @@
-// `pdserve bench <serve|compare|sweep|engine|kv>`: each subcommand lives in its own file.
+// `pdserve bench <serve|compare|sweep|engine|kv|decode-ttft|pd-ttft>`: each subcommand lives in its own file.
 import type { Command } from 'commander';
 import { registerBenchServe } from './bench-serve.js';
 import { registerBenchCompare } from './bench-compare.js';
@@ -7,6 +7,7 @@ import { registerBenchStubServer } from './bench-stub-server.js';
 import { registerBenchEngine } from './bench-engine.js';
 import { registerBenchKv } from './bench-kv.js';
 import { registerBenchDecodeTtft } from './bench-decode-ttft.js';
+import { registerBenchPdTtft } from './bench-pd-ttft.js';
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('benchmarks: serve, compare, sweep, engine, kv');
@@ -17,4 +18,5 @@ export function registerBench(program: Command): void {
   registerBenchEngine(bench);
   registerBenchKv(bench);
   registerBenchDecodeTtft(bench);
+  registerBenchPdTtft(bench);
 }

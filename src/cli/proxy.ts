@@ -1,6 +1,6 @@
 // `pdserve proxy`: the disaggregation proxy (src/proxy). Flags match vLLM's disagg_proxy_server.py
 // (--prefiller-host/--prefiller-port/--decoder-host/--decoder-port) plus URL lists.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { defaultProxyConfig, pairHostsPorts, type ProxyConfig } from '../gateway/config.js';
 import { startProxy } from '../proxy/server.js';
 import { PdsError } from '../util/errors.js';
@@ -33,6 +33,7 @@ interface ProxyFlags extends Partial<EdgeFlags> {
   localPrefillBelow: number;
   kvServer?: string;
   prefillHeartbeat?: number;
+  kvMode?: 'pull' | 'push';
 }
 
 /** Flags -> ProxyConfig. No upstream flag at all = vLLM's defaults (localhost:8100 / localhost:8200). */
@@ -69,6 +70,7 @@ export function proxyConfigFromFlags(f: ProxyFlags): ProxyConfig {
     localPrefillBelow: f.localPrefillBelow,
     kvServer: f.kvServer ?? null,
     prefillHeartbeatMs: (f.prefillHeartbeat ?? defaultProxyConfig.prefillHeartbeatMs / 1000) * 1000,
+    kvMode: f.kvMode ?? 'pull',
   };
 }
 
@@ -95,6 +97,7 @@ export function registerProxy(program: Command): void {
     .option('--local-prefill-below <n>', 'prompts smaller than this (token ids, or characters/4) skip the prefill leg (0 = off)', num('--local-prefill-below'), d.localPrefillBelow)
     .option('--kv-server <host:port>', 'kv-server to probe (TCP) and report in /health; down = status "degraded"')
     .option('--prefill-heartbeat <s>', 'while a prefill leg waits, probe the prefiller every this many seconds; 2 misses = frozen: the decoder prefills (0 = off)', num('--prefill-heartbeat'), d.prefillHeartbeatMs / 1000)
+    .addOption(new Option('--kv-mode <mode>', 'pull: prefill, then decode pulling the KV (vLLM NIXL); push: both legs at once, the prefiller writes the KV into the decoder as it computes (TcpConnector engines)').choices(['pull', 'push']).default('pull'))
     .option('--upstream-api-key <key>', 'Bearer key sent to the engines (for engines run with their own --api-key); the client\'s is never forwarded');
   addEdgeOptions(cmd, `default ${d.bodyLimitBytes / 2 ** 20} MiB`)
     .action(async (flags: ProxyFlags) => {

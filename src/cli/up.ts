@@ -38,6 +38,7 @@ interface UpFlags {
   kvPoolFile?: string;
   chunkSize: number;
   kvTransfer: string;
+  kvMode: string;
   loadFormat?: string;
   runDir?: string;
   healthTimeout: number;
@@ -66,6 +67,7 @@ export function registerUp(program: Command): void {
     .option('--kv-pool-file <path>', 'kv-server pool file (default: under /dev/shm); removed on exit')
     .option('--chunk-size <n>', 'KV chunk size in tokens, written to the engines\' KV config', int('--chunk-size'), kvConfigDefaults.chunk_size)
     .addOption(new Option('--kv-transfer <channel>', 'how KV moves from prefillers to decoders: pool (kv-server), cuda_ipc (GPU to GPU, pool as fallback) or tcp (engine to engine, no kv-server)').choices(['pool', 'cuda_ipc', 'tcp']).default('pool'))
+    .addOption(new Option('--kv-mode <mode>', 'with --kv-transfer tcp: pull (the decoder reads after the prefill) or push (both legs at once, the prefiller writes each chunk as it computes it)').choices(['pull', 'push']).default('pull'))
     .option('--load-format <format>', 'passed to every engine as --load-format')
     .option('--run-dir <dir>', 'where configs and logs go (default ./runs/<timestamp>)')
     .option('--router <logic>', 'front the engines with `pdserve router --routing-logic LOGIC` (roundrobin, session, prefixaware, kvaware, disaggregated_prefill, least-load, power-of-two) instead of the proxy; --proxy-flags then go to the router. With a kvaware pool (or a --kv-events-config after --) each engine publishes KV events on its own loopback port and the router subscribes to them')
@@ -94,6 +96,7 @@ export function registerUp(program: Command): void {
         kvPoolFile: resolve(flags.kvPoolFile ?? defaultPoolFile(shm)),
         chunkSize: flags.chunkSize,
         kvTransfer: flags.kvTransfer as 'pool' | 'cuda_ipc' | 'tcp',
+        kvMode: flags.kvMode as 'pull' | 'push',
         loadFormat: flags.loadFormat ?? null,
         runDir,
         engineArgs: engine,

@@ -98,10 +98,16 @@ export class AsyncLLM implements EngineClient {
   }
 
   private deliver(outs: StepOutput[]): void {
-    for (const { seq, finished, kvTransferParams } of outs) {
+    for (const { seq, finished, kvTransferParams, error } of outs) {
       const l = this.live.get(seq.groupId);
       const state = l?.states[seq.index];
       if (!l || !state || l.done.has(seq.index)) continue;
+      if (error) {
+        // the whole request fails (its KV could not be loaded): the server answers with the error
+        this.detach(seq.groupId, l);
+        l.queue.fail(error);
+        continue;
+      }
       const newTokenIds = seq.pendingTokenIds.splice(0);
       const newLogprobs = seq.pendingLogprobs.splice(0);
       const out = state.next({

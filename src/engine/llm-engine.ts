@@ -56,6 +56,8 @@ export interface StepOutput {
   finished: boolean;
   /** The connector's params for the peer (producer side of a point-to-point transfer), on the final output. */
   kvTransferParams?: KvTransferParams;
+  /** The request failed (its KV could not be loaded under kv_load_failure_policy fail): no tokens, an error. */
+  error?: PdsError;
 }
 
 export class LLMEngine {
@@ -70,6 +72,8 @@ export class LLMEngine {
   private readonly copier: KvBlockCopier | null;
   private pendingCopies: BlockCopy[] = [];
   private readonly outbox: StepOutput[] = [];
+  /** requests ended because their KV load failed (policy fail), until their final output goes out */
+  private readonly loadFailures = new Map<string, PdsError>();
   /** Block lists retained by background KV saves (overlapKvSaves), and those saves. */
   private readonly savingTables = new Set<number[]>();
   private readonly savesInFlight = new Set<Promise<void>>();
@@ -131,6 +135,7 @@ export class LLMEngine {
     if (seq.status === 'waiting_for_remote_kv') {
       // its blocks are being written by a load: free them only when the load reports done
       seq.aborted = true;
+      if (!seq.isForkChild) this.args.connector?.loadAborted?.(requestId);
       return;
     }
     this.end(seq);
@@ -327,17 +332,25 @@ export class LLMEngine {
     this.byId.delete(seq.requestId);
     const group = this.groups.get(seq.groupId);
     if (group && group.every((s) => s.status === 'finished' && !this.byId.has(s.requestId))) this.groups.delete(seq.groupId);
-    this.outbox.push({ seq, finished: true, ...(kvTransferParams ? { kvTransferParams } : {}) });
+    const error = this.loadFailures.get(seq.requestId);
+    this.loadFailures.delete(seq.requestId);
+    this.outbox.push({ seq, finished: true, ...(kvTransferParams ? { kvTransferParams } : {}), ...(error ? { error } : {}) });
   }
 
   private pollConnector(connector: KvConnector): void {
     const { doneSending, doneRecving } = connector.getFinished();
     if (doneRecving.size) {
       const bad = connector.getBlockIdsWithLoadErrors();
+      const failed = connector.takeFailedLoads?.();
       for (const id of doneRecving) {
         const seq = this.byId.get(id);
         if (!seq || seq.status !== 'waiting_for_remote_kv') continue;
-        if (seq.aborted) {
+        const reason = failed?.get(id);
+        if (reason !== undefined && !seq.aborted) {
+          seq.finishReason = 'abort';
+          this.loadFailures.set(id, new PdsError('PDS_ERR_KV_LOAD_FAILED', `the KV of this request could not be loaded (${reason}); kv_load_failure_policy is fail`));
+        }
+        if (seq.aborted || reason !== undefined) {
           this.end(seq);
           continue;
         }

@@ -22,6 +22,8 @@ export interface ProxyConfig {
   internalKey: Buffer | null; // signs every upstream request (engines trust it in place of a key)
   upstreamApiKey: string | null; // Bearer key sent upstream (engines run by someone else); never the client's
   listener: Omit<ListenerLimits, 'bodyLimitBytes'>;
+  /** pull (default): prefill, then decode with the prefiller's kv_transfer_params; push: both legs at once (push-legs.ts) */
+  kvMode?: 'pull' | 'push';
 }
 
 export const defaultProxyConfig: Omit<ProxyConfig, 'prefillers' | 'decoders'> = {
@@ -42,6 +44,7 @@ export const defaultProxyConfig: Omit<ProxyConfig, 'prefillers' | 'decoders'> = 
   internalKey: null,
   upstreamApiKey: null,
   listener: defaultListenerLimits,
+  kvMode: 'pull',
 };
 
 /** "host:port", "http://host:port[/]" -> "http://host:port" (origin only; paths are not allowed). */

@@ -8,12 +8,14 @@
 //    locally (fallback). Timeout: 504. Retry rules (at most one per request): legs.ts.
 // 3. Decode leg: the original bytes (or the body plus the prefiller's kv_transfer_params) to a
 //    decoder, round robin; its status and body relayed chunk by chunk. None reachable: 503.
+// With --kv-mode push, 2 and 3 start together (push-legs.ts); a prefill leg that fails before the decoder
+// answers cuts the decode leg: a 4xx is relayed, anything else re-sends the decode leg decode-only.
 // A client disconnect at any point aborts the leg in flight (its engine sees the socket close).
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { httpStatusOf, openAiErrorBody, type ErrorCode } from '../util/errors.js';
 import { getLogger } from '../util/logger.js';
-import { doneDecoding, runDecode, runPrefill, isTimeout, type LegContext } from './legs.js';
+import { doneDecoding, runDecode, runPrefill, isTimeout, type LegContext, type PrefillOutcome } from './legs.js';
 import { decodeBody, prefillBody, type JsonObject } from './prefill-body.js';
 import { relayResponse } from './relay.js';
 import { parseClientBody, stripPeerFields, upstreamHeadersFor } from './intake.js';
@@ -21,6 +23,7 @@ import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
 import { newRecord, type RequestRecord } from './hooks.js';
+import { startPushPrefill, type PushStart } from './push-legs.js';
 
 const log = getLogger('proxy');
 
@@ -97,21 +100,54 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
 
     let kvTransferParams: unknown;
     let mode: 'disagg' | 'decode_only' = 'decode_only';
+    let push: PushStart | null = null;
+    // push: a prefill leg that fails before the decoder answered cuts the decode leg (decodeCut), which is
+    // then relayed as the prefiller's 4xx or re-sent decode-only (the decoder would otherwise wait for KV
+    // that never comes until its load timeout)
+    const decodeCut = new AbortController();
+    let pushFailed: PrefillOutcome | null = null;
+    let decodeAnswered = false;
     const short = st.prefillers.size > 0 && isShortPrompt(parsed, st.config.localPrefillBelow);
     if (short) st.metrics.fallbacks.inc({ reason: 'short_prompt' });
     else if (skipPrefill && st.prefillers.size > 0) st.metrics.fallbacks.inc({ reason: skipPrefill });
-    if (st.prefillers.size > 0 && !short && !skipPrefill) {
+    const prefillPolicy = {
+      timeoutMs: st.config.prefillTimeoutMs,
+      skipUnhealthy: st.config.healthIntervalMs > 0,
+      maxInflight: st.config.prefillMaxInflight,
+      retryBackoffMs: st.prefillRetryBackoffMs ?? 0,
+    };
+    if (st.prefillers.size > 0 && !short && !skipPrefill && st.config.kvMode === 'push') {
+      // both legs at once (push-legs.ts)
+      if (rec) rec.prefillStartMs = since();
+      const ps = startPushPrefill(st.prefillers, parsed, path, ctx, prefillPolicy);
+      push = ps;
+      if (ps.decodeParams) {
+        mode = 'disagg';
+        kvTransferParams = ps.decodeParams;
+        if (rec) rec.prefillOrigin = ps.prefiller!.origin;
+      }
+      const r0 = rec;
+      void ps.prefill.then((p) => {
+        if (!ps.decodeParams) {
+          if (p.kind === 'fallback') st.metrics.fallbacks.inc({ reason: p.reason }); // no prefiller took it: decode-only
+        } else if (p.kind === 'ok') {
+          if (r0) r0.prefillEndMs = since();
+          st.metrics.prefillSeconds.observe({ endpoint }, p.ms / 1000);
+          st.stats.addPrefill(p.ms);
+        } else if (p.kind !== 'aborted' && ps.decodeParams) {
+          if (!decodeAnswered) {
+            pushFailed = p;
+            decodeCut.abort(new Error('the push prefill leg failed'));
+          } else log.warn(`push prefill leg of request ${requestId} ended ${p.kind} after the decoder answered`);
+        }
+      });
+    } else if (st.prefillers.size > 0 && !short && !skipPrefill) {
       if (rec) {
         const r0 = rec;
         r0.prefillStartMs = since();
         ctx.onPrefillAttempt = (u) => (r0.prefillOrigin = u.origin);
       }
-      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed, path)), ctx, {
-        timeoutMs: st.config.prefillTimeoutMs,
-        skipUnhealthy: st.config.healthIntervalMs > 0,
-        maxInflight: st.config.prefillMaxInflight,
-        retryBackoffMs: st.prefillRetryBackoffMs ?? 0,
-      });
+      const p = await runPrefill(st.prefillers, JSON.stringify(prefillBody(parsed, path)), ctx, prefillPolicy);
       switch (p.kind) {
         case 'ok':
           if (rec) {
@@ -152,7 +188,23 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const tDecode = performance.now();
     release?.();
     if (rec) rec.decodeStartMs = since();
-    const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
+    const dctx: LegContext = push ? { ...ctx, clientSignal: AbortSignal.any([ctx.clientSignal, decodeCut.signal]) } : ctx;
+    let d = await runDecode(st.decoders, body, dctx, st.config.decodeTimeoutMs);
+    decodeAnswered = true;
+    const failed = pushFailed as PrefillOutcome | null;
+    if (d.kind === 'aborted' && failed && !clientAbort.signal.aborted) {
+      if (failed.kind === 'reject') {
+        st.metrics.errors.inc({ kind: 'upstream_4xx' });
+        if (rec) rec.status = failed.status;
+        out.writeHead(failed.status, { 'content-type': failed.contentType, 'content-length': failed.body.length, 'x-request-id': requestId });
+        out.end(failed.body);
+        return;
+      }
+      log.warn(`push prefill leg of request ${requestId} ended ${failed.kind}; the decoder prefills it locally`);
+      st.metrics.fallbacks.inc({ reason: failed.kind === 'fallback' ? failed.reason : 'prefill_error' });
+      d = await runDecode(st.decoders, JSON.stringify(decodeBody(parsed, undefined)), ctx, st.config.decodeTimeoutMs);
+    }
+    if (d.kind !== 'ok') push?.cancel();
     switch (d.kind) {
       case 'unavailable':
         return fail('no_decoder', 'PDS_ERR_UNAVAILABLE', 'no decode instance is reachable', requestId);

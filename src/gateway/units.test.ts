@@ -35,6 +35,8 @@ test('CLI flags: vLLM defaults only when no upstream flag; decoders alone = no p
   assert.deepEqual([c2.prefillers, c2.decoders], [['http://h:1', 'http://h:2'], ['http://localhost:3']]);
   assert.equal(c2.prefillTimeoutMs, 300_000);
   assert.throws(() => proxyConfigFromFlags({ ...base, prefiller: ['http://a:1'] }), /decoder/);
+  assert.equal(c0.kvMode, 'pull', '--kv-mode defaults to pull');
+  assert.equal(proxyConfigFromFlags({ ...base, kvMode: 'push' }).kvMode, 'push');
 });
 
 test('percentiles match numpy linear interpolation', () => {

@@ -4,7 +4,7 @@
 // their status; everything else is a 500 whose message is logged, not leaked beyond its text.
 import { ZodError } from 'zod';
 import { NoChatTemplateError } from '../tokenizer/types.js';
-import { PdsError, openAiErrorBody } from '../util/errors.js';
+import { PdsError, openAiErrorBody, wireCode } from '../util/errors.js';
 
 export interface HttpError {
   status: number;
@@ -26,7 +26,7 @@ export function toHttpError(e: unknown): HttpError {
   if (e instanceof ZodError) e = zodToPdsError(e);
   if (e instanceof NoChatTemplateError) e = badRequest(e.message, 'messages');
   if (e instanceof PdsError) {
-    return { status: e.httpStatus, body: openAiErrorBody(e.httpStatus, e.message, e.param) };
+    return { status: e.httpStatus, body: openAiErrorBody(e.httpStatus, e.message, e.param, wireCode(e.code)) };
   }
   const err = e as { statusCode?: unknown; message?: unknown };
   const status = typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

@@ -173,3 +173,11 @@ test('plan: --kv-transfer tcp starts no kv-server; engines get TcpConnector role
   assert.ok(!p!.args.includes('--kv-config'));
   assert.ok(!plan.proxy.args.includes('--kv-server'));
 });
+
+test('plan: --kv-mode push reaches the proxy with --kv-transfer tcp, and is refused without it', () => {
+  const plan = makePlan({ ...base, kvTransfer: 'tcp', kvMode: 'push' }, { kv: null, prefill: [5001], decode: [5003] }, yamlFor);
+  const a = plan.proxy.args;
+  assert.equal(a[a.indexOf('--kv-mode') + 1], 'push');
+  assert.ok(!makePlan({ ...base, kvTransfer: 'tcp' }, { kv: null, prefill: [5001], decode: [5003] }, yamlFor).proxy.args.includes('--kv-mode'));
+  assert.throws(() => makePlan({ ...base, kvTransfer: 'pool', kvMode: 'push' }, { kv: 5000, prefill: [5001], decode: [5003] }, yamlFor), /--kv-mode push needs --kv-transfer tcp/);
+});

@@ -1,5 +1,6 @@
 // What `pdserve up` starts: a pure function from the options to child specs (no I/O).
 import { join } from 'node:path';
+import { PdsError } from '../util/errors.js';
 import { INTERNAL_SECRET_FILE_ENV } from '../security/internal-secret.js';
 import { kvEventsPlan } from './kv-events-plan.js';
 
@@ -27,6 +28,7 @@ export interface UpOptions {
   kvPoolFile: string; // the kv-server's --pool-file; removed on shutdown
   chunkSize: number;
   kvTransfer?: 'pool' | 'cuda_ipc' | 'tcp'; // pool/cuda_ipc: the engines' transfer_channel; tcp: TcpConnector, no kv-server
+  kvMode?: 'pull' | 'push'; // with tcp: the proxy's --kv-mode (push: both legs at once)
   loadFormat: string | null;
   runDir: string;
   engineArgs: string[]; // appended to every engine's command line
@@ -81,6 +83,7 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
   const disagg = o.prefill > 0;
   let kvServer: ChildSpec | null = null;
   const tcp = o.kvTransfer === 'tcp'; // engine to engine over the tcp KV transport: no kv-server
+  if (o.kvMode === 'push' && !tcp) throw new PdsError('PDS_ERR_CONFIG', '--kv-mode push needs --kv-transfer tcp', 'kv-mode');
   if (disagg && !tcp) {
     const kvPort = ports.kv!;
     kvServer = {
@@ -122,6 +125,7 @@ export function makePlan(o: UpOptions, ports: Ports, kvYamlFor: (role: 'prefille
     for (const p of ports.prefill) proxyArgs.push('--prefiller', `http://127.0.0.1:${p}`);
     for (const p of ports.decode) proxyArgs.push('--decoder', `http://127.0.0.1:${p}`);
     if (kvServer && o.kvProbe !== false) proxyArgs.push('--kv-server', `127.0.0.1:${kvServer.port}`);
+    if (tcp && o.kvMode === 'push') proxyArgs.push('--kv-mode', 'push');
   }
   proxyArgs.push(...o.proxyArgs);
   const proxy: ChildSpec = { name: 'proxy', kind: 'proxy', port: o.port, args: proxyArgs, env: {}, logFile: join(o.runDir, 'proxy.log'), ready: 'http' };

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'PDS_ERR_UPSTREAM'
   | 'PDS_ERR_TIMEOUT'
   | 'PDS_ERR_KV_TIMEOUT'
+  | 'PDS_ERR_KV_LOAD_FAILED'
   | 'PDS_ERR_CONFIG'
   | 'PDS_ERR_MODEL_LOAD'
   | 'PDS_ERR_INTERNAL';
@@ -29,6 +30,7 @@ const statusOf: Record<ErrorCode, number> = {
   PDS_ERR_UPSTREAM: 502,
   PDS_ERR_TIMEOUT: 504,
   PDS_ERR_KV_TIMEOUT: 504,
+  PDS_ERR_KV_LOAD_FAILED: 503,
   PDS_ERR_CONFIG: 400,
   PDS_ERR_MODEL_LOAD: 500,
   PDS_ERR_INTERNAL: 500,
@@ -48,12 +50,21 @@ export class PdsError extends Error {
   }
 }
 
-/** OpenAI-style error type names by HTTP status. */
+/** The `code` an error body carries where it is not the HTTP status (clients and proxies branch on it). */
+const wireCodeOf: Partial<Record<ErrorCode, string>> = {
+  PDS_ERR_KV_LOAD_FAILED: 'kv_load_failed',
+};
+
+export function wireCode(code: ErrorCode): string | null {
+  return wireCodeOf[code] ?? null;
+}
+
 /** The HTTP status a code maps to (the one table: PdsError.httpStatus reads it too). */
 export function httpStatusOf(code: ErrorCode): number {
   return statusOf[code];
 }
 
+/** OpenAI-style error type names by HTTP status. */
 export function openAiErrorType(status: number): string {
   if (status === 400) return 'BadRequestError';
   if (status === 401) return 'AuthenticationError';

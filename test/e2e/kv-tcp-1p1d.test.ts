@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateInternalSecretFile, INTERNAL_SECRET_FILE_ENV } from '../../src/security/internal-secret.js';
-import { fixturesDir, readReference, comparableSteps } from '../helpers/fixtures.js';
+import { fixtureModels, fixturesDir, readReference, comparableSteps } from '../helpers/fixtures.js';
 import { postJson, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
 
 const cfg = (role: string) => JSON.stringify({ kv_connector: 'TcpConnector', kv_role: role, kv_connector_extra_config: { connections: 2 } });
@@ -74,7 +74,7 @@ describe('1P1D over the tcp KV transport (TcpConnector)', { timeout: 240_000 }, 
   it('fixture models: the reference greedy tokens through 1P1D over tcp', async (tc) => {
     const fx = fixturesDir();
     if (!fx) return tc.skip('no fixtures (PDSERVE_FIXTURES)');
-    for (const model of ['stories260K', 'llama3-tiny', 'qwen3-tiny']) {
+    for (const model of fixtureModels) {
       const ref = readReference(fx, model);
       const t = await trio([join(fx, 'models', model)]);
       try {

@@ -60,3 +60,12 @@ test('pdserve proxy with a bad flag exits non-zero with a clear message', async 
   assert.notEqual(code, 0);
   assert.match(err, /must not have a path/);
 });
+
+test('pdserve proxy --kv-mode accepts pull or push only', async () => {
+  const child = spawn(process.execPath, [cli, 'proxy', '--port', '0', '--decoder', 'http://b:2', '--kv-mode', 'sideways'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b) => (err += b));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  assert.notEqual(code, 0);
+  assert.match(err, /--kv-mode.*(pull|push)/);
+});

@@ -103,6 +103,17 @@ export interface KvConnector {
   getFinished(): { doneSending: Set<string>; doneRecving: Set<string> };
   /** Blocks whose load failed: the engine recomputes their tokens. */
   getBlockIdsWithLoadErrors(): Set<number>;
+  /**
+   * Requests among getFinished().doneRecving whose load failed under kv_load_failure_policy 'fail'
+   * (request id -> reason): the engine ends them with a kv_load_failed error (HTTP 503) instead of
+   * recomputing. Taken right after getFinished(); absent = every failure recomputes.
+   */
+  takeFailedLoads?(): Map<string, string>;
+  /**
+   * A request waiting for its load (WAITING_FOR_REMOTE_KVS) was aborted: the connector may cut the load
+   * short (it still reports the request in doneRecving, then requestFinished follows). Optional.
+   */
+  loadAborted?(requestId: string): void;
   /** Called when a request is aborted/finished and nothing more will be asked about it. */
   shutdown(): Promise<void>;
   /** Cumulative event counts for /metrics (e.g. storedChunks, loadedTokens); optional. */

@@ -21,6 +21,10 @@ export const kvTransferParamsSchema = z.looseObject({
   /** TcpConnector: 'tcp' (absent: whichever transport the consumer's connector speaks) */
   remote_transport: str(32),
   tp_size: z.number().int().positive().nullish(),
+  /** TcpConnector: 'push' = the decoder allocates and the prefiller writes (absent or 'pull': vLLM's pull) */
+  kv_mode: z.enum(['pull', 'push']).nullish(),
+  /** push: the id the proxy gave both legs; the decoder's target and the prefiller's writes name it */
+  push_id: str(128),
 });
 
 export type KvTransferParams = z.infer<typeof kvTransferParamsSchema>;

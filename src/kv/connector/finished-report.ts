@@ -9,6 +9,7 @@ export class FinishedReport {
   private sending = new Set<string>();
   private recving = new Set<string>();
   private errors = new Set<number>();
+  private failed = new Map<string, string>();
 
   sent(requestId: string): void {
     this.sending.add(requestId);
@@ -20,6 +21,17 @@ export class FinishedReport {
 
   loadError(blockId: number): void {
     this.errors.add(blockId);
+  }
+
+  /** kv_load_failure_policy fail: the request ends with kv_load_failed (report it with received()). */
+  loadFailed(requestId: string, reason: string): void {
+    this.failed.set(requestId, reason);
+  }
+
+  takeFailedLoads(): Map<string, string> {
+    const out = this.failed;
+    this.failed = new Map();
+    return out;
   }
 
   takeFinished(): FinishedIds {

@@ -136,6 +136,10 @@ export class TcpServeConn {
     if (this.sink) {
       const s = this.sink;
       const n = Math.min(c.length, s.left);
+      if (s.spans && this.o.hooks.writable && !this.o.hooks.writable(s.requestId)) {
+        s.spans = null;
+        s.refused = new KvTransportError('refused', `the write target of request ${s.requestId} was revoked`);
+      }
       let done = 0;
       while (done < n) {
         if (!s.spans) {

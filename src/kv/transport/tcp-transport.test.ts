@@ -37,6 +37,41 @@ describe('TcpTransport (tcp specifics)', () => {
     }
   });
 
+  it('a WRITE whose target is revoked mid-stream (ServeHooks.writable false) lands no further byte and is refused', async () => {
+    const key = randomBytes(32);
+    const N = 256;
+    let pieces = 0;
+    let open = true;
+    const dst = patternRegion(N, 0, {}, 4096);
+    const A = new TcpTransport({
+      key,
+      log: quiet,
+      hooks: {
+        writable: () => {
+          pieces++;
+          if (pieces > 2) open = false;
+          return open;
+        },
+      },
+    });
+    A.registerRegion(dst);
+    const addr = await A.listen();
+    const src = patternRegion(N, 13, {}, 4096);
+    const B = new TcpTransport({ key, log: quiet, connectionsPerPeer: 1 });
+    B.registerRegion(src);
+    try {
+      const all = Int32Array.from({ length: N }, (_, i) => i);
+      await assert.rejects(B.write(addr, all, all, { requestId: 'revoked', timeoutMs: 10_000 }), /revoked/);
+      assert.ok(pieces > 2, 'the write arrived in several pieces');
+      // the region's last row (the end of the wire order) never got a byte
+      const seg = dst.layout.blockSize * dst.layout.rowBytes;
+      const lastRow = dst.bytes.subarray((2 * dst.layout.numLayers - 1) * N * seg);
+      assert.ok(lastRow.every((x) => x === 0), 'bytes landed after the revocation');
+    } finally {
+      await Promise.all([A.close(), B.close()]);
+    }
+  });
+
   it('hostile bytes (garbage, bad magic, oversized control frames, early DATA) close that connection only; the listener keeps serving', async () => {
     const key = randomBytes(32);
     const src = patternRegion(8, 3);

@@ -87,6 +87,11 @@ export interface ServeHooks {
   onNotify?(kind: NotifyKind, requestId: string, peer: PeerInfo): boolean;
   /** A WRITE into this region finished landing (push: the decoder learns its blocks are complete). */
   onWritten?(requestId: string, blockIds: Int32Array, peer: PeerInfo): void;
+  /**
+   * Checked before each received piece of an authorized WRITE is copied in: false = the target was revoked
+   * (the decoder gave up on it): the rest of that WRITE is discarded and refused, nothing more lands.
+   */
+  writable?(requestId: string): boolean;
 }
 
 export interface KvTransport {
