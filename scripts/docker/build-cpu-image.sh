@@ -8,11 +8,13 @@
 # greedy /v1/completions; the result is printed as one line `smoke-result {json}` (test/deploy/cpu-image.test.ts
 # reads it), and each step as `phase <name> <seconds> s`.
 #
-# Run and timed here (Debian 12 host as root, 2 shared cores, buildah 1.28 from Debian, trixie bases with
-# Node.js 20.19, overlay storage): cold (nothing cached) ~TBD min: debootstrap + apt of both bases ~4.5 min,
-# buildah bud ~TBD min (npm ci from the registry, native -O3 build, tsc); warm (bases and layers cached,
-# sources unchanged) ~TBD s; a source change rebuilds from `COPY native` on (~TBD min).
-#   scripts/docker/build-cpu-image.sh            # cache: WORK=/var/tmp/pdserve-image (~TBD GB)
+# Run and timed here, end to end (2026-12-07: Debian 12 host as root, 2 cores shared with other jobs at load
+# ~11, buildah 1.28.2 from Debian, trixie bases with Node.js 20.19.2, overlay storage):
+#   cold, nothing cached: 680 s = builder base 291 s + runtime base 135 s (debootstrap, apt, import into buildah)
+#     + bud 247 s (npm ci from the registry, native -O3 build, tsc, prune) + smoke 6 s
+#   warm, sources unchanged: 12 s (every bud step from the layer cache); a changed src/ file: ~TBD s
+#   image localhost/pdserve:0.1.0-cpu 564 MB; the cache under WORK ~3 GB
+#   scripts/docker/build-cpu-image.sh            # WORK=/var/tmp/pdserve-image, SUITE=trixie
 # Needs root (debootstrap, chroot, buildah's chroot isolation: no daemon, no user namespaces), debootstrap
 # and buildah (apt-get install debootstrap buildah), Debian's mirror (apt over http) and the npm registry.
 # Exit 77: a prerequisite is missing (the test skips on it). Every step is bounded by `timeout`.
@@ -38,7 +40,7 @@ TAG="localhost/pdserve:${VERSION}-cpu"
 
 need() { echo "build-cpu-image: needs $*" >&2; exit 77; }
 [ "$(id -u)" = 0 ] || need "root (debootstrap, chroot and buildah's chroot isolation)"
-for t in debootstrap buildah chroot timeout findmnt; do command -v "$t" >/dev/null || need "$t (apt-get install debootstrap buildah)"; done
+for t in debootstrap buildah chroot timeout findmnt flock; do command -v "$t" >/dev/null || need "$t (apt-get install debootstrap buildah)"; done
 [ -n "$MIRROR" ] || need "a Debian mirror: set DEBIAN_MIRROR"
 
 T0=$SECONDS
@@ -50,6 +52,9 @@ phase() { # name, command...: runs it, then prints how long it took
 }
 
 mkdir -p "$WORK/containers"
+# one build per WORK at a time (the cleanup below removes every working container in its storage)
+exec 9>"$WORK/.lock"
+flock -w 1800 9 || { echo "build-cpu-image: $WORK/.lock is held by another build (30 min)" >&2; exit 1; }
 STORE=(--root "$WORK/containers/root" --runroot "$WORK/containers/run")
 if [ -z "${STORAGE_DRIVER:-}" ]; then
   # overlay when this kernel/filesystem mounts it (layers cost no copies), else vfs (works in containers);
