@@ -35,7 +35,7 @@ async function reachable(url: string): Promise<boolean> {
 async function missing(): Promise<string | null> {
   if (process.env[SWITCH] === '0') return `${SWITCH}=0`;
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return 'needs root on Linux (debootstrap, chroot, buildah chroot isolation)';
-  for (const cmd of ['debootstrap', 'buildah', 'chroot', 'timeout', 'findmnt']) {
+  for (const cmd of ['debootstrap', 'buildah', 'chroot', 'timeout', 'findmnt', 'flock']) {
     if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) return `${cmd} not installed (apt-get install debootstrap buildah)`;
   }
   const cached = ['builder', 'runtime'].every((n) => existsSync(join(work, `${n}-rootfs`, '.pdserve-ready')));
