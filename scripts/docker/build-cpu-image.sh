@@ -25,7 +25,7 @@
 # release whose nodejs is >= 20: trixie), WORK, STORAGE_DRIVER (overlay when it mounts here, else vfs),
 # BUILD_CA (a CA bundle npm in the builder must trust, e.g. a TLS-intercepting proxy's; default
 # $NODE_EXTRA_CA_CERTS when set: bind-mounted for RUN steps only, never copied into an image),
-# T_ROOTFS / T_BUD / T_SMOKE (step time limits, s), SMOKE_PROMPT, SMOKE_MAX_TOKENS.
+# T_ROOTFS / T_BUD / T_SMOKE (step time limits, s), SMOKE_PROMPT, SMOKE_MAX_TOKENS, SMOKE_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VERSION=$(node -p 'require("./package.json").version')
@@ -36,6 +36,7 @@ T_BUD=${T_BUD:-2400}
 T_SMOKE=${T_SMOKE:-240}
 SMOKE_PROMPT=${SMOKE_PROMPT:-Once upon a time}
 SMOKE_MAX_TOKENS=${SMOKE_MAX_TOKENS:-16}
+SMOKE_PORT=${SMOKE_PORT:-18000} # on the host's loopback (chroot isolation shares the host's network)
 MIRROR=${DEBIAN_MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 TAG="localhost/pdserve:${VERSION}-cpu"
 
@@ -130,10 +131,10 @@ trap 'timeout 60 "${BH[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
 smoke() {
   timeout --kill-after=10 60 "${BH[@]}" run --network host "$ctr" -- pdserve --version
   timeout --kill-after=10 "$T_SMOKE" "${BH[@]}" run --network host \
-    -e "SMOKE_PROMPT=$SMOKE_PROMPT" -e "SMOKE_MAX_TOKENS=$SMOKE_MAX_TOKENS" -e "SMOKE_DEADLINE_MS=$(((T_SMOKE - 30) * 1000))" "$ctr" -- sh -c '
-    pdserve serve --host 127.0.0.1 --port 18000 & pid=$!
+    -e "SMOKE_PROMPT=$SMOKE_PROMPT" -e "SMOKE_MAX_TOKENS=$SMOKE_MAX_TOKENS" -e "SMOKE_PORT=$SMOKE_PORT" -e "SMOKE_DEADLINE_MS=$(((T_SMOKE - 30) * 1000))" "$ctr" -- sh -c '
+    pdserve serve --host 127.0.0.1 --port "$SMOKE_PORT" & pid=$!
     node -e "
-      const base = \"http://127.0.0.1:18000\";
+      const base = \"http://127.0.0.1:\" + process.env.SMOKE_PORT;
       const end = Date.now() + Number(process.env.SMOKE_DEADLINE_MS);
       const get = (p, init) => fetch(base + p, { ...init, signal: AbortSignal.timeout(Math.max(1000, end - Date.now())) });
       (async () => {

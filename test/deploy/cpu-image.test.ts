@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { chartDir, repoRoot } from '../../src/deploy/render.js';
@@ -47,6 +48,17 @@ async function missing(): Promise<string | null> {
   }
   if (!(await reachable('https://registry.npmjs.org/'))) return 'npm registry unreachable';
   return null;
+}
+
+/** A loopback port free now (the smoke server shares the host's network). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 interface Run { code: number | null; out: string; timedOut: boolean }
@@ -91,7 +103,7 @@ test('the CPU image builds from debootstrap bases with buildah, runs as non-root
   const prompt = ref?.prompt_text ?? 'Once upon a time';
   const maxTokens = ref ? ref.greedy.length : 16;
 
-  const run = await runScript({ ...process.env, WORK: work, SMOKE_PROMPT: prompt, SMOKE_MAX_TOKENS: String(maxTokens) });
+  const run = await runScript({ ...process.env, WORK: work, SMOKE_PROMPT: prompt, SMOKE_MAX_TOKENS: String(maxTokens), SMOKE_PORT: String(await freePort()) });
   mkdirSync(work, { recursive: true });
   writeFileSync(join(work, 'test-last.log'), run.out);
   const tail = `\n--- last lines of ${join(work, 'test-last.log')}:\n${run.out.split('\n').slice(-40).join('\n')}`;
