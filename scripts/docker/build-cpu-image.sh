@@ -25,7 +25,9 @@
 # release whose nodejs is >= 20: trixie), WORK, STORAGE_DRIVER (overlay when it mounts here, else vfs),
 # BUILD_CA (a CA bundle npm in the builder must trust, e.g. a TLS-intercepting proxy's; default
 # $NODE_EXTRA_CA_CERTS when set: bind-mounted for RUN steps only, never copied into an image),
-# T_ROOTFS / T_BUD / T_SMOKE (step time limits, s), SMOKE_PROMPT, SMOKE_MAX_TOKENS, SMOKE_PORT.
+# T_ROOTFS / T_BUD / T_SMOKE (step time limits, s), SMOKE_PROMPT, SMOKE_MAX_TOKENS, SMOKE_PORT,
+# EXPORT_ARCHIVE (a path: the image also written there as a docker-archive tar, for `docker load -i`,
+# `kind load image-archive` or `ctr -n k8s.io images import`; 655 MB in 6 s here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VERSION=$(node -p 'require("./package.json").version')
@@ -154,5 +156,9 @@ smoke() {
     "; rc=$?; kill $pid; wait $pid; exit $rc'
 }
 phase smoke smoke
+if [ -n "${EXPORT_ARCHIVE:-}" ]; then
+  rm -f "$EXPORT_ARCHIVE"
+  phase export timeout 600 "${BH[@]}" push --quiet "$TAG" "docker-archive:$EXPORT_ARCHIVE:pdserve:${VERSION}-cpu"
+fi
 timeout 60 "${BH[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' | grep -E "pdserve" || true
 echo "built $TAG in $((SECONDS - T0)) s"
