@@ -19,8 +19,8 @@
 # Needs root (debootstrap, chroot, buildah's chroot isolation: no daemon, no user namespaces), debootstrap
 # and buildah (apt-get install debootstrap buildah), Debian's mirror (apt over http) and the npm registry.
 # Exit 77: a prerequisite is missing (the test skips on it). Every step is bounded by `timeout`.
-# Cache under $WORK: <name>-rootfs/ (debootstrap'ed, .pdserve-ready once complete; delete it to refresh the
-# base), containers/ (buildah's storage: base images, the layer cache, the built image).
+# Cache under $WORK: <name>-rootfs/ (debootstrap'ed, .pdserve-ready once complete; delete the marker to refresh
+# the base), containers/ (buildah's storage: base images, the layer cache, the built image).
 # Env: DEBIAN_MIRROR (default: the first URIs: of /etc/apt/sources.list.d/debian.sources), SUITE (a Debian
 # release whose nodejs is >= 20: trixie), WORK, STORAGE_DRIVER (overlay when it mounts here, else vfs),
 # BUILD_CA (a CA bundle npm in the builder must trust, e.g. a TLS-intercepting proxy's; default
@@ -82,10 +82,10 @@ unmount_below() { # a killed debootstrap leaves proc/sys mounted inside the targ
   findmnt -rn -o TARGET | awk -v d="$1/" 'index($0, d) == 1' | sort -r | while read -r m; do umount -l "$m" || true; done
 }
 
-rootfs() { # name, comma-separated packages: a cached debootstrap'ed rootfs -> localhost/pdserve-<name>-base
-  local dir="$WORK/$1-rootfs" img="localhost/pdserve-$1-base:$SUITE"
+declare -A BASE # name -> the base image's tag
+rootfs() { # name, comma-separated packages: a cached debootstrap'ed rootfs -> localhost/pdserve-<name>-base:<suite>-<stamp>
+  local dir="$WORK/$1-rootfs"
   if [ ! -f "$dir/.pdserve-ready" ]; then
-    timeout 120 "${BH[@]}" rmi -f "$img" >/dev/null 2>&1 || true
     unmount_below "$dir"
     rm -rf --one-file-system "$dir"
     # debootstrap's own resolver misses some of Debian npm's dependencies (dpkg: "npm depends on
@@ -94,8 +94,13 @@ rootfs() { # name, comma-separated packages: a cached debootstrap'ed rootfs -> l
     cp /etc/resolv.conf "$dir/etc/resolv.conf"
     timeout --kill-after=10 "$T_ROOTFS" chroot "$dir" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${2//,/ } && apt-get clean && rm -rf /var/lib/apt/lists/*"
     unmount_below "$dir"
-    touch "$dir/.pdserve-ready"
+    date -u +%Y%m%d%H%M%S > "$dir/.pdserve-ready"
   fi
+  # the marker's stamp names the image: a refreshed rootfs is a new base (and a new layer cache)
+  local img stamp
+  stamp=$(tr -cd '0-9' < "$dir/.pdserve-ready")
+  img="localhost/pdserve-$1-base:$SUITE-${stamp:-0}"
+  BASE[$1]=$img
   if ! timeout 60 "${BH[@]}" inspect --type image "$img" >/dev/null 2>&1; then
     local ctr mnt
     ctr=$(timeout 60 "${BH[@]}" from scratch)
@@ -119,8 +124,7 @@ if [ -n "$CA" ] && [ -f "$CA" ]; then
 fi
 # --layers: a rerun reuses every step whose inputs are unchanged (npm ci unless package*.json changed)
 phase bud timeout --kill-after=30 "$T_BUD" "${BH[@]}" bud --network host --layers --format docker "${CA_ARGS[@]}" \
-  --build-arg "BUILDER_IMAGE=localhost/pdserve-builder-base:$SUITE" \
-  --build-arg "RUNTIME_IMAGE=localhost/pdserve-runtime-base:$SUITE" \
+  --build-arg "BUILDER_IMAGE=${BASE[builder]}" --build-arg "RUNTIME_IMAGE=${BASE[runtime]}" \
   -f deploy/docker/Dockerfile.cpu -t "$TAG" .
 
 # the image's config as one JSON line (docker format: the OCI format would drop HEALTHCHECK)
