@@ -14,7 +14,8 @@
 #     + bud 247 s (npm ci from the registry, native -O3 build, tsc, prune) + smoke 6 s
 #   warm, sources unchanged: 12 s (every bud step from the layer cache)
 #   a changed src/ file: 100 s (bud 94 s: npm ci from the cache, the native core and tsc rebuilt)
-#   image localhost/pdserve:0.1.0-cpu 564 MB; the cache under WORK ~3 GB
+#   image localhost/pdserve:0.1.0-cpu 564 MB; the cache under WORK 3 GB cold, 5.9 GB after eight rebuilds (nothing
+#   prunes old layers: delete $WORK/containers to reset it)
 #   scripts/docker/build-cpu-image.sh            # WORK=/var/tmp/pdserve-image, SUITE=trixie
 # Needs root (debootstrap, chroot, buildah's chroot isolation: no daemon, no user namespaces), debootstrap
 # and buildah (apt-get install debootstrap buildah), Debian's mirror (apt over http) and the npm registry.

@@ -6,7 +6,7 @@
 // Runs wherever it can (CI affords it: cold ~11 min on 2 busy cores, warm ~15 s; see the script's header);
 // skips with one line when PDSERVE_TEST_IMAGE=0 or a prerequisite is missing (root, debootstrap, buildah,
 // the Debian mirror or the npm registry). PDSERVE_TEST_IMAGE_WORK: the script's cache dir (default its own,
-// /var/tmp/pdserve-image, ~3 GB).
+// /var/tmp/pdserve-image, 3 GB and growing with rebuilds).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
