@@ -115,8 +115,35 @@ rootfs() { # name, comma-separated packages: a cached debootstrap'ed rootfs -> l
   echo "base image $img ($(timeout 30 chroot "$dir" node --version))"
 }
 
-phase rootfs-builder rootfs builder nodejs,npm,libnode-dev,g++,make,ca-certificates
-phase rootfs-runtime rootfs runtime nodejs,ca-certificates,passwd
+# The bases and a probe RUN are this machine's side (mirror, chroot, mounts, storage): when one fails, the
+# environment cannot build images and the script says so with exit 77 (the test skips, printing the line).
+# From `bud` on, a failure is the Dockerfile's or the image's, and fails the test.
+cant_build() { echo "build-cpu-image: this machine cannot build images: step '$1' failed (exit $2); see the lines above" >&2; exit 77; }
+env_step() { # name, command...: runs it in a subshell under errexit (not in an || list, where bash ignores it)
+  local name=$1 rc
+  shift
+  set +e
+  ( set -e; phase "$name" "$@" )
+  rc=$?
+  set -e
+  [ "$rc" = 0 ] || cant_build "$name" "$rc"
+}
+base_tag() { # name -> the tag rootfs() gave its base (the subshell's BASE is lost)
+  local stamp
+  stamp=$(tr -cd '0-9' < "$WORK/$1-rootfs/.pdserve-ready")
+  echo "localhost/pdserve-$1-base:$SUITE-${stamp:-0}"
+}
+probe_run() { # one RUN as bud does it (chroot isolation, its mounts): the runtime base runs its node
+  local ctr
+  ctr=$(timeout 60 "${BH[@]}" from "$(base_tag runtime)")
+  timeout 120 "${BH[@]}" run "$ctr" -- node --version
+  timeout 60 "${BH[@]}" rm "$ctr" >/dev/null
+}
+env_step rootfs-builder rootfs builder nodejs,npm,libnode-dev,g++,make,ca-certificates
+env_step rootfs-runtime rootfs runtime nodejs,ca-certificates,passwd
+BASE[builder]=$(base_tag builder)
+BASE[runtime]=$(base_tag runtime)
+env_step probe-run probe_run
 
 CA=${BUILD_CA:-${NODE_EXTRA_CA_CERTS:-}}
 CA_ARGS=()
