@@ -197,7 +197,7 @@ cmd_sweep_1gpu() {
   local P=dist/src/cli/main.js rates=${RATES:-1,2,4} n=${N:-24}
   local up_url=""
   sweep() {
-    node $P bench sweep --preset llama8b-7500-200 --num-prompts "$n" --request-rates "$rates" --goodput ttft:1000 tpot:25 \
+    node $P bench sweep --preset llama8b-7500-200 --fresh-prompts --num-prompts "$n" --request-rates "$rates" --goodput ttft:1000 tpot:25 \
       --target "$1=$2" --tokenizer llama-3.1-8b --result-dir "$OUT/sweep-$1" --save-result > "$OUT/sweep-$1.log" 2>&1
     note "sweep $1"; grep -v '^\s*$' "$OUT/sweep-$1.log" | tail -40
   }

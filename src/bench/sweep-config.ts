@@ -23,6 +23,9 @@ export interface SweepConfig {
   jsonPath: string | null;
   /** HTML report path (default: beside the JSON, .html), or null. */
   reportPath: string | null;
+  /** Each swept value gets its own prompts (seed + the value's index; the same for every target), so an
+   *  engine's prefix cache cannot serve one point from the prompts of the point before. */
+  freshPrompts?: boolean;
 }
 
 function bad(msg: string, param: string): never {
@@ -90,5 +93,5 @@ export function parseSweep(o: RawOptions, common: WorkloadConfig & ReportConfig,
   const jsonPath = common.resultFilename ? join(common.resultFilename) : common.saveResult || dir ? join(`sweep-${date}.json`) : null;
   // the report goes beside the JSON unless --report names it
   const reportPath = (o.report as string | undefined) ?? (jsonPath ? jsonPath.replace(/\.json$/i, '') + '.html' : null);
-  return { kind, values, targets, attainmentTarget: att, jsonPath, reportPath };
+  return { kind, values, targets, attainmentTarget: att, jsonPath, reportPath, freshPrompts: !!o.freshPrompts };
 }

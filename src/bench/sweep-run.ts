@@ -1,5 +1,5 @@
-// `pdserve bench sweep`: one seeded workload (same prompts everywhere; arrivals re-drawn from the
-// same seed per rate) run against each target at each swept value, ascending. After each point the
+// `pdserve bench sweep`: one seeded workload (same prompts everywhere, or with --fresh-prompts new ones
+// per swept value, seed + its index, the same for every target; arrivals re-drawn from the seed per rate) run against each target at each swept value, ascending. After each point the
 // sweep JSON and HTML report are rewritten, so Ctrl+C (or a crash) keeps every finished point; the
 // point Ctrl+C cut short is discarded, not reported half-done.
 import { writeFileSync } from 'node:fs';
@@ -13,9 +13,9 @@ import type { SweepConfig } from './sweep-config.js';
 import { renderSweepReport } from './sweep-report.js';
 import { formatSweepSummary, summarizePoint, targetResult, type SweepPoint, type SweepResult } from './sweep-summary.js';
 
-function workloadMeta(w: BenchConfig, preset: string | null): Record<string, unknown> {
+function workloadMeta(w: BenchConfig, preset: string | null, fresh: boolean): Record<string, unknown> {
   return {
-    preset, dataset_name: w.datasetName, num_prompts: w.numPrompts, seed: w.seed,
+    preset, dataset_name: w.datasetName, num_prompts: w.numPrompts, seed: w.seed, fresh_prompts: fresh,
     random_input_len: w.randomInputLen, random_output_len: w.randomOutputLen, random_range_ratio: w.randomRangeRatio,
     burstiness: w.burstiness === Infinity ? 'inf' : w.burstiness,
     request_rate: w.requestRate === Infinity ? 'inf' : w.requestRate, max_concurrency: w.maxConcurrency,
@@ -47,10 +47,14 @@ export async function benchSweep(s: SweepConfig, preset: string | null, print: P
   const wl = await prepareWorkload(base, base, models[0]!.id, print);
   const countTokens = (x: string) => wl.tokenizer.encode(x, { addSpecialTokens: false }).length;
   const values = [...s.values].sort((a, b) => a - b);
+  // with freshPrompts: one workload per swept value (seed + index), shared by the targets
+  const workloads = s.freshPrompts
+    ? await Promise.all(values.map((_, i) => (i === 0 ? wl : prepareWorkload({ ...base, seed: base.seed + i }, base, models[0]!.id, () => undefined))))
+    : values.map(() => wl);
   const points = new Map<string, SweepPoint[]>(s.targets.map((t) => [t.name, []]));
   const res: SweepResult = {
     kind: 'pdserve-bench-sweep', date: dateStamp(), sweep: s.kind, values, slo: base.goodput,
-    slo_attainment_target: s.attainmentTarget, workload: workloadMeta(base, preset), model_id: models[0]!.id,
+    slo_attainment_target: s.attainmentTarget, workload: workloadMeta(base, preset, !!s.freshPrompts), model_id: models[0]!.id,
     tokenizer_id: wl.tokenizerId, targets: [], interrupted: false, planned_points: values.length * s.targets.length, completed_points: 0,
   };
   const refresh = () => {
@@ -60,13 +64,14 @@ export async function benchSweep(s: SweepConfig, preset: string | null, print: P
   let cutShort: string | null = null;
   outer: for (let ti = 0; ti < s.targets.length; ti++) {
     const t = s.targets[ti]!;
-    for (const x of values) {
+    for (const [xi, x] of values.entries()) {
       if (stop?.aborted) break outer;
+      const pw = workloads[xi]!;
       const cfg = pointConfig(t.cfg, s.kind, x);
       const what = `${t.name} @ ${s.kind === 'request_rate' ? `rate ${pyFloatStr(x)}` : `concurrency ${x}`}`;
       print(`\n=== ${what}: ${t.cfg.baseUrl} ===`);
-      const arrivals = arrivalOffsets(wl.samples.length, cfg.requestRate, cfg.burstiness, new Rng(cfg.seed));
-      const run = await runServe(cfg, { ...wl, arrivals }, models[ti]!, print, stop);
+      const arrivals = arrivalOffsets(pw.samples.length, cfg.requestRate, cfg.burstiness, new Rng(cfg.seed));
+      const run = await runServe(cfg, { ...pw, arrivals }, models[ti]!, print, stop);
       if (run.interrupted) {
         cutShort = what;
         break outer;

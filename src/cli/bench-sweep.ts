@@ -23,6 +23,7 @@ export function registerBenchSweep(bench: Command): void {
     .option('--max-concurrencies <list>', 'max concurrencies to sweep instead, e.g. 25,50,100 (rate from --request-rate)')
     .option('--gpus <name=n,...>', 'GPUs each target uses, for goodput per GPU, e.g. A=2,B=2 (default 1 each; repeatable)', collect, [])
     .option('--slo-attainment <pct>', 'percent of requests that must meet every --goodput SLO (DistServe: 90)', '90')
+    .option('--fresh-prompts', 'new prompts at each swept value (seed + its index; the same for every target), so prefix caches cannot carry one point into the next')
     .option('--report <file.html>', 'HTML report (default: beside the sweep JSON, .html)')
     .option('--from-results <files...>', 'no run: merge saved sweep JSONs (e.g. one per target) into one JSON/report');
   addTargetModelOptions(cmd);

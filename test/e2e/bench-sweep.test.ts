@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { launchChromium } from '../helpers/chromium.js';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliPath } from '../helpers/fixtures.js';
@@ -159,5 +159,47 @@ test('sweep: Ctrl+C keeps the finished points, discards the one in progress, wri
     assert.match(html, /data-interrupted>Interrupted: 1 of 2 points completed/);
   } finally {
     await stub.close();
+  }
+});
+
+/** A recording front for a stub: remembers each completion's prompt, forwards everything. */
+async function recordingFront(upstream: string): Promise<{ url: string; prompts: string[]; close(): Promise<void> }> {
+  const { createServer } = await import('node:http');
+  const prompts: string[] = [];
+  const srv = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    if (req.method === 'POST') prompts.push(JSON.stringify(JSON.parse(body.toString()).prompt));
+    const r = await fetch(upstream + req.url, { method: req.method, headers: { 'content-type': 'application/json' }, body: req.method === 'POST' ? body : undefined });
+    res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' });
+    if (r.body) for await (const c of r.body) res.write(c);
+    res.end();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`, prompts, close: () => new Promise((r) => srv.close(() => r())) };
+}
+
+test('sweep --fresh-prompts: new prompts at each rate, the same for every target', async () => {
+  const stub = await startStubServer({ ttftMs: 1, itlMs: 1, model: 'm' });
+  const A = await recordingFront(stub.url);
+  const B = await recordingFront(stub.url);
+  const dir = mkdtempSync(join(tmpdir(), 'pds-sweep-fresh-'));
+  try {
+    const r = await run(['bench', 'sweep', '--target', `A=${A.url}`, '--target', `B=${B.url}`, '--request-rates', '50,100', '--goodput', 'e2el:5000',
+      ...workload, '--num-prompts', '4', '--random-output-len', '2', '--result-dir', dir, '--fresh-prompts']);
+    assert.equal(r.code, 0, r.stderr);
+    const post = (p: string[]) => p.filter((x) => x !== undefined && x !== 'undefined');
+    const a = post(A.prompts), b = post(B.prompts);
+    assert.equal(a.length, 8, `A got ${a.length} completions`);
+    const [a1, a2] = [new Set(a.slice(0, 4)), new Set(a.slice(4))];
+    assert.ok([...a2].every((p) => !a1.has(p)), 'the second rate got none of the first rate\'s prompts');
+    assert.deepEqual(new Set(b), new Set(a), 'both targets got the same prompts');
+    const s = JSON.parse(readFileSync(join(dir, readdirSync(dir).find((f) => f.endsWith('.json'))!), 'utf8'));
+    assert.equal(s.workload.fresh_prompts, true);
+  } finally {
+    await Promise.all([A.close(), B.close()]);
+    await stub.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
