@@ -20,7 +20,7 @@ import { parseClientBody, stripPeerFields, upstreamHeadersFor } from './intake.j
 import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
-import { newRecord, type RequestRecord } from './hooks.js';
+import { KV_TIMING_HEADER, newRecord, type RequestRecord } from './hooks.js';
 
 const log = getLogger('proxy');
 
@@ -151,8 +151,15 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const body = kvTransferParams === undefined && !stripped ? (rawBody as Buffer).toString('utf8') : JSON.stringify(decodeBody(parsed, kvTransferParams));
     const tDecode = performance.now();
     release?.();
+    let decodeCtx = ctx;
+    if (rec && st.config.internalKey) {
+      // signed leg: ask the decoder to keep its KV load timing under a fresh id (the router polls it)
+      rec.timingId = randomUUID();
+      const h = { ...headers, [KV_TIMING_HEADER]: rec.timingId };
+      decodeCtx = { ...ctx, headers: h, headersFor: upstreamHeadersFor(st.config, path, h) };
+    }
     if (rec) rec.decodeStartMs = since();
-    const d = await runDecode(st.decoders, body, ctx, st.config.decodeTimeoutMs);
+    const d = await runDecode(st.decoders, body, decodeCtx, st.config.decodeTimeoutMs);
     switch (d.kind) {
       case 'unavailable':
         return fail('no_decoder', 'PDS_ERR_UNAVAILABLE', 'no decode instance is reachable', requestId);
