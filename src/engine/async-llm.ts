@@ -1,9 +1,10 @@
 // The engine as the HTTP server sees it (EngineClient): requests in, output increments out.
 // Runs the step loop on the event loop; each forward runs on a native worker thread, so HTTP I/O
 // proceeds while the model computes.
-import type { EngineClient, EngineStats, GenerateRequest, ModelInfo, RequestOutput } from './protocol.js';
+import type { EngineClient, EngineStats, GenerateRequest, KvLoadTiming, ModelInfo, RequestOutput } from './protocol.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { LLMEngine, StepOutput } from './llm-engine.js';
+import type { Sequence } from './sequence.js';
 import type { KvConnector } from './connector/base.js';
 import { RequestOutputState, type Detokenizer } from './output-processor.js';
 import { AsyncQueue } from '../util/async-queue.js';
@@ -119,6 +120,7 @@ export class AsyncLLM implements EngineClient {
           stopReason: seq.stopReason,
           numCachedTokens: seq.numCachedTokens,
           ...(seq.firstScheduledAt !== null ? { queueTimeS: (seq.firstScheduledAt - seq.arrivedAt) / 1000 } : {}),
+          ...(seq.firstScheduledAt !== null && seq.kvLookupAt !== null ? { kvLoad: kvLoadOf(seq) } : {}),
           newLogprobs: seq.sampling.logprobs !== null ? newLogprobs : undefined,
           ...(kvTransferParams ? { kvTransferParams } : {}),
         },
@@ -175,4 +177,19 @@ export class AsyncLLM implements EngineClient {
     await this.engine.drainSaves();
     await this.connector?.shutdown();
   }
+}
+
+/** The connector's timing of a sequence that has run (kvLookupAt set). */
+function kvLoadOf(seq: Sequence): KvLoadTiming {
+  const rel = (t: number | null) => (t === null ? null : (t - seq.arrivedAt) / 1000);
+  const loadStartS = rel(seq.kvLoadStartAt);
+  const loadEndS = rel(seq.kvLoadDoneAt);
+  return {
+    lookupStartS: rel(seq.kvLookupAt)!,
+    loadStartS,
+    loadEndS,
+    loadS: loadStartS !== null && loadEndS !== null ? loadEndS - loadStartS : 0,
+    tokens: seq.kvLoadedTokens,
+    bytes: seq.kvLoadedBytes,
+  };
 }

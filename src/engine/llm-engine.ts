@@ -360,6 +360,7 @@ export class LLMEngine {
           if (i >= 0) failedFrom = i * this.blockManager.blockSize;
         }
         this.scheduler.onLoadDone(seq, failedFrom);
+        seq.kvLoadedBytes = seq.kvLoadedTokens * (this.args.model.kvBytesPerToken?.() ?? 0);
       }
     }
     for (const id of doneSending) {

@@ -118,6 +118,18 @@ export interface RequestOutput {
   kvTransferParams?: KvTransferParams; // set on the final output of a producer when relevant
   /** seconds from the engine taking the request to its first schedule (vLLM's queued time), once known */
   queueTimeS?: number;
+  /** set once the KV connector was consulted and the request first ran (on every later increment too) */
+  kvLoad?: KvLoadTiming;
+}
+
+/** What the KV connector did for one request, in seconds from the engine taking it (Sequence.arrivedAt). */
+export interface KvLoadTiming {
+  lookupStartS: number; // the connector first asked for a match
+  loadStartS: number | null; // external blocks allocated and the load queued; null = nothing to load
+  loadEndS: number | null; // blocks ready (or the load failed; tokens then counts what arrived)
+  loadS: number; // loadEndS - loadStartS, 0 when nothing was loaded
+  tokens: number; // tokens whose KV came in
+  bytes: number; // their KV bytes (all layers, K and V)
 }
 
 export interface EngineStats {

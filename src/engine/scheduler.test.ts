@@ -156,7 +156,12 @@ test('connector: "ask later" does not block the queue; external KV loads into he
   assert.equal(a.blockTable.length, 3, 'blocks for the 11 external tokens are held while they load');
   assert.deepEqual(allocs.at(-1), ['a', a.blockTable, 11]);
   assert.deepEqual(plan(step(s, bm)), [['c', 1]], 'a is not scheduled while loading');
+  assert.ok(a.kvLookupAt !== null && a.kvMatchedAt! >= a.kvLookupAt && a.kvLoadStartAt! >= a.kvMatchedAt!, 'lookup, match and load start stamped');
+  assert.equal(a.kvLoadDoneAt, null);
   s.onLoadDone(a, null);
+  assert.ok(a.kvLoadDoneAt! >= a.kvLoadStartAt!);
+  assert.equal(a.kvLoadedTokens, 11, 'the timing counts what came in');
+  assert.equal(c.kvLoadStartAt, null, 'c had nothing to load');
   assert.equal(a.numComputedTokens, 11);
   assert.equal(a.numCachedTokens, 11);
   assert.deepEqual(plan(step(s, bm)), [['c', 1], ['a', 1]], 'only the last prompt token is computed');
@@ -173,6 +178,7 @@ test('connector: a failed load recomputes from the failed token; a preempted seq
   step(s, bm);
   assert.equal(a.status, 'waiting_for_remote_kv');
   s.onLoadDone(a, 4);
+  assert.equal(a.kvLoadedTokens, 4, 'a failed load counts the tokens before the failed one');
   assert.equal(a.status, 'waiting');
   assert.equal(a.numExternalTokens, 0);
   assert.equal(a.numComputedTokens, 0, 'nothing local was computed before the failed range');

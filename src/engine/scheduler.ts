@@ -139,8 +139,10 @@ export class Scheduler {
     let numExternal = 0;
     const askConnector = this.connector !== null && seq.numPreemptions === 0 && !seq.isForkChild;
     if (askConnector) {
+      seq.kvLookupAt ??= performance.now();
       const r = this.connector.getNumNewMatchedTokens(connectorView(seq), numLocal);
       if (r.count === null) return 'later';
+      seq.kvMatchedAt ??= performance.now();
       numExternal = wantsPromptLogits ? 0 : Math.max(0, Math.min(r.count, seq.numTokens - 1 - numLocal));
     }
     const numComputed = numLocal + numExternal;
@@ -155,6 +157,7 @@ export class Scheduler {
       seq.numCachedTokens = numLocal;
       seq.numExternalTokens = numExternal;
       seq.status = 'waiting_for_remote_kv';
+      seq.kvLoadStartAt = performance.now();
       this.connector!.updateStateAfterAlloc(connectorView(seq), seq.blockTable, numExternal);
       return 'loading';
     }
@@ -180,6 +183,9 @@ export class Scheduler {
   /** The connector finished loading a request's KV (ok=false: recompute the external part). */
   onLoadDone(seq: Sequence, failedFromToken: number | null): void {
     if (seq.status !== 'waiting_for_remote_kv') return;
+    seq.kvLoadDoneAt = performance.now();
+    const loadedFrom = seq.numComputedTokens;
+    seq.kvLoadedTokens = failedFromToken === null ? seq.numExternalTokens : Math.max(0, failedFromToken - loadedFrom);
     if (failedFromToken === null) {
       seq.numComputedTokens += seq.numExternalTokens;
       seq.numCachedTokens += seq.numExternalTokens;

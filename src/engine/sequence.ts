@@ -22,6 +22,14 @@ export class Sequence {
   numCachedTokens = 0;
   /** tokens loaded by the connector (subset of numCachedTokens) */
   numExternalTokens = 0;
+  /** KV connector timing, performance.now(): first asked for a match, match known, load queued (blocks
+   *  allocated), blocks ready (load ended, failed or not); null = did not happen. kvLoaded*: what came in. */
+  kvLookupAt: number | null = null;
+  kvMatchedAt: number | null = null;
+  kvLoadStartAt: number | null = null;
+  kvLoadDoneAt: number | null = null;
+  kvLoadedTokens = 0;
+  kvLoadedBytes = 0;
   blockTable: number[] = [];
   /** block hashes of the full blocks registered so far (prefix caching) */
   blockHashes: string[] = [];

@@ -22,7 +22,7 @@ import { parseClientBody, stripPeerFields, upstreamHeadersFor } from './intake.j
 import { isShortPrompt } from './conditional.js';
 import type { ProxyState } from './state.js';
 import type { ErrorKind } from './metrics.js';
-import { newRecord, type RequestRecord } from './hooks.js';
+import { KV_TIMING_HEADER, newRecord, type RequestRecord } from './hooks.js';
 import { startPushPrefill, type PushStart } from './push-legs.js';
 
 const log = getLogger('proxy');
@@ -187,8 +187,15 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
     const body = kvTransferParams === undefined && !stripped ? (rawBody as Buffer).toString('utf8') : JSON.stringify(decodeBody(parsed, kvTransferParams));
     const tDecode = performance.now();
     release?.();
+    let decodeCtx = ctx;
+    if (rec && st.config.internalKey) {
+      // signed leg: ask the decoder to keep its KV load timing under a fresh id (the router polls it)
+      rec.timingId = randomUUID();
+      const h = { ...headers, [KV_TIMING_HEADER]: rec.timingId };
+      decodeCtx = { ...ctx, headers: h, headersFor: upstreamHeadersFor(st.config, path, h) };
+    }
     if (rec) rec.decodeStartMs = since();
-    const dctx: LegContext = push ? { ...ctx, clientSignal: AbortSignal.any([ctx.clientSignal, decodeCut.signal]) } : ctx;
+    const dctx: LegContext = push ? { ...decodeCtx, clientSignal: AbortSignal.any([ctx.clientSignal, decodeCut.signal]) } : decodeCtx;
     let d = await runDecode(st.decoders, body, dctx, st.config.decodeTimeoutMs);
     decodeAnswered = true;
     const failed = pushFailed as PrefillOutcome | null;
@@ -202,7 +209,7 @@ export async function handleGenerate(st: ProxyState, path: string, req: Incoming
       }
       log.warn(`push prefill leg of request ${requestId} ended ${failed.kind}; the decoder prefills it locally`);
       st.metrics.fallbacks.inc({ reason: failed.kind === 'fallback' ? failed.reason : 'prefill_error' });
-      d = await runDecode(st.decoders, JSON.stringify(decodeBody(parsed, undefined)), ctx, st.config.decodeTimeoutMs);
+      d = await runDecode(st.decoders, JSON.stringify(decodeBody(parsed, undefined)), decodeCtx, st.config.decodeTimeoutMs);
     }
     if (d.kind !== 'ok') push?.cancel();
     switch (d.kind) {

@@ -36,7 +36,14 @@ export interface RequestRecord {
   chunks: number; // body chunks relayed (SSE: about one per token)
   status: number | null; // HTTP status sent to the client
   outcome: 'running' | 'ok' | 'error' | 'aborted';
+  /** the decode leg's KV_TIMING_HEADER id (signed legs only: the gateway holds the internal secret); null = none */
+  timingId: string | null;
+  /** the decoder's KV load, ms relative to decodeStartMs (filled later by the router's poll; null = not known) */
+  kv: { lookupStartMs: number; loadStartMs: number | null; loadEndMs: number | null; loadMs: number; tokens: number; bytes: number } | null;
 }
+
+/** Header of a signed decode leg: the id the decoder keeps that request's KV load timing under (server/kv-timing.ts). */
+export const KV_TIMING_HEADER = 'x-pdserve-timing-id';
 
 export interface GatewayHooks {
   prepare?(req: IncomingMessage, body: JsonObject, requestId: string): Promise<Prepared> | Prepared;
@@ -49,6 +56,6 @@ export function newRecord(requestId: string, path: string, admittedMs = 0): Requ
     requestId, path, arrivedAt: Date.now() - admittedMs, admittedMs,
     prefillOrigin: null, prefillStartMs: null, prefillEndMs: null,
     decodeOrigin: null, decodeStartMs: null, firstByteMs: null, lastByteMs: null,
-    chunks: 0, status: null, outcome: 'running',
+    chunks: 0, status: null, outcome: 'running', timingId: null, kv: null,
   };
 }

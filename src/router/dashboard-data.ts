@@ -7,7 +7,10 @@
 //              kv_usage, prefix_hit_rate (engine-reported hits/queries, null before a scrape),
 //              kv_events_blocks (kvaware index, null without), stats: same fields as overall}],
 //   recent: [{id, path, arrived_at, outcome, status, chunks, prefill, decode,
-//             t: {admitted, prefill_start, prefill_end, decode_start, first_token, last_token}}] }
+//             t: {admitted, prefill_start, prefill_end, decode_start, kv_lookup, kv_start, kv_end, first_token, last_token},
+//             kv: {load_ms, tokens, bytes} | null}] }
+// kv_*: the decoder's own KV timing (kv-timing-poll.ts) placed on the router's clock from decode_start
+// (the leg's network and HTTP intake fall into decode_start -> kv_lookup); all null while unknown.
 // recent is newest first, at most RequestStats' RECENT records.
 import type { Upstream } from '../gateway/upstream.js';
 import type { RequestStats, ServerStats } from './request-stats.js';
@@ -78,7 +81,9 @@ export function dashboardData(src: DashboardSource, now = Date.now()) {
       chunks: r.chunks,
       prefill: r.prefillOrigin,
       decode: r.decodeOrigin,
+      kv: r.kv ? { load_ms: r.kv.loadMs, tokens: r.kv.tokens, bytes: r.kv.bytes } : null,
       t: {
+        ...kvTimes(r),
         admitted: t(r.admittedMs),
         prefill_start: t(r.prefillStartMs),
         prefill_end: t(r.prefillEndMs),
@@ -88,4 +93,13 @@ export function dashboardData(src: DashboardSource, now = Date.now()) {
       },
     })),
   };
+}
+
+/** The decoder's KV times on the router's clock (ms since arrival), null while unknown. */
+function kvTimes(r: RequestStats['recent'][number]) {
+  const base = r.decodeStartMs;
+  const k = r.kv;
+  if (!k || base === null) return { kv_lookup: null, kv_start: null, kv_end: null };
+  const at = (x: number | null) => (x === null ? null : r1(base + x));
+  return { kv_lookup: at(k.lookupStartMs), kv_start: at(k.loadStartMs), kv_end: at(k.loadEndMs) };
 }

@@ -31,8 +31,9 @@ export const DASHBOARD_HTML = `<!doctype html>
 <th>QPS</th><th>TTFT p50 / p99 ms</th><th>ITL p50 / p99 ms</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Recent requests</h2>
 <p class="legend"><span class="seg queued">queued</span> <span class="seg prefill">prefill</span>
-<span class="seg transfer">KV transfer → first token</span> <span class="seg decode">first → last token</span></p>
-<table id="requests"><thead><tr><th>request</th><th>status</th><th>prefill</th><th>decode</th><th>TTFT ms</th><th>total ms</th><th>timeline</th></tr></thead><tbody></tbody></table></section>
+<span class="seg lookup">decoder intake + KV lookup</span> <span class="seg transfer">KV transfer</span>
+<span class="seg firststep">decoder's first step</span> <span class="seg decoder">decode leg → first token (not split: no KV timing)</span> <span class="seg decode">first → last token</span></p>
+<table id="requests"><thead><tr><th>request</th><th>status</th><th>prefill</th><th>decode</th><th>TTFT ms</th><th>total ms</th><th>KV load</th><th>timeline</th></tr></thead><tbody></tbody></table></section>
 </body>
 </html>
 `;
@@ -44,7 +45,7 @@ th{background:#f3f3f3}.down{color:#b00020;font-weight:bold}.up{color:#1b7f2a}
 #status[data-status=error]{color:#b00020}.timeline{position:relative;width:420px;height:12px;background:#f6f6f6}
 .seg{display:inline-block;height:12px;min-width:1px}.timeline .seg{position:absolute;top:0}
 .legend .seg{padding:0 4px;height:auto}.queued{background:#bbb}.prefill{background:#f2a33a}
-.transfer{background:#7e57c2;color:#fff}.decode{background:#2e86de;color:#fff}
+.transfer{background:#7e57c2;color:#fff}.lookup{background:#d7c8ee}.firststep{background:#26a69a;color:#fff}.decoder{background:#9575cd;color:#fff}.decode{background:#2e86de;color:#fff}
 `;
 
 // Plain browser JS (no modules, no dependencies). Kept free of backticks so it can live in this string.
@@ -89,7 +90,15 @@ export const DASHBOARD_JS = String.raw`'use strict';
     var firstLeg = t.prefill_start !== null ? t.prefill_start : t.decode_start;
     if (firstLeg !== null) out.push(['queued', 0, firstLeg]);
     if (t.prefill_start !== null && t.prefill_end !== null) out.push(['prefill', t.prefill_start, t.prefill_end]);
-    if (t.decode_start !== null && t.first_token !== null) out.push(['transfer', t.decode_start, t.first_token]);
+    if (t.decode_start !== null && t.first_token !== null) {
+      if (t.kv_lookup === null) out.push(['decoder', t.decode_start, t.first_token]);
+      else {
+        var ready = t.kv_end !== null ? t.kv_end : t.kv_lookup;
+        out.push(['lookup', t.decode_start, t.kv_start !== null ? t.kv_start : t.kv_lookup]);
+        if (t.kv_start !== null && t.kv_end !== null) out.push(['transfer', t.kv_start, t.kv_end]);
+        out.push(['firststep', ready, t.first_token]);
+      }
+    }
     if (t.first_token !== null && t.last_token !== null) out.push(['decode', t.first_token, t.last_token]);
     return out;
   }
@@ -99,6 +108,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
       var seg = el('span', null, 'seg ' + s[0]);
       seg.setAttribute('data-seg', s[0]);
       seg.title = s[0] + ': ' + (s[2] - s[1]).toFixed(1) + ' ms';
+      seg.setAttribute('data-ms', (s[2] - s[1]).toFixed(3));
       seg.style.left = (100 * s[1] / scale) + '%';
       seg.style.width = Math.max(0.3, 100 * (s[2] - s[1]) / scale) + '%';
       box.appendChild(seg);
@@ -125,7 +135,8 @@ export const DASHBOARD_JS = String.raw`'use strict';
     d.recent.forEach(function (r) { if (r.t.last_token !== null && r.t.last_token > scale) scale = r.t.last_token; });
     fill('requests', d.recent.map(function (r) {
       var tr = row([r.id, r.outcome + (r.status !== null ? ' ' + r.status : ''), r.prefill, r.decode,
-        r.t.first_token === null ? null : r.t.first_token.toFixed(1), r.t.last_token === null ? null : r.t.last_token.toFixed(1), timeline(r.t, scale)]);
+        r.t.first_token === null ? null : r.t.first_token.toFixed(1), r.t.last_token === null ? null : r.t.last_token.toFixed(1),
+        r.kv ? r.kv.load_ms.toFixed(2) + ' ms, ' + r.kv.tokens + ' tokens' : null, timeline(r.t, scale)]);
       tr.setAttribute('data-request', r.id);
       return tr;
     }));

@@ -16,6 +16,7 @@ import { createGatewayApp, healthChecker, shownUrl } from '../gateway/app.js';
 import { createPolicy } from '../gateway/policies/registry.js';
 import { upstreamCredentials } from '../gateway/intake.js';
 import { signRequest } from '../security/request-signing.js';
+import { KvTimingPoller } from './kv-timing-poll.js';
 import { normalizeRouterConfig, poolsOf, type Backend, type RouterConfig } from './config.js';
 import { RequestStats } from './request-stats.js';
 import { scrapeEngine } from './engine-stats.js';
@@ -105,11 +106,17 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
     ...st.decoders.all.map((up) => ({ up, role: 'decode' })),
   ];
   const modelsKnown = (model: string) => engines().some(({ up }) => up.models.includes(model));
+  const kvTiming = config.internalKey
+    ? new KvTimingPoller(config.internalKey, (o) => st.decoders.all.find((u) => u.origin === o), () => upstreamCredentials(config))
+    : null;
   const conditional = conditionalOn(rc) ? new ConditionalDisagg(rc, st.metrics.registry) : null;
   st.hooks = {
     prepare: (req, body, requestId) => prepareRoute(st, rc, req, body, requestId, modelsKnown, conditional),
     onStart: (r) => stats.start(r),
-    onDone: (r) => stats.finish(r),
+    onDone: (r) => {
+      stats.finish(r);
+      kvTiming?.add(r);
+    },
   };
   const getHeaders = (path: string): Record<string, string> => ({
     ...upstreamCredentials(config),
@@ -213,6 +220,7 @@ export async function startRouter(input: RouterConfig, statsSink: (text: string)
       await discovery?.stop();
       for (const a of st.aborters) a.abort(new Error('router shutting down'));
       await app.close();
+      kvTiming?.close();
       await health.settle();
       await scraping?.catch(() => undefined);
       await kvFeed?.close();

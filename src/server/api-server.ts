@@ -24,6 +24,7 @@ import { packageVersion, registerInfoRoutes } from './info-routes.js';
 import { ServerMetrics } from './metrics.js';
 import { RequestIds } from './request-context.js';
 import type { ServerContext } from './server-context.js';
+import { KvTimingStore, registerKvTimingRoute } from './kv-timing.js';
 import type { GrammarService } from '../structured/grammar-service.js';
 import type { ToolSettings } from './tools/tool-plan.js';
 
@@ -76,6 +77,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
     samplingDefaults: opts.samplingDefaults ?? {},
     metrics: new ServerMetrics(engine, names[0]!, opts.grammar ?? null),
     ids: new RequestIds(),
+    kvTiming: new KvTimingStore(),
     encoder: opts.encoder ?? new InlineEncoder(engine.tokenizer),
     limits: { ...defaultRequestLimits, ...opts.limits },
     grammar: opts.grammar ?? null,
@@ -124,6 +126,7 @@ export function createApiServer(engine: EngineClient, opts: ApiServerOptions): A
   app.post('/v1/chat/completions', (req, reply) => handleChat(ctx, req, reply));
   app.post('/v1/responses', (req, reply) => handleResponses(ctx, req, reply));
   registerInfoRoutes(app, ctx, opts.version ?? packageVersion());
+  registerKvTimingRoute(app, ctx.kvTiming);
 
   return {
     app,

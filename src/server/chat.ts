@@ -10,6 +10,7 @@ import { chatEchoText } from './chat-echo.js';
 import { refuseUnhonouredChatFields } from './unhonoured-fields.js';
 import { promptLogprobsK, vllmPromptLogprobs } from './prompt-logprobs.js';
 import { runBatch } from './engine-batch.js';
+import { timingIdOf } from './kv-timing.js';
 import { badRequest } from './http-errors.js';
 import { chatLogprobs, LogprobText } from './logprobs.js';
 import { encodeChatPrompt } from './prompts.js';
@@ -81,7 +82,7 @@ export async function handleChat(ctx: ServerContext, request: FastifyRequest, re
   const signal = disconnectSignal(reply);
   if (body.stream) return streamChat(ctx, body, req, n, echo, baseId, signal, reply, toolPlan);
 
-  const [group] = await runBatch(ctx, [req], signal, (outputs) => collectChoices(outputs, bestOf));
+  const [group] = await runBatch(ctx, [req], signal, (outputs) => collectChoices(outputs, bestOf), timingIdOf(request));
   const results = bestOf > n ? bestIndices(group!, n).map((j) => group![j]!) : group!;
   const c0 = results[0]!;
   return {
@@ -154,7 +155,7 @@ async function streamChat(
           ...(continuous ? { usage: usage.of(index) } : {}),
         });
       }
-    });
+    }, timingIdOf(reply.request));
   } catch (e) {
     if (!sse) throw e;
     await streamError(sse, e);

@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerateRequest, RequestOutput, TokenLogprob } from '../engine/protocol.js';
 import { collectChoices } from './engine-run.js';
 import { runBatch } from './engine-batch.js';
+import { timingIdOf } from './kv-timing.js';
 import { badRequest } from './http-errors.js';
 import { completionLogprobs, LogprobText } from './logprobs.js';
 import { encodeCompletionPrompts, type EncodedPrompt } from './prompts.js';
@@ -65,7 +66,7 @@ export async function handleCompletion(ctx: ServerContext, request: FastifyReque
   const signal = disconnectSignal(reply);
   if (body.stream) return streamCompletion(ctx, body, prompts, reqs, n, head, signal, reply, baseId);
 
-  const groups = await runBatch(ctx, reqs, signal, (outputs) => collectChoices(outputs, bestOf));
+  const groups = await runBatch(ctx, reqs, signal, (outputs) => collectChoices(outputs, bestOf), timingIdOf(request));
   const results = groups.flatMap((g) => (bestOf > n ? bestIndices(g, n).map((j) => g[j]!) : g));
   return {
     ...head,
@@ -149,7 +150,7 @@ async function streamCompletion(
         }
         first[j] = false;
       }
-    });
+    }, timingIdOf(reply.request));
   } catch (e) {
     if (!sse) throw e; // nothing sent yet: the error handler answers with its status
     await streamError(sse, e);

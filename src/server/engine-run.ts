@@ -25,7 +25,7 @@ export async function* runEngine(
   try {
     for await (const out of engine.generate(req, signal)) {
       if (signal.aborted) throw new ClientGone();
-      timer.output(out.promptTokenIds.length, out.newTokenIds.length, out.queueTimeS); // the prompt counts once per request
+      timer.output(out.promptTokenIds.length, out.newTokenIds.length, out.queueTimeS, out.kvLoad); // the prompt counts once per request
       if (out.finished) ended.add(out.index ?? 0);
       if (ended.size >= n) {
         finished = true;

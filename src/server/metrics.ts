@@ -2,13 +2,14 @@
 // Gauges and prefix-cache counters are read from engine.stats() at scrape time; request counters and
 // latency histograms are fed by RequestTimer as outputs stream through the server.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { EngineClient, FinishReason } from '../engine/protocol.js';
+import type { EngineClient, FinishReason, KvLoadTiming } from '../engine/protocol.js';
 
 // vLLM's bucket boundaries (seconds).
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
   80.0, 160.0, 640.0, 2560.0];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
 const TOKEN_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+const KV_LOAD_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0,
   960.0, 1920.0, 7680.0];
 
@@ -41,6 +42,7 @@ export class ServerMetrics {
   private readonly e2e: Histogram<'model_name'>;
   private readonly prefillTime: Histogram<'model_name'>;
   private readonly queueTime: Histogram<'model_name'>;
+  private readonly kvLoadTime: Histogram<'model_name'>;
   private readonly decodeTime: Histogram<'model_name'>;
   private readonly promptLen: Histogram<'model_name'>;
   private readonly genLen: Histogram<'model_name'>;
@@ -103,6 +105,7 @@ export class ServerMetrics {
     this.e2e = hist('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', E2E_BUCKETS);
     this.prefillTime = hist('vllm:request_prefill_time_seconds', 'Histogram of the prefill phase: request handed to the engine until its first output (includes time queued in the engine).', E2E_BUCKETS);
     this.queueTime = hist('vllm:request_queue_time_seconds', 'Histogram of time spent in the engine\'s waiting queue: request handed to the engine until the scheduler first ran it.', E2E_BUCKETS);
+    this.kvLoadTime = hist('pdserve:kv_load_time_seconds', 'Histogram of the KV connector\'s load per request: external blocks allocated until ready (0 when nothing was loaded); requests the connector was asked about.', KV_LOAD_BUCKETS);
     this.decodeTime = hist('vllm:request_decode_time_seconds', 'Histogram of the decode phase: first output until the last.', E2E_BUCKETS);
     this.promptLen = hist('vllm:request_prompt_tokens', 'Number of prefill tokens per finished request.', TOKEN_BUCKETS);
     this.genLen = hist('vllm:request_generation_tokens', 'Number of generation tokens per finished request.', TOKEN_BUCKETS);
@@ -110,12 +113,12 @@ export class ServerMetrics {
     this.promptTokens.inc(this.labels, 0);
     this.generationTokens.inc(this.labels, 0);
     for (const reason of ['stop', 'length', 'abort']) this.requestSuccess.inc({ ...this.labels, finished_reason: reason }, 0);
-    for (const h of [this.ttft, this.itl, this.tpot, this.e2e, this.prefillTime, this.queueTime, this.decodeTime, this.promptLen, this.genLen]) h.zero(this.labels);
+    for (const h of [this.ttft, this.itl, this.tpot, this.e2e, this.prefillTime, this.queueTime, this.kvLoadTime, this.decodeTime, this.promptLen, this.genLen]) h.zero(this.labels);
   }
 
   /** Call when the request is handed to the engine. */
-  startRequest(): RequestTimer {
-    return new RequestTimer(this);
+  startRequest(onKvLoad?: (k: KvLoadTiming) => void): RequestTimer {
+    return new RequestTimer(this, onKvLoad);
   }
 
   /** @internal used by RequestTimer */
@@ -124,8 +127,9 @@ export class ServerMetrics {
   }
 
   /** @internal used by RequestTimer */
-  observe(kind: 'ttft' | 'itl' | 'e2e' | 'queue', seconds: number): void {
+  observe(kind: 'ttft' | 'itl' | 'e2e' | 'queue' | 'kv_load', seconds: number): void {
     if (kind === 'queue') this.queueTime.observe(this.labels, seconds);
+    else if (kind === 'kv_load') this.kvLoadTime.observe(this.labels, seconds);
     else if (kind === 'itl') {
       this.itl.observe(this.labels, seconds);
       this.tpot.observe(this.labels, seconds);
@@ -157,15 +161,21 @@ export class RequestTimer {
   private last = 0;
   private started = false;
   private queued = false;
+  private kvLoaded = false;
   private done = false;
   private promptLen = 0;
   private generated = 0;
 
-  constructor(private readonly m: ServerMetrics) {}
+  constructor(private readonly m: ServerMetrics, private readonly onKvLoad?: (k: KvLoadTiming) => void) {}
 
   /** queueTimeS: the engine's queued time, observed once (the first output that carries it) */
-  output(promptLen: number, newTokens: number, queueTimeS?: number): void {
+  output(promptLen: number, newTokens: number, queueTimeS?: number, kvLoad?: KvLoadTiming): void {
     const now = performance.now();
+    if (kvLoad && !this.kvLoaded) {
+      this.kvLoaded = true;
+      this.m.observe('kv_load', Math.max(0, kvLoad.loadS));
+      this.onKvLoad?.(kvLoad);
+    }
     if (queueTimeS !== undefined && !this.queued) {
       this.queued = true;
       this.m.observe('queue', Math.max(0, queueTimeS));

@@ -14,6 +14,7 @@ import type { GenerateRequest } from '../engine/protocol.js';
 import type { WireChatMessage } from './request-schemas.js';
 import { ClientGone, collect } from './engine-run.js';
 import { runBatch } from './engine-batch.js';
+import { timingIdOf } from './kv-timing.js';
 import { badRequest, toHttpError } from './http-errors.js';
 import { encodeChatPrompt } from './prompts.js';
 import { clientRequestId, disconnectSignal, randomId } from './request-context.js';
@@ -119,7 +120,7 @@ export async function handleResponses(ctx: ServerContext, request: FastifyReques
   const shell = responseShell(ctx, body, `resp_${baseId}`, maxTokens);
   const msgId = (n: number) => (n === 0 ? `msg_${baseId}` : `msg_${baseId}_${n}`);
   if (body.stream) return streamResponse(ctx, req, shell, msgId, toolPlan, signal, reply, baseId);
-  const [c] = await runBatch(ctx, [req], signal, (outputs) => collect(outputs));
+  const [c] = await runBatch(ctx, [req], signal, (outputs) => collect(outputs), timingIdOf(request));
   const incomplete = c!.finishReason === 'length';
   return {
     ...finished(shell, outputItems(toolPlan, c!.text, msgId(0), incomplete), incomplete, c!.promptTokenIds.length, c!.tokenIds.length, c!.numCachedTokens),
@@ -202,7 +203,7 @@ async function streamResponse(
           await send(done.status === 'completed' ? 'response.completed' : 'response.incomplete', { response: done });
         }
       }
-    });
+    }, timingIdOf(reply.request));
   } catch (e) {
     if (!sse) throw e;
     const w = sse as SseWriter;

@@ -1,4 +1,5 @@
 // What every route handler shares: the engine, the served names and limits, metrics, in-flight ids.
+import type { KvTimingStore } from './kv-timing.js';
 import type { ZodType } from 'zod';
 import type { EngineClient } from '../engine/protocol.js';
 import type { SamplingDefaults } from '../models/generation-config.js';
@@ -19,6 +20,7 @@ export interface ServerContext {
   samplingDefaults: SamplingDefaults; // the model's generation-config defaults ({} = the server's own)
   metrics: ServerMetrics;
   ids: RequestIds;
+  kvTiming: KvTimingStore; // decoders' per-request KV load timing for the router (kv-timing.ts)
   encoder: PromptEncoder; // request text -> token ids (off the event loop unless configured inline)
   limits: RequestLimits; // checked before the encoder runs
   grammar: GrammarService | null; // structured output (null: requests that ask for it get a 400)

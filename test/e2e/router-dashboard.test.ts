@@ -85,7 +85,7 @@ test('router /dashboard in Chromium: every engine (labels as text), percentiles,
     assert.equal(await rows.count(), 4);
     const first = tab.locator('tr[data-request="first-3"]');
     assert.equal(await first.locator('td').nth(2).textContent(), p0.url, 'prefilled on p0');
-    for (const seg of ['queued', 'prefill', 'transfer', 'decode']) assert.equal(await first.locator(`[data-seg="${seg}"]`).count(), 1, `${seg} segment`);
+    for (const seg of ['queued', 'prefill', 'decoder', 'decode']) assert.equal(await first.locator(`[data-seg="${seg}"]`).count(), 1, `${seg} segment`);
     const w = await first.locator('[data-seg="decode"]').evaluate((e) => e.getBoundingClientRect().width);
     assert.ok(w > 1, 'segment widths set under the CSP');
 
