@@ -121,7 +121,7 @@ class CudaBackend final : public Backend {
 
   // forward state
   std::mutex computeMu_;
-  PinnedBuffer hostInts_, hostLogits_, sampleHost_;  // sampleHost_/sampleDev_: [R] RowSampling, then [R] int32 tokens  // logits land in pinned memory (one DMA), then one memcpy to the caller
+  PinnedBuffer hostInts_, hostLogits_, sampleHost_;  // sampleHost_/sampleDev_: RowSampling, tokens, token masks (forwardBegin)  // logits land in pinned memory (one DMA), then one memcpy to the caller
   DeviceBuffer devInts_, errFlag_, sampleDev_;
   DeviceBuffer x_, xn_, qkv_, attn_, ao_, gu_, act_, xnR_, logits_, hiLo_;
   DeviceBuffer wsO_, wsML_;

@@ -313,13 +313,29 @@ void CudaBackend::forwardBegin(const BatchDesc& b, float* logitsOut) {
   }
   if (!ran) runModel(p);
   // Token choice on the device: only R tokens come back (and the logits only when asked for).
+  // sampleHost_ / sampleDev_: [R] RowSampling | [R] tokens | [M] mask rows | [M, words] masks (16-byte aligned parts);
+  // one upload of the parameters and masks (only the masked rows' masks: unconstrained rows pay nothing).
   const size_t paramBytes = ((size_t)R * sizeof(RowSampling) + 15) / 16 * 16;
+  const int M = b.sampling ? b.numMaskedRows : 0;
+  const size_t words = (size_t)(spec_.vocabSize + 31) / 32;
+  const size_t tokenBytes = ((size_t)R * sizeof(int32_t) + 15) / 16 * 16;
+  const size_t maskRowsOff = paramBytes + tokenBytes, masksOff = maskRowsOff + ((size_t)M * sizeof(int32_t) + 15) / 16 * 16;
+  const size_t sampleBytes = M ? masksOff + (size_t)M * words * sizeof(int32_t) : paramBytes + tokenBytes;
   if (b.sampling && R) {
-    sampleHost_.ensure(paramBytes + (size_t)R * sizeof(int32_t), "sampling parameters");
-    sampleDev_.ensure(paramBytes + (size_t)R * sizeof(int32_t), "sampling parameters");
+    sampleHost_.ensure(sampleBytes, "sampling parameters");
+    sampleDev_.ensure(sampleBytes, "sampling parameters");
     std::memcpy(sampleHost_.get(), b.sampling, (size_t)R * sizeof(RowSampling));
-    check(cudaMemcpyAsync(sampleDev_.get(), sampleHost_.get(), (size_t)R * sizeof(RowSampling), cudaMemcpyHostToDevice, stream_),
-          "upload sampling parameters");
+    if (M) {
+      std::memcpy(sampleHost_.as<char>() + maskRowsOff, b.maskRows, (size_t)M * sizeof(int32_t));
+      std::memcpy(sampleHost_.as<char>() + masksOff, b.tokenMasks, (size_t)M * words * sizeof(int32_t));
+      check(cudaMemcpyAsync(sampleDev_.get(), sampleHost_.get(), sampleBytes, cudaMemcpyHostToDevice, stream_),
+            "upload sampling parameters and token masks");
+      launchTokenMask(logits_.as<float>(), spec_.vocabSize, (const int32_t*)(sampleDev_.as<char>() + maskRowsOff), M,
+                      (const int32_t*)(sampleDev_.as<char>() + masksOff), stream_);
+    } else {
+      check(cudaMemcpyAsync(sampleDev_.get(), sampleHost_.get(), (size_t)R * sizeof(RowSampling), cudaMemcpyHostToDevice, stream_),
+            "upload sampling parameters");
+    }
     int32_t* tokens = (int32_t*)(sampleDev_.as<char>() + paramBytes);
     launchSample(logits_.as<float>(), R, spec_.vocabSize, sampleDev_.as<RowSampling>(), tokens, stream_);
     check(cudaMemcpyAsync(sampleHost_.as<char>() + paramBytes, tokens, (size_t)R * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),

@@ -101,6 +101,10 @@ void launchPrefillAttentionWmma(DType t, const PrefillAttnArgs& a, cudaStream_t 
 // out[r] = the token RowSampling params[r] picks from logits[r, 0..V) (see pds/types.h); params in device memory.
 void launchSample(const float* logits, int rows, int V, const RowSampling* params, int32_t* out, cudaStream_t s);
 
+// Grammar masks: for m < M, logits[rows[m], id] = -inf where bit (id & 31) of masks[m * ceil(V / 32) + (id >> 5)]
+// is clear (pds/token-mask.h on the host). rows and masks in device memory.
+void launchTokenMask(float* logits, int V, const int32_t* rows, int M, const int32_t* masks, cudaStream_t s);
+
 // out[r] = index of the largest of logits[r, 0..V) (lowest index on ties).
 void launchArgmax(const float* logits, int rows, int V, int32_t* out, cudaStream_t s);
 

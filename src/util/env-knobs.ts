@@ -41,6 +41,7 @@ export const ENV_KNOBS: readonly EnvKnob[] = [
   { name: 'PDSERVE_CUDA_ARCH', where: 'scripts/build.mjs', meaning: 'CUDA architectures, comma-separated (default 90)' },
   { name: 'PDSERVE_TEST_CONCURRENCY', where: 'scripts/run-tests.mjs', meaning: 'test files run at once (default 2)' },
   // ---- developer switches (measurements, A/B) ----
+  { name: 'PDS_GRAMMAR_MASK_HOST', where: 'src/engine/sampler.ts', meaning: '1: grammar rows sampled on the host from copied-out logits (not masked in the backend)' },
   { name: 'PDS_TRACE_STEPS', where: 'src/engine/llm-engine.ts', meaning: '1: a log line per engine step (forward, save+postprocess times)' },
   { name: 'PDS_OVERLAP_KV_SAVE', where: 'src/engine/create-engine.ts', meaning: '1/0: force KV saves beside the next forward on/off' },
   { name: 'PDS_TRACE_FORWARD', where: 'native/binding/model.cc, native/cuda/cuda-forward.cu', meaning: '1: per-forward timing lines' },

@@ -88,6 +88,8 @@ void runKernelTests(uint64_t seed) {
   }
   testArgmax();
   testSample();
+  testTokenMask(151936);
+  testTokenMask(1003);
   testKvPack();
   testConvertAndFill();
 }

@@ -59,6 +59,7 @@ void testGemvSiluMixed(DType wt);
 
 // kernel-tests-sampling.cu: device token choice against pds::sampleRow, argmax.
 void testSample();
+void testTokenMask(int V);  // launchTokenMask vs pds::applyTokenMask, then sampling
 void testArgmax();
 
 // kernel-tests-kv-copy.cu: paged KV <-> contiguous staging pack / unpack.
