@@ -183,9 +183,10 @@ const grammarMaskOnHost = (): boolean => process.env.PDS_GRAMMAR_MASK_HOST === '
  * with its bitmask (maskRows / masks: applied on the device for CUDA, before the token choice), so only
  * constrained rows upload a mask and no logits come back for them. The uniform draw comes from the request's
  * RNG (else `rng`) now, as sampleRow would draw it. Other rows are sampled on the host from the logits (then
- * wanted), and their backend choice is ignored. A grammar row's mask must be ready (prepareConstraints).
+ * wanted), and their backend choice is ignored. A grammar row goes to the backend only with its mask ready
+ * (prepareConstraints) and ceil(vocabSize / 32) words long (the logits row's; unchecked without vocabSize).
  */
-export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly number[], rng: Rng): SamplingPlan {
+export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly number[], rng: Rng, vocabSize?: number): SamplingPlan {
   const R = seqs.length;
   const arrays = greedyRows(R);
   const host = new Array<boolean>(R).fill(false);
@@ -194,7 +195,9 @@ export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly nu
   seqs.forEach((seq, r) => {
     const sp = seq.sampling;
     const c = seq.constraint;
-    host[r] = (c !== null && (maskOnHost || !c.ready)) || seq.forksPending > 0 || !backendCanSample(sp, seq.numOutputTokens, eosTokenIds);
+    // a mask sized for another vocabulary than the logits row (tokenizer larger than the model) stays on the host
+    const words = vocabSize === undefined ? c?.mask.length : Math.ceil(vocabSize / 32);
+    host[r] = (c !== null && (maskOnHost || !c.ready || c.mask.length !== words)) || seq.forksPending > 0 || !backendCanSample(sp, seq.numOutputTokens, eosTokenIds);
     if (c && !host[r]) masked.push(r);
     arrays.temperature[r] = sp.temperature;
     arrays.topP[r] = sp.topP;

@@ -123,8 +123,10 @@ test('planSampling: ready grammar rows go to the backend with their masks; other
   withLogprobs.constraint = constraint(maskOf([6]), true);
   const g2 = mk('e');
   g2.constraint = constraint(maskOf([40]), true);
-  const p = planSampling([free, g1, notReady, withLogprobs, g2], [0], new Rng(1));
-  assert.deepEqual(p.hostRows, [false, false, true, true, false]);
+  const wrongSize = mk('f');
+  wrongSize.constraint = constraint(new Int32Array(3), true);
+  const p = planSampling([free, g1, notReady, withLogprobs, g2, wrongSize], [0], new Rng(1), V);
+  assert.deepEqual(p.hostRows, [false, false, true, true, false, true]);
   assert.deepEqual(Array.from(p.arrays.maskRows!), [1, 4]);
   assert.deepEqual(Array.from(p.arrays.masks!), [...maskOf([3, 4]), ...maskOf([40])]);
   assert.ok(p.arrays.u[1]! > 0, 'the masked temperature row drew its u');
