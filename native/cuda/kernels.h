@@ -118,6 +118,18 @@ void launchGemv(DType xt, DType t, const void* x, const void* W, void* y, int T,
 // y in xt.
 void launchGemvSilu(DType xt, DType t, const void* gu, const void* W, void* y, int T, int N, int K, cudaStream_t s);
 
+// Fused decode GEMVs (gemv-fused.cu), T <= kGemvMaxRows, x / y / act in xt (the weight dtype t, or f32 over
+// bf16/f16 weights), K a multiple of 16 / sizeof(t); normW [K] in xt:
+//   launchGemvNorm:       y[T, N] = rmsnorm(x[T, K]; normW, eps) W[N, K]^T
+//   launchGemvNormSwiGlu: act[T, I] = silu(g) * u with [g | u] = rmsnorm(x; normW, eps) Wgu[2I, K]^T
+//   launchGemvResidual:   x[T, N] += a[T, K] W[N, K]^T
+// Each equals the unfused kernels' sequence (rmsnorm, gemv, silu-mul, residual add) up to summation order.
+void launchGemvNorm(DType xt, DType t, const void* x, const void* normW, float eps, const void* W, void* y, int T, int N, int K,
+                    cudaStream_t s);
+void launchGemvNormSwiGlu(DType xt, DType t, const void* x, const void* normW, float eps, const void* Wgu, void* act, int T, int I,
+                          int K, cudaStream_t s);
+void launchGemvResidual(DType xt, DType t, const void* a, const void* W, void* x, int T, int N, int K, cudaStream_t s);
+
 // KV transfer between cache planes and a contiguous staging buffer. A plane is one (layer, K|V) slab:
 // cache plane p at cache + p * cachePlaneBytes ([blocks*blockSize rows of rowBytes]), staging plane p at
 // staging + p * numTokens * rowBytes. Token i lives in block blockIds[i / blockSize], row i % blockSize.

@@ -177,6 +177,26 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
   timeIt("silu_mul", 3.0 * I * e, [&] { cuda::launchSiluMul(dt, gu, act, 1, I, st); });
   gemvBench("gemv down", H, I, false);
   gemvBench("gemv lm_head (f32 out)", s.vocabSize, H, true);
+  // the fused decode GEMVs (gemv-fused.cu) that replace rmsnorm + gemv, gemv + silu, gemv + residual add
+  enum class F { Norm, NormSwiGlu, Residual };
+  auto fusedBench = [&](const char* name, F f, int N, int K) {
+    const size_t wb = (size_t)(f == F::NormSwiGlu ? 2 : 1) * N * K * e;
+    const int copies = (int)std::max<size_t>(2, ((size_t)256 << 20) / wb + 1);
+    std::vector<void*> ws;
+    for (int c = 0; c < copies; ++c) ws.push_back(dev(wb));
+    int c = 0;
+    timeIt(name, (double)wb, [&] {
+      void* W = ws[c++ % copies];
+      if (f == F::Norm) cuda::launchGemvNorm(dt, dt, x, w, 1e-6f, W, qkv, 1, N, K, st);
+      else if (f == F::NormSwiGlu) cuda::launchGemvNormSwiGlu(dt, dt, x, w, 1e-6f, W, act, 1, N, K, st);
+      else cuda::launchGemvResidual(dt, dt, K == I ? act : attn, W, x, 1, N, K, st);
+    });
+    for (void* p : ws) cudaFree(p);
+  };
+  fusedBench("fused gemv_norm qkv (rmsnorm + gemv qkv)", F::Norm, qkvRows, H);
+  fusedBench("fused gemv_residual o_proj (gemv o_proj + residual)", F::Residual, H, nH * D);
+  fusedBench("fused gemv_norm_swiglu gate_up (rmsnorm + gemv gate_up + silu)", F::NormSwiGlu, I, H);
+  fusedBench("fused gemv_residual down (gemv down + residual)", F::Residual, H, I);
   for (void* p : {x, xn, qkv, attn, gu, act, lg, w, kc, vc, (void*)ints, (void*)inv, (void*)wsO, (void*)wsML}) cudaFree(p);
   cudaStreamDestroy(st);
 }

@@ -86,6 +86,12 @@ void runKernelTests(uint64_t seed) {
     testMatmulMixed(wt, 130, 520, 2048, false, &blas);
     testGemvSiluMixed(wt);
   }
+  for (DType t : kAll)
+    for (int M : {1, 3, 8}) testGemvFused(t, t, M, 300, 1024);
+  testGemvFused(DType::BF16, DType::BF16, 4, 4096, 4096);
+  testGemvFused(DType::BF16, DType::BF16, 1, 1024, 3072);
+  for (DType wt : {DType::BF16, DType::F16})
+    for (int M : {1, 4}) testGemvFused(DType::F32, wt, M, 296, 2048);
   testArgmax();
   testSample();
   testTokenMask(151936);
