@@ -56,8 +56,9 @@ class CudaBackend final : public Backend {
   // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
   void setUseGraphs(bool on) { useGraphs_ = on; }
   void setGemvMaxRows(int rows) { gemvMaxRows_ = rows; }
-  // Fused decode GEMVs (gemv-fused.cu) for batches of <= gemvMaxRows_ tokens; PDS_CUDA_FUSED_DECODE=0 turns them off.
-  void setFusedDecode(bool on) { fusedDecode_ = on; clearGraphs(); }
+  // Fused decode kernels for batches of <= gemvMaxRows_ tokens (PDS_CUDA_FUSED_DECODE): 0 = off, 1 = the fused
+  // GEMVs (gemv-fused.cu), 2 (default) = also the qkv GEMV + RoPE + KV write (gemv-qkv-rope.cu).
+  void setFusedDecode(int level) { fusedDecode_ = level; clearGraphs(); }
   // Debugging aid: run only the first n layers (0 = all), then the final norm and lm_head.
   void setDebugLayers(int n) { debugLayers_ = n; clearGraphs(); }
 
@@ -130,7 +131,7 @@ class CudaBackend final : public Backend {
   size_t capTokens_ = 0, capLogits_ = 0;
   bool useGraphs_ = true;
   int gemvMaxRows_ = 4;
-  bool fusedDecode_ = true;
+  int fusedDecode_ = 2;
   int splitSize_ = 256;
   int debugLayers_ = 0;
   int numSms_ = 132;

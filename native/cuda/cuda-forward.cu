@@ -113,19 +113,26 @@ void CudaBackend::runModel(const Plan& p) {
   check(cudaMemsetAsync(errFlag_.get(), 0, sizeof(int), stream_), "clear error flag");
   launchEmbedding(spec_.weightDtype, dt, p.at(p.ids), T, embed_, spec_.vocabSize, H, x_.get(), errFlag_.as<int>(), stream_);
   const int numLayers = debugLayers_ > 0 ? std::min(debugLayers_, spec_.numLayers) : spec_.numLayers;
-  // Small decode batches: 6 launches per layer instead of 8 (gemv-fused.cu): the RMSNorms become prologues
-  // of the qkv and gate/up GEMVs, SiLU-mul the gate/up GEMV's epilogue, and the residual adds the o_proj and
-  // down GEMVs' epilogues (x_ always holds the whole residual stream).
+  // Small decode batches: 5 launches per layer instead of 8 (gemv-fused.cu, gemv-qkv-rope.cu): the RMSNorms
+  // become prologues of the qkv and gate/up GEMVs, qkv prep (bias, q/k norm, RoPE, KV write) the qkv GEMV's
+  // epilogue, SiLU-mul the gate/up GEMV's, and the residual adds the o_proj and down GEMVs' epilogues
+  // (x_ always holds the whole residual stream). Level 1: qkv prep stays a launch of its own (6).
   const int vec = 16 / (int)elem_;
   if (fusedDecode_ && T <= gemvMaxRows_ && H % vec == 0 && I % vec == 0 && (nH * D) % vec == 0) {
     const DType wt = spec_.weightDtype;
+    const bool qkvRope = fusedDecode_ >= 2 && gemvQkvRopeSupported(D);
     for (int l = 0; l < numLayers; ++l) {
       const Layer& L = run_[l];
-      launchGemvNorm(dt, wt, x_.get(), L.inNorm, eps, L.qkv, qkv_.get(), T, qkvRows_, H, stream_);
       char* kc = (char*)kv_.get() + (size_t)(2 * l) * plane;
       char* vc = kc + plane;
-      launchQkvPrep(dt, qkv_.get(), T, nH, nKV, D, L.qkvBias, L.qNorm, L.kNorm, eps, invFreq_.as<float>(),
-                    p.at(p.pos), p.at(p.slots), kc, vc, stream_);
+      if (qkvRope) {
+        launchGemvQkvRope(dt, wt, x_.get(), L.inNorm, eps, L.qkv, qkv_.get(), T, nH, nKV, D, H, L.qkvBias, L.qNorm,
+                          L.kNorm, invFreq_.as<float>(), p.at(p.pos), p.at(p.slots), kc, vc, stream_);
+      } else {
+        launchGemvNorm(dt, wt, x_.get(), L.inNorm, eps, L.qkv, qkv_.get(), T, qkvRows_, H, stream_);
+        launchQkvPrep(dt, qkv_.get(), T, nH, nKV, D, L.qkvBias, L.qNorm, L.kNorm, eps, invFreq_.as<float>(),
+                      p.at(p.pos), p.at(p.slots), kc, vc, stream_);
+      }
       attention(p, l, kc, vc);
       launchGemvResidual(dt, wt, attn_.get(), L.o, x_.get(), T, H, nH * D, stream_);
       launchGemvNormSwiGlu(dt, wt, x_.get(), L.postNorm, eps, L.gateUp, act_.get(), T, I, H, stream_);

@@ -130,6 +130,14 @@ void launchGemvNormSwiGlu(DType xt, DType t, const void* x, const void* normW, f
                           int K, cudaStream_t s);
 void launchGemvResidual(DType xt, DType t, const void* a, const void* W, void* x, int T, int N, int K, cudaStream_t s);
 
+// launchGemvNorm (qkv rows) + launchQkvPrep in one launch (gemv-qkv-rope.cu; clusters of blocks per head):
+// q written into qkv [T, (nH + 2 nKV) * D] (its k / v columns are not written), k / v to the cache at slots.
+bool gemvQkvRopeSupported(int D);
+void launchGemvQkvRope(DType xt, DType t, const void* x, const void* normW, float eps, const void* W, void* qkv, int T,
+                       int nH, int nKV, int D, int H, const void* bias, const void* qNormW, const void* kNormW,
+                       const float* invFreq, const int32_t* positions, const int32_t* slots, void* kCache, void* vCache,
+                       cudaStream_t s);
+
 // KV transfer between cache planes and a contiguous staging buffer. A plane is one (layer, K|V) slab:
 // cache plane p at cache + p * cachePlaneBytes ([blocks*blockSize rows of rowBytes]), staging plane p at
 // staging + p * numTokens * rowBytes. Token i lives in block blockIds[i / blockSize], row i % blockSize.

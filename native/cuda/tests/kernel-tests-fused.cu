@@ -71,4 +71,52 @@ void testGemvFused(DType xt, DType wt, int M, int N, int K) {
   for (void* p : {dx, dg, dw, da, xn, y, act, yf, actf, res, resf, junk, dOnes}) cudaFree(p);
 }
 
+// launchGemvQkvRope vs launchGemvNorm (qkv rows) + launchQkvPrep: q columns of qkv and the K / V cache planes
+// (one token's slot is -1: its cache rows must stay untouched). Positions spread to 4000 (RoPE angles large).
+void testGemvQkvRope(DType xt, DType wt, int M, int nH, int nKV, int D, int H, bool bias, bool norm) {
+  const float eps = 1e-6f;
+  const int heads = nH + 2 * nKV, rows = heads * D, slotsN = 64;
+  auto x = randomVec(rng, (size_t)M * H, -2, 2, xt), g = randomVec(rng, H, 0.5f, 1.5f, xt);
+  auto w = randomVec(rng, (size_t)rows * H, -1, 1, wt), b = randomVec(rng, rows, -1, 1, xt);
+  auto qn = randomVec(rng, D, 0.5f, 1.5f, xt), kn = randomVec(rng, D, 0.5f, 1.5f, xt);
+  std::vector<float> invFreq(D / 2);
+  for (int i = 0; i < D / 2; ++i) invFreq[i] = std::pow(10000.f, -2.f * i / D);
+  std::vector<int32_t> pos(M), slots(M);
+  for (int r = 0; r < M; ++r) { pos[r] = (r * 1237 + 5) % 4000; slots[r] = r == 1 ? -1 : (r * 7 + 3) % slotsN; }
+  const size_t plane = (size_t)slotsN * nKV * D;
+  const std::vector<float> cacheInit = randomVec(rng, plane, -1, 1, xt);
+  void *dx = toDevice(xt, x), *dg = toDevice(xt, g), *dw = toDevice(wt, w), *db = toDevice(xt, b);
+  void *dqn = toDevice(xt, qn), *dkn = toDevice(xt, kn), *dinv = toDevice(DType::F32, invFreq);
+  int32_t *dpos = devInts(pos), *dslots = devInts(slots);
+  void *qkvA = toDevice(xt, std::vector<float>((size_t)M * rows, NAN)), *qkvB = toDevice(xt, std::vector<float>((size_t)M * rows, NAN));
+  void *kA = toDevice(xt, cacheInit), *vA = toDevice(xt, cacheInit), *kB = toDevice(xt, cacheInit), *vB = toDevice(xt, cacheInit);
+  const void* bp = bias ? db : nullptr;
+  const void* qp = norm ? dqn : nullptr;
+  const void* kp = norm ? dkn : nullptr;
+  launchGemvNorm(xt, wt, dx, dg, eps, dw, qkvA, M, rows, H, 0);
+  launchQkvPrep(xt, qkvA, M, nH, nKV, D, bp, qp, kp, eps, (const float*)dinv, dpos, dslots, kA, vA, 0);
+  launchGemvQkvRope(xt, wt, dx, dg, eps, dw, qkvB, M, nH, nKV, D, H, bp, qp, kp, (const float*)dinv, dpos, dslots, kB, vB, 0);
+  sync();
+  auto qa = fromDevice(xt, qkvA, (size_t)M * rows), qb = fromDevice(xt, qkvB, (size_t)M * rows);
+  std::vector<float> qA, qB;  // the q columns only
+  for (int r = 0; r < M; ++r)
+    for (int i = 0; i < nH * D; ++i) { qA.push_back(qa[(size_t)r * rows + i]); qB.push_back(qb[(size_t)r * rows + i]); }
+  auto ka = fromDevice(xt, kA, plane), kb = fromDevice(xt, kB, plane), va = fromDevice(xt, vA, plane), vb = fromDevice(xt, vB, plane);
+  char nm[160];
+  std::snprintf(nm, sizeof nm, "gemv_qkv_rope/%s x %s M=%d heads %d/%d D=%d H=%d%s%s vs gemv_norm + qkv_prep", tag(xt).c_str(),
+                tag(wt).c_str(), M, nH, nKV, D, H, bias ? " +bias" : "", norm ? " +qk-norm" : "");
+  const double err = std::max({relErr(qB, toD(qA)), relErr(kb, toD(ka)), relErr(vb, toD(va))});
+  // the slot -1 token's rows, and every row no token wrote, keep the initial values (both paths)
+  bool untouched = true;
+  for (int sl = 0; sl < slotsN; ++sl) {
+    bool written = false;
+    for (int r = 0; r < M; ++r) written |= slots[r] == sl;
+    if (written) continue;
+    for (size_t i = (size_t)sl * nKV * D; i < (size_t)(sl + 1) * nKV * D; ++i)
+      untouched &= kb[i] == cacheInit[i] && vb[i] == cacheInit[i];
+  }
+  check(untouched, std::string(nm) + (untouched ? "" : " (unwritten cache rows changed)"), err, fusedTol(xt));
+  for (void* p : {dx, dg, dw, db, dqn, dkn, dinv, (void*)dpos, (void*)dslots, qkvA, qkvB, kA, vA, kB, vB}) cudaFree(p);
+}
+
 }  // namespace pds::test::kernels
