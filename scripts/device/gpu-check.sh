@@ -138,7 +138,7 @@ cmd_decode_fused() {
   PDS_BENCH_DECODE_KERNELS=1 .device/cuda-run/cuda-tests --bench > "$OUT/decode-kernels.log" 2>&1; note "decode kernels"
   sed -n '/^metric/,$p' "$OUT/decode-kernels.log"
   for m in ${MODELS:-qwen3-0.6b qwen3-4b llama-3.1-8b}; do
-    for f in 0 2 0 2; do
+    for f in 0 2 0 2; do  # 0 = unfused (default), 2 = fused
       echo "--- $m PDS_CUDA_FUSED_DECODE=$f"
       PDS_CUDA_FUSED_DECODE=$f node dist/src/cli/main.js bench engine --model $m --load-format dummy --device cuda \
         --prompt-len 512 --decode-ctx 2048 --batches ${BATCHES:-1,4} 2>/dev/null | tee -a "$OUT/decode-fused-engine.log" | grep -iE "decode|floor"

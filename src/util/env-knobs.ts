@@ -48,7 +48,7 @@ export const ENV_KNOBS: readonly EnvKnob[] = [
   { name: 'PDS_PREFILL_ATTN', where: 'native/cuda/prefill-attention.cu', meaning: 'wmma: the fallback prefill attention kernel' },
   { name: 'PDS_CUDA_FUSED_ATTN_TOKENS', where: 'native/cuda/cuda-forward.cu', meaning: 'token count up to which attention runs fused' },
   { name: 'PDS_CUDA_PDL', where: 'native/cuda/cuda-backend.cu', meaning: '0: no programmatic dependent launch' },
-  { name: 'PDS_CUDA_FUSED_DECODE', where: 'native/cuda/cuda-backend.cu', meaning: 'decode batches: 0 = unfused kernels, 1 = fused GEMVs (norm prologue, SwiGLU / residual epilogues), 2 (default) = also qkv GEMV + RoPE + KV write' },
+  { name: 'PDS_CUDA_FUSED_DECODE', where: 'native/cuda/cuda-backend.cu', meaning: 'decode batches: 0 = unfused kernels, 1 = fused GEMVs (norm prologue, SwiGLU / residual epilogues), 2 = also qkv GEMV + RoPE + KV write; default 0 until verified on a GPU' },
   { name: 'PDS_CUDA_GRAPHS', where: 'native/cuda/cuda-backend.cu', meaning: '0: no CUDA graphs for decode' },
   { name: 'PDS_CUDA_GEMV_ROWS', where: 'native/cuda/cuda-backend.cu', meaning: 'batch rows up to which matmuls use the GEMV kernel' },
   { name: 'PDS_CPU_ASYNC_FORWARD', where: 'native/cpu/cpu-backend.cc', meaning: '1: CPU forwards take the binding\'s asynchronous path (tests it without a GPU)' },
