@@ -7,7 +7,7 @@
 
 namespace pds::binding {
 
-std::shared_ptr<ForwardInput> forwardInputFromJs(const Napi::CallbackInfo& info, bool sample) {
+std::shared_ptr<ForwardInput> forwardInputFromJs(const Napi::CallbackInfo& info, bool sample, int vocab) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "forward: batch must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
@@ -49,6 +49,20 @@ std::shared_ptr<ForwardInput> forwardInputFromJs(const Napi::CallbackInfo& info,
       if (!(uu >= 0.f && uu < 1.f)) throw Napi::RangeError::New(env, "forwardSample: sampling.u must be in [0, 1)");
       in->sampling[r] = RowSampling{temp[r], topP[r], minP[r], uu, topK[r]};
     }
+    // optional grammar masks: maskRows [M] ascending rows of [0, R), masks [M * ceil(vocab / 32)]
+    Napi::Value mr = so.Get("maskRows");
+    if (!mr.IsUndefined() && !mr.IsNull()) {
+      auto rows = i32Arg(env, mr, "sampling.maskRows", 0);
+      const size_t M = rows.ElementLength(), words = (static_cast<size_t>(vocab) + 31) / 32;
+      auto bits = i32Arg(env, so.Get("masks"), "sampling.masks", M * words);
+      if (bits.ElementLength() != M * words)
+        throw Napi::RangeError::New(env, "forwardSample: sampling.masks must have maskRows.length * " + std::to_string(words) + " words");
+      for (size_t m = 0; m < M; ++m)
+        if (rows[m] < 0 || static_cast<size_t>(rows[m]) >= R || (m > 0 && rows[m] <= rows[m - 1]))
+          throw Napi::RangeError::New(env, "forwardSample: sampling.maskRows must be ascending rows of [0, logitsIndices.length)");
+      in->maskRows = i32Vec(rows);
+      in->tokenMasks = i32Vec(bits);
+    }
     in->wantLogits = info[2].ToBoolean().Value();
   }
   return in;
@@ -70,6 +84,9 @@ float* fillBatch(const ForwardInput& in, ForwardOutput& out, int vocab, BatchDes
     out.tokens.resize(in.sampling.size());
     d.sampling = in.sampling.data();
     d.sampledTokens = out.tokens.data();
+    d.numMaskedRows = static_cast<int>(in.maskRows.size());
+    d.maskRows = in.maskRows.empty() ? nullptr : in.maskRows.data();
+    d.tokenMasks = in.tokenMasks.empty() ? nullptr : in.tokenMasks.data();
   }
   if (in.wantLogits && !out.logits) {
     out.n = static_cast<size_t>(d.numLogits) * vocab;

@@ -15,6 +15,7 @@ struct ForwardInput {
   std::vector<int32_t> tokenIds, positions, slotMapping, queryStartLoc, contextLens, blockTables, logitsIndices;
   int maxBlocksPerSeq = 0;
   std::vector<RowSampling> sampling;  // [R] with forwardSample, else empty
+  std::vector<int32_t> maskRows, tokenMasks;  // forwardSample's optional grammar masks (BatchDesc's)
   bool sample = false;                // forwardSample: resolve with { tokens, logits }
   bool wantLogits = true;             // forwardSample's third argument; always true for forward
 };
@@ -29,7 +30,8 @@ struct ForwardOutput {
 
 // forward(batch) / forwardSample(batch, sampling, wantLogits): checks the shapes (TypeError / RangeError
 // naming the field) and copies the arrays, so the JS objects may change once the call returns.
-std::shared_ptr<ForwardInput> forwardInputFromJs(const Napi::CallbackInfo& info, bool sample);
+// vocab: the model's (sizes the optional sampling.masks).
+std::shared_ptr<ForwardInput> forwardInputFromJs(const Napi::CallbackInfo& info, bool sample, int vocab);
 
 // Points d at in's arrays and out's buffers (allocating out's logits on first use); returns logitsOut.
 float* fillBatch(const ForwardInput& in, ForwardOutput& out, int vocab, BatchDesc& d);

@@ -183,7 +183,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Env env = info.Env();
     try {
       be(env);
-      std::shared_ptr<ForwardInput> in = forwardInputFromJs(info, sample);
+      std::shared_ptr<ForwardInput> in = forwardInputFromJs(info, sample, spec_.vocabSize);
       auto out = std::make_shared<ForwardOutput>();
       const int vocab = spec_.vocabSize;
       auto fill = [in, out, vocab](BatchDesc& d) -> float* { return fillBatch(*in, *out, vocab, d); };

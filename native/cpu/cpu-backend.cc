@@ -17,6 +17,7 @@
 #include "pds/backend.h"
 #include "pds/batch-check.h"
 #include "pds/sample-row.h"
+#include "pds/token-mask.h"
 #include "pds/weight-layout.h"
 
 namespace pds {
@@ -265,6 +266,9 @@ void CpuBackend::forward(const BatchDesc& b, float* logitsOut) {
   }
   cpu::matmul(pool_, fin_.data(), R, H, head, wd, s.vocabSize, logits, s.vocabSize, false);
   if (b.sampling) {
+    const int words = tokenMaskWords(s.vocabSize);
+    for (int m = 0; m < b.numMaskedRows; m++)
+      applyTokenMask(logits + static_cast<size_t>(b.maskRows[m]) * s.vocabSize, s.vocabSize, b.tokenMasks + static_cast<size_t>(m) * words);
     sampleScratch_.resize(R);
     pool_.parallelRange(R, 1, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++)

@@ -94,6 +94,7 @@ void CudaBackend::init() {
   aElem_ = elem_;
   useGraphs_ = envInt("PDSERVE_CUDA_GRAPHS", 1) != 0;
   gemvMaxRows_ = std::min(envInt("PDSERVE_CUDA_GEMV_ROWS", 4), kGemvMaxRows);
+  fusedDecode_ = std::max(0, std::min(envInt("PDSERVE_CUDA_FUSED_DECODE", 0), 2));
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "create stream");
   check(cudaStreamCreateWithFlags(&xferStream_, cudaStreamNonBlocking), "create stream");
   for (auto& ev : bounceDone_) check(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "create event");

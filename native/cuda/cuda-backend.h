@@ -56,6 +56,10 @@ class CudaBackend final : public Backend {
   // Tuning knobs (env at construction; tests may flip them): decode CUDA graphs, GEMV row limit.
   void setUseGraphs(bool on) { useGraphs_ = on; }
   void setGemvMaxRows(int rows) { gemvMaxRows_ = rows; }
+  // Fused decode kernels for batches of <= gemvMaxRows_ tokens (PDSERVE_CUDA_FUSED_DECODE): 0 = off, 1 = the fused
+  // GEMVs (gemv-fused.cu), 2 = also the qkv GEMV + RoPE + KV write (gemv-qkv-rope.cu). Off by default until a GPU
+  // run has passed the kernel and fixture checks with it on (not yet: no device this session).
+  void setFusedDecode(int level) { fusedDecode_ = level; clearGraphs(); }
   // Debugging aid: run only the first n layers (0 = all), then the final norm and lm_head.
   void setDebugLayers(int n) { debugLayers_ = n; clearGraphs(); }
 
@@ -121,13 +125,14 @@ class CudaBackend final : public Backend {
 
   // forward state
   std::mutex computeMu_;
-  PinnedBuffer hostInts_, hostLogits_, sampleHost_;  // sampleHost_/sampleDev_: [R] RowSampling, then [R] int32 tokens  // logits land in pinned memory (one DMA), then one memcpy to the caller
+  PinnedBuffer hostInts_, hostLogits_, sampleHost_;  // sampleHost_/sampleDev_: RowSampling, tokens, token masks (forwardBegin)  // logits land in pinned memory (one DMA), then one memcpy to the caller
   DeviceBuffer devInts_, errFlag_, sampleDev_;
   DeviceBuffer x_, xn_, qkv_, attn_, ao_, gu_, act_, xnR_, logits_, hiLo_;
   DeviceBuffer wsO_, wsML_;
   size_t capTokens_ = 0, capLogits_ = 0;
   bool useGraphs_ = true;
   int gemvMaxRows_ = 4;
+  int fusedDecode_ = 0;
   int splitSize_ = 256;
   int debugLayers_ = 0;
   int numSms_ = 132;

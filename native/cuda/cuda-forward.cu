@@ -113,6 +113,37 @@ void CudaBackend::runModel(const Plan& p) {
   check(cudaMemsetAsync(errFlag_.get(), 0, sizeof(int), stream_), "clear error flag");
   launchEmbedding(spec_.weightDtype, dt, p.at(p.ids), T, embed_, spec_.vocabSize, H, x_.get(), errFlag_.as<int>(), stream_);
   const int numLayers = debugLayers_ > 0 ? std::min(debugLayers_, spec_.numLayers) : spec_.numLayers;
+  // Small decode batches: 5 launches per layer instead of 8 (gemv-fused.cu, gemv-qkv-rope.cu): the RMSNorms
+  // become prologues of the qkv and gate/up GEMVs, qkv prep (bias, q/k norm, RoPE, KV write) the qkv GEMV's
+  // epilogue, SiLU-mul the gate/up GEMV's, and the residual adds the o_proj and down GEMVs' epilogues
+  // (x_ always holds the whole residual stream). Level 1: qkv prep stays a launch of its own (6).
+  const int vec = 16 / (int)elem_;
+  if (fusedDecode_ && T <= gemvMaxRows_ && H % vec == 0 && I % vec == 0 && (nH * D) % vec == 0) {
+    const DType wt = spec_.weightDtype;
+    const bool qkvRope = fusedDecode_ >= 2 && gemvQkvRopeSupported(D);
+    for (int l = 0; l < numLayers; ++l) {
+      const Layer& L = run_[l];
+      char* kc = (char*)kv_.get() + (size_t)(2 * l) * plane;
+      char* vc = kc + plane;
+      if (qkvRope) {
+        launchGemvQkvRope(dt, wt, x_.get(), L.inNorm, eps, L.qkv, qkv_.get(), T, nH, nKV, D, H, L.qkvBias, L.qNorm,
+                          L.kNorm, invFreq_.as<float>(), p.at(p.pos), p.at(p.slots), kc, vc, stream_);
+      } else {
+        launchGemvNorm(dt, wt, x_.get(), L.inNorm, eps, L.qkv, qkv_.get(), T, qkvRows_, H, stream_);
+        launchQkvPrep(dt, qkv_.get(), T, nH, nKV, D, L.qkvBias, L.qNorm, L.kNorm, eps, invFreq_.as<float>(),
+                      p.at(p.pos), p.at(p.slots), kc, vc, stream_);
+      }
+      attention(p, l, kc, vc);
+      launchGemvResidual(dt, wt, attn_.get(), L.o, x_.get(), T, H, nH * D, stream_);
+      launchGemvNormSwiGlu(dt, wt, x_.get(), L.postNorm, eps, L.gateUp, act_.get(), T, I, H, stream_);
+      launchGemvResidual(dt, wt, act_.get(), L.down, x_.get(), T, H, I, stream_);
+    }
+    if (p.R > 0) {
+      launchRmsNorm(dt, x_.get(), nullptr, runFinalNorm_, xnR_.get(), p.at(p.logitIdx), p.R, H, eps, stream_);
+      linear(xnR_.get(), lmHead_, logits_.get(), p.R, spec_.vocabSize, H, true);
+    }
+    return;
+  }
   for (int l = 0; l < numLayers; ++l) {
     const Layer& L = run_[l];
     launchRmsNorm(dt, x_.get(), l ? ao_.get() : nullptr, L.inNorm, xn_.get(), nullptr, T, H, eps, stream_);
@@ -313,13 +344,29 @@ void CudaBackend::forwardBegin(const BatchDesc& b, float* logitsOut) {
   }
   if (!ran) runModel(p);
   // Token choice on the device: only R tokens come back (and the logits only when asked for).
+  // sampleHost_ / sampleDev_: [R] RowSampling | [R] tokens | [M] mask rows | [M, words] masks (16-byte aligned parts);
+  // one upload of the parameters and masks (only the masked rows' masks: unconstrained rows pay nothing).
   const size_t paramBytes = ((size_t)R * sizeof(RowSampling) + 15) / 16 * 16;
+  const int M = b.sampling ? b.numMaskedRows : 0;
+  const size_t words = (size_t)(spec_.vocabSize + 31) / 32;
+  const size_t tokenBytes = ((size_t)R * sizeof(int32_t) + 15) / 16 * 16;
+  const size_t maskRowsOff = paramBytes + tokenBytes, masksOff = maskRowsOff + ((size_t)M * sizeof(int32_t) + 15) / 16 * 16;
+  const size_t sampleBytes = M ? masksOff + (size_t)M * words * sizeof(int32_t) : paramBytes + tokenBytes;
   if (b.sampling && R) {
-    sampleHost_.ensure(paramBytes + (size_t)R * sizeof(int32_t), "sampling parameters");
-    sampleDev_.ensure(paramBytes + (size_t)R * sizeof(int32_t), "sampling parameters");
+    sampleHost_.ensure(sampleBytes, "sampling parameters");
+    sampleDev_.ensure(sampleBytes, "sampling parameters");
     std::memcpy(sampleHost_.get(), b.sampling, (size_t)R * sizeof(RowSampling));
-    check(cudaMemcpyAsync(sampleDev_.get(), sampleHost_.get(), (size_t)R * sizeof(RowSampling), cudaMemcpyHostToDevice, stream_),
-          "upload sampling parameters");
+    if (M) {
+      std::memcpy(sampleHost_.as<char>() + maskRowsOff, b.maskRows, (size_t)M * sizeof(int32_t));
+      std::memcpy(sampleHost_.as<char>() + masksOff, b.tokenMasks, (size_t)M * words * sizeof(int32_t));
+      check(cudaMemcpyAsync(sampleDev_.get(), sampleHost_.get(), sampleBytes, cudaMemcpyHostToDevice, stream_),
+            "upload sampling parameters and token masks");
+      launchTokenMask(logits_.as<float>(), spec_.vocabSize, (const int32_t*)(sampleDev_.as<char>() + maskRowsOff), M,
+                      (const int32_t*)(sampleDev_.as<char>() + masksOff), stream_);
+    } else {
+      check(cudaMemcpyAsync(sampleDev_.get(), sampleHost_.get(), (size_t)R * sizeof(RowSampling), cudaMemcpyHostToDevice, stream_),
+            "upload sampling parameters");
+    }
     int32_t* tokens = (int32_t*)(sampleDev_.as<char>() + paramBytes);
     launchSample(logits_.as<float>(), R, spec_.vocabSize, sampleDev_.as<RowSampling>(), tokens, stream_);
     check(cudaMemcpyAsync(sampleHost_.as<char>() + paramBytes, tokens, (size_t)R * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_),

@@ -101,6 +101,10 @@ void launchPrefillAttentionWmma(DType t, const PrefillAttnArgs& a, cudaStream_t 
 // out[r] = the token RowSampling params[r] picks from logits[r, 0..V) (see pds/types.h); params in device memory.
 void launchSample(const float* logits, int rows, int V, const RowSampling* params, int32_t* out, cudaStream_t s);
 
+// Grammar masks: for m < M, logits[rows[m], id] = -inf where bit (id & 31) of masks[m * ceil(V / 32) + (id >> 5)]
+// is clear (pds/token-mask.h on the host). rows and masks in device memory.
+void launchTokenMask(float* logits, int V, const int32_t* rows, int M, const int32_t* masks, cudaStream_t s);
+
 // out[r] = index of the largest of logits[r, 0..V) (lowest index on ties).
 void launchArgmax(const float* logits, int rows, int V, int32_t* out, cudaStream_t s);
 
@@ -113,6 +117,26 @@ void launchGemv(DType xt, DType t, const void* x, const void* W, void* y, int T,
 // The same with the SwiGLU fused into the input: x[t, k] = silu(gu[t, k]) * gu[t, K + k], gu [T, 2K] in xt;
 // y in xt.
 void launchGemvSilu(DType xt, DType t, const void* gu, const void* W, void* y, int T, int N, int K, cudaStream_t s);
+
+// Fused decode GEMVs (gemv-fused.cu), T <= kGemvMaxRows, x / y / act in xt (the weight dtype t, or f32 over
+// bf16/f16 weights), K a multiple of 16 / sizeof(t); normW [K] in xt:
+//   launchGemvNorm:       y[T, N] = rmsnorm(x[T, K]; normW, eps) W[N, K]^T
+//   launchGemvNormSwiGlu: act[T, I] = silu(g) * u with [g | u] = rmsnorm(x; normW, eps) Wgu[2I, K]^T
+//   launchGemvResidual:   x[T, N] += a[T, K] W[N, K]^T
+// Each equals the unfused kernels' sequence (rmsnorm, gemv, silu-mul, residual add) up to summation order.
+void launchGemvNorm(DType xt, DType t, const void* x, const void* normW, float eps, const void* W, void* y, int T, int N, int K,
+                    cudaStream_t s);
+void launchGemvNormSwiGlu(DType xt, DType t, const void* x, const void* normW, float eps, const void* Wgu, void* act, int T, int I,
+                          int K, cudaStream_t s);
+void launchGemvResidual(DType xt, DType t, const void* a, const void* W, void* x, int T, int N, int K, cudaStream_t s);
+
+// launchGemvNorm (qkv rows) + launchQkvPrep in one launch (gemv-qkv-rope.cu; clusters of blocks per head):
+// q written into qkv [T, (nH + 2 nKV) * D] (its k / v columns are not written), k / v to the cache at slots.
+bool gemvQkvRopeSupported(int D);
+void launchGemvQkvRope(DType xt, DType t, const void* x, const void* normW, float eps, const void* W, void* qkv, int T,
+                       int nH, int nKV, int D, int H, const void* bias, const void* qNormW, const void* kNormW,
+                       const float* invFreq, const int32_t* positions, const int32_t* slots, void* kCache, void* vCache,
+                       cudaStream_t s);
 
 // KV transfer between cache planes and a contiguous staging buffer. A plane is one (layer, K|V) slab:
 // cache plane p at cache + p * cachePlaneBytes ([blocks*blockSize rows of rowBytes]), staging plane p at

@@ -13,6 +13,11 @@
 #                 E2E_EXTRA adds test files)
 #   bench         cuda-tests --bench (with and without programmatic dependent launch), `bench engine` for the
 #                 Llama-3.1-8B and Qwen3-0.6B shapes, `bench kv --device cuda`
+#   decode-fused  issue 15: per-kernel decode times of the fused kernels beside the unfused ones (cuda-tests
+#                 --bench, PDSERVE_BENCH_DECODE_KERNELS=1), then `bench engine` decode b=1 / 4 for Qwen3-0.6B, Qwen3-4B,
+#                 Llama-3.1-8B with PDSERVE_CUDA_FUSED_DECODE=0 / 2 alternated (same run: the ratios are comparable)
+#   structured    issue 13: per-token cost of a JSON-schema constraint vs free generation (structured-bench.js,
+#                 batches 1 and 32; json_schema = mask on the device, json_schema_host = the host path)
 #   latency       one forwardSample as JS sees it (lib/forward-latency.mjs; PDSERVE_TRACE_FORWARD=1 splits it)
 #   trace-prompt  where a 7500-token prompt's TTFT goes in one engine (PDSERVE_TRACE_STEPS=1)
 #   overlap-save  1P1D on one GPU through the kv-server pool, KV saves overlapped vs serial (bench compare)
@@ -128,6 +133,24 @@ cmd_bench() {
   echo "--- no PDL"; sed -n '/^metric/,$p' "$OUT/bench-nopdl.log"
 }
 
+cmd_decode_fused() {
+  unpack
+  PDSERVE_BENCH_DECODE_KERNELS=1 .device/cuda-run/cuda-tests --bench > "$OUT/decode-kernels.log" 2>&1; note "decode kernels"
+  sed -n '/^metric/,$p' "$OUT/decode-kernels.log"
+  for m in ${MODELS:-qwen3-0.6b qwen3-4b llama-3.1-8b}; do
+    for f in 0 2 0 2; do  # 0 = unfused (default), 2 = fused
+      echo "--- $m PDSERVE_CUDA_FUSED_DECODE=$f"
+      PDSERVE_CUDA_FUSED_DECODE=$f node dist/src/cli/main.js bench engine --model $m --load-format dummy --device cuda \
+        --prompt-len 512 --decode-ctx 2048 --batches ${BATCHES:-1,4} 2>/dev/null | tee -a "$OUT/decode-fused-engine.log" | grep -iE "decode|floor"
+    done
+  done
+}
+
+cmd_structured() {
+  unpack
+  node dist/src/perf/structured-bench.js "$MODEL" "${BATCHES:-1,32}" "${TOKENS:-64}" cuda 2>&1 | tee "$OUT/structured.log" | grep -vE "INFO|WARN"
+}
+
 cmd_latency() { unpack; node scripts/device/lib/forward-latency.mjs "$MODEL" cuda 200; note "forward latency"; }
 
 cmd_trace_prompt() {
@@ -236,6 +259,8 @@ case "$sub" in
   kernels) cmd_kernels ;;
   e2e) cmd_e2e ;;
   bench) cmd_bench ;;
+  decode-fused) cmd_decode_fused ;;
+  structured) cmd_structured ;;
   latency) cmd_latency ;;
   trace-prompt) cmd_trace_prompt ;;
   overlap-save) cmd_overlap_save ;;
@@ -243,6 +268,6 @@ case "$sub" in
   2gpu) cmd_2gpu ;;
   bench-compare) cmd_bench_compare ;;
   sweep-1gpu) cmd_sweep_1gpu ;;
-  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
 exit $status

@@ -153,7 +153,7 @@ export class LLMEngine {
     if (scheduled.length) {
       await prepareConstraints(scheduled);
       const t0 = TRACE_STEPS ? performance.now() : 0;
-      const run = await this.runner.run(scheduled, (seqs) => planSampling(seqs, this.args.eosTokenIds, this.rng));
+      const run = await this.runner.run(scheduled, (seqs) => planSampling(seqs, this.args.eosTokenIds, this.rng, this.runner.vocabSize));
       const t1 = TRACE_STEPS ? performance.now() : 0;
       if (connector) await this.saveAfterForward(connector, saves);
       this.postprocess(scheduled, run);

@@ -173,25 +173,49 @@ function sampleStochastic(row: Float32Array, sp: SamplingParams, rng: Rng): numb
   return last >= 0 ? last : argmax(row);
 }
 
+/** PDSERVE_GRAMMAR_MASK_HOST=1: grammar rows sampled on the host from copied-out logits (the path before masks
+ * went to the backend; read per step so the structured benchmark can compare both in one process). */
+const grammarMaskOnHost = (): boolean => process.env.PDSERVE_GRAMMAR_MASK_HOST === '1';
+
 /**
  * The step's sampling plan for `seqs` (logits row order): backend sampling for the rows it can do alone
- * (no penalties, no logprobs, no min_tokens masking, no grammar, no forks pending); the uniform draw comes
- * from the request's RNG (else `rng`) now, as sampleRow would draw it. Other rows are sampled on the host
- * from the logits (then wanted), and their backend choice is ignored.
+ * (no penalties, no logprobs, no min_tokens masking, no forks pending); a grammar row goes to the backend
+ * with its bitmask (maskRows / masks: applied on the device for CUDA, before the token choice), so only
+ * constrained rows upload a mask and no logits come back for them. The uniform draw comes from the request's
+ * RNG (else `rng`) now, as sampleRow would draw it. Other rows are sampled on the host from the logits (then
+ * wanted), and their backend choice is ignored. A grammar row goes to the backend only with its mask ready
+ * (prepareConstraints) and ceil(vocabSize / 32) words long (the logits row's; unchecked without vocabSize).
  */
-export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly number[], rng: Rng): SamplingPlan {
+export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly number[], rng: Rng, vocabSize?: number): SamplingPlan {
   const R = seqs.length;
   const arrays = greedyRows(R);
   const host = new Array<boolean>(R).fill(false);
+  const masked: number[] = [];
+  const maskOnHost = grammarMaskOnHost();
   seqs.forEach((seq, r) => {
     const sp = seq.sampling;
-    host[r] = seq.constraint !== null || seq.forksPending > 0 || !backendCanSample(sp, seq.numOutputTokens, eosTokenIds);
+    const c = seq.constraint;
+    // a mask sized for another vocabulary than the logits row (tokenizer larger than the model) stays on the host
+    const words = vocabSize === undefined ? c?.mask.length : Math.ceil(vocabSize / 32);
+    host[r] = (c !== null && (maskOnHost || !c.ready || c.mask.length !== words)) || seq.forksPending > 0 || !backendCanSample(sp, seq.numOutputTokens, eosTokenIds);
+    if (c && !host[r]) masked.push(r);
     arrays.temperature[r] = sp.temperature;
     arrays.topP[r] = sp.topP;
     arrays.minP[r] = sp.minP;
     arrays.topK[r] = sp.topK;
     if (!host[r] && sp.temperature >= GREEDY_EPS) arrays.u[r] = Math.min((seq.rng ?? rng).random(), 0.99999994);
   });
+  if (masked.length) {
+    const words = seqs[masked[0]!]!.constraint!.mask.length;
+    const masks = new Int32Array(masked.length * words);
+    masked.forEach((r, m) => {
+      const mask = seqs[r]!.constraint!.mask;
+      if (mask.length !== words) throw new Error(`internal: grammar masks of ${mask.length} and ${words} words in one step`);
+      masks.set(mask, m * words);
+    });
+    arrays.maskRows = Int32Array.from(masked);
+    arrays.masks = masks;
+  }
   return { arrays, hostRows: host, wantLogits: host.some((h) => h) };
 }
 

@@ -61,6 +61,10 @@ export interface RowSamplingArrays {
   minP: Float32Array; // 0 = off
   topK: Int32Array; // <= 0 = off
   u: Float32Array; // uniform [0, 1) from the request's RNG
+  /** grammar masks (optional): rows of [0, R), ascending, whose token is chosen under masks[m * ceil(vocab / 32) ..]
+   * (bit id & 31 of word id >> 5 = allowed; the other ids are -inf in those rows, also in returned logits) */
+  maskRows?: Int32Array;
+  masks?: Int32Array;
 }
 
 /** n rows of greedy token choice (every other field at its "off" value); planners overwrite what they need. */

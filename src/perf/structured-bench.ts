@@ -1,7 +1,9 @@
 // Per-token cost of a JSON-schema constraint against free generation, through the real engine (scheduler,
 // forward, sampling) at several batch sizes. Free rows are sampled by the backend (no logits copied out);
-// constrained rows take the host path: logits to JS, the grammar's bitmask applied, sampled, accepted;
-// host_free rows take the host path without a grammar (what the logits copy-out alone costs).
+// json_schema rows are too, under the grammar's bitmask (uploaded for those rows, applied on the device for
+// CUDA); json_schema_host rows take the older host path (PDSERVE_GRAMMAR_MASK_HOST=1: logits to JS, mask
+// applied there, sampled natively); host_free rows take the host path without a grammar (what the logits
+// copy-out alone costs).
 // The matcher's own time (mask + accept) is measured separately, per token.
 // Run: node dist/src/perf/structured-bench.js [model=pdserve-demo] [batches=1,32] [tokens=64] [device=cpu]
 import { resolveModel } from '../models/resolve.js';
@@ -17,7 +19,7 @@ const SCHEMA = {
   required: ['name', 'bio', 'notes'],
 };
 
-type Mode = 'free' | 'host_free' | 'json_schema';
+type Mode = 'free' | 'host_free' | 'json_schema' | 'json_schema_host';
 interface Row { batch: number; mode: Mode; msPerStep: number; tokensPerSec: number; matcherUsPerToken: number | null; earlyFinished: number }
 
 interface Acc { ns: bigint; n: number; active: number; since: bigint }
@@ -56,7 +58,11 @@ export async function runStructuredBench(model = 'pdserve-demo', batches = [1, 3
   let n = 0;
   try {
     for (const batch of batches) {
-      for (const mode of ['free', 'host_free', 'json_schema', 'free', 'host_free', 'json_schema'] as Mode[]) {
+      const modes: Mode[] = ['free', 'host_free', 'json_schema', 'json_schema_host'];
+      for (const mode of [...modes, ...modes]) {
+        const grammarRow = mode === 'json_schema' || mode === 'json_schema_host';
+        if (mode === 'json_schema_host') process.env.PDSERVE_GRAMMAR_MASK_HOST = '1';
+        else delete process.env.PDSERVE_GRAMMAR_MASK_HOST;
         const acc: Acc = { ns: 0n, n: 0, active: 0, since: 0n };
         let early = 0;
         const reqs: GenerateRequest[] = [];
@@ -68,7 +74,7 @@ export async function runStructuredBench(model = 'pdserve-demo', batches = [1, 3
             // penalty keeps the row off the backend sampler): the grammar's cost is json_schema - host_free
             sampling: { ...defaultSamplingParams, temperature: 1, seed: n, maxTokens: tokens, ignoreEos: true, ...(mode === 'host_free' ? { frequencyPenalty: 1e-9 } : {}) },
           };
-          if (mode === 'json_schema') r.constraint = timedConstraint(await grammar.matcher(spec, 'bench'), acc);
+          if (grammarRow) r.constraint = timedConstraint(await grammar.matcher(spec, 'bench'), acc);
           reqs.push(r);
         }
         // time from every request's first token (prefill done) to the last token: decode steps only
@@ -96,10 +102,11 @@ export async function runStructuredBench(model = 'pdserve-demo', batches = [1, 3
           if (ms >= prev.msPerStep) continue;
           rows.splice(rows.indexOf(prev), 1);
         }
-        rows.push({ batch, mode, msPerStep: ms, tokensPerSec: (batch * 1000) / ms, matcherUsPerToken: mode === 'json_schema' ? Number(acc.ns) / 1000 / Math.max(1, acc.n) : null, earlyFinished: early });
+        rows.push({ batch, mode, msPerStep: ms, tokensPerSec: (batch * 1000) / ms, matcherUsPerToken: grammarRow ? Number(acc.ns) / 1000 / Math.max(1, acc.n) : null, earlyFinished: early });
       }
     }
   } finally {
+    delete process.env.PDSERVE_GRAMMAR_MASK_HOST;
     await grammar.close();
     await created.client.shutdown();
     created.native.dispose?.();
@@ -108,11 +115,11 @@ export async function runStructuredBench(model = 'pdserve-demo', batches = [1, 3
 }
 
 export function formatStructuredBench(rows: Row[]): string {
-  const lines = ['batch  mode         ms/step  tok/s     matcher us/token  early  overhead vs free'];
-  const order: Mode[] = ['free', 'host_free', 'json_schema'];
+  const lines = ['batch  mode             ms/step  tok/s     matcher us/token  early  overhead vs free'];
+  const order: Mode[] = ['free', 'host_free', 'json_schema', 'json_schema_host'];
   for (const r of [...rows].sort((a, b) => a.batch - b.batch || order.indexOf(a.mode) - order.indexOf(b.mode))) {
     const free = rows.find((x) => x.batch === r.batch && x.mode === 'free')!;
-    lines.push(`${String(r.batch).padEnd(6)} ${r.mode.padEnd(12)} ${r.msPerStep.toFixed(2).padStart(7)}  ${r.tokensPerSec.toFixed(1).padStart(8)}  ${r.matcherUsPerToken === null ? '-'.padStart(16) : r.matcherUsPerToken.toFixed(1).padStart(16)}  ${String(r.earlyFinished).padStart(5)}  ${r.mode === 'free' ? '' : `${(((r.msPerStep - free.msPerStep) / free.msPerStep) * 100).toFixed(1)} %`}`);
+    lines.push(`${String(r.batch).padEnd(6)} ${r.mode.padEnd(16)} ${r.msPerStep.toFixed(2).padStart(7)}  ${r.tokensPerSec.toFixed(1).padStart(8)}  ${r.matcherUsPerToken === null ? '-'.padStart(16) : r.matcherUsPerToken.toFixed(1).padStart(16)}  ${String(r.earlyFinished).padStart(5)}  ${r.mode === 'free' ? '' : `${(((r.msPerStep - free.msPerStep) / free.msPerStep) * 100).toFixed(1)} %`}`);
   }
   return lines.join('\n');
 }

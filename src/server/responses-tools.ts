@@ -24,7 +24,7 @@ export function chatToolFields(tools: unknown[] | null | undefined, toolChoice: 
       if (o.strict != null && typeof o.strict !== 'boolean') throw badRequest(`tools[${i}].strict must be a boolean`, `tools.${i}.strict`);
       return {
         type: 'function',
-        function: { name: o.name, ...(o.description != null ? { description: o.description } : {}), ...(o.parameters != null ? { parameters: o.parameters } : {}) },
+        function: { name: o.name, ...(o.description != null ? { description: o.description } : {}), ...(o.parameters != null ? { parameters: o.parameters } : {}), ...(o.strict != null ? { strict: o.strict } : {}) },
       };
     });
   }

@@ -90,7 +90,7 @@ export class GrammarService {
       const t0 = performance.now();
       this.compiles++;
       // the conversion the worker just ran succeeds here too (deterministic); then the vocabulary work, once
-      const cg = await compileSpec(compiler, spec);
+      const cg = await compileSpec(this.xg, compiler, spec);
       this.lastCompileMs = performance.now() - t0;
       return cg;
     })();

@@ -12,7 +12,9 @@ export type GrammarSpec =
   | { kind: 'regex'; pattern: string }
   | { kind: 'choice'; choices: string[] }
   | { kind: 'grammar'; ebnf: string } // xgrammar EBNF (GBNF-like), root rule "root"
-  | { kind: 'structural_tag'; tag: string }; // xgrammar structural tag JSON (tool calling)
+  // xgrammar structural tag JSON (tool calling). compactJson: its json_schema contents take no free
+  // whitespace (as json_schema with anyWhitespace false: a small model otherwise spends its budget on it)
+  | { kind: 'structural_tag'; tag: string; compactJson?: boolean };
 
 /** The compile cache key: equal keys compile to the same grammar. */
 export function specKey(s: GrammarSpec): string {
@@ -22,7 +24,7 @@ export function specKey(s: GrammarSpec): string {
     case 'regex': return `regex\0${s.pattern}`;
     case 'choice': return `choice\0${JSON.stringify(s.choices)}`;
     case 'grammar': return `grammar\0${s.ebnf}`;
-    case 'structural_tag': return `structural_tag\0${s.tag}`;
+    case 'structural_tag': return `structural_tag\0${s.compactJson ? 1 : 0}\0${s.tag}`;
   }
 }
 
@@ -40,7 +42,7 @@ export function ebnfLiteral(text: string): string {
 
 /** Compiles on whichever xgrammar instance `compiler` belongs to. Throws (and may poison that WASM
  * instance: xgrammar aborts on bad input) when the spec is invalid — run unproven specs in the worker. */
-export async function compileSpec(compiler: GrammarCompiler, s: GrammarSpec): Promise<CompiledGrammar> {
+export async function compileSpec(xg: Xgrammar, compiler: GrammarCompiler, s: GrammarSpec): Promise<CompiledGrammar> {
   switch (s.kind) {
     case 'json_object': return compiler.compileBuiltinJSONGrammar();
     // any whitespace: runs capped at MAX_WS characters (small models otherwise spend their budget on it)
@@ -48,8 +50,28 @@ export async function compileSpec(compiler: GrammarCompiler, s: GrammarSpec): Pr
     case 'regex': return compiler.compileStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: s.pattern } });
     case 'choice': return compiler.compileGrammar(`root ::= ${s.choices.map(ebnfLiteral).join(' | ')}`);
     case 'grammar': return compiler.compileGrammar(s.ebnf);
-    case 'structural_tag': return compiler.compileStructuralTag(s.tag);
+    case 'structural_tag': return compiler.compileStructuralTag(s.compactJson ? await compactTag(xg, s.tag) : s.tag);
   }
+}
+
+/** The tag with each {type: json_schema} content replaced by the grammar of that schema without free
+ * whitespace (xgrammar's structural tags take a schema's whitespace as free). */
+async function compactTag(xg: Xgrammar, tag: string): Promise<string> {
+  const walk = async (v: unknown): Promise<unknown> => {
+    if (Array.isArray(v)) return Promise.all(v.map(walk));
+    if (!v || typeof v !== 'object') return v;
+    const o = v as Record<string, unknown>;
+    if (o.type === 'json_schema' && 'json_schema' in o) {
+      const g = await xg.Grammar.fromJSONSchema(JSON.stringify(o.json_schema), false, -1, [',', ':'], true);
+      const grammar = g.toString();
+      g.dispose();
+      return { type: 'grammar', grammar };
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(o)) out[k] = await walk(x);
+    return out;
+  };
+  return JSON.stringify(await walk(JSON.parse(tag)));
 }
 
 /**
@@ -66,6 +88,6 @@ export async function parseSpec(xg: Xgrammar, s: GrammarSpec): Promise<Grammar> 
     case 'regex': return G.fromStructuralTag({ type: 'structural_tag', format: { type: 'regex', pattern: s.pattern } });
     case 'choice': return G.fromEBNF(`root ::= ${s.choices.map(ebnfLiteral).join(' | ')}`);
     case 'grammar': return G.fromEBNF(s.ebnf);
-    case 'structural_tag': return G.fromStructuralTag(s.tag);
+    case 'structural_tag': return G.fromStructuralTag(s.compactJson ? await compactTag(xg, s.tag) : s.tag);
   }
 }

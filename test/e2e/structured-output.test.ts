@@ -90,6 +90,24 @@ test('serve pdserve-demo --enable-auto-tool-choice --tool-call-parser hermes: to
       }
       assert.deepEqual(calls, whole.choices.map((c) => ({ name: (c.message.tool_calls![0] as { function: { name: string } }).function.name, arguments: (c.message.tool_calls![0] as { function: { arguments: string } }).function.arguments })));
     });
+    await t.test('strict: true under tool_choice auto: from the <tool_call> marker on, the grammar holds the call to the schema', async () => {
+      // logit_bias pushes the random model to open a call (token 151657 = <tool_call>); what follows is the
+      // grammar's. The schema has no free strings (inside one, the biased marker would be allowed text).
+      const params = { type: 'object', properties: { unit: { type: 'string', enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1, maximum: 7 } }, required: ['unit', 'days'], additionalProperties: false };
+      const forecast = (strict: boolean) => ({ type: 'function' as const, function: { name: 'forecast', parameters: params, strict } });
+      const req = { model: 'pdserve-demo', messages: [{ role: 'user' as const, content: 'Forecast?' }], max_tokens: 300, temperature: 0.7, seed: 11, logit_bias: { '151657': 100 } };
+      const r = await client.chat.completions.create({ ...req, tools: [forecast(true)] });
+      const calls = (r.choices[0]!.message.tool_calls ?? []) as Array<{ function: { name: string; arguments: string } }>;
+      assert.ok(calls.length >= 1, `a tool call parsed from ${JSON.stringify(r.choices[0]!.message.content)}`);
+      const validate = ajv.compile(params);
+      for (const c of calls) {
+        assert.equal(c.function.name, 'forecast');
+        assert.ok(validate(JSON.parse(c.function.arguments)), `${c.function.arguments}: ${ajv.errorsText(validate.errors)}`);
+      }
+      // without strict the text after the marker is the random model's: no parsable call
+      const loose = await client.chat.completions.create({ ...req, tools: [forecast(false)] });
+      assert.equal((loose.choices[0]!.message.tool_calls ?? []).length, 0, 'no grammar: no parsable call from random weights');
+    });
     await t.test('a grammar is compiled once per spec: pdserve:grammar_compiles_total', async () => {
       const compiles = async () => Number(/^pdserve:grammar_compiles_total\{[^}]*\} (\d+)/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1]);
       const before = await compiles();

@@ -177,6 +177,30 @@ void kernelBreakdown(const std::string& label, const ModelSpec& s, double bw) {
   timeIt("silu_mul", 3.0 * I * e, [&] { cuda::launchSiluMul(dt, gu, act, 1, I, st); });
   gemvBench("gemv down", H, I, false);
   gemvBench("gemv lm_head (f32 out)", s.vocabSize, H, true);
+  // the fused decode GEMVs (gemv-fused.cu) that replace rmsnorm + gemv, gemv + silu, gemv + residual add
+  enum class F { Norm, NormSwiGlu, Residual, QkvRope };
+  auto fusedBench = [&](const char* name, F f, int N, int K) {
+    const size_t wb = (size_t)(f == F::NormSwiGlu ? 2 : 1) * N * K * e;
+    const int copies = (int)std::max<size_t>(2, ((size_t)256 << 20) / wb + 1);
+    std::vector<void*> ws;
+    for (int c = 0; c < copies; ++c) ws.push_back(dev(wb));
+    int c = 0;
+    timeIt(name, (double)wb, [&] {
+      void* W = ws[c++ % copies];
+      if (f == F::Norm) cuda::launchGemvNorm(dt, dt, x, w, 1e-6f, W, qkv, 1, N, K, st);
+      else if (f == F::NormSwiGlu) cuda::launchGemvNormSwiGlu(dt, dt, x, w, 1e-6f, W, act, 1, N, K, st);
+      else if (f == F::QkvRope)
+        cuda::launchGemvQkvRope(dt, dt, x, w, 1e-6f, W, qkv, 1, nH, nKV, D, H, nullptr, s.qkNorm ? w : nullptr,
+                                s.qkNorm ? w : nullptr, inv, ints, ints + 1, kc, vc, st);
+      else cuda::launchGemvResidual(dt, dt, K == I ? act : attn, W, x, 1, N, K, st);
+    });
+    for (void* p : ws) cudaFree(p);
+  };
+  fusedBench("fused gemv_norm qkv (rmsnorm + gemv qkv)", F::Norm, qkvRows, H);
+  fusedBench("fused gemv_qkv_rope (rmsnorm + gemv qkv + qkv_prep)", F::QkvRope, qkvRows, H);
+  fusedBench("fused gemv_residual o_proj (gemv o_proj + residual)", F::Residual, H, nH * D);
+  fusedBench("fused gemv_norm_swiglu gate_up (rmsnorm + gemv gate_up + silu)", F::NormSwiGlu, I, H);
+  fusedBench("fused gemv_residual down (gemv down + residual)", F::Residual, H, I);
   for (void* p : {x, xn, qkv, attn, gu, act, lg, w, kc, vc, (void*)ints, (void*)inv, (void*)wsO, (void*)wsML}) cudaFree(p);
   cudaStreamDestroy(st);
 }
@@ -421,6 +445,20 @@ void runBenchmarks(bool full) {
   qwen.tieWordEmbeddings = true; qwen.weightDtype = DType::BF16;
   // PDSERVE_BENCH_PREFILL_ONLY=1: only the prefill rows (attention alone, then the bf16 models' prefill 2048)
   const bool prefillOnly = std::getenv("PDSERVE_BENCH_PREFILL_ONLY") != nullptr;
+  // PDSERVE_BENCH_DECODE_KERNELS=1: only the per-kernel decode rows, Qwen3-0.6B, Qwen3-4B and Llama-3.1-8B shapes
+  if (std::getenv("PDSERVE_BENCH_DECODE_KERNELS")) {
+    ModelSpec q4 = qwen;
+    q4.numLayers = 36; q4.hiddenSize = 2560; q4.intermediateSize = 9728; q4.numHeads = 32;
+    ModelSpec l8 = qwen;
+    l8.numLayers = 32; l8.hiddenSize = 4096; l8.intermediateSize = 14336; l8.numHeads = 32; l8.vocabSize = 128256;
+    l8.qkNorm = false; l8.tieWordEmbeddings = false;
+    kernelBreakdown("Qwen3-0.6B", qwen, bw);
+    kernelBreakdown("Qwen3-4B", q4, bw);
+    kernelBreakdown("Llama-3.1-8B", l8, bw);
+    std::printf("\n%-52s | %-16s | %-30s | %s\n", "metric", "value", "ceiling / reference", "ratio");
+    for (auto& r : table) std::printf("%-52s | %-16s | %-30s | %s\n", r.metric.c_str(), r.value.c_str(), r.ceiling.c_str(), r.ratio.c_str());
+    return;
+  }
   prefillAttentionBench("Qwen3-0.6B", 16, 8, 128);
   prefillAttentionBench("Llama-3.1-8B", 32, 8, 128);
   if (!prefillOnly) {

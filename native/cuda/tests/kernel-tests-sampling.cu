@@ -6,6 +6,7 @@
 
 #include "../kernels.h"
 #include "pds/sample-row.h"
+#include "pds/token-mask.h"
 #include "kernel-tests.h"
 
 namespace pds::test::kernels {
@@ -48,6 +49,62 @@ void testSample() {
   results().record(bad == 0, "sample (greedy/temperature/top-k/top-p/min-p) vs host sampleRow, " + std::to_string(R) + " rows of 151936",
                    "(" + std::to_string(bad) + " differ" + first + ")");
   cudaFree(dl); cudaFree(dp); cudaFree(dout);
+}
+
+// launchTokenMask against pds::applyTokenMask: masked rows (a subset, as the engine sends them) equal the
+// host-masked rows bit for bit, unmasked rows untouched; then the masked rows' device token choice equals
+// sampleRow over the host-masked rows (greedy and temperature), and the chosen ids are allowed.
+// Masks: random bits, all-allowed and all-rejected words, a row with a single allowed id.
+void testTokenMask(int V) {
+  const int R = 7;
+  const std::vector<int32_t> rows = {0, 2, 3, 6};
+  const int M = (int)rows.size(), words = tokenMaskWords(V);
+  std::normal_distribution<float> nd(0.f, 3.f);
+  std::uniform_int_distribution<uint32_t> ub;
+  std::uniform_real_distribution<float> ud(0.f, 1.f);
+  std::vector<float> logits((size_t)R * V);
+  for (auto& v : logits) v = nd(rng);
+  std::vector<int32_t> masks((size_t)M * words);
+  for (int m = 0; m < M; ++m)
+    for (int w = 0; w < words; ++w) {
+      const uint32_t k = ub(rng) % 8;
+      masks[(size_t)m * words + w] = (int32_t)(k == 0 ? 0xffffffffu : k == 1 ? 0u : ub(rng) & ub(rng));
+    }
+  std::fill(masks.begin() + 3 * words, masks.end(), 0);  // row 6: one allowed id
+  masks[(size_t)3 * words + (V - 2) / 32] = (int32_t)(1u << ((V - 2) % 32));
+  std::vector<RowSampling> params(R);
+  for (int r = 0; r < R; ++r) params[r] = r % 2 ? RowSampling{1.f, 0.9f, 0.f, std::min(ud(rng), 0.99999994f), 40} : RowSampling{};
+  float* dl; RowSampling* dp; int32_t* dout;
+  TCHECK(cudaMalloc(&dl, logits.size() * 4)); TCHECK(cudaMalloc(&dp, R * sizeof(RowSampling))); TCHECK(cudaMalloc(&dout, R * 4));
+  TCHECK(cudaMemcpy(dl, logits.data(), logits.size() * 4, cudaMemcpyHostToDevice));
+  TCHECK(cudaMemcpy(dp, params.data(), R * sizeof(RowSampling), cudaMemcpyHostToDevice));
+  int32_t* drows = devInts(rows);
+  int32_t* dmasks = devInts(masks);
+  launchTokenMask(dl, V, drows, M, dmasks, 0);
+  launchSample(dl, R, V, dp, dout, 0);
+  sync();
+  std::vector<float> got(logits.size());
+  std::vector<int32_t> tok(R);
+  TCHECK(cudaMemcpy(got.data(), dl, got.size() * 4, cudaMemcpyDeviceToHost));
+  TCHECK(cudaMemcpy(tok.data(), dout, R * 4, cudaMemcpyDeviceToHost));
+  std::vector<float> want = logits;
+  for (int m = 0; m < M; ++m) applyTokenMask(want.data() + (size_t)rows[m] * V, V, masks.data() + (size_t)m * words);
+  size_t diff = 0;
+  for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &want[i], 4) != 0;
+  std::vector<float> scratch;
+  int badTok = 0, notAllowed = 0;
+  for (int m = 0; m < M; ++m) {
+    const int r = rows[m];
+    const int32_t w = sampleRow(want.data() + (size_t)r * V, V, params[r], scratch);
+    badTok += tok[r] != w;
+    notAllowed += !((((uint32_t)masks[(size_t)m * words + tok[r] / 32]) >> (tok[r] % 32)) & 1u);
+  }
+  const bool single = tok[6] == V - 2;
+  results().record(diff == 0 && badTok == 0 && notAllowed == 0 && single,
+                   "token mask V=" + std::to_string(V) + " (4 of 7 rows) vs host applyTokenMask, then sample",
+                   "(" + std::to_string(diff) + " logits differ, " + std::to_string(badTok) + " tokens differ, " +
+                       std::to_string(notAllowed) + " not allowed, single-id row " + (single ? "ok" : "wrong") + ")");
+  cudaFree(dl); cudaFree(dp); cudaFree(dout); cudaFree(drows); cudaFree(dmasks);
 }
 
 void testArgmax() {

@@ -86,8 +86,23 @@ void runKernelTests(uint64_t seed) {
     testMatmulMixed(wt, 130, 520, 2048, false, &blas);
     testGemvSiluMixed(wt);
   }
+  for (DType t : kAll)
+    for (int M : {1, 3, 8}) testGemvFused(t, t, M, 300, 1024);
+  testGemvFused(DType::BF16, DType::BF16, 4, 4096, 4096);
+  testGemvFused(DType::BF16, DType::BF16, 1, 1024, 3072);
+  for (DType wt : {DType::BF16, DType::F16})
+    for (int M : {1, 4}) testGemvFused(DType::F32, wt, M, 296, 2048);
+  for (DType t : kAll)
+    for (int M : {1, 3}) testGemvQkvRope(t, t, M, 16, 8, 128, 1024, false, true);   // Qwen3-0.6B
+  testGemvQkvRope(DType::BF16, DType::BF16, 4, 32, 8, 128, 4096, false, false);      // Llama-3.1-8B
+  testGemvQkvRope(DType::BF16, DType::BF16, 2, 14, 2, 64, 896, true, false);         // Qwen2-0.5B
+  testGemvQkvRope(DType::F32, DType::F32, 8, 4, 2, 8, 64, true, true);               // tiny head_dim
+  testGemvQkvRope(DType::F32, DType::F32, 2, 2, 1, 256, 256, false, true);           // D 256
+  testGemvQkvRope(DType::F32, DType::BF16, 3, 16, 8, 128, 1024, false, true);        // f32 compute
   testArgmax();
   testSample();
+  testTokenMask(151936);
+  testTokenMask(1003);
   testKvPack();
   testConvertAndFill();
 }

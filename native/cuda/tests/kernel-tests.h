@@ -57,8 +57,14 @@ void testMatmulMixed(DType wt, int M, int N, int K, bool gemv, cuda::Cublas* bla
 void testGemvSilu(DType t);
 void testGemvSiluMixed(DType wt);
 
+// kernel-tests-fused.cu: the fused decode GEMVs (norm prologue, SwiGLU and residual epilogues) vs the unfused
+// kernels; xt = wt, or f32 over bf16/f16 weights. N = outputs (SwiGLU: I, with 2N weight rows), K = hidden.
+void testGemvFused(DType xt, DType wt, int M, int N, int K);
+void testGemvQkvRope(DType xt, DType wt, int M, int nH, int nKV, int D, int H, bool bias, bool norm);
+
 // kernel-tests-sampling.cu: device token choice against pds::sampleRow, argmax.
 void testSample();
+void testTokenMask(int V);  // launchTokenMask vs pds::applyTokenMask, then sampling
 void testArgmax();
 
 // kernel-tests-kv-copy.cu: paged KV <-> contiguous staging pack / unpack.

@@ -65,6 +65,14 @@ inline BatchFacts checkBatch(const BatchDesc& b, int vocabSize, const KvGeometry
   for (int r = 0; r < R; ++r)
     if (b.logitsIndices[r] < 0 || b.logitsIndices[r] >= T)
       outside("logits index " + std::to_string(b.logitsIndices[r]) + " outside [0, numTokens)");
+  const int M = b.numMaskedRows;
+  if (M < 0 || M > R) bad("bad token mask request (" + std::to_string(M) + " rows)");
+  if (M > 0 && (!b.sampling || !b.maskRows || !b.tokenMasks)) bad("token masks need sampling, maskRows and tokenMasks");
+  for (int m = 0; m < M; ++m) {
+    if (b.maskRows[m] < 0 || b.maskRows[m] >= R)
+      outside("mask row " + std::to_string(b.maskRows[m]) + " outside [0, numLogits)");
+    if (m > 0 && b.maskRows[m] <= b.maskRows[m - 1]) bad("maskRows must be ascending and distinct");
+  }
   return f;
 }
 

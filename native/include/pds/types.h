@@ -76,6 +76,13 @@ struct BatchDesc {
   // forward's logitsOut may then be null (the logits are not copied out).
   const RowSampling* sampling = nullptr;
   int32_t* sampledTokens = nullptr;
+  // Optional grammar masks (with sampling only): row maskRows[m] (ascending, distinct, in [0, R)) takes its
+  // token under tokenMasks[m * ceil(vocab / 32) ..]: bit (id & 31) of word (id >> 5) set = allowed; the
+  // other ids are -inf in that logits row (also in the copy in logitsOut) before the token choice. Other rows
+  // pay nothing. pds/token-mask.h is the host implementation, native/cuda/token-mask.cu the device one.
+  int numMaskedRows = 0;                  // M
+  const int32_t* maskRows = nullptr;      // [M]
+  const int32_t* tokenMasks = nullptr;    // [M, ceil(vocab / 32)]
 };
 
 }  // namespace pds

@@ -8,6 +8,7 @@ export const hermesParser: ToolParser = {
   name: 'hermes',
   startMarker: '<tool_call>',
   stream: () => new CallStream('hermes'),
+  callTag: (name) => ({ begin: `<tool_call>\n{"name": ${JSON.stringify(name)}, "arguments": `, end: '}\n</tool_call>' }),
   parse(text: string): ToolParseResult {
     if (!text.includes('<tool_call>')) return { content: text, calls: [] };
     const calls: ParsedToolCall[] = [];

@@ -22,6 +22,12 @@ export interface ToolParser {
   parse(text: string): ToolParseResult;
   /** The same, incrementally (streaming): for well-formed output its events assemble to parse()'s result. */
   stream(): ToolCallStream;
+  /**
+   * The text around one call's arguments object in this format, `begin` starting with startMarker (strict
+   * tools under tool_choice auto: after the marker, a grammar holds the call to this shape and the
+   * arguments to the function's schema). Absent: the format has no such grammar here (strict is a 400).
+   */
+  callTag?(name: string): { begin: string; end: string };
 }
 
 /** Parses JSON text that must be an object with a string `name` and object `arguments` / `parameters`. */
