@@ -148,7 +148,7 @@ cmd_decode_fused() {
 
 cmd_structured() {
   unpack
-  node dist/src/perf/structured-bench.js "$MODEL" "${BATCHES:-1,32}" "${TOKENS:-64}" cuda 2>&1 | tee "$OUT/structured.log" | grep -vE "INFO|WARN"
+  PDSERVE_GRAMMAR_MASK_DEVICE=1 node dist/src/perf/structured-bench.js "$MODEL" "${BATCHES:-1,32}" "${TOKENS:-64}" cuda 2>&1 | tee "$OUT/structured.log" | grep -vE "INFO|WARN"
 }
 
 cmd_latency() { unpack; node scripts/device/lib/forward-latency.mjs "$MODEL" cuda 200; note "forward latency"; }

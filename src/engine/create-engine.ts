@@ -89,6 +89,16 @@ export function overlapKvSaves(deviceName: string): boolean {
   return deviceName.startsWith('cuda');
 }
 
+/**
+ * Whether grammar rows are masked and sampled by the backend. The CPU backend: yes. CUDA: not until its
+ * token-mask kernel (native/cuda/token-mask.cu) has passed the kernel tests on a GPU — it was written in a
+ * session whose device never started — so the host path (logits copied out, masked, sampled) stays the
+ * default there; PDSERVE_GRAMMAR_MASK_DEVICE=1 turns the device path on for that check.
+ */
+export function backendGrammarMasks(deviceName: string): boolean {
+  return !deviceName.startsWith('cuda') || process.env.PDSERVE_GRAMMAR_MASK_DEVICE === '1';
+}
+
 export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngine> {
   const config = parseEngineConfig(o.engine);
   const r = o.resolved;
@@ -136,6 +146,7 @@ export async function createEngine(o: CreateEngineOptions): Promise<CreatedEngin
     eosTokenIds: tokenizer.eosTokenIds.length ? tokenizer.eosTokenIds : modelConfig.eosTokenIds,
     connector,
     overlapKvSaves: overlapKvSaves(native.deviceName),
+    backendGrammarMasks: backendGrammarMasks(native.deviceName),
   });
   const client = new AsyncLLM(
     engine,

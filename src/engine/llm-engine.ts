@@ -48,6 +48,8 @@ export interface LLMEngineArgs {
    * preempted request's blocks cannot be reused under a running gather.
    */
   overlapKvSaves?: boolean;
+  /** Grammar rows sampled by the backend under their bitmask (default true); false: on the host. */
+  backendGrammarMasks?: boolean;
 }
 
 /** A sequence with news: new tokens (seq.pendingTokenIds) and/or it finished. */
@@ -153,7 +155,7 @@ export class LLMEngine {
     if (scheduled.length) {
       await prepareConstraints(scheduled);
       const t0 = TRACE_STEPS ? performance.now() : 0;
-      const run = await this.runner.run(scheduled, (seqs) => planSampling(seqs, this.args.eosTokenIds, this.rng, this.runner.vocabSize));
+      const run = await this.runner.run(scheduled, (seqs) => planSampling(seqs, this.args.eosTokenIds, this.rng, this.runner.vocabSize, this.args.backendGrammarMasks ?? true));
       const t1 = TRACE_STEPS ? performance.now() : 0;
       if (connector) await this.saveAfterForward(connector, saves);
       this.postprocess(scheduled, run);

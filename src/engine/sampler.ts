@@ -178,6 +178,8 @@ function sampleStochastic(row: Float32Array, sp: SamplingParams, rng: Rng): numb
 const grammarMaskOnHost = (): boolean => process.env.PDSERVE_GRAMMAR_MASK_HOST === '1';
 
 /**
+ * `backendMasks` false: every grammar row is sampled on the host (the engine's choice per device, see
+ * create-engine.ts backendGrammarMasks).
  * The step's sampling plan for `seqs` (logits row order): backend sampling for the rows it can do alone
  * (no penalties, no logprobs, no min_tokens masking, no forks pending); a grammar row goes to the backend
  * with its bitmask (maskRows / masks: applied on the device for CUDA, before the token choice), so only
@@ -186,12 +188,12 @@ const grammarMaskOnHost = (): boolean => process.env.PDSERVE_GRAMMAR_MASK_HOST =
  * wanted), and their backend choice is ignored. A grammar row goes to the backend only with its mask ready
  * (prepareConstraints) and ceil(vocabSize / 32) words long (the logits row's; unchecked without vocabSize).
  */
-export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly number[], rng: Rng, vocabSize?: number): SamplingPlan {
+export function planSampling(seqs: readonly Sequence[], eosTokenIds: readonly number[], rng: Rng, vocabSize?: number, backendMasks = true): SamplingPlan {
   const R = seqs.length;
   const arrays = greedyRows(R);
   const host = new Array<boolean>(R).fill(false);
   const masked: number[] = [];
-  const maskOnHost = grammarMaskOnHost();
+  const maskOnHost = !backendMasks || grammarMaskOnHost();
   seqs.forEach((seq, r) => {
     const sp = seq.sampling;
     const c = seq.constraint;

@@ -55,6 +55,7 @@ export const ENV_KNOBS: readonly EnvKnob[] = [
   { name: 'PDSERVE_CUDA_GEMV_ROWS', renamedFrom: 'PDS_CUDA_GEMV_ROWS', where: 'native/cuda/cuda-backend.cu', meaning: 'batch rows up to which matmuls use the GEMV kernel' },
   { name: 'PDSERVE_CPU_ASYNC_FORWARD', renamedFrom: 'PDS_CPU_ASYNC_FORWARD', where: 'native/cpu/cpu-backend.cc', meaning: '1: CPU forwards take the binding\'s asynchronous path (tests it without a GPU)' },
   { name: 'PDSERVE_CUBLAS_DIR', renamedFrom: 'PDS_CUBLAS_DIR', where: 'native/cuda/cublas-loader.cc', meaning: 'extra directory searched for libcublas' },
+  { name: 'PDSERVE_GRAMMAR_MASK_DEVICE', where: 'src/engine/create-engine.ts', meaning: '1: on CUDA, grammar rows masked on the device (token-mask.cu; off until verified on a GPU)' },
   { name: 'PDSERVE_GRAMMAR_MASK_HOST', where: 'src/engine/sampler.ts', meaning: '1: grammar rows sampled on the host from copied-out logits (not masked in the backend)' },
   { name: 'PDSERVE_CUDA_FUSED_DECODE', where: 'native/cuda/cuda-backend.cu', meaning: 'decode batches: 0 = unfused kernels, 1 = fused GEMVs (norm prologue, SwiGLU / residual epilogues), 2 = also qkv GEMV + RoPE + KV write; default 0 until verified on a GPU' },
 ];
