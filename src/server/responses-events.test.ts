@@ -46,7 +46,7 @@ test('responses events: a cut output leaves its open item incomplete', () => {
 test('responses tools -> chat tool fields; other tool types and tool_choice shapes are 400s naming them', () => {
   const f = chatToolFields([{ type: 'function', name: 'f', parameters: { type: 'object' }, strict: true, description: 'd' }], { type: 'function', name: 'f' }, false);
   assert.deepEqual(f, {
-    tools: [{ type: 'function', function: { name: 'f', description: 'd', parameters: { type: 'object' } } }],
+    tools: [{ type: 'function', function: { name: 'f', description: 'd', parameters: { type: 'object' }, strict: true } }], // strict passes through (enforced under auto)
     tool_choice: { type: 'function', function: { name: 'f' } },
     parallel_tool_calls: false,
   });

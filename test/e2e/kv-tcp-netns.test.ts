@@ -116,7 +116,7 @@ describe('1P1D across two network namespaces (tcp pull and push)', { timeout: 30
     const started: Child[] = [];
     try {
       // one token per step: the prefill (and the push beside it) lasts long enough to cut
-      const P = await start(p.nsA, ['serve', '--host', p.addrA, '--port', String(PA), '--max-num-batched-tokens', '1', '--kv-transfer-config', cfg('kv_producer', { host: p.addrA, load_timeout_secs: 4 })], `http://${p.addrA}:${PA}`);
+      const P = await start(p.nsA, ['serve', '--host', p.addrA, '--port', String(PA), '--max-num-batched-tokens', '1', '--kv-transfer-config', cfg('kv_producer', { host: p.addrA, load_timeout_secs: 4, lease_secs: 3 })], `http://${p.addrA}:${PA}`);
       started.push(P);
       const D = await start(p.nsB, ['serve', '--host', p.addrB, '--port', String(PD), '--kv-peer-allowlist', `${p.addrA}:${PA}`, '--kv-transfer-config', cfg('kv_consumer', { host: p.addrB, heartbeat_secs: 0.5, load_timeout_secs: 20 })], `http://${p.addrB}:${PD}`);
       started.push(D);
@@ -124,8 +124,9 @@ describe('1P1D across two network namespaces (tcp pull and push)', { timeout: 30
       started.push(proxy);
       const pending = inNs(p.nsB, 'POST', `http://127.0.0.1:${X}/v1/completions`, { 'content-type': 'application/json' }, JSON.stringify({ prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true }));
       const end = Date.now() + 30_000;
-      while (!/need to load/.test(D.logs()) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-      await new Promise((r) => setTimeout(r, 200));
+      while (!/need to load/.test(D.logs()) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      // the decoder's release cannot cross the cut: the prefiller frees at lease expiry (lease_secs 3, within clean()'s 15 s)
+      // cut at once: 281 one-token steps of stories260K can finish (and the push with them) in under 200 ms
       p.cut();
       const t0 = Date.now();
       const r = await pending;
