@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { generateInternalSecretFile, INTERNAL_SECRET_FILE_ENV } from '../../src/security/internal-secret.js';
 import { fixtureModels, fixturesDir, readReference, comparableSteps } from '../helpers/fixtures.js';
 import { postJson, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
+import { singleEngineGreedy } from '../helpers/single-engine.js';
 
 const cfg = (role: string) => JSON.stringify({ kv_connector: 'TcpConnector', kv_role: role, kv_connector_extra_config: { connections: 2 } });
 
@@ -41,18 +42,8 @@ describe('1P1D over the tcp KV transport (TcpConnector)', { timeout: 240_000 }, 
   }
 
   it('stories260k (default model): the same greedy tokens as one engine, KV pulled over tcp', async () => {
-    const single = await spawnPdserve(['serve'], { env });
     const prompts = ['Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.', 'The cat sat on the mat and looked at the'];
-    const want: number[][] = [];
-    try {
-      for (const prompt of prompts) {
-        const r = await postJson(`${single.url}/v1/completions`, { prompt, max_tokens: 24, temperature: 0, ignore_eos: true, return_token_ids: true });
-        assert.equal(r.status, 200, JSON.stringify(r.json));
-        want.push(r.json.choices[0].token_ids);
-      }
-    } finally {
-      await single.stop();
-    }
+    const want = await singleEngineGreedy(prompts, 24, { env });
     const t = await trio([]);
     try {
       for (let i = 0; i < prompts.length; i++) {
@@ -96,13 +87,7 @@ describe('pdserve up --kv-transfer tcp', { timeout: 240_000 }, () => {
   it('1P1D with no kv-server: the same greedy tokens as one engine, the (P2P tcp) line on the decoder', async () => {
     const { spawnUp } = await import('../helpers/spawn-up.js');
     const prompt = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park.';
-    const single = await spawnPdserve(['serve']);
-    let want: number[];
-    try {
-      want = (await postJson(`${single.url}/v1/completions`, { prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true })).json.choices[0].token_ids;
-    } finally {
-      await single.stop();
-    }
+    const [want] = await singleEngineGreedy([prompt], 16);
     const up = await spawnUp(['--prefill', '1', '--decode', '1', '--kv-transfer', 'tcp']);
     try {
       const r = await postJson(`${up.url}/v1/completions`, { prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true });

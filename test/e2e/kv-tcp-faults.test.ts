@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { generateInternalSecretFile, INTERNAL_SECRET_FILE_ENV, loadInternalSecret } from '../../src/security/internal-secret.js';
 import { signRequest } from '../../src/security/request-signing.js';
 import { freePort, postJson, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
+import { singleEngineGreedy } from '../helpers/single-engine.js';
 
 const PROMPT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends every day.';
 const cfg = (role: string, extra: Record<string, unknown> = {}) => JSON.stringify({ kv_connector: 'TcpConnector', kv_role: role, kv_connector_extra_config: extra });
@@ -45,14 +46,7 @@ describe('TcpConnector faults (real engines)', { timeout: 240_000 }, () => {
   }
 
   it('prefiller killed after answering: the decoder recomputes within its timeout, same tokens; a decoder that never pulls lets the lease expire', async () => {
-    const single = await spawnPdserve(['serve'], { env });
-    let want: number[];
-    try {
-      const r = await postJson(`${single.url}/v1/completions`, { prompt: PROMPT, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true });
-      want = r.json.choices[0].token_ids;
-    } finally {
-      await single.stop();
-    }
+    const [want] = await singleEngineGreedy([PROMPT], 16, { env });
     const P = await spawnPdserve(['serve', '--kv-transfer-config', cfg('kv_producer', { lease_secs: 1.5 })], { env });
     const D = await spawnPdserve(['serve', '--kv-transfer-config', cfg('kv_consumer', { load_timeout_secs: 5 })], { env });
     try {

@@ -17,6 +17,7 @@ import { generateInternalSecretFile, INTERNAL_SECRET_FILE_ENV, loadInternalSecre
 import { signRequest } from '../../src/security/request-signing.js';
 import { cliPath } from '../helpers/fixtures.js';
 import { postJson, spawnPdserve } from '../helpers/spawn-server.js';
+import { singleEngineGreedy } from '../helpers/single-engine.js';
 
 const run = promisify(execFile);
 const PROMPTS = [
@@ -105,13 +106,7 @@ describe('1P1D across two network namespaces (tcp pull and push)', { timeout: 30
   it('push: the link cut mid-push: the decoder recomputes (same tokens, no hang); once the link is back neither side holds a block', async () => {
     const p = pair!;
     const prompt = PROMPTS[1]!;
-    const single = await spawnPdserve(['serve']);
-    let want: number[];
-    try {
-      want = (await postJson(`${single.url}/v1/completions`, { prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true })).json.choices[0].token_ids;
-    } finally {
-      await single.stop();
-    }
+    const [want] = await singleEngineGreedy([prompt], 16);
     const [PA, PD, X] = [8111, 8211, 9011];
     const started: Child[] = [];
     try {
@@ -147,13 +142,7 @@ describe('1P1D across two network namespaces (tcp pull and push)', { timeout: 30
   for (const mode of ['pull', 'push'] as const) {
     it(`${mode}: the prefiller in namespace A, the decoder (and proxy) in B: one engine's greedy tokens, KV over the veth`, async () => {
       const p = pair!;
-      const single = await spawnPdserve(['serve']);
-      const want: number[][] = [];
-      try {
-        for (const prompt of PROMPTS) want.push((await postJson(`${single.url}/v1/completions`, { prompt, max_tokens: 16, temperature: 0, ignore_eos: true, return_token_ids: true })).json.choices[0].token_ids);
-      } finally {
-        await single.stop();
-      }
+      const want = await singleEngineGreedy(PROMPTS, 16);
       const PA = 8101;
       const KA = 5611; // the prefiller's transport (the decoder's pull allowlist names it)
       const PD = 8201;

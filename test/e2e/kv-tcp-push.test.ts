@@ -15,6 +15,7 @@ import { generateInternalSecretFile, INTERNAL_SECRET_FILE_ENV, loadInternalSecre
 import { signRequest } from '../../src/security/request-signing.js';
 import { fixtureModels, fixturesDir, readReference, comparableSteps } from '../helpers/fixtures.js';
 import { freePort, postJson, spawnPdserve, type Spawned } from '../helpers/spawn-server.js';
+import { singleEngineGreedy } from '../helpers/single-engine.js';
 
 const cfg = (role: string, extra: Record<string, unknown> = {}) => JSON.stringify({ kv_connector: 'TcpConnector', kv_role: role, kv_connector_extra_config: { connections: 2, ...extra } });
 const LILY = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.';
@@ -66,16 +67,7 @@ describe('1P1D over the tcp KV transport in push mode', { timeout: 300_000 }, ()
 
   const complete = (url: string, prompt: string | number[], maxTokens = 24) => postJson(`${url}/v1/completions`, { prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, return_token_ids: true });
 
-  async function reference(prompts: string[], maxTokens = 24): Promise<number[][]> {
-    const single = await spawnPdserve(['serve'], { env });
-    try {
-      const out: number[][] = [];
-      for (const p of prompts) out.push((await complete(single.url, p, maxTokens)).json.choices[0].token_ids);
-      return out;
-    } finally {
-      await single.stop();
-    }
-  }
+  const reference = (prompts: string[], maxTokens = 24) => singleEngineGreedy(prompts, maxTokens, { env });
 
   it('stories260k (default model), chunked prefill on the prefiller: the same greedy tokens as one engine, KV pushed chunk by chunk', async () => {
     const prompts = [LILY, LONG, 'The cat sat on the mat and looked at the'];

@@ -9,6 +9,7 @@ import { FakeModel } from '../../engine/testing/fake-model.js';
 import { registerConnectorRoutes } from '../../server/kv-routes.js';
 import { toHttpError } from '../../server/http-errors.js';
 import type { Logger } from '../../util/logger.js';
+import { captureLog } from './testing/helpers.js';
 import type { ModelIdentity } from '../chunk-hash.js';
 import { parseKvConfig, type KvConfigInput } from '../config.js';
 import { HostKvCache } from '../host-kv-cache.js';
@@ -29,11 +30,6 @@ const req = (id: string, p: number[], computed: number, blockIds: number[], kvTr
   requestId: id, promptTokenIds: p, numComputedTokens: computed, blockIds, ...(kvTransferParams ? { kvTransferParams } : {}),
 });
 
-function captureLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const push = (m: string) => void lines.push(m);
-  return { lines, debug: push, info: push, warn: push, error: push };
-}
 
 /** Producers by port: a fake network for the release call. */
 function fakeNetwork() {
@@ -50,7 +46,7 @@ function fakeNetwork() {
 
 function make(role: 'kv_producer' | 'kv_consumer', net: ReturnType<typeof fakeNetwork>, o: { port?: number; kv?: KvCacheAccess; over?: KvConfigInput; releaseTimeoutMs?: number; log?: Logger } = {}) {
   const config = parseKvConfig({ local_cpu: false, transfer_channel: 'cuda_ipc', chunk_size: 64, blocking_timeout_secs: 2, ...o.over });
-  const log = o.log ?? captureLog();
+  const log = o.log ?? captureLog(true);
   const inner = new PdConnector(role, config, ID, [], log);
   const conn = new P2pConnector(role, config, inner, { sendRelease: net.send, releaseTimeoutMs: o.releaseTimeoutMs, log });
   const kv = o.kv ?? new FakePeerKvCache(128, BS, 2, 2, 4, 4);
@@ -80,7 +76,7 @@ async function untilRecv(conn: P2pConnector, id: string): Promise<Set<number>> {
 describe('P2pConnector', () => {
   it('producer params -> consumer copies GPU-to-GPU style -> release frees the producer blocks; identical KV', async () => {
     const net = fakeNetwork();
-    const log = captureLog();
+    const log = captureLog(true);
     const P = make('kv_producer', net, { port: 7001, log });
     const C = make('kv_consumer', net, { log });
     const p = prompt(600, 3);
@@ -125,7 +121,7 @@ describe('P2pConnector', () => {
 
   it('frees held blocks after the release timeout, with a warning, when no decoder releases them', async () => {
     const net = fakeNetwork();
-    const log = captureLog();
+    const log = captureLog(true);
     const P = make('kv_producer', net, { port: 7002, releaseTimeoutMs: 30, log });
     const { fin } = produce(P.conn, P.kv as FakePeerKvCache, 'r2', prompt(40), blocks(40, 0));
     assert.equal(fin.delayFree, true);
@@ -270,7 +266,7 @@ describe('P2pConnector in two engines', () => {
     let connector: P2pConnector | null = null;
     if (role) {
       const kvc = parseKvConfig({ local_cpu: false, transfer_channel: 'cuda_ipc', chunk_size: 4 });
-      connector = new P2pConnector(role, kvc, new PdConnector(role, kvc, ID, [], captureLog()), { sendRelease: net.send, log: captureLog() });
+      connector = new P2pConnector(role, kvc, new PdConnector(role, kvc, ID, [], captureLog(true)), { sendRelease: net.send, log: captureLog(true) });
       connector.registerKvCache(access(model, name, fail));
       if (role === 'kv_producer') {
         connector.setEndpoint('127.0.0.1', 9100);

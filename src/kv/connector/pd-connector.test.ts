@@ -16,6 +16,7 @@ import { PdConnector } from './pd-connector.js';
 import { createConnector, tiersFromConfig } from './registry.js';
 import { runConnectorConformance } from './testing/conformance.js';
 import type { Logger } from '../../util/logger.js';
+import { captureLog } from './testing/helpers.js';
 
 const ID: ModelIdentity = { name: 'tiny', architecture: 'TestForCausalLM', dtype: 'f32', numLayers: 2, numKvHeads: 2, headDim: 4, kvDtype: 'f32' };
 const BS = 16;
@@ -83,16 +84,11 @@ async function consume(conn: KvConnector, id: string, p: number[], numLocal: num
   return { count: r.count, matchMs, errors };
 }
 
-function captureLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const push = (m: string) => void lines.push(m);
-  return { lines, debug: push, info: push, warn: push, error: push };
-}
 
 describe('PdConnector', () => {
   for (const transport of ['shm', 'tcp'] as const)
     it(`producer -> kv-server (${transport}) -> consumer: identical KV bytes, LMCache log lines`, async () => {
-      const log = captureLog();
+      const log = captureLog(true);
       const P = make('kv_producer', { extra_config: { remote_transport: transport, remote_timeout_secs: 0.5 } }, log);
       const C = make('kv_consumer', { extra_config: { remote_transport: transport, remote_timeout_secs: 0.5 } }, log);
       const p = prompt(600, transport === 'shm' ? 1 : 2);

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { ConnectorRequest } from '../../engine/connector/base.js';
-import type { Logger } from '../../util/logger.js';
+import { captureLog, until } from './testing/helpers.js';
 import { HostKvCache } from '../host-kv-cache.js';
 import { fillPattern } from '../transport/pattern.js';
 import { TcpConnector, tcpSourceOf, type TcpConnectorOptions } from './tcp-connector.js';
@@ -23,18 +23,6 @@ const req = (id: string, p: number[], blockIds: number[], kvTransferParams?: Rec
   ...(kvTransferParams ? { kvTransferParams } : {}),
   ...(finishReason ? { finishReason } : {}),
 });
-function captureLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const push = (m: string) => void lines.push(m);
-  return { lines, debug() {}, info: push, warn: push, error: push };
-}
-async function until(f: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
 
 function pair(o: { key?: Buffer; consumerKey?: Buffer; leaseMs?: number; heartbeatMs?: number; allow?: string[] | null; loadTimeoutMs?: number } = {}) {
   const key = o.key ?? randomBytes(32);

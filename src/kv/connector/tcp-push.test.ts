@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { ConnectorRequest } from '../../engine/connector/base.js';
-import type { Logger } from '../../util/logger.js';
+import { captureLog, until } from './testing/helpers.js';
 import { HostKvCache } from '../host-kv-cache.js';
 import { fillPattern } from '../transport/pattern.js';
 import { TcpConnector, pushSourceOf, type TcpConnectorOptions } from './tcp-connector.js';
@@ -17,18 +17,6 @@ const BS = 16;
 const IDENT = { model: 'tiny', kvDtype: 'f32', numLayers: 2, numKvHeads: 2, headDim: 4 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const prompt = (n: number) => Array.from({ length: n }, (_, i) => (i * 7) % 5000);
-function captureLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const push = (m: string) => void lines.push(m);
-  return { lines, debug() {}, info: push, warn: push, error: push };
-}
-async function until(f: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
 const mreq = (id: string, n: number, blockIds: number[], computed: number, kvTransferParams: Record<string, unknown>, finishReason?: string): ConnectorRequest => ({
   requestId: id,
   promptTokenIds: prompt(n),
